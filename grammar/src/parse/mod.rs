@@ -1,0 +1,340 @@
+//! Parsing: split the source into items with the lossless lexer, check each item's
+//! delimiters and characters, parse it with the pest grammar and build the AST.
+//!
+//! Parsing never stops at the first error: each top-level item is parsed on its own,
+//! so a syntax error in one workflow does not hide an error in the next. Parsing never
+//! panics and never overflows the stack: bracket depth is limited before pest runs,
+//! expression depth while the AST is built, and the work runs on a thread with a large
+//! stack so that pathological inputs within the limits are still handled.
+
+mod build;
+mod literal;
+mod syntax_error;
+
+use pest::Parser;
+use pest_derive::Parser;
+
+use crate::ast::{Expr, Module, TypeExpr};
+use crate::codes;
+use crate::diagnostic::Diagnostic;
+use crate::span::{FileId, Span};
+use crate::tokens::{self, ITEM_KEYWORDS, Token, TokenKind};
+
+use build::Builder;
+
+#[derive(Parser)]
+#[grammar = "flow.pest"]
+pub(crate) struct FlowParser;
+
+/// Deepest bracket nesting (`(`, `[`, `{`) accepted in one item.
+pub const MAX_NESTING: usize = 128;
+/// Deepest expression tree accepted (operators chained without brackets count too).
+pub const MAX_EXPRESSION_DEPTH: u32 = 512;
+
+/// Stack size for the parsing thread: enough for [`MAX_NESTING`] levels of pest recursion
+/// with a wide margin.
+const PARSER_STACK_BYTES: usize = 256 * 1024 * 1024;
+
+/// Parses a whole `.flow` file. Returns every item that parsed, plus diagnostics for
+/// the ones that did not.
+pub fn parse(file: FileId, source: &str) -> (Module, Vec<Diagnostic>) {
+    let span = Span::new(file, 0, source.len());
+    on_large_stack(span, || parse_module(file, source))
+        .unwrap_or_else(|d| (Module { file, items: Vec::new(), span }, vec![d]))
+}
+
+/// Parses one expression (for `flow eval`, the conformance harness and the language server).
+pub fn parse_expression(file: FileId, source: &str) -> Result<Expr, Vec<Diagnostic>> {
+    let span = Span::new(file, 0, source.len());
+    on_large_stack(span, || parse_fragment(file, source, Rule::expression_input, |b, p| b.expression_input(p)))
+        .unwrap_or_else(|d| Err(vec![d]))
+}
+
+/// Parses one type (for `flow eval --type`).
+pub fn parse_type(file: FileId, source: &str) -> Result<TypeExpr, Vec<Diagnostic>> {
+    let span = Span::new(file, 0, source.len());
+    on_large_stack(span, || parse_fragment(file, source, Rule::type_input, |b, p| b.type_input(p)))
+        .unwrap_or_else(|d| Err(vec![d]))
+}
+
+fn on_large_stack<T: Send>(span: Span, work: impl FnOnce() -> T + Send) -> Result<T, Diagnostic> {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("flow-parser".into())
+            .stack_size(PARSER_STACK_BYTES)
+            .spawn_scoped(scope, work);
+        match handle {
+            Ok(handle) => handle.join().map_err(|_| {
+                Diagnostic::new(codes::SYNTAX, span, "internal error: the parser stopped unexpectedly")
+                    .with_note("this is a bug in Flow; please report it with the input that caused it")
+            }),
+            Err(_) => Err(Diagnostic::new(codes::SYNTAX, span, "could not start the parser: out of resources")),
+        }
+    })
+}
+
+fn parse_fragment<T>(
+    file: FileId,
+    source: &str,
+    rule: Rule,
+    build: impl FnOnce(&Builder<'_>, pest::iterators::Pair<'_, Rule>) -> Result<T, Diagnostic>,
+) -> Result<T, Vec<Diagnostic>> {
+    let tokens = tokens::lex(source);
+    let chunk = Chunk { start: 0, end: source.len(), tokens: 0..tokens.len() };
+    let problems = precheck(file, source, &tokens, &chunk);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let builder = Builder::new(file, 0, source, &tokens);
+    match FlowParser::parse(rule, source) {
+        Ok(mut pairs) => match pairs.next() {
+            Some(pair) => build(&builder, pair).map_err(|d| vec![d]),
+            None => Err(vec![Diagnostic::new(codes::SYNTAX, Span::new(file, 0, 0), "expected an expression")]),
+        },
+        Err(error) => Err(vec![syntax_error::convert(&error, file, 0, source, &tokens)]),
+    }
+}
+
+fn parse_module(file: FileId, source: &str) -> (Module, Vec<Diagnostic>) {
+    let tokens = tokens::lex(source);
+    let mut items = Vec::new();
+    let mut diagnostics = Vec::new();
+    for chunk in split_items(source, &tokens) {
+        let problems = precheck(file, source, &tokens, &chunk);
+        if !problems.is_empty() {
+            diagnostics.extend(problems);
+            continue;
+        }
+        let text = &source[chunk.start..chunk.end];
+        match FlowParser::parse(Rule::module, text) {
+            Ok(mut pairs) => {
+                let builder = Builder::new(file, chunk.start, source, &tokens);
+                if let Some(module) = pairs.next() {
+                    let (mut built, mut problems) = builder.module_items(module);
+                    items.append(&mut built);
+                    diagnostics.append(&mut problems);
+                }
+            }
+            Err(error) => diagnostics.push(syntax_error::convert(&error, file, chunk.start, source, &tokens)),
+        }
+    }
+    if items.is_empty() && diagnostics.is_empty() && tokens.iter().all(|t| t.kind.is_trivia()) {
+        diagnostics.push(
+            Diagnostic::new(codes::EMPTY_FILE, Span::new(file, 0, 0), "this file has no items")
+                .with_help("a `.flow` file holds `import`, `type`, `const`, `integration`, `workflow` and `test` items"),
+        );
+    }
+    (Module { file, items, span: Span::new(file, 0, source.len()) }, diagnostics)
+}
+
+/// A byte range of the source holding one or more top-level items, with its token range.
+struct Chunk {
+    start: usize,
+    end: usize,
+    tokens: std::ops::Range<usize>,
+}
+
+/// Cuts the source where a new top-level item starts: an item keyword first on its line
+/// outside any brackets, or any word first on its line right after an item's closing `}`
+/// (so a misspelt `workfow` is reported on its own). An item keyword in the first column
+/// also starts a new item inside unbalanced brackets, so one missing `}` does not swallow
+/// the rest of the file.
+fn split_items(source: &str, tokens: &[Token]) -> Vec<Chunk> {
+    const UNNESTED_ITEMS: &[&str] = &["import", "const", "integration", "workflow", "test"];
+    let mut chunks = Vec::new();
+    let mut chunk_start = 0usize;
+    let mut chunk_first_token = 0usize;
+    let mut depth = 0usize;
+    let mut at_line_start = true;
+    let mut last_significant: Option<TokenKind> = None;
+    let mut seen_significant = false;
+    for (i, token) in tokens.iter().enumerate() {
+        match token.kind {
+            TokenKind::Whitespace => {
+                if token.text(source).contains('\n') {
+                    at_line_start = true;
+                }
+                continue;
+            }
+            TokenKind::LineComment | TokenKind::DocComment | TokenKind::BlockComment => continue,
+            _ => {}
+        }
+        if token.kind == TokenKind::Ident && at_line_start && seen_significant {
+            let word = token.text(source);
+            let column_one = token.start == 0 || source.as_bytes()[token.start - 1] == b'\n';
+            let starts_item = (depth == 0
+                && (ITEM_KEYWORDS.contains(&word) || last_significant == Some(TokenKind::RBrace)))
+                || (depth > 0 && column_one && UNNESTED_ITEMS.contains(&word));
+            if starts_item {
+                let start = item_start_with_docs(source, token.start);
+                chunks.push(Chunk { start: chunk_start, end: start, tokens: chunk_first_token..i });
+                chunk_start = start;
+                chunk_first_token = tokens[..i].partition_point(|t| t.start < start);
+                depth = 0;
+            }
+        }
+        match token.kind {
+            TokenKind::LBrace | TokenKind::LParen | TokenKind::LBracket => depth += 1,
+            TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        at_line_start = false;
+        seen_significant = true;
+        last_significant = Some(token.kind);
+    }
+    chunks.push(Chunk { start: chunk_start, end: source.len(), tokens: chunk_first_token..tokens.len() });
+    chunks
+}
+
+/// Moves an item's start back over the doc comment lines right above it.
+fn item_start_with_docs(source: &str, keyword_start: usize) -> usize {
+    let mut start = source[..keyword_start].rfind('\n').map_or(0, |i| i + 1);
+    while start > 0 {
+        let prev_start = source[..start - 1].rfind('\n').map_or(0, |i| i + 1);
+        if source[prev_start..start - 1].trim_start().starts_with("///") {
+            start = prev_start;
+        } else {
+            break;
+        }
+    }
+    start
+}
+
+/// Problems found from tokens alone: characters that start no token, unterminated strings
+/// and comments, unbalanced or too deeply nested brackets. A chunk with any of these is
+/// not handed to pest, whose message would only be confusing.
+fn precheck(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    let mut open: Vec<&Token> = Vec::new();
+    let mut delimiters_ok = true;
+    for token in &tokens[chunk.tokens.clone()] {
+        let span = Span::new(file, token.start, token.end);
+        match token.kind {
+            TokenKind::Unknown => {
+                let text = token.text(source);
+                let shown: String = text.chars().map(describe_char).collect::<Vec<_>>().join(", ");
+                problems.push(
+                    Diagnostic::new(codes::UNEXPECTED_CHARACTER, span, format!("unexpected character {shown}"))
+                        .with_label("Flow has no token starting with this character"),
+                );
+            }
+            TokenKind::UnterminatedString => {
+                let closing = closing_quote(token.text(source));
+                problems.push(
+                    Diagnostic::new(codes::UNTERMINATED_STRING, Span::new(file, token.start, token.start + 1), "unterminated string")
+                        .with_label("this string is never closed")
+                        .with_help(format!("add the closing {closing}")),
+                );
+            }
+            TokenKind::UnterminatedBlockComment => problems.push(
+                Diagnostic::new(codes::UNTERMINATED_COMMENT, Span::new(file, token.start, token.start + 2), "unterminated block comment")
+                    .with_label("this comment is never closed")
+                    .with_help("add `*/` where the comment ends"),
+            ),
+            TokenKind::LBrace | TokenKind::LParen | TokenKind::LBracket if delimiters_ok => {
+                open.push(token);
+                if open.len() > MAX_NESTING {
+                    problems.push(
+                        Diagnostic::new(codes::NESTING_TOO_DEEP, span, format!("nesting too deep: more than {MAX_NESTING} levels of brackets"))
+                            .with_label("this bracket is one level too deep")
+                            .with_help("give parts of the expression names with `let`"),
+                    );
+                    delimiters_ok = false;
+                }
+            }
+            TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket if delimiters_ok => {
+                let text = token.text(source);
+                match open.last() {
+                    Some(opener) if matches_delimiter(opener.kind, token.kind) => {
+                        open.pop();
+                    }
+                    Some(opener) => {
+                        let opener_text = opener.text(source);
+                        problems.push(
+                            Diagnostic::new(codes::UNMATCHED_DELIMITER, span, format!("mismatched closing delimiter `{text}`"))
+                                .with_label(format!("expected `{}` here", closer_of(opener.kind)))
+                                .with_secondary(Span::new(file, opener.start, opener.end), format!("this `{opener_text}` is still open")),
+                        );
+                        delimiters_ok = false;
+                    }
+                    None => {
+                        problems.push(
+                            Diagnostic::new(codes::UNMATCHED_DELIMITER, span, format!("unmatched closing delimiter `{text}`"))
+                                .with_label("nothing is open here")
+                                .with_help("remove it, or add the opening delimiter it was meant to close"),
+                        );
+                        delimiters_ok = false;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if delimiters_ok && let Some(opener) = open.last() {
+        let text = opener.text(source);
+        problems.push(
+            Diagnostic::new(codes::UNCLOSED_DELIMITER, Span::new(file, opener.start, opener.end), format!("unclosed delimiter `{text}`"))
+                .with_label(format!("this `{text}` is never closed"))
+                .with_help(format!("add the matching `{}`", closer_of(opener.kind))),
+        );
+    }
+    problems
+}
+
+fn matches_delimiter(open: TokenKind, close: TokenKind) -> bool {
+    matches!(
+        (open, close),
+        (TokenKind::LBrace, TokenKind::RBrace) | (TokenKind::LParen, TokenKind::RParen) | (TokenKind::LBracket, TokenKind::RBracket)
+    )
+}
+
+fn closer_of(open: TokenKind) -> &'static str {
+    match open {
+        TokenKind::LParen => ")",
+        TokenKind::LBracket => "]",
+        _ => "}",
+    }
+}
+
+fn closing_quote(text: &str) -> String {
+    let body = text.trim_start_matches(['r', 'R', 'b', 'B']);
+    if body.starts_with("\"\"\"") {
+        "`\"\"\"`".into()
+    } else if body.starts_with("'''") {
+        "`'''`".into()
+    } else if body.starts_with('\'') {
+        "`'`".into()
+    } else {
+        "`\"`".into()
+    }
+}
+
+fn describe_char(c: char) -> String {
+    if c.is_control() || c.is_whitespace() {
+        format!("U+{:04X}", c as u32)
+    } else {
+        format!("`{c}`")
+    }
+}
+
+/// Decodes raw file bytes as UTF-8, or reports where they stop being UTF-8.
+pub fn decode_source(file: FileId, bytes: &[u8]) -> Result<String, (String, Diagnostic)> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.to_owned()),
+        Err(error) => {
+            let at = error.valid_up_to();
+            let lossy = String::from_utf8_lossy(bytes).into_owned();
+            let end = (at + error.error_len().unwrap_or(1)).min(bytes.len());
+            let bad: Vec<String> = bytes[at..end].iter().map(|b| format!("0x{b:02X}")).collect();
+            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            let diagnostic = Diagnostic::new(
+                codes::INVALID_UTF8,
+                Span::new(file, at, at + 1),
+                format!("this file is not valid UTF-8: byte {} on line {line}", bad.join(" ")),
+            )
+            .with_label("not UTF-8")
+            .with_help("save the file as UTF-8");
+            Err((lossy, diagnostic))
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The command line: argument definitions and dispatch to one module per command.
+
+mod check;
+mod output;
+mod sources;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use output::ColorChoice;
+
+/// Flow: write, check and run typed, durable workflows that coordinate SaaS services.
+#[derive(Parser)]
+#[command(name = "flow", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// When to colour output: `auto` colours only a terminal and respects NO_COLOR.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Check `.flow` files for errors without running them.
+    ///
+    /// Each PATH is a file or a directory searched recursively for `*.flow` files.
+    /// Exits 0 when there are no errors (warnings allowed), 1 when there are errors,
+    /// 2 when a path cannot be read.
+    Check(check::CheckArgs),
+}
+
+/// Exit status for a command that found errors in the user's input.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit status for usage and I/O errors.
+pub const EXIT_USAGE: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check::run(args, cli.color),
+    };
+    match result {
+        Ok(code) => code,
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}

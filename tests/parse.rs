@@ -1,0 +1,43 @@
+//! Parser fixtures: the AST of every valid file under `inputs/parse/`, and the rendered
+//! diagnostics (as a terminal shows them, without colour) of every malformed file under
+//! `inputs/syntax/`, are snapshotted.
+
+use flow_grammar::render::Renderer;
+use flow_grammar::{SourceMap, parse};
+
+fn load(path: &std::path::Path) -> (SourceMap, flow_grammar::FileId) {
+    let bytes = std::fs::read(path).unwrap();
+    let mut sources = SourceMap::new();
+    let name = format!("inputs/{}", path.file_name().unwrap().to_string_lossy());
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let id = sources.add(name, text);
+    (sources, id)
+}
+
+#[test]
+fn valid_files_parse_to_the_expected_ast() {
+    insta::glob!("inputs/parse/*.flow", |path| {
+        let (sources, id) = load(path);
+        let text = &sources.get(id).unwrap().text;
+        let (module, diagnostics) = parse(id, text);
+        assert!(diagnostics.is_empty(), "{}: unexpected diagnostics {diagnostics:#?}", path.display());
+        insta::assert_debug_snapshot!(module);
+    });
+}
+
+#[test]
+fn malformed_files_get_diagnostics() {
+    insta::glob!("inputs/syntax/*.flow", |path| {
+        let (sources, id) = load(path);
+        let text = &sources.get(id).unwrap().text;
+        let (_, diagnostics) = parse(id, text);
+        assert!(
+            diagnostics.iter().any(|d| d.is_error()),
+            "{}: a malformed fixture must produce an error",
+            path.display()
+        );
+        let mut renderer = Renderer::new(&sources, false);
+        let rendered: String = diagnostics.iter().map(|d| renderer.terminal(d)).collect();
+        insta::assert_snapshot!(rendered);
+    });
+}
