@@ -5,4 +5,5 @@
 //! provides, diagnostics go out as values.
 
 pub mod expr;
+pub mod ir;
 pub mod types;
