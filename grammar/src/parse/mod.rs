@@ -91,7 +91,10 @@ fn parse_fragment<T>(
             Some(pair) => build(&builder, pair).map_err(|d| vec![d]),
             None => Err(vec![Diagnostic::new(codes::SYNTAX, Span::new(file, 0, 0), "expected an expression")]),
         },
-        Err(error) => Err(vec![syntax_error::convert(&error, file, 0, source, &tokens)]),
+        Err(error) => {
+            let detailed = reparse_with_detail(rule, source);
+            Err(vec![syntax_error::convert(&error, detailed.as_ref(), file, 0, source, &tokens)])
+        }
     }
 }
 
@@ -115,7 +118,10 @@ fn parse_module(file: FileId, source: &str) -> (Module, Vec<Diagnostic>) {
                     diagnostics.append(&mut problems);
                 }
             }
-            Err(error) => diagnostics.push(syntax_error::convert(&error, file, chunk.start, source, &tokens)),
+            Err(error) => {
+                let detailed = reparse_with_detail(Rule::module, text);
+                diagnostics.push(syntax_error::convert(&error, detailed.as_ref(), file, chunk.start, source, &tokens));
+            }
         }
     }
     if items.is_empty() && diagnostics.is_empty() && tokens.iter().all(|t| t.kind.is_trivia()) {
@@ -125,6 +131,16 @@ fn parse_module(file: FileId, source: &str) -> (Module, Vec<Diagnostic>) {
         );
     }
     (Module { file, items, span: Span::new(file, 0, source.len()) }, diagnostics)
+}
+
+/// Parses again with pest's attempt tracking switched on, to learn the furthest position
+/// reached and the tokens expected there. Tracking slows parsing, so it is switched on
+/// only for text already known to be malformed.
+fn reparse_with_detail(rule: Rule, text: &str) -> Option<pest::error::Error<Rule>> {
+    pest::set_error_detail(true);
+    let result = FlowParser::parse(rule, text).err();
+    pest::set_error_detail(false);
+    result
 }
 
 /// A byte range of the source holding one or more top-level items, with its token range.
@@ -207,6 +223,9 @@ fn precheck(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> Vec<
     let mut problems = Vec::new();
     let mut open: Vec<&Token> = Vec::new();
     let mut delimiters_ok = true;
+    // An opener closed by a delimiter on a differently indented line is the likeliest
+    // place for a missing closer (the closer was meant for an outer block).
+    let mut suspect: Option<&Token> = None;
     for token in &tokens[chunk.tokens.clone()] {
         let span = Span::new(file, token.start, token.end);
         match token.kind {
@@ -246,6 +265,13 @@ fn precheck(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> Vec<
                 let text = token.text(source);
                 match open.last() {
                     Some(opener) if matches_delimiter(opener.kind, token.kind) => {
+                        if suspect.is_none()
+                            && token.kind == TokenKind::RBrace
+                            && indentation(source, opener.start) != indentation(source, token.start)
+                            && line_start(source, opener.start) != line_start(source, token.start)
+                        {
+                            suspect = Some(opener);
+                        }
                         open.pop();
                     }
                     Some(opener) => {
@@ -272,13 +298,29 @@ fn precheck(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> Vec<
     }
     if delimiters_ok && let Some(opener) = open.last() {
         let text = opener.text(source);
-        problems.push(
+        let mut diagnostic =
             Diagnostic::new(codes::UNCLOSED_DELIMITER, Span::new(file, opener.start, opener.end), format!("unclosed delimiter `{text}`"))
                 .with_label(format!("this `{text}` is never closed"))
-                .with_help(format!("add the matching `{}`", closer_of(opener.kind))),
-        );
+                .with_help(format!("add the matching `{}`", closer_of(opener.kind)));
+        if let Some(s) = suspect {
+            diagnostic = diagnostic.with_secondary(
+                Span::new(file, s.start, s.end),
+                "judging by the indentation, this `{` may be the one missing its `}`",
+            );
+        }
+        problems.push(diagnostic);
     }
     problems
+}
+
+fn line_start(source: &str, offset: usize) -> usize {
+    source[..offset].rfind('\n').map_or(0, |i| i + 1)
+}
+
+/// The leading whitespace width of the line holding `offset`.
+fn indentation(source: &str, offset: usize) -> usize {
+    let start = line_start(source, offset);
+    source[start..].chars().take_while(|c| *c == ' ' || *c == '\t').count()
 }
 
 fn matches_delimiter(open: TokenKind, close: TokenKind) -> bool {

@@ -2,6 +2,8 @@
 //! as the user knows it, never by grammar rule), what was found, and a did-you-mean
 //! when the word found is a typo of a word that would fit.
 
+use std::borrow::Cow;
+
 use pest::error::{Error, ErrorVariant, InputLocation};
 
 use super::Rule;
@@ -14,7 +16,7 @@ use crate::tokens::{Token, TokenKind};
 /// How one grammar rule is described to users, how strongly it is preferred in the
 /// message (lower first), and the words that would start it (for suggestions).
 struct Expectation {
-    text: &'static str,
+    text: Cow<'static, str>,
     rank: u8,
     words: &'static [&'static str],
 }
@@ -25,7 +27,7 @@ const MODIFIER_WORDS: &[&str] = &["after", "retry", "timeout", "cache", "idempot
 const ITEM_WORDS: &[&str] = &["import", "type", "const", "integration", "workflow", "test"];
 
 fn describe(rule: Rule) -> Option<Expectation> {
-    let e = |text, rank, words| Some(Expectation { text, rank, words });
+    let e = |text: &'static str, rank, words| Some(Expectation { text: Cow::Borrowed(text), rank, words });
     match rule {
         Rule::step_modifier => e("a step modifier such as `retry`, `timeout` or `after`", 0, MODIFIER_WORDS),
         Rule::retry_option => e("a retry option (`delay`, `backoff`, `max_delay` or `jitter`)", 0, &["delay", "backoff", "max_delay", "jitter"]),
@@ -99,25 +101,26 @@ fn describe(rule: Rule) -> Option<Expectation> {
     }
 }
 
-/// Converts a pest error for the text starting at `base` into a diagnostic.
-pub(crate) fn convert(error: &Error<Rule>, file: FileId, base: usize, source: &str, tokens: &[Token]) -> Diagnostic {
-    let position = base
-        + match error.location {
-            InputLocation::Pos(p) => p,
-            InputLocation::Span((s, _)) => s,
-        };
-    let found = token_at(tokens, position);
-    let found_text = match found {
-        Some(t) => format!("`{}`", shorten(t.text(source))),
-        None => "the end of the file".to_owned(),
-    };
-    let span = match found {
-        Some(t) => Span::new(file, t.start, t.end),
-        None => Span::new(file, source.len(), source.len()),
+/// Converts a pest error for the text starting at `base` into a diagnostic. `detailed`
+/// is the same parse re-run with pest's attempt tracking on, when available: it usually
+/// knows a later position and the literal tokens (`>`, `=`, `)`) expected there. When it
+/// has nothing to say (a lookahead ran ahead), the plain error is used.
+pub(crate) fn convert(
+    error: &Error<Rule>,
+    detailed: Option<&Error<Rule>>,
+    file: FileId,
+    base: usize,
+    source: &str,
+    tokens: &[Token],
+) -> Diagnostic {
+    let position = match error.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
     };
     let positives = match &error.variant {
         ErrorVariant::ParsingError { positives, .. } => positives.clone(),
         ErrorVariant::CustomError { message } => {
+            let span = token_span(tokens, file, base + position, source.len());
             if message.contains("limit") {
                 return Diagnostic::new(codes::NESTING_TOO_DEEP, span, "nesting too deep for the parser")
                     .with_help("give parts of the expression names with `let`");
@@ -125,25 +128,90 @@ pub(crate) fn convert(error: &Error<Rule>, file: FileId, base: usize, source: &s
             return Diagnostic::new(codes::SYNTAX, span, message.clone());
         }
     };
-    let mut expected: Vec<Expectation> = positives.iter().filter_map(|r| describe(*r)).collect();
-    expected.sort_by_key(|e| e.rank);
-    let mut texts: Vec<&str> = Vec::new();
-    for e in &expected {
-        if !texts.contains(&e.text) {
-            texts.push(e.text);
+    if let Some(attempts) = detailed.and_then(Error::parse_attempts)
+        && attempts.max_position >= position
+    {
+        let mut rules: Vec<Rule> = if attempts.max_position == position { positives.clone() } else { Vec::new() };
+        for stack in attempts.call_stacks() {
+            match stack.deepest.get_rule() {
+                Some(r) => rules.push(*r),
+                None => rules.extend(stack.parent),
+            }
+        }
+        let literals: Vec<String> = attempts
+            .expected_tokens()
+            .into_iter()
+            .map(|t| t.to_string())
+            .filter(|t| is_punctuation(t))
+            .map(|t| format!("`{t}`"))
+            .collect();
+        if let Some(d) = diagnose(&rules, &literals, file, base + attempts.max_position, source, tokens) {
+            return d;
         }
     }
-    // Operators and member access are always possible after an expression; they are only
-    // worth naming when nothing more specific is expected.
-    if texts.len() > 1 {
-        texts.retain(|t| *t != "an operator" && *t != "`.field`, `[index]` or an operator");
+    diagnose(&positives, &[], file, base + position, source, tokens).unwrap_or_else(|| {
+        let found = token_at(tokens, base + position);
+        let found_text = found.map_or("end of file".to_owned(), |t| format!("`{}`", shorten(t.text(source))));
+        Diagnostic::new(codes::SYNTAX, token_span(tokens, file, base + position, source.len()), format!("unexpected {found_text}"))
+            .with_label("unexpected here")
+    })
+}
+
+/// The diagnostic for an error at `position` where `rules` and `literals` were expected;
+/// `None` when none of them can be described.
+fn diagnose(rules: &[Rule], literals: &[String], file: FileId, position: usize, source: &str, tokens: &[Token]) -> Option<Diagnostic> {
+    let found = token_at(tokens, position);
+
+    // An error inside a string token is an error inside an interpolation.
+    if found.is_some_and(|t| t.kind == TokenKind::String && t.start < position) {
+        return Some(
+            Diagnostic::new(codes::SYNTAX, Span::new(file, position, position), "expected an expression inside the interpolation `${...}`")
+                .with_label("here")
+                .with_help("write an expression between `${` and `}`, or escape the dollar sign as `\\$`"),
+        );
     }
-    texts.truncate(4);
-    let message = if texts.is_empty() {
-        format!("unexpected {found_text}")
-    } else {
-        format!("expected {}, found {found_text}", join_or(&texts))
+
+    let found_text = match found {
+        Some(t) => format!("`{}`", shorten(t.text(source))),
+        None => "end of file".to_owned(),
     };
+    let span = token_span(tokens, file, position, source.len());
+    let mut expected: Vec<Expectation> = rules.iter().filter_map(|r| describe(*r).or_else(|| keyword(*r))).collect();
+    expected.sort_by_key(|e| e.rank);
+    // Name only the most specific kind of thing that would fit: a step modifier rather
+    // than "a statement or `}`"; punctuation only when nothing structural is expected.
+    let best_rank = expected.first().map_or(u8::MAX, |e| e.rank);
+    let mut texts: Vec<String> = Vec::new();
+    for e in expected.iter().filter(|e| e.rank == best_rank || (best_rank == 1 && e.rank == 1) || (best_rank > 1 && e.rank <= 3)) {
+        if !texts.iter().any(|t| *t == e.text) {
+            texts.push(e.text.to_string());
+        }
+    }
+    if texts.len() > 1 {
+        texts.retain(|t| t != "an operator" && t != "`.field`, `[index]` or an operator" && t != "the end of the file");
+    }
+    texts.truncate(if best_rank <= 1 { 2 } else { 3 });
+    if best_rank > 1 {
+        let expects_expression = texts.iter().any(|t| t == "an expression");
+        let expects_type = texts.iter().any(|t| t == "a type");
+        for literal in literals {
+            let noise = match literal.as_str() {
+                "`{`" | "`[`" | "`(`" | "`<`" => {
+                    expects_expression || expects_type || texts.iter().any(|t| t.contains(&literal[1..literal.len() - 1]))
+                }
+                "`>`" | "`=`" => expects_expression && !expects_type,
+                _ => false,
+            };
+            if !noise && !texts.contains(literal) && texts.len() < 4 {
+                texts.insert(0, literal.clone());
+            }
+        }
+    }
+    if texts.is_empty() {
+        return None;
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let message = format!("expected {}, found {found_text}", join_or(&refs));
     let mut diagnostic = Diagnostic::new(codes::SYNTAX, span, message).with_label(match found {
         Some(_) => "unexpected here",
         None => "the file ends here",
@@ -155,7 +223,26 @@ pub(crate) fn convert(error: &Error<Rule>, file: FileId, base: usize, source: &s
             diagnostic = diagnostic.with_help(format!("did you mean `{best}`?"));
         }
     }
-    diagnostic
+    Some(diagnostic)
+}
+
+/// A keyword rule (`kw_in`) is expected as its word.
+fn keyword(rule: Rule) -> Option<Expectation> {
+    let name = format!("{rule:?}");
+    let word = name.strip_prefix("kw_")?;
+    let word = if word == "idem_key" { "idempotency_key" } else { word };
+    Some(Expectation { text: Cow::Owned(format!("`{word}`")), rank: 3, words: &[] })
+}
+
+fn is_punctuation(token: &str) -> bool {
+    matches!(token, "{" | "}" | "(" | ")" | "[" | "]" | "," | ":" | "=" | ">" | "<" | "->" | "=>")
+}
+
+fn token_span(tokens: &[Token], file: FileId, position: usize, len: usize) -> Span {
+    match token_at(tokens, position) {
+        Some(t) => Span::new(file, t.start, t.end),
+        None => Span::new(file, len, len),
+    }
 }
 
 /// The first significant token at or after `position`.
