@@ -83,7 +83,13 @@ impl Type {
     }
 
     pub fn record(name: Option<String>, fields: Vec<(String, Type)>) -> Type {
-        Type::Record(Arc::new(RecordType::new(name, fields.into_iter().map(|(name, ty)| Field { name, ty }).collect())))
+        Type::Record(Arc::new(RecordType::new(
+            name,
+            fields
+                .into_iter()
+                .map(|(name, ty)| Field { name, ty })
+                .collect(),
+        )))
     }
 
     /// `T?`; optional of an optional, of `dyn` or of `null` is the type itself.
@@ -114,7 +120,9 @@ impl Type {
     pub fn contains_secret(&self) -> bool {
         match self {
             Type::Secret => true,
-            Type::List(t) | Type::Optional(t) | Type::CelOptional(t) | Type::TypeOf(t) => t.contains_secret(),
+            Type::List(t) | Type::Optional(t) | Type::CelOptional(t) | Type::TypeOf(t) => {
+                t.contains_secret()
+            }
             Type::Map(k, v) => k.contains_secret() || v.contains_secret(),
             Type::Record(r) => r.fields.iter().any(|f| f.ty.contains_secret()),
             _ => false,
@@ -177,5 +185,200 @@ impl fmt::Display for Type {
             Type::TypeOf(t) => write!(f, "type<{t}>"),
             Type::Error => f.write_str("<error>"),
         }
+    }
+}
+
+/// Whether a value of type `from` may be used where `to` is expected: the same rule
+/// [`crate::expr::coerce`] applies. A `dyn` value is accepted anywhere (a checked
+/// conversion is inserted); `T` fits `T?`; `null` fits only `T?` and `dyn`; records
+/// are structural with width subtyping (extra fields are allowed, missing fields
+/// must be optional in `to`); a secret fits only where a secret is expected.
+pub fn is_assignable(from: &Type, to: &Type) -> bool {
+    if from.contains_secret() && !to.contains_secret() && !matches!(to, Type::Error) {
+        return matches!(from, Type::Error);
+    }
+    assignable(from, to)
+}
+
+fn assignable(from: &Type, to: &Type) -> bool {
+    match (from, to) {
+        (Type::Error, _) | (_, Type::Error) => true,
+        (_, Type::Dyn) | (Type::Dyn, _) => true,
+        _ if from == to => true,
+        (Type::Null, Type::Optional(_)) => true,
+        (Type::Optional(f), Type::Optional(t)) => assignable(f, t),
+        (f, Type::Optional(t)) => assignable(f, t),
+        (Type::String, Type::Secret) => true,
+        (Type::List(f), Type::List(t)) => assignable(f, t),
+        (Type::Map(fk, fv), Type::Map(tk, tv)) => assignable(fk, tk) && assignable(fv, tv),
+        (Type::CelOptional(f), Type::CelOptional(t)) => assignable(f, t),
+        (Type::TypeOf(_), Type::TypeOf(_)) => true,
+        (Type::Record(f), Type::Record(t)) => {
+            t.fields.iter().all(|field| match f.field(&field.name) {
+                Some((_, fty)) => assignable(fty, &field.ty),
+                None => field.ty.is_optional() || field.ty == Type::Dyn,
+            })
+        }
+        (Type::Record(f), Type::Map(k, v)) => {
+            assignable(&Type::String, k) && f.fields.iter().all(|field| assignable(&field.ty, v))
+        }
+        _ => false,
+    }
+}
+
+/// The most precise type both `a` and `b` fit, if any: equal types unify to
+/// themselves, `dyn` absorbs everything, `null` and `T` unify to `T?`, a secret and
+/// a string to a secret, and containers unify element-wise.
+pub fn unify(a: &Type, b: &Type) -> Option<Type> {
+    match (a, b) {
+        _ if a == b => Some(a.clone()),
+        (Type::Error, t) | (t, Type::Error) => Some(t.clone()),
+        (Type::Dyn, _) | (_, Type::Dyn) => Some(Type::Dyn),
+        (Type::Null, t) | (t, Type::Null) => Some(Type::optional(t.clone())),
+        (Type::Optional(x), Type::Optional(y)) => unify(x, y).map(Type::optional),
+        (Type::Optional(x), t) | (t, Type::Optional(x)) => unify(x, t).map(Type::optional),
+        (Type::Secret, Type::String) | (Type::String, Type::Secret) => Some(Type::Secret),
+        (Type::List(x), Type::List(y)) => unify(x, y).map(Type::list),
+        (Type::Map(xk, xv), Type::Map(yk, yv)) => Some(Type::map(unify(xk, yk)?, unify(xv, yv)?)),
+        (Type::CelOptional(x), Type::CelOptional(y)) => {
+            unify(x, y).map(|t| Type::CelOptional(Box::new(t)))
+        }
+        (Type::TypeOf(_), Type::TypeOf(_)) => Some(Type::TypeOf(Box::new(Type::Dyn))),
+        (Type::Record(x), Type::Record(y)) => {
+            if x.fields.len() != y.fields.len() {
+                return None;
+            }
+            let mut fields = Vec::with_capacity(x.fields.len());
+            for (fx, fy) in x.fields.iter().zip(&y.fields) {
+                if fx.name != fy.name {
+                    return None;
+                }
+                fields.push((fx.name.clone(), unify(&fx.ty, &fy.ty)?));
+            }
+            let name = if x.name == y.name {
+                x.name.clone()
+            } else {
+                None
+            };
+            Some(Type::record(name, fields))
+        }
+        _ => None,
+    }
+}
+
+/// Like [`unify`], but two types with no common type join to `dyn` (the type of
+/// CEL's heterogeneous list and map literals).
+pub fn join(a: &Type, b: &Type) -> Type {
+    unify(a, b).unwrap_or(Type::Dyn)
+}
+
+/// The builtin type names, as written in a type expression.
+pub const BUILTIN_TYPE_NAMES: &[&str] = &[
+    "int",
+    "uint",
+    "double",
+    "bool",
+    "string",
+    "bytes",
+    "timestamp",
+    "duration",
+    "dyn",
+    "secret",
+    "null",
+];
+
+/// The builtin type a single name denotes (`int`, `string`, ...).
+pub fn builtin_type(name: &str) -> Option<Type> {
+    Some(match name {
+        "int" => Type::Int,
+        "uint" => Type::UInt,
+        "double" => Type::Double,
+        "bool" => Type::Bool,
+        "string" => Type::String,
+        "bytes" => Type::Bytes,
+        "timestamp" => Type::Timestamp,
+        "duration" => Type::Duration,
+        "dyn" | "any" => Type::Dyn,
+        "secret" => Type::Secret,
+        "null" => Type::Null,
+        _ => return None,
+    })
+}
+
+/// Converts a written type to a [`Type`]. Builtin names are resolved here; any other
+/// name is passed to `named` (the caller's named types and imports), and an unknown
+/// name is reported (with a suggestion) and becomes [`Type::Error`].
+pub fn type_from_ast(
+    ty: &flow_grammar::ast::TypeExpr,
+    named: &dyn Fn(&flow_grammar::ast::Path) -> Option<Type>,
+    diagnostics: &mut Vec<flow_grammar::Diagnostic>,
+) -> Type {
+    use flow_grammar::ast::TypeExprKind;
+    match &ty.kind {
+        TypeExprKind::Named(path) => {
+            if path.segments.len() == 1 {
+                if let Some(t) = builtin_type(&path.segments[0].name) {
+                    return t;
+                }
+            }
+            match named(path) {
+                Some(t) => t,
+                None => {
+                    let name = path.dotted();
+                    diagnostics.push(
+                        flow_grammar::Diagnostic::new(
+                            flow_grammar::codes::UNKNOWN_TYPE,
+                            path.span,
+                            format!("unknown type `{name}`"),
+                        )
+                        .with_label("no type has this name here")
+                        .with_suggestion(&name, BUILTIN_TYPE_NAMES.iter().copied()),
+                    );
+                    Type::Error
+                }
+            }
+        }
+        TypeExprKind::List(elem) => Type::list(type_from_ast(elem, named, diagnostics)),
+        TypeExprKind::Map(key, value) => {
+            let k = type_from_ast(key, named, diagnostics);
+            if !matches!(
+                k,
+                Type::String | Type::Int | Type::UInt | Type::Bool | Type::Dyn | Type::Error
+            ) {
+                diagnostics.push(
+                    flow_grammar::Diagnostic::new(
+                        flow_grammar::codes::INVALID_MAP_KEY,
+                        key.span,
+                        format!("`{k}` cannot be a map key"),
+                    )
+                    .with_label("map keys are `string`, `int`, `uint` or `bool`"),
+                );
+            }
+            Type::map(k, type_from_ast(value, named, diagnostics))
+        }
+        TypeExprKind::Record(fields) => {
+            let mut seen: Vec<&str> = Vec::new();
+            let mut out = Vec::with_capacity(fields.len());
+            for field in fields {
+                if seen.contains(&field.name.name.as_str()) {
+                    diagnostics.push(
+                        flow_grammar::Diagnostic::new(
+                            flow_grammar::codes::DUPLICATE_FIELD,
+                            field.name.span,
+                            format!("field `{}` is declared twice", field.name.name),
+                        )
+                        .with_label("declared again here"),
+                    );
+                    continue;
+                }
+                seen.push(&field.name.name);
+                out.push((
+                    field.name.name.clone(),
+                    type_from_ast(&field.ty, named, diagnostics),
+                ));
+            }
+            Type::record(None, out)
+        }
+        TypeExprKind::Optional(inner) => Type::optional(type_from_ast(inner, named, diagnostics)),
     }
 }

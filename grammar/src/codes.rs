@@ -80,8 +80,26 @@ registry! {
     INVALID_REGEX = "E2012", "invalid regular expression";
     MAYBE_NULL = "E2013", "value may be null";
     NOT_SUPPORTED_EXPR = "E2014", "expression form not supported";
+    // ---- E20xx: expression types
+    UNKNOWN_VARIABLE = "E2000", "unknown name in an expression";
+    TYPE_MISMATCH = "E2001", "type mismatch";
+    NO_MATCHING_OVERLOAD = "E2002", "no overload of this function or operator takes these types";
+    UNKNOWN_FUNCTION = "E2003", "unknown function";
+    UNKNOWN_FIELD = "E2004", "no such field";
+    WRONG_ARGUMENT_COUNT = "E2005", "wrong number of arguments";
+    INVALID_MACRO = "E2006", "invalid use of a macro";
+    CREDENTIALS_NOT_ALLOWED = "E2007", "`secret()` or `setting()` outside an integration";
+    NAMED_ARGUMENT = "E2008", "named argument in a function call";
+    DUPLICATE_FIELD = "E2009", "field given twice";
+    UNKNOWN_TYPE = "E2010", "unknown type";
+    INVALID_MAP_KEY = "E2011", "invalid map key type";
+    INVALID_REGEX = "E2012", "invalid regular expression";
+    MAYBE_NULL = "E2013", "value may be null";
+    NOT_SUPPORTED_EXPR = "E2014", "expression form not supported";
     // ---- W0xxx: syntax warnings
     EMPTY_FILE = "W0001", "file has no items";
+    // ---- W20xx: expression warnings
+    NULL_SAFE_ON_NON_NULL = "W2000", "`?.` or `??` on a value that is never null";
     // ---- W20xx: expression warnings
     NULL_SAFE_ON_NON_NULL = "W2000", "`?.` or `??` on a value that is never null";
 }

@@ -57,7 +57,10 @@ impl ExprArena {
 
     pub fn new_local(&mut self, name: impl Into<String>, ty: Type) -> LocalId {
         let id = LocalId(u32::try_from(self.locals.len()).unwrap_or(u32::MAX));
-        self.locals.push(LocalInfo { name: name.into(), ty });
+        self.locals.push(LocalInfo {
+            name: name.into(),
+            ty,
+        });
         id
     }
 
@@ -94,33 +97,68 @@ pub enum NodeKind {
     /// `target.field`. `index` is the field's position when the target's static type is a
     /// record (the runtime uses it when the value has that record's shape, and looks the
     /// name up otherwise); `None` for maps and `dyn`. `null_safe` is `?.`.
-    Field { target: ExprId, field: String, index: Option<u32>, null_safe: bool },
+    Field {
+        target: ExprId,
+        field: String,
+        index: Option<u32>,
+        null_safe: bool,
+    },
     /// CEL's `target.?field`: an optional that is empty when the field is absent.
-    OptionalField { target: ExprId, field: String },
-    /// `target[index]`; `null_safe` for Flow's `?.`-style access, `optional` for CEL's `[?i]`.
-    Index { target: ExprId, index: ExprId, optional: bool },
+    OptionalField {
+        target: ExprId,
+        field: String,
+    },
+    /// `target[index]`; `optional` for CEL's `[?i]` (an optional, empty when absent).
+    Index {
+        target: ExprId,
+        index: ExprId,
+        optional: bool,
+    },
     /// A resolved function or operator; for receiver-style calls the receiver is `args[0]`.
-    Call { overload: Overload, args: Vec<ExprId> },
+    Call {
+        overload: Overload,
+        args: Vec<ExprId>,
+    },
     /// `&&` / `||` with CEL's error-absorbing, commutative semantics.
     And(ExprId, ExprId),
     Or(ExprId, ExprId),
-    Conditional { condition: ExprId, then: ExprId, otherwise: ExprId },
+    Conditional {
+        condition: ExprId,
+        then: ExprId,
+        otherwise: ExprId,
+    },
     /// `value ?? default`
-    Coalesce { value: ExprId, default: ExprId },
+    Coalesce {
+        value: ExprId,
+        default: ExprId,
+    },
     /// `[a, ?b]`: `optional[i]` marks CEL optional elements.
-    List { items: Vec<ExprId>, optional: Vec<bool> },
-    Map { entries: Vec<MapEntry> },
+    List {
+        items: Vec<ExprId>,
+        optional: Vec<bool>,
+    },
+    Map {
+        entries: Vec<MapEntry>,
+    },
     /// A record literal; fields sorted by name, as in the record type.
-    Record { fields: Vec<(String, ExprId)> },
+    Record {
+        fields: Vec<(String, ExprId)>,
+    },
     /// The macros and aggregates that take a lambda (`all`, `map`, `sort_by`, ...).
     Comprehension(Box<Comprehension>),
     /// A checked conversion inserted where a `dyn` (or wider) value must have type `to`;
     /// fails at run time with a clear error when the value does not fit.
-    Convert { value: ExprId, to: Type },
+    Convert {
+        value: ExprId,
+        to: Type,
+    },
     /// `"a ${x} b"`: the parts, each already a string.
     Interpolate(Vec<ExprId>),
     /// `has(target.field)`
-    Has { target: ExprId, field: String },
+    Has {
+        target: ExprId,
+        field: String,
+    },
     /// A type used as a value (`int`, `type(x)` results compare against these).
     TypeValue(Type),
     /// `now()`: journaled by the runtime so a resumed run sees the same instant.
@@ -129,6 +167,10 @@ pub enum NodeKind {
     Secret(String),
     /// `setting("name")`: a connection setting (integration declarations only).
     Setting(String),
+    /// An expression that fails when evaluated, with this message. Produced only when
+    /// checking is relaxed (the conformance harness's unchecked cases): an unknown name
+    /// or function is then a run-time error, as in unchecked CEL.
+    Fail(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -157,13 +199,122 @@ pub enum ComprehensionKind {
     All,
     Exists,
     ExistsOne,
+    /// `map(x, t)`, `map(x, f, t)`; over a map the variable is the key.
     Map,
     Filter,
+    /// `transformList(i, v, [f,] t)`: a list from a list's (index, value) or a map's (key, value) pairs.
+    TransformList,
+    /// `transformMap(k, v, [f,] t)`: a map with the same keys and transformed values.
+    TransformMap,
+    /// `opt.optMap(x, t)`: applies `t` to the optional's value.
+    OptMap,
+    /// `opt.optFlatMap(x, t)`: like `optMap`, where `t` is itself optional.
+    OptFlatMap,
+    /// `sort_by(x, key)`: a stable sort by the key.
     SortBy,
+    /// `group_by(x, key)`: a map from each key to the elements with that key, in order.
     GroupBy,
+    /// `count(x, pred)`: how many elements satisfy the predicate.
+    CountIf,
 }
 
-/// A resolved function or operator overload. The checker picks one for every call from
-/// the builtin catalogue; the runtime (interpreter and JIT) dispatches on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Overload(pub u16);
+/// A resolved function or operator. The checker picks the function (and checks the
+/// argument types against its signatures in the catalogue); the runtime dispatches on
+/// the function and the argument values' kinds, and the JIT on the function and the
+/// arguments' static types (read from the argument nodes). Receiver-style calls pass
+/// the receiver as `args[0]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Overload {
+    // operators
+    Not,
+    Neg,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    // conversions and types
+    ToInt,
+    ToUInt,
+    ToDouble,
+    ToString,
+    ToBytes,
+    ToBool,
+    ToTimestamp,
+    ToDuration,
+    ToDyn,
+    TypeOf,
+    /// `string()` of any value, as used by string interpolation (lists and maps as JSON).
+    Stringify,
+    Size,
+    // strings
+    Contains,
+    StartsWith,
+    EndsWith,
+    Matches,
+    CharAt,
+    IndexOf,
+    LastIndexOf,
+    LowerAscii,
+    UpperAscii,
+    Replace,
+    Split,
+    Substring,
+    Trim,
+    Join,
+    Format,
+    Quote,
+    Reverse,
+    // timestamps and durations
+    GetFullYear,
+    GetMonth,
+    GetDayOfYear,
+    GetDayOfMonth,
+    GetDate,
+    GetDayOfWeek,
+    GetHours,
+    GetMinutes,
+    GetSeconds,
+    GetMilliseconds,
+    // math extension
+    Greatest,
+    Least,
+    Ceil,
+    Floor,
+    Round,
+    Trunc,
+    Abs,
+    Sign,
+    IsNaN,
+    IsInf,
+    IsFinite,
+    BitAnd,
+    BitOr,
+    BitXor,
+    BitNot,
+    BitShiftLeft,
+    BitShiftRight,
+    // CEL optionals
+    OptionalOf,
+    OptionalNone,
+    OptionalOfNonZeroValue,
+    HasValue,
+    OptionalValue,
+    OrValue,
+    Or,
+    // list aggregates
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Count,
+    Distinct,
+    Flatten,
+}

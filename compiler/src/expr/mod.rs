@@ -7,6 +7,13 @@
 //! [`Overload`] the runtime dispatches on; every place where a `dyn` value must become a
 //! concrete type holds an explicit [`NodeKind::Convert`].
 
+pub mod catalogue;
+mod check;
 mod ir;
 
+pub use crate::types::is_assignable;
+pub use check::{
+    CheckOptions, EmptyScope, Scope, check_expression, check_expression_with, coerce,
+    display_signature,
+};
 pub use ir::*;
