@@ -1,6 +1,7 @@
 //! The command line: argument definitions and dispatch to one module per command.
 
 mod check;
+mod fmt;
 mod output;
 mod sources;
 
@@ -30,6 +31,15 @@ pub enum Command {
     /// Exits 0 when there are no errors (warnings allowed), 1 when there are errors,
     /// 2 when a path cannot be read.
     Check(check::CheckArgs),
+
+    /// Rewrite `.flow` files in the canonical layout (comments kept, meaning unchanged).
+    ///
+    /// Each PATH is a file or a directory searched recursively for `*.flow` files; `-`
+    /// formats standard input to standard output. Files with syntax errors are reported
+    /// and left untouched. Exits 0 when done (with `--check`: when every file is already
+    /// formatted), 1 when a file would change under `--check` or could not be formatted,
+    /// 2 when a file cannot be read or written.
+    Fmt(fmt::FmtArgs),
 }
 
 /// Exit status for a command that found errors in the user's input.
@@ -41,6 +51,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check::run(args, cli.color),
+        Command::Fmt(args) => fmt::run(args, cli.color),
     };
     match result {
         Ok(code) => code,

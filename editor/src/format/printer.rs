@@ -1,0 +1,1120 @@
+//! From a parsed module to a layout document. The AST decides the layout (where lines
+//! break, what is indented, where a trailing comma goes); the lossless token stream
+//! supplies the text. Every token is taken from the source in order through a cursor,
+//! so literals keep their written form, parentheses are kept where they were, and every
+//! comment is met on the way and placed where it was: at the end of its line (a
+//! trailing comment) or on a line of its own.
+
+use flow_grammar::ast::*;
+use flow_grammar::span::Span;
+use flow_grammar::tokens::{Token, TokenKind};
+
+use super::doc::{Doc, LineKind};
+
+/// The printer met a token the AST did not lead it to expect: a bug in the printer, never
+/// a property of the input (which parsed). The formatter then leaves the file untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub expected: String,
+    pub found: String,
+    pub offset: usize,
+}
+
+type R<T> = Result<T, Mismatch>;
+
+const HARD: Doc = Doc::Line(LineKind::Hard);
+const SOFT: Doc = Doc::Line(LineKind::Soft);
+const SPACE: Doc = Doc::Line(LineKind::Space);
+
+fn sp() -> Doc {
+    Doc::text(" ")
+}
+
+pub(crate) struct Printer<'s> {
+    source: &'s str,
+    tokens: Vec<Token>,
+    /// For each opening bracket, the index of its closing bracket.
+    matching: Vec<Option<usize>>,
+    /// The next token not yet consumed.
+    next: usize,
+    /// The kind of the last significant token consumed.
+    previous: Option<TokenKind>,
+}
+
+impl<'s> Printer<'s> {
+    pub(crate) fn new(source: &'s str, tokens: Vec<Token>) -> Printer<'s> {
+        let matching = match_brackets(&tokens);
+        Printer {
+            source,
+            tokens,
+            matching,
+            next: 0,
+            previous: None,
+        }
+    }
+
+    // ------------------------------------------------------------ the token cursor
+
+    fn text_of(&self, t: &Token) -> &'s str {
+        self.source.get(t.start..t.end).unwrap_or("")
+    }
+
+    /// Index of the next significant token at or after `from`.
+    fn significant_from(&self, from: usize) -> Option<usize> {
+        (from..self.tokens.len()).find(|&i| self.tokens.get(i).is_some_and(|t| !t.kind.is_trivia()))
+    }
+
+    fn peek(&self) -> Option<Token> {
+        self.significant_from(self.next)
+            .and_then(|i| self.tokens.get(i).copied())
+    }
+
+    fn peek_is(&self, text: &str) -> bool {
+        self.peek().is_some_and(|t| self.text_of(&t) == text)
+    }
+
+    fn mismatch(&self, expected: impl Into<String>) -> Mismatch {
+        let (found, offset) = match self.peek() {
+            Some(t) => (self.text_of(&t).to_owned(), t.start),
+            None => ("end of file".to_owned(), self.source.len()),
+        };
+        Mismatch {
+            expected: expected.into(),
+            found,
+            offset,
+        }
+    }
+
+    /// The comments between the cursor and the next significant token, each on a line of
+    /// its own or inline as it was, with at most one blank line kept before each and
+    /// before the token. No blank line is kept right after an opening bracket or right
+    /// before a closing one.
+    fn leading(&mut self) -> Vec<Doc> {
+        let mut docs = Vec::new();
+        let mut newlines = 0usize;
+        let after_open = matches!(
+            self.previous,
+            Some(TokenKind::LBrace | TokenKind::LParen | TokenKind::LBracket) | None
+        );
+        let mut first = true;
+        while let Some(&t) = self.tokens.get(self.next) {
+            match t.kind {
+                TokenKind::Whitespace => newlines += self.text_of(&t).matches('\n').count(),
+                TokenKind::LineComment | TokenKind::DocComment | TokenKind::BlockComment => {
+                    let text = self.text_of(&t).trim_end().to_owned();
+                    if newlines >= 2 && !(first && after_open) {
+                        docs.push(Doc::BlankLine);
+                    }
+                    let inline_block =
+                        t.kind == TokenKind::BlockComment && !self.line_ends_after(self.next + 1);
+                    if inline_block {
+                        docs.push(Doc::Text(text));
+                        docs.push(sp());
+                    } else if newlines == 0 && self.previous.is_some() {
+                        docs.push(Doc::LineSuffix(text));
+                    } else {
+                        docs.push(Doc::OwnLine(text));
+                    }
+                    newlines = 0;
+                    first = false;
+                }
+                _ => break,
+            }
+            self.next += 1;
+        }
+        let before_close = self.peek().is_none_or(|t| {
+            matches!(
+                t.kind,
+                TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket
+            )
+        });
+        if newlines >= 2 && !before_close && !(first && after_open) {
+            docs.push(Doc::BlankLine);
+        }
+        docs
+    }
+
+    /// Whether only spaces stand between token `i` and the end of its line (or file).
+    fn line_ends_after(&self, i: usize) -> bool {
+        match self.tokens.get(i) {
+            None => true,
+            Some(t) if t.kind == TokenKind::Whitespace => {
+                self.text_of(t).contains('\n') || self.tokens.get(i + 1).is_none()
+            }
+            Some(t) => matches!(t.kind, TokenKind::LineComment | TokenKind::DocComment),
+        }
+    }
+
+    /// Comments on the same line right after the token just consumed.
+    fn trailing(&mut self) -> Vec<Doc> {
+        let mut docs = Vec::new();
+        let mut i = self.next;
+        while let Some(&t) = self.tokens.get(i) {
+            match t.kind {
+                TokenKind::Whitespace if !self.text_of(&t).contains('\n') => i += 1,
+                TokenKind::LineComment | TokenKind::DocComment => {
+                    docs.push(Doc::LineSuffix(self.text_of(&t).trim_end().to_owned()));
+                    self.next = i + 1;
+                    break;
+                }
+                TokenKind::BlockComment => {
+                    let text = self.text_of(&t).to_owned();
+                    if self.line_ends_after(i + 1) {
+                        docs.push(Doc::LineSuffix(text));
+                    } else {
+                        docs.push(sp());
+                        docs.push(Doc::Text(text));
+                    }
+                    i += 1;
+                    self.next = i;
+                }
+                _ => break,
+            }
+        }
+        docs
+    }
+
+    /// Consumes the next significant token, which must read `expected`.
+    fn token(&mut self, expected: &str) -> R<Doc> {
+        let mut docs = self.leading();
+        match self.tokens.get(self.next).copied() {
+            Some(t) if self.text_of(&t) == expected => {
+                self.next += 1;
+                self.previous = Some(t.kind);
+                docs.push(Doc::text(expected));
+                docs.extend(self.trailing());
+                Ok(Doc::Seq(docs))
+            }
+            _ => Err(self.mismatch(format!("`{expected}`"))),
+        }
+    }
+
+    /// Consumes the next token when it reads `text`, printing only its comments.
+    fn skip(&mut self, text: &str) -> Doc {
+        if !self.peek_is(text) {
+            return Doc::Seq(Vec::new());
+        }
+        let mut docs = self.leading();
+        if let Some(t) = self.tokens.get(self.next).copied() {
+            self.next += 1;
+            self.previous = Some(t.kind);
+        }
+        docs.extend(self.trailing());
+        Doc::Seq(docs)
+    }
+
+    /// Consumes the tokens a span covers and prints them as written (whitespace between
+    /// them dropped, as in `- 5`, unless a comment sits inside).
+    fn span_text(&mut self, span: Span) -> R<Doc> {
+        let mut docs = self.leading();
+        let start = span.start as usize;
+        let end = span.end as usize;
+        match self.tokens.get(self.next) {
+            Some(t) if t.start == start => {}
+            _ => return Err(self.mismatch(format!("the text at byte {start}"))),
+        }
+        let mut parts = String::new();
+        let mut has_comment = false;
+        while let Some(&t) = self.tokens.get(self.next) {
+            if t.start >= end {
+                break;
+            }
+            match t.kind {
+                TokenKind::Whitespace => {}
+                k if k.is_trivia() => has_comment = true,
+                k => {
+                    parts.push_str(self.text_of(&t));
+                    self.previous = Some(k);
+                }
+            }
+            self.next += 1;
+        }
+        let text = if has_comment {
+            self.source.get(start..end).unwrap_or("").to_owned()
+        } else {
+            parts
+        };
+        docs.push(Doc::Text(text));
+        docs.extend(self.trailing());
+        Ok(Doc::Seq(docs))
+    }
+
+    fn ident(&mut self, ident: &Ident) -> R<Doc> {
+        self.span_text(ident.span)
+    }
+
+    /// How many unconsumed `(` before `span` wrap all of it.
+    fn parens_around(&self, span: Span) -> usize {
+        let mut count = 0;
+        let mut i = self.next;
+        while let Some(j) = self.significant_from(i) {
+            let Some(t) = self.tokens.get(j) else { break };
+            if t.start >= span.start as usize || t.kind != TokenKind::LParen {
+                break;
+            }
+            match self
+                .matching
+                .get(j)
+                .copied()
+                .flatten()
+                .and_then(|k| self.tokens.get(k))
+            {
+                Some(close) if close.start >= span.end as usize => count += 1,
+                _ => break,
+            }
+            i = j + 1;
+        }
+        count
+    }
+
+    fn parenthesized(&mut self, span: Span, inner: impl FnOnce(&mut Self) -> R<Doc>) -> R<Doc> {
+        let parens = self.parens_around(span);
+        if parens == 0 {
+            return inner(self);
+        }
+        let mut docs = Vec::new();
+        for _ in 0..parens {
+            docs.push(self.token("(")?);
+        }
+        docs.push(inner(self)?);
+        for _ in 0..parens {
+            docs.push(self.token(")")?);
+        }
+        Ok(Doc::Seq(docs))
+    }
+
+    /// Prints what remains after the last item: comments at the end of the file.
+    fn rest(&mut self) -> R<Vec<Doc>> {
+        let docs = self.leading();
+        match self.peek() {
+            None => Ok(docs),
+            Some(_) => Err(self.mismatch("the end of the file")),
+        }
+    }
+
+    // ------------------------------------------------------------ lists and blocks
+
+    /// `open item, item close`: on one line when it fits, else one item per line with a
+    /// trailing comma. `spaced` puts spaces inside the brackets on one line (`{ a: 1 }`).
+    fn delimited<T>(
+        &mut self,
+        open: &str,
+        close: &str,
+        spaced: bool,
+        items: &[T],
+        mut item: impl FnMut(&mut Self, &T) -> R<Doc>,
+    ) -> R<Doc> {
+        let open_doc = self.token(open)?;
+        let mut inner = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            inner.push(item(self, it)?);
+            if i + 1 < items.len() {
+                inner.push(self.token(",")?);
+                inner.push(SPACE);
+            } else {
+                inner.push(Doc::IfBreak {
+                    broken: vec![Doc::text(",")],
+                    flat: Vec::new(),
+                });
+                inner.push(self.skip(","));
+            }
+        }
+        inner.extend(self.leading());
+        let close_doc = self.token(close)?;
+        if inner.iter().all(Doc::is_empty) {
+            return Ok(Doc::Seq(vec![open_doc, close_doc]));
+        }
+        let line = if spaced && !items.is_empty() {
+            SPACE
+        } else {
+            SOFT
+        };
+        let mut body = vec![line.clone()];
+        body.extend(inner);
+        Ok(Doc::group(vec![
+            open_doc,
+            Doc::Indent(body),
+            line,
+            close_doc,
+        ]))
+    }
+
+    /// `{` one entry per line `}`; `{}` when empty.
+    fn block_of<T>(
+        &mut self,
+        items: &[T],
+        mut item: impl FnMut(&mut Self, &T) -> R<Doc>,
+    ) -> R<Doc> {
+        let open = self.token("{")?;
+        let mut inner = Vec::new();
+        for it in items {
+            inner.push(HARD);
+            inner.push(item(self, it)?);
+        }
+        let tail = self.leading();
+        if !tail.is_empty() {
+            inner.push(HARD);
+            inner.extend(tail);
+        }
+        let close = self.token("}")?;
+        if inner.is_empty() {
+            return Ok(Doc::Seq(vec![open, close]));
+        }
+        Ok(Doc::Seq(vec![open, Doc::Indent(inner), HARD, close]))
+    }
+
+    fn skip_separators(&mut self, separators: &[&str]) -> Doc {
+        let mut docs = Vec::new();
+        while let Some(s) = separators.iter().find(|s| self.peek_is(s)) {
+            docs.push(self.skip(s));
+        }
+        Doc::Seq(docs)
+    }
+
+    // ------------------------------------------------------------ items
+
+    pub(crate) fn module(&mut self, module: &Module) -> R<Doc> {
+        let mut docs = Vec::new();
+        for (i, item) in module.items.iter().enumerate() {
+            if i > 0 {
+                docs.push(HARD);
+            }
+            docs.push(self.item(item)?);
+            docs.push(self.skip_separators(&[";"]));
+        }
+        let rest = self.rest()?;
+        if !rest.is_empty() {
+            if !docs.is_empty() {
+                docs.push(HARD);
+            }
+            docs.extend(rest);
+        }
+        Ok(Doc::Seq(docs))
+    }
+
+    fn item(&mut self, item: &Item) -> R<Doc> {
+        match item {
+            Item::Import(i) => self.import(i),
+            Item::Type(t) => self.type_decl(t),
+            Item::Const(c) => self.const_decl(c),
+            Item::Integration(i) => self.integration(i),
+            Item::Workflow(w) => self.workflow(w),
+            Item::Test(t) => self.test_decl(t),
+        }
+    }
+
+    fn import(&mut self, import: &Import) -> R<Doc> {
+        let mut docs = vec![self.token("import")?, sp()];
+        docs.push(match &import.target {
+            ImportTarget::Module(name) => self.ident(name)?,
+            ImportTarget::File { span, .. } => self.span_text(*span)?,
+        });
+        if let Some(alias) = &import.alias {
+            docs.extend([sp(), self.token("as")?, sp(), self.ident(alias)?]);
+        }
+        Ok(Doc::Seq(docs))
+    }
+
+    fn type_decl(&mut self, decl: &TypeDecl) -> R<Doc> {
+        let docs = vec![
+            self.token("type")?,
+            sp(),
+            self.ident(&decl.name)?,
+            sp(),
+            self.token("=")?,
+            sp(),
+            self.type_expr(&decl.ty)?,
+            self.skip_separators(&[";"]),
+        ];
+        Ok(Doc::Seq(docs))
+    }
+
+    fn const_decl(&mut self, decl: &ConstDecl) -> R<Doc> {
+        let mut docs = vec![self.token("const")?, sp(), self.ident(&decl.name)?];
+        if let Some(ty) = &decl.ty {
+            docs.extend([self.token(":")?, sp(), self.type_expr(ty)?]);
+        }
+        docs.extend([sp(), self.token("=")?, sp(), self.expr(&decl.value)?]);
+        Ok(Doc::Seq(docs))
+    }
+
+    fn params(&mut self, params: &[Param]) -> R<Doc> {
+        self.delimited("(", ")", false, params, |p, param| {
+            let mut docs = vec![
+                p.ident(&param.name)?,
+                p.token(":")?,
+                sp(),
+                p.type_expr(&param.ty)?,
+            ];
+            if let Some(default) = &param.default {
+                docs.extend([sp(), p.token("=")?, sp(), p.expr(default)?]);
+            }
+            Ok(Doc::Seq(docs))
+        })
+    }
+
+    fn result_type(&mut self, ty: &TypeExpr) -> R<Doc> {
+        Ok(Doc::Seq(vec![
+            sp(),
+            self.token("->")?,
+            sp(),
+            self.type_expr(ty)?,
+        ]))
+    }
+
+    fn workflow(&mut self, workflow: &Workflow) -> R<Doc> {
+        let mut docs = vec![self.token("workflow")?, sp(), self.ident(&workflow.name)?];
+        if self.peek_is("(") {
+            docs.push(self.params(&workflow.params)?);
+        }
+        if let Some(result) = &workflow.result {
+            docs.push(self.result_type(result)?);
+        }
+        docs.push(sp());
+        docs.push(self.block(&workflow.body)?);
+        Ok(Doc::Seq(docs))
+    }
+
+    fn integration(&mut self, integration: &Integration) -> R<Doc> {
+        let mut docs = vec![
+            self.token("integration")?,
+            sp(),
+            self.ident(&integration.name)?,
+            sp(),
+        ];
+        docs.push(self.block_of(&integration.members, |p, member| {
+            Ok(Doc::Seq(vec![
+                p.integration_member(member)?,
+                p.skip_separators(&[";"]),
+            ]))
+        })?);
+        Ok(Doc::Seq(docs))
+    }
+
+    fn integration_member(&mut self, member: &IntegrationMember) -> R<Doc> {
+        match member {
+            IntegrationMember::Setting(setting) => {
+                let mut docs = vec![self.ident(&setting.name)?, sp(), self.token("=")?, sp()];
+                match &setting.value {
+                    SettingValue::Expr(e) => docs.push(self.expr(e)?),
+                    SettingValue::RateLimit { count, per } => {
+                        docs.extend([
+                            self.expr(count)?,
+                            sp(),
+                            self.token("per")?,
+                            sp(),
+                            self.expr(per)?,
+                        ]);
+                    }
+                    SettingValue::Endpoint { method, path } => {
+                        docs.extend([self.ident(method)?, sp(), self.expr(path)?]);
+                    }
+                }
+                Ok(Doc::Seq(docs))
+            }
+            IntegrationMember::Type(t) => self.type_decl(t),
+            IntegrationMember::Action(a) => self.action(a),
+            IntegrationMember::Event(e) => self.event(e),
+        }
+    }
+
+    fn action(&mut self, action: &Action) -> R<Doc> {
+        let mut docs = Vec::new();
+        if action.idempotent {
+            docs.extend([self.token("idempotent")?, sp()]);
+        }
+        docs.extend([
+            self.token("action")?,
+            sp(),
+            self.ident(&action.name)?,
+            self.params(&action.params)?,
+        ]);
+        if let Some(result) = &action.result {
+            docs.push(self.result_type(result)?);
+        }
+        docs.push(sp());
+        docs.push(self.block_of(&action.clauses, |p, clause| p.action_clause(clause))?);
+        Ok(Doc::Seq(docs))
+    }
+
+    fn keyword_expr(&mut self, keyword: &str, e: &Expr) -> R<Doc> {
+        Ok(Doc::Seq(vec![self.token(keyword)?, sp(), self.expr(e)?]))
+    }
+
+    fn action_clause(&mut self, clause: &ActionClause) -> R<Doc> {
+        match &clause.kind {
+            ActionClauseKind::Request { method, path } => {
+                Ok(Doc::Seq(vec![self.ident(method)?, sp(), self.expr(path)?]))
+            }
+            ActionClauseKind::Query(e) => self.keyword_expr("query", e),
+            ActionClauseKind::Headers(e) => self.keyword_expr("headers", e),
+            ActionClauseKind::Body { kind, value } => Ok(Doc::Seq(vec![
+                self.token("body")?,
+                sp(),
+                self.ident(kind)?,
+                sp(),
+                self.expr(value)?,
+            ])),
+            ActionClauseKind::Paginate { kind, args } => {
+                let mut docs = vec![self.token("paginate")?, sp(), self.ident(kind)?];
+                if self.peek_is("(") {
+                    docs.push(self.args(args)?);
+                }
+                Ok(Doc::Seq(docs))
+            }
+            ActionClauseKind::ErrorWhen { condition, message } => Ok(Doc::Seq(vec![
+                self.token("error_when")?,
+                sp(),
+                self.expr(condition)?,
+                sp(),
+                self.token("=>")?,
+                sp(),
+                self.expr(message)?,
+            ])),
+            ActionClauseKind::Result(e) => self.keyword_expr("result", e),
+            ActionClauseKind::Timeout(e) => self.keyword_expr("timeout", e),
+        }
+    }
+
+    fn event(&mut self, event: &Event) -> R<Doc> {
+        let mut docs = vec![self.token("event")?, sp(), self.ident(&event.name)?];
+        if self.peek_is("(") {
+            docs.push(self.params(&event.params)?);
+        }
+        docs.push(self.result_type(&event.result)?);
+        docs.push(sp());
+        docs.push(
+            self.block_of(&event.clauses, |p, clause| match &clause.kind {
+                EventClauseKind::Webhook(e) => p.keyword_expr("webhook", e),
+                EventClauseKind::Verify { scheme, args } => Ok(Doc::Seq(vec![
+                    p.token("verify")?,
+                    sp(),
+                    p.ident(scheme)?,
+                    p.args(args)?,
+                ])),
+                EventClauseKind::When(e) => p.keyword_expr("when", e),
+                EventClauseKind::Result(e) => p.keyword_expr("result", e),
+            })?,
+        );
+        Ok(Doc::Seq(docs))
+    }
+
+    fn test_decl(&mut self, test: &TestDecl) -> R<Doc> {
+        let mut docs = vec![
+            self.token("test")?,
+            sp(),
+            self.span_text(test.name_span)?,
+            sp(),
+        ];
+        docs.push(self.block_of(&test.statements, |p, statement| {
+            Ok(Doc::Seq(vec![
+                p.test_statement(statement)?,
+                p.skip_separators(&[";"]),
+            ]))
+        })?);
+        Ok(Doc::Seq(docs))
+    }
+
+    fn test_statement(&mut self, statement: &TestStatement) -> R<Doc> {
+        match &statement.kind {
+            TestStatementKind::Mock { target, behaviours } => {
+                let mut docs = vec![self.token("mock")?, sp(), self.path(target)?];
+                for (i, behaviour) in behaviours.iter().enumerate() {
+                    if i > 0 {
+                        docs.extend([sp(), self.token("then")?]);
+                    }
+                    docs.push(sp());
+                    match &behaviour.outcome {
+                        MockOutcome::Returns(e) => docs.push(self.keyword_expr("returns", e)?),
+                        MockOutcome::Fails { kind, message } => {
+                            docs.extend([
+                                self.token("fails")?,
+                                sp(),
+                                self.ident(kind)?,
+                                self.token("(")?,
+                            ]);
+                            if let Some(message) = message {
+                                docs.push(self.expr(message)?);
+                            }
+                            docs.push(self.token(")")?);
+                        }
+                    }
+                    if let Some(times) = &behaviour.times {
+                        docs.extend([sp(), self.keyword_expr("times", times)?]);
+                    }
+                }
+                Ok(Doc::Seq(docs))
+            }
+            TestStatementKind::Run { target, args } => Ok(Doc::Seq(vec![
+                self.token("run")?,
+                sp(),
+                self.path(target)?,
+                self.args(args)?,
+            ])),
+            TestStatementKind::Expect(e) => self.keyword_expr("expect", e),
+            TestStatementKind::Let { name, ty, value } => {
+                self.let_binding(name, ty.as_ref(), value)
+            }
+        }
+    }
+
+    fn path(&mut self, path: &Path) -> R<Doc> {
+        let mut docs = Vec::new();
+        for (i, segment) in path.segments.iter().enumerate() {
+            if i > 0 {
+                docs.push(self.token(".")?);
+            }
+            docs.push(self.ident(segment)?);
+        }
+        Ok(Doc::Seq(docs))
+    }
+
+    // ------------------------------------------------------------ types
+
+    fn type_expr(&mut self, ty: &TypeExpr) -> R<Doc> {
+        self.parenthesized(ty.span, |p| match &ty.kind {
+            TypeExprKind::Named(path) => p.path(path),
+            TypeExprKind::List(elem) => Ok(Doc::Seq(vec![
+                p.token("list")?,
+                p.token("<")?,
+                p.type_expr(elem)?,
+                p.token(">")?,
+            ])),
+            TypeExprKind::Map(key, value) => Ok(Doc::Seq(vec![
+                p.token("map")?,
+                p.token("<")?,
+                p.type_expr(key)?,
+                p.token(",")?,
+                sp(),
+                p.type_expr(value)?,
+                p.token(">")?,
+            ])),
+            TypeExprKind::Record(fields) => p.delimited("{", "}", true, fields, |p, field| {
+                Ok(Doc::Seq(vec![
+                    p.ident(&field.name)?,
+                    p.token(":")?,
+                    sp(),
+                    p.type_expr(&field.ty)?,
+                ]))
+            }),
+            TypeExprKind::Optional(inner) => Ok(Doc::Seq(vec![p.type_expr(inner)?, p.token("?")?])),
+        })
+    }
+
+    // ------------------------------------------------------------ workflows
+
+    fn block(&mut self, block: &Block) -> R<Doc> {
+        self.block_of(&block.statements, |p, statement| {
+            Ok(Doc::Seq(vec![
+                p.statement(statement)?,
+                p.skip_separators(&[";"]),
+            ]))
+        })
+    }
+
+    fn let_binding(&mut self, name: &Ident, ty: Option<&TypeExpr>, value: &Expr) -> R<Doc> {
+        let mut docs = vec![self.token("let")?, sp(), self.ident(name)?];
+        if let Some(ty) = ty {
+            docs.extend([self.token(":")?, sp(), self.type_expr(ty)?]);
+        }
+        docs.extend([sp(), self.token("=")?, sp(), self.expr(value)?]);
+        Ok(Doc::Seq(docs))
+    }
+
+    fn statement(&mut self, statement: &Statement) -> R<Doc> {
+        match &statement.kind {
+            StatementKind::On(trigger) => {
+                let mut docs = vec![
+                    self.token("on")?,
+                    sp(),
+                    self.path(&trigger.source)?,
+                    self.args(&trigger.args)?,
+                ];
+                if let Some(ty) = &trigger.as_type {
+                    docs.extend([sp(), self.token("as")?, sp(), self.type_expr(ty)?]);
+                }
+                if let Some(when) = &trigger.when {
+                    docs.extend([sp(), self.keyword_expr("when", when)?]);
+                }
+                Ok(Doc::Seq(docs))
+            }
+            StatementKind::Settings(entries) => {
+                let mut docs = vec![self.token("settings")?, sp()];
+                docs.push(self.block_of(entries, |p, entry| {
+                    Ok(Doc::Seq(vec![
+                        p.ident(&entry.name)?,
+                        sp(),
+                        p.token("=")?,
+                        sp(),
+                        p.expr(&entry.value)?,
+                        p.skip_separators(&[";", ","]),
+                    ]))
+                })?);
+                Ok(Doc::Seq(docs))
+            }
+            StatementKind::Let { name, ty, value } => self.let_binding(name, ty.as_ref(), value),
+            StatementKind::Step(step) => self.step(step),
+            StatementKind::Wait(Wait::For(e)) => self.keyword_expr("wait", e),
+            StatementKind::Wait(Wait::Until(e)) => Ok(Doc::Seq(vec![
+                self.token("wait")?,
+                sp(),
+                self.keyword_expr("until", e)?,
+            ])),
+            StatementKind::Notify {
+                integration,
+                target,
+                message,
+            } => Ok(Doc::Seq(vec![
+                self.token("notify")?,
+                sp(),
+                self.ident(integration)?,
+                sp(),
+                self.expr(target)?,
+                sp(),
+                self.expr(message)?,
+            ])),
+            StatementKind::If {
+                branches,
+                otherwise,
+            } => {
+                let mut docs = Vec::new();
+                for (i, branch) in branches.iter().enumerate() {
+                    if i > 0 {
+                        docs.extend([sp(), self.token("else")?, sp()]);
+                    }
+                    docs.extend([
+                        self.token("if")?,
+                        sp(),
+                        self.expr(&branch.condition)?,
+                        sp(),
+                        self.block(&branch.body)?,
+                    ]);
+                }
+                if let Some(otherwise) = otherwise {
+                    docs.extend([sp(), self.token("else")?, sp(), self.block(otherwise)?]);
+                }
+                Ok(Doc::Seq(docs))
+            }
+            StatementKind::For {
+                var,
+                iterable,
+                parallel,
+                body,
+            } => {
+                let mut docs = vec![
+                    self.token("for")?,
+                    sp(),
+                    self.ident(var)?,
+                    sp(),
+                    self.token("in")?,
+                    sp(),
+                    self.expr(iterable)?,
+                ];
+                if let Some(parallel) = parallel {
+                    docs.extend([sp(), self.keyword_expr("parallel", parallel)?]);
+                }
+                docs.extend([sp(), self.block(body)?]);
+                Ok(Doc::Seq(docs))
+            }
+            StatementKind::Try {
+                body,
+                error,
+                handler,
+            } => {
+                let mut docs = vec![
+                    self.token("try")?,
+                    sp(),
+                    self.block(body)?,
+                    sp(),
+                    self.token("catch")?,
+                    sp(),
+                ];
+                if let Some(error) = error {
+                    docs.extend([self.ident(error)?, sp()]);
+                }
+                docs.push(self.block(handler)?);
+                Ok(Doc::Seq(docs))
+            }
+            StatementKind::Fail(e) => self.keyword_expr("fail", e),
+            StatementKind::Return(None) => self.token("return"),
+            StatementKind::Return(Some(e)) => self.keyword_expr("return", e),
+            StatementKind::Log(e) => self.keyword_expr("log", e),
+        }
+    }
+
+    fn step(&mut self, step: &Step) -> R<Doc> {
+        let mut docs = vec![
+            self.token("step")?,
+            sp(),
+            self.ident(&step.name)?,
+            sp(),
+            self.token("=")?,
+            sp(),
+        ];
+        if let StepCall::Workflow { .. } = step.call {
+            docs.extend([self.token("run")?, sp()]);
+        }
+        docs.push(self.path(step.call.target())?);
+        docs.push(self.args(step.call.args())?);
+        let mut modifiers = Vec::new();
+        for modifier in &step.modifiers {
+            modifiers.push(HARD);
+            modifiers.push(self.modifier(modifier)?);
+        }
+        if !modifiers.is_empty() {
+            docs.push(Doc::Indent(modifiers));
+        }
+        Ok(Doc::Seq(docs))
+    }
+
+    fn modifier(&mut self, modifier: &Modifier) -> R<Doc> {
+        match &modifier.kind {
+            ModifierKind::After(names) => {
+                let mut docs = vec![self.token("after")?, sp()];
+                for (i, name) in names.iter().enumerate() {
+                    if i > 0 {
+                        docs.extend([self.token(",")?, sp()]);
+                    }
+                    docs.push(self.ident(name)?);
+                }
+                Ok(Doc::Seq(docs))
+            }
+            ModifierKind::Retry(retry) => {
+                let mut docs = vec![self.keyword_expr("retry", &retry.attempts)?];
+                // Options are printed in the order they were written.
+                let end = modifier.span.end as usize;
+                while let Some(t) = self.peek().filter(|t| t.start < end) {
+                    let option = match self.text_of(&t) {
+                        "delay" => retry.delay.as_ref().map(|e| ("delay", e)),
+                        "backoff" => retry.backoff.as_ref().map(|e| ("backoff", e)),
+                        "max_delay" => retry.max_delay.as_ref().map(|e| ("max_delay", e)),
+                        "jitter" if retry.jitter => {
+                            docs.extend([sp(), self.token("jitter")?]);
+                            continue;
+                        }
+                        _ => return Err(self.mismatch("a `retry` option")),
+                    };
+                    let Some((keyword, e)) = option else {
+                        return Err(self.mismatch("a `retry` option"));
+                    };
+                    docs.extend([sp(), self.keyword_expr(keyword, e)?]);
+                }
+                Ok(Doc::Seq(docs))
+            }
+            ModifierKind::Timeout(e) => self.keyword_expr("timeout", e),
+            ModifierKind::Cache(e) => self.keyword_expr("cache", e),
+            ModifierKind::IdempotencyKey(e) => self.keyword_expr("idempotency_key", e),
+        }
+    }
+
+    // ------------------------------------------------------------ expressions
+
+    fn args(&mut self, args: &[Arg]) -> R<Doc> {
+        self.delimited("(", ")", false, args, |p, arg| {
+            let mut docs = Vec::new();
+            if let Some(name) = &arg.name {
+                docs.extend([p.ident(name)?, p.token(":")?, sp()]);
+            }
+            docs.push(p.expr(&arg.value)?);
+            Ok(Doc::Seq(docs))
+        })
+    }
+
+    fn expr(&mut self, e: &Expr) -> R<Doc> {
+        self.parenthesized(e.span, |p| p.expr_inner(e))
+    }
+
+    fn expr_inner(&mut self, e: &Expr) -> R<Doc> {
+        match &e.kind {
+            ExprKind::Null
+            | ExprKind::Bool(_)
+            | ExprKind::Int(_)
+            | ExprKind::UInt(_)
+            | ExprKind::Double(_)
+            | ExprKind::String(_)
+            | ExprKind::Bytes(_)
+            | ExprKind::Duration(_)
+            | ExprKind::Interpolated(_)
+            | ExprKind::Ident { .. } => self.span_text(e.span),
+            ExprKind::Member { .. }
+            | ExprKind::Index { .. }
+            | ExprKind::Call {
+                target: Some(_), ..
+            } => self.chain(e),
+            ExprKind::Call {
+                target: None,
+                function,
+                args,
+                root,
+                ..
+            } => {
+                let mut docs = Vec::new();
+                if *root {
+                    docs.push(self.token(".")?);
+                }
+                docs.extend([self.ident(function)?, self.args(args)?]);
+                Ok(Doc::Seq(docs))
+            }
+            ExprKind::Unary { op, operand } => {
+                let symbol = match op {
+                    UnaryOp::Not => "!",
+                    UnaryOp::Neg => "-",
+                };
+                Ok(Doc::Seq(vec![self.token(symbol)?, self.expr(operand)?]))
+            }
+            ExprKind::Binary { op, lhs, rhs } => Ok(Doc::Seq(vec![
+                self.expr(lhs)?,
+                sp(),
+                self.token(op.symbol())?,
+                sp(),
+                self.expr(rhs)?,
+            ])),
+            ExprKind::Conditional {
+                condition,
+                then,
+                otherwise,
+            } => Ok(Doc::Seq(vec![
+                self.expr(condition)?,
+                sp(),
+                self.token("?")?,
+                sp(),
+                self.expr(then)?,
+                sp(),
+                self.token(":")?,
+                sp(),
+                self.expr(otherwise)?,
+            ])),
+            ExprKind::List(items) => self.delimited("[", "]", false, items, |p, item| {
+                let mut docs = Vec::new();
+                if item.optional {
+                    docs.push(p.token("?")?);
+                }
+                docs.push(p.expr(&item.value)?);
+                Ok(Doc::Seq(docs))
+            }),
+            ExprKind::Map(entries) => self.delimited("{", "}", true, entries, |p, entry| {
+                let mut docs = Vec::new();
+                if entry.optional {
+                    docs.push(p.token("?")?);
+                }
+                docs.extend([
+                    p.expr(&entry.key)?,
+                    p.token(":")?,
+                    sp(),
+                    p.expr(&entry.value)?,
+                ]);
+                Ok(Doc::Seq(docs))
+            }),
+            ExprKind::Record(fields) => self.delimited("{", "}", true, fields, |p, field| {
+                Ok(Doc::Seq(vec![
+                    p.ident(&field.name)?,
+                    p.token(":")?,
+                    sp(),
+                    p.expr(&field.value)?,
+                ]))
+            }),
+        }
+    }
+
+    /// A postfix chain (`a.b(x).c[0].d(y)`). With two calls or more it may break before
+    /// each call, one per line, indented under its start.
+    fn chain(&mut self, e: &Expr) -> R<Doc> {
+        let mut links = Vec::new();
+        let mut base = e;
+        while let Some(target) = postfix_target(base) {
+            links.push(base);
+            base = target;
+            if self.parens_around(target.span) > 0 {
+                break;
+            }
+        }
+        let base_doc = self.expr(base)?;
+        let calls = links
+            .iter()
+            .filter(|l| matches!(l.kind, ExprKind::Call { .. }))
+            .count();
+        let mut link_docs = Vec::new();
+        for link in links.iter().rev() {
+            let is_call = matches!(link.kind, ExprKind::Call { .. });
+            if calls >= 2 && is_call {
+                link_docs.push(SOFT);
+            }
+            link_docs.push(self.link(link)?);
+        }
+        if calls >= 2 {
+            Ok(Doc::group(vec![base_doc, Doc::Indent(link_docs)]))
+        } else {
+            let mut docs = vec![base_doc];
+            docs.extend(link_docs);
+            Ok(Doc::Seq(docs))
+        }
+    }
+
+    fn access(&mut self, access: Access) -> R<Doc> {
+        self.token(match access {
+            Access::Plain => ".",
+            Access::NullSafe => "?.",
+            Access::CelOptional => ".?",
+        })
+    }
+
+    /// One link of a chain, without its target.
+    fn link(&mut self, link: &Expr) -> R<Doc> {
+        match &link.kind {
+            ExprKind::Member { field, access, .. } => {
+                Ok(Doc::Seq(vec![self.access(*access)?, self.ident(field)?]))
+            }
+            ExprKind::Index { index, access, .. } => {
+                let mut docs = vec![self.token("[")?];
+                if *access == Access::CelOptional {
+                    docs.push(self.token("?")?);
+                }
+                docs.extend([self.expr(index)?, self.token("]")?]);
+                Ok(Doc::Seq(docs))
+            }
+            ExprKind::Call {
+                function,
+                args,
+                access,
+                ..
+            } => Ok(Doc::Seq(vec![
+                self.access(*access)?,
+                self.ident(function)?,
+                self.args(args)?,
+            ])),
+            _ => Err(self.mismatch("a member, index or call")),
+        }
+    }
+}
+
+fn postfix_target(e: &Expr) -> Option<&Expr> {
+    match &e.kind {
+        ExprKind::Member { target, .. } | ExprKind::Index { target, .. } => Some(target),
+        ExprKind::Call {
+            target: Some(target),
+            ..
+        } => Some(target),
+        _ => None,
+    }
+}
+
+/// Pairs each opening bracket with its closing bracket (the parser has already checked
+/// that they balance).
+fn match_brackets(tokens: &[Token]) -> Vec<Option<usize>> {
+    let mut matching = vec![None; tokens.len()];
+    let mut open = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        match t.kind {
+            TokenKind::LParen | TokenKind::LBracket | TokenKind::LBrace => open.push(i),
+            TokenKind::RParen | TokenKind::RBracket | TokenKind::RBrace => {
+                if let Some(o) = open.pop()
+                    && let Some(slot) = matching.get_mut(o)
+                {
+                    *slot = Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    matching
+}
