@@ -1,9 +1,18 @@
 //! flow-compiler: from ASTs to the typed IR. Resolves names across modules, checks types
 //! end to end, builds each workflow's dependency graph and lowers to plain serde data.
 //!
-//! The compiler does no I/O and no async: files come in through a loader the caller
-//! provides, diagnostics go out as values.
+//! The compiler does no I/O and no async: files come in through a [`Loader`] the caller
+//! provides, diagnostics go out as values. Entry point: [`compile`].
 
+pub mod analysis;
+pub mod artefact;
+mod check;
+mod compile;
 pub mod expr;
+pub mod graph;
 pub mod ir;
+pub mod loader;
 pub mod types;
+
+pub use compile::{Compilation, compile, compile_source};
+pub use loader::{LoadError, LoadedFile, Loader, MemoryLoader};

@@ -1,0 +1,777 @@
+//! Integrations: the signatures of actions, events and workflows (what calls are checked
+//! against), and the lowering of each integration's settings, actions and events.
+
+use flow_grammar::ast::{self, ActionClauseKind, EventClauseKind, ExprKind, IntegrationMember, SettingValue};
+use flow_grammar::{Diagnostic, Span, codes};
+
+use super::scope::{Binding, Bindings, check_in};
+use super::settings::ConstVal;
+use super::{ActionSig, Checker, EventSig, IntegIdx, ModIdx, ParamSig};
+use crate::analysis::SymbolKind;
+use crate::expr::{ExprArena, ExprId, coerce};
+use crate::ir::{self, AuthKind, BodyKind, ConstOr, FormArg, Method, PaginateKind, VerifyScheme};
+use crate::types::{Type, is_assignable};
+
+const AUTH_KINDS: &[&str] = &["bearer", "basic", "api_key", "oauth2", "aws_sigv4"];
+const PAGINATION_KINDS: &[&str] = &["cursor", "link", "offset", "page"];
+const VERIFY_SCHEMES: &[&str] = &["slack_signature", "github_signature", "stripe_signature", "hmac_sha256"];
+
+impl Checker<'_> {
+    /// Phase 6: parameter and result types of actions, events and workflows.
+    pub(super) fn signatures(&mut self) {
+        for i in 0..self.integrations.len() {
+            let m = self.integrations[i].module;
+            let ast = self.integrations[i].ast.clone();
+            let mut actions: Vec<ActionSig> = Vec::new();
+            let mut events: Vec<EventSig> = Vec::new();
+            for member in &ast.members {
+                match member {
+                    IntegrationMember::Action(a) => {
+                        if let Some(prev) = actions.iter().find(|x| x.name == a.name.name) {
+                            let prev = prev.span;
+                            self.report(super::names::duplicate(&a.name, prev));
+                            continue;
+                        }
+                        let params = self.params(m, Some(i), &a.params);
+                        let result = match &a.result {
+                            Some(t) => self.type_of(m, Some(i), t),
+                            None => Type::Dyn,
+                        };
+                        let native = self.integrations[i].builtin && a.clauses.is_empty();
+                        actions.push(ActionSig {
+                            name: a.name.name.clone(),
+                            doc: a.doc.clone(),
+                            span: a.name.span,
+                            idempotent: a.idempotent,
+                            native,
+                            params,
+                            result,
+                            ast: a.clone(),
+                        });
+                    }
+                    IntegrationMember::Event(e) => {
+                        if let Some(prev) = events.iter().find(|x| x.name == e.name.name) {
+                            let prev = prev.span;
+                            self.report(super::names::duplicate(&e.name, prev));
+                            continue;
+                        }
+                        let params = self.params(m, Some(i), &e.params);
+                        let result = self.type_of(m, Some(i), &e.result);
+                        let webhook = e.clauses.iter().find_map(|c| match &c.kind {
+                            EventClauseKind::Webhook(p) => match self.fold(m, p) {
+                                Some(ConstVal::String(s)) => Some(s),
+                                _ => None,
+                            },
+                            _ => None,
+                        });
+                        events.push(EventSig {
+                            name: e.name.name.clone(),
+                            doc: e.doc.clone(),
+                            span: e.name.span,
+                            params,
+                            result,
+                            ast: e.clone(),
+                            webhook,
+                        });
+                    }
+                    IntegrationMember::Type(_) | IntegrationMember::Setting(_) => {}
+                }
+            }
+            let notify = ast.members.iter().find_map(|member| match member {
+                IntegrationMember::Setting(s) if s.name.name == "notify" => match &s.value {
+                    SettingValue::Expr(ast::Expr { kind: ExprKind::Call { target: None, function, .. }, .. }) => {
+                        actions.iter().position(|a| a.name == function.name)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            });
+            let integ = &mut self.integrations[i];
+            integ.actions = actions;
+            integ.events = events;
+            integ.notify = notify;
+        }
+        for w in 0..self.workflows.len() {
+            let m = self.workflows[w].module;
+            let ast = std::rc::Rc::clone(&self.workflows[w].ast);
+            let params = self.params(m, None, &ast.params);
+            let result = ast.result.as_ref().map(|t| self.type_of(m, None, t));
+            self.workflows[w].params = params;
+            self.workflows[w].result = result;
+        }
+    }
+
+    fn params(&mut self, m: ModIdx, integ: Option<IntegIdx>, params: &[ast::Param]) -> Vec<ParamSig> {
+        let mut out: Vec<ParamSig> = Vec::with_capacity(params.len());
+        for p in params {
+            if let Some(prev) = out.iter().find(|x| x.name == p.name.name) {
+                let prev = prev.span;
+                self.report(super::names::duplicate(&p.name, prev));
+                continue;
+            }
+            let ty = self.type_of(m, integ, &p.ty);
+            self.analysis.reference_with(
+                p.name.span,
+                p.name.span,
+                SymbolKind::Param,
+                &p.name.name,
+                format!("{}: {ty}", p.name.name),
+                p.doc.clone(),
+            );
+            out.push(ParamSig { name: p.name.name.clone(), ty, default: p.default.clone(), span: p.name.span, doc: p.doc.clone() });
+        }
+        out
+    }
+
+    /// Checks parameter defaults into `arena` and binds each parameter as a local.
+    pub(crate) fn lower_params(
+        &mut self,
+        params: &[ParamSig],
+        arena: &mut ExprArena,
+        bindings: &mut Bindings,
+        kind: SymbolKind,
+    ) -> Vec<ir::Param> {
+        let mut out = Vec::with_capacity(params.len());
+        for p in params {
+            let default = p.default.as_ref().map(|d| {
+                let before = self.diagnostics.len();
+                let id = check_in(d, bindings, arena, None, &mut self.diagnostics, &mut self.analysis);
+                self.convert(arena, id, &p.ty, before, |from, to| {
+                    Diagnostic::new(codes::DEFAULT_TYPE, d.span, format!("default value of `{}` is `{from}`, not `{to}`", p.name))
+                        .with_label(format!("this is `{from}`"))
+                        .with_secondary(p.span, format!("`{}` is declared `{to}` here", p.name))
+                })
+            });
+            let local = arena.new_local(p.name.clone(), p.ty.clone());
+            out.push(ir::Param { name: p.name.clone(), ty: p.ty.clone(), local, default });
+            bindings.push(Binding { name: p.name.clone(), local, ty: p.ty.clone(), def: p.span, kind, doc: p.doc.clone() });
+        }
+        out
+    }
+
+    /// Converts a checked expression to `to`, reporting a mismatch with `mismatch`
+    /// (unless checking the expression already failed).
+    pub(crate) fn convert(
+        &mut self,
+        arena: &mut ExprArena,
+        id: ExprId,
+        to: &Type,
+        errors_before: usize,
+        mismatch: impl FnOnce(&Type, &Type) -> Diagnostic,
+    ) -> ExprId {
+        let from = arena.ty(id).cloned().unwrap_or(Type::Error);
+        if !is_assignable(&from, to) {
+            if self.diagnostics[errors_before..].iter().all(|d| !d.is_error()) {
+                let mut d = mismatch(&from, to);
+                if let Type::Optional(inner) = &from {
+                    if !to.is_optional() && is_assignable(inner, to) {
+                        d = d.with_help("this value may be null: give a default with `??`");
+                    }
+                }
+                if from.contains_secret() && !to.contains_secret() {
+                    d = d.with_note("a secret can only go where a credential is expected");
+                }
+                self.report(d);
+            }
+            return id;
+        }
+        let mut sink = Vec::new();
+        coerce(arena, id, to, &mut sink)
+    }
+
+    /// Phase 7: lower every integration.
+    pub(super) fn check_integrations(&mut self) {
+        for i in 0..self.integrations.len() {
+            let lowered = self.lower_integration(i);
+            self.integrations[i].ir = Some(lowered);
+        }
+    }
+
+    fn lower_integration(&mut self, i: IntegIdx) -> ir::Integration {
+        let m = self.integrations[i].module;
+        let ast = self.integrations[i].ast.clone();
+        let name = self.integrations[i].name.clone();
+        self.analysis.reference_with(
+            ast.name.span,
+            ast.name.span,
+            SymbolKind::Integration,
+            &name,
+            format!("integration {name}"),
+            ast.doc.clone(),
+        );
+        let mut out = ir::Integration {
+            name: name.clone(),
+            module: self.modules[m].key.clone(),
+            doc: ast.doc.clone(),
+            builtin: self.integrations[i].builtin,
+            exprs: ExprArena::new(),
+            base_url: None,
+            auth: None,
+            rate_limit: None,
+            health: None,
+            headers: None,
+            settings: Vec::new(),
+            notify: None,
+            actions: Vec::new(),
+            events: Vec::new(),
+            span: ast.span,
+        };
+        let bindings = Bindings { list: Vec::new(), credentials: true };
+        let mut seen: Vec<(String, Span)> = Vec::new();
+        let mut arena = ExprArena::new();
+        for member in &ast.members {
+            let IntegrationMember::Setting(s) = member else { continue };
+            let key = s.name.name.as_str();
+            if let Some((_, first)) = seen.iter().find(|(n, _)| n == key) {
+                let first = *first;
+                self.report(
+                    Diagnostic::new(codes::DUPLICATE_SETTING, s.name.span, format!("setting `{key}` is given twice"))
+                        .with_label("given again here")
+                        .with_secondary(first, "first given here"),
+                );
+                continue;
+            }
+            seen.push((key.to_owned(), s.name.span));
+            match (key, &s.value) {
+                ("base_url", SettingValue::Expr(e)) => {
+                    out.base_url = Some(self.check_string(e, &bindings, &mut arena));
+                }
+                ("headers", SettingValue::Expr(e)) => {
+                    let before = self.diagnostics.len();
+                    let id = check_in(e, &bindings, &mut arena, None, &mut self.diagnostics, &mut self.analysis);
+                    let to = Type::map(Type::String, Type::Secret);
+                    out.headers = Some(self.convert(&mut arena, id, &to, before, |from, _| {
+                        Diagnostic::new(codes::INVALID_INTEGRATION_SETTING, e.span, format!("`headers` must be a map of strings, found `{from}`"))
+                            .with_label("expected `map<string, string>`")
+                    }));
+                }
+                ("auth", SettingValue::Expr(e)) => out.auth = self.lower_auth(e, &bindings, &mut arena),
+                ("rate_limit", SettingValue::RateLimit { count, per }) => {
+                    let count_v = self.fold(m, count);
+                    let per_v = self.fold(m, per);
+                    let count = match count_v {
+                        Some(v) => self.int_in_range(&v, count.span, "the rate limit's count", 1, i64::from(u32::MAX)),
+                        None => None,
+                    };
+                    let per = match per_v {
+                        Some(v) => self.positive_duration(&v, per.span, "the rate limit's period"),
+                        None => {
+                            self.report(
+                                Diagnostic::new(codes::INVALID_RATE_LIMIT, per.span, "the rate limit's period must be a duration literal")
+                                    .with_label("not a constant duration"),
+                            );
+                            None
+                        }
+                    };
+                    if let (Some(count), Some(per)) = (count, per) {
+                        out.rate_limit = Some(ir::RateLimit { count: count as u32, per });
+                    }
+                }
+                ("rate_limit", _) => self.report(
+                    Diagnostic::new(codes::INVALID_RATE_LIMIT, s.span, "a rate limit is written `COUNT per DURATION`")
+                        .with_label("not a rate limit")
+                        .with_help("for example `rate_limit = 50 per 1m`"),
+                ),
+                ("health", SettingValue::Endpoint { method, path }) => {
+                    let path = self.check_string(path, &bindings, &mut arena);
+                    if let Some(method) = Method::parse(&method.name) {
+                        out.health = Some(ir::Endpoint { method, path });
+                    }
+                }
+                ("health", _) => self.report(
+                    Diagnostic::new(codes::INVALID_INTEGRATION_SETTING, s.span, "`health` is written `METHOD \"/path\"`")
+                        .with_label("not an endpoint")
+                        .with_help("for example `health = GET \"/status\"`"),
+                ),
+                ("notify", SettingValue::Expr(e)) => out.notify = self.lower_notify_mapping(i, e),
+                (_, SettingValue::Expr(e)) => {
+                    let id = check_in(e, &bindings, &mut arena, None, &mut self.diagnostics, &mut self.analysis);
+                    out.settings.push(ir::NamedExpr { name: key.to_owned(), value: id });
+                }
+                (_, _) => self.report(
+                    Diagnostic::new(codes::INVALID_INTEGRATION_SETTING, s.span, format!("`{key}` cannot take this form"))
+                        .with_label("only `rate_limit` and `health` use this form"),
+                ),
+            }
+        }
+        out.exprs = arena;
+        for a in 0..self.integrations[i].actions.len() {
+            let action = self.lower_action(i, a);
+            out.actions.push(action);
+        }
+        for e in 0..self.integrations[i].events.len() {
+            let event = self.lower_event(i, e);
+            out.events.push(event);
+        }
+        out
+    }
+
+    fn check_string(&mut self, e: &ast::Expr, bindings: &Bindings, arena: &mut ExprArena) -> ExprId {
+        check_in(e, bindings, arena, Some(&Type::String), &mut self.diagnostics, &mut self.analysis)
+    }
+
+    fn form_args(&mut self, args: &[ast::Arg], bindings: &Bindings, arena: &mut ExprArena) -> Vec<FormArg> {
+        args.iter()
+            .map(|a| FormArg {
+                name: a.name.as_ref().map(|n| n.name.clone()),
+                value: check_in(&a.value, bindings, arena, None, &mut self.diagnostics, &mut self.analysis),
+            })
+            .collect()
+    }
+
+    /// Checks a built-in form's arguments: `positional` unnamed ones, then `required`
+    /// and `optional` named ones.
+    fn form_shape(&mut self, form: &str, span: Span, args: &[ast::Arg], positional: usize, required: &[&str], optional: &[&str]) {
+        let unnamed = args.iter().filter(|a| a.name.is_none()).count();
+        let expected = if positional > 0 {
+            format!("{positional} value{}", if positional == 1 { "" } else { "s" })
+        } else {
+            format!("named arguments {}", required.iter().chain(optional).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+        };
+        let mut problem: Option<String> = None;
+        if unnamed != positional {
+            problem = Some(format!("`{form}` takes {expected}"));
+        }
+        for a in args {
+            if let Some(n) = &a.name {
+                if !required.contains(&n.name.as_str()) && !optional.contains(&n.name.as_str()) {
+                    problem = Some(format!("`{form}` has no argument `{}`", n.name));
+                }
+            }
+        }
+        for r in required {
+            if !args.iter().any(|a| a.name.as_ref().is_some_and(|n| n.name == *r)) {
+                problem = Some(format!("`{form}` needs `{r}:`"));
+            }
+        }
+        if let Some(message) = problem {
+            self.report(
+                Diagnostic::new(codes::INVALID_FORM_ARGUMENTS, span, message)
+                    .with_label("wrong arguments")
+                    .with_note(format!("`{form}` takes {expected}")),
+            );
+        }
+    }
+
+    fn lower_auth(&mut self, e: &ast::Expr, bindings: &Bindings, arena: &mut ExprArena) -> Option<ir::Auth> {
+        let ExprKind::Call { target: None, function, args, .. } = &e.kind else {
+            self.report(
+                Diagnostic::new(codes::UNKNOWN_AUTH, e.span, "`auth` must be an auth form such as `bearer(secret(\"token\"))`")
+                    .with_label("not an auth form")
+                    .with_note("auth forms: bearer, basic, api_key, oauth2, aws_sigv4"),
+            );
+            return None;
+        };
+        let kind = match function.name.as_str() {
+            "bearer" => {
+                self.form_shape("bearer", e.span, args, 1, &[], &[]);
+                AuthKind::Bearer
+            }
+            "basic" => {
+                self.form_shape("basic", e.span, args, 2, &[], &[]);
+                AuthKind::Basic
+            }
+            "api_key" => {
+                let has_header = args.iter().any(|a| a.name.as_ref().is_some_and(|n| n.name == "header"));
+                let place = if has_header { "header" } else { "query" };
+                self.form_shape("api_key", e.span, args, 0, &[place, "value"], &[]);
+                AuthKind::ApiKey
+            }
+            "oauth2" => {
+                self.form_shape("oauth2", e.span, args, 0, &["token_url", "client_id", "client_secret"], &["refresh", "scope", "refresh_token"]);
+                AuthKind::OAuth2
+            }
+            "aws_sigv4" => {
+                self.form_shape("aws_sigv4", e.span, args, 0, &["service", "region"], &["access_key_id", "secret_access_key"]);
+                AuthKind::AwsSigV4
+            }
+            other => {
+                self.report(
+                    Diagnostic::new(codes::UNKNOWN_AUTH, function.span, format!("unknown auth kind `{other}`"))
+                        .with_label("not an auth form")
+                        .with_suggestion(other, AUTH_KINDS.iter().copied())
+                        .with_note("auth forms: bearer, basic, api_key, oauth2, aws_sigv4"),
+                );
+                return None;
+            }
+        };
+        let args = self.form_args(args, bindings, arena);
+        Some(ir::Auth { kind, args })
+    }
+
+    fn lower_notify_mapping(&mut self, i: IntegIdx, e: &ast::Expr) -> Option<ir::Notify> {
+        let ExprKind::Call { target: None, function, args, .. } = &e.kind else {
+            self.report(
+                Diagnostic::new(codes::INVALID_INTEGRATION_SETTING, e.span, "`notify` maps to one of the integration's actions")
+                    .with_label("not an action call")
+                    .with_help("for example `notify = post_message(channel: target, text: message)`"),
+            );
+            return None;
+        };
+        let Some(a) = self.integrations[i].notify else {
+            let names: Vec<String> = self.integrations[i].actions.iter().map(|a| a.name.clone()).collect();
+            self.report(
+                Diagnostic::new(codes::UNKNOWN_ACTION, function.span, format!("unknown action `{}`", function.name))
+                    .with_label(format!("`{}` declares no such action", self.integrations[i].name))
+                    .with_suggestion(&function.name, names.iter().map(String::as_str)),
+            );
+            return None;
+        };
+        let mut arena = ExprArena::new();
+        let mut bindings = Bindings { list: Vec::new(), credentials: true };
+        let target = arena.new_local("target", Type::String);
+        let message = arena.new_local("message", Type::String);
+        for (name, local) in [("target", target), ("message", message)] {
+            bindings.push(Binding { name: name.into(), local, ty: Type::String, def: e.span, kind: SymbolKind::Variable, doc: None });
+        }
+        let params: Vec<(String, Type, bool, Span)> = self.integrations[i].actions[a]
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span))
+            .collect();
+        let call_span = e.span;
+        let args = self.call_args(&params, args, &bindings, &mut arena, call_span, &format!("action `{}`", function.name));
+        Some(ir::Notify { action: a as u32, exprs: arena, target, message, args })
+    }
+
+    /// Checks named arguments against parameters (name, type, required), in `arena`.
+    /// Returns one entry per parameter.
+    pub(crate) fn call_args(
+        &mut self,
+        params: &[(String, Type, bool, Span)],
+        args: &[ast::Arg],
+        bindings: &Bindings,
+        arena: &mut ExprArena,
+        call_span: Span,
+        callee: &str,
+    ) -> Vec<Option<ExprId>> {
+        let mut out: Vec<Option<ExprId>> = vec![None; params.len()];
+        let mut given: Vec<Option<Span>> = vec![None; params.len()];
+        for arg in args {
+            let Some(name) = &arg.name else {
+                let d = Diagnostic::new(codes::POSITIONAL_ARGUMENT, arg.span, format!("arguments of {callee} are named"))
+                    .with_label("no name");
+                let d = match params.iter().find(|p| !given[params.iter().position(|q| q.0 == p.0).unwrap_or(0)].is_some()) {
+                    Some(p) => d.with_help(format!("write `{}: ...`", p.0)),
+                    None => d,
+                };
+                self.report(d);
+                check_in(&arg.value, bindings, arena, None, &mut self.diagnostics, &mut self.analysis);
+                continue;
+            };
+            let Some(index) = params.iter().position(|p| p.0 == name.name) else {
+                let d = Diagnostic::new(codes::UNKNOWN_ARGUMENT, name.span, format!("{callee} has no parameter `{}`", name.name))
+                    .with_label("unknown argument")
+                    .with_suggestion(&name.name, params.iter().map(|p| p.0.as_str()));
+                let d = if d.help.is_none() && !params.is_empty() {
+                    d.with_note(format!(
+                        "parameters: {}",
+                        params.iter().map(|p| format!("{}: {}", p.0, p.1)).collect::<Vec<_>>().join(", ")
+                    ))
+                } else {
+                    d
+                };
+                self.report(d);
+                check_in(&arg.value, bindings, arena, None, &mut self.diagnostics, &mut self.analysis);
+                continue;
+            };
+            if let Some(first) = given[index] {
+                self.report(
+                    Diagnostic::new(codes::DUPLICATE_ARGUMENT, name.span, format!("argument `{}` is given twice", name.name))
+                        .with_label("given again here")
+                        .with_secondary(first, "first given here"),
+                );
+                continue;
+            }
+            given[index] = Some(name.span);
+            let (pname, pty, _, pspan) = &params[index];
+            let before = self.diagnostics.len();
+            let id = check_in(&arg.value, bindings, arena, None, &mut self.diagnostics, &mut self.analysis);
+            let value_span = arg.value.span;
+            let id = self.convert(arena, id, pty, before, |from, to| {
+                Diagnostic::new(codes::ARGUMENT_TYPE, value_span, format!("argument `{pname}` expects `{to}`, found `{from}`"))
+                    .with_label(format!("this is `{from}`"))
+                    .with_secondary(*pspan, format!("`{pname}` is declared `{to}` here"))
+            });
+            out[index] = Some(id);
+        }
+        let missing: Vec<&(String, Type, bool, Span)> =
+            params.iter().enumerate().filter(|(k, p)| given[*k].is_none() && !p.2).map(|(_, p)| p).collect();
+        if !missing.is_empty() {
+            let names: Vec<String> = missing.iter().map(|p| format!("`{}: {}`", p.0, p.1)).collect();
+            let message = if missing.len() == 1 {
+                format!("missing required argument {} of {callee}", names.join(""))
+            } else {
+                format!("missing required arguments of {callee}: {}", names.join(", "))
+            };
+            let mut d = Diagnostic::new(codes::MISSING_ARGUMENT, call_span, message).with_label("in this call");
+            for p in &missing {
+                d = d.with_secondary(p.3, format!("`{}` is declared here", p.0));
+            }
+            self.report(d.with_help(format!("add {}", missing.iter().map(|p| format!("`{}: ...`", p.0)).collect::<Vec<_>>().join(", "))));
+        }
+        out
+    }
+
+    fn lower_action(&mut self, i: IntegIdx, a: usize) -> ir::Action {
+        let sig = &self.integrations[i].actions[a];
+        let ast = sig.ast.clone();
+        let (idempotent, native, result) = (sig.idempotent, sig.native, sig.result.clone());
+        let params_sig: Vec<ParamSig> = sig
+            .params
+            .iter()
+            .map(|p| ParamSig { name: p.name.clone(), ty: p.ty.clone(), default: p.default.clone(), span: p.span, doc: p.doc.clone() })
+            .collect();
+        let integ_name = self.integrations[i].name.clone();
+        let signature = format!(
+            "{}action {integ_name}.{}({}) -> {result}",
+            if idempotent { "idempotent " } else { "" },
+            ast.name.name,
+            params_sig.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect::<Vec<_>>().join(", ")
+        );
+        self.analysis.reference_with(ast.name.span, ast.name.span, SymbolKind::Action, &ast.name.name, signature, ast.doc.clone());
+        let mut arena = ExprArena::new();
+        let mut bindings = Bindings { list: Vec::new(), credentials: true };
+        let params = self.lower_params(&params_sig, &mut arena, &mut bindings, SymbolKind::Param);
+        let response = arena.new_local("response", ir::response_type());
+        bindings.push(Binding {
+            name: "response".into(),
+            local: response,
+            ty: ir::response_type(),
+            def: ast.name.span,
+            kind: SymbolKind::Variable,
+            doc: Some("The HTTP response: `status`, `headers` and the decoded `body`.".into()),
+        });
+        let mut out = ir::Action {
+            name: ast.name.name.clone(),
+            doc: ast.doc.clone(),
+            idempotent,
+            native,
+            params,
+            result: result.clone(),
+            exprs: ExprArena::new(),
+            response,
+            request: None,
+            query: None,
+            headers: None,
+            body: None,
+            paginate: None,
+            error_when: Vec::new(),
+            result_expr: None,
+            timeout: None,
+            span: ast.span,
+        };
+        let mut seen: Vec<(&'static str, Span)> = Vec::new();
+        for clause in &ast.clauses {
+            let keyword = match &clause.kind {
+                ActionClauseKind::Request { .. } => "request",
+                ActionClauseKind::Query(_) => "query",
+                ActionClauseKind::Headers(_) => "headers",
+                ActionClauseKind::Body { .. } => "body",
+                ActionClauseKind::Paginate { .. } => "paginate",
+                ActionClauseKind::ErrorWhen { .. } => "error_when",
+                ActionClauseKind::Result(_) => "result",
+                ActionClauseKind::Timeout(_) => "timeout",
+            };
+            if keyword != "error_when" {
+                if let Some((_, first)) = seen.iter().find(|(k, _)| *k == keyword) {
+                    let first = *first;
+                    self.report(
+                        Diagnostic::new(codes::DUPLICATE_CLAUSE, clause.span, format!("`{keyword}` is given twice in this action"))
+                            .with_label("given again here")
+                            .with_secondary(first, "first given here"),
+                    );
+                    continue;
+                }
+                seen.push((keyword, clause.span));
+            }
+            match &clause.kind {
+                ActionClauseKind::Request { method, path } => {
+                    let path = self.check_string(path, &bindings, &mut arena);
+                    if let Some(method) = Method::parse(&method.name) {
+                        out.request = Some(ir::Endpoint { method, path });
+                    }
+                }
+                ActionClauseKind::Query(e) => {
+                    out.query = Some(check_in(e, &bindings, &mut arena, None, &mut self.diagnostics, &mut self.analysis));
+                }
+                ActionClauseKind::Headers(e) => {
+                    out.headers = Some(check_in(e, &bindings, &mut arena, None, &mut self.diagnostics, &mut self.analysis));
+                }
+                ActionClauseKind::Body { kind, value } => {
+                    let kind = match kind.name.as_str() {
+                        "form" => BodyKind::Form,
+                        "xml" => BodyKind::Xml,
+                        "text" => BodyKind::Text,
+                        "multipart" => BodyKind::Multipart,
+                        _ => BodyKind::Json,
+                    };
+                    let expected = if kind == BodyKind::Text || kind == BodyKind::Xml { Some(Type::String) } else { None };
+                    let value = check_in(value, &bindings, &mut arena, expected.as_ref(), &mut self.diagnostics, &mut self.analysis);
+                    out.body = Some(ir::Body { kind, value });
+                }
+                ActionClauseKind::Paginate { kind, args } => {
+                    let k = match kind.name.as_str() {
+                        "cursor" => Some(PaginateKind::Cursor),
+                        "link" => Some(PaginateKind::Link),
+                        "offset" => Some(PaginateKind::Offset),
+                        "page" => Some(PaginateKind::Page),
+                        other => {
+                            self.report(
+                                Diagnostic::new(codes::UNKNOWN_PAGINATION, kind.span, format!("unknown pagination `{other}`"))
+                                    .with_label("not a pagination kind")
+                                    .with_suggestion(other, PAGINATION_KINDS.iter().copied())
+                                    .with_note("pagination kinds: cursor, link, offset, page"),
+                            );
+                            None
+                        }
+                    };
+                    if let Some(k) = k {
+                        match k {
+                            PaginateKind::Cursor => self.form_shape("cursor", clause.span, args, 1, &["param"], &[]),
+                            PaginateKind::Link => self.form_shape("link", clause.span, args, 0, &[], &[]),
+                            PaginateKind::Offset => self.form_shape("offset", clause.span, args, 0, &["param"], &["limit", "size"]),
+                            PaginateKind::Page => self.form_shape("page", clause.span, args, 0, &["param"], &["size", "start"]),
+                        }
+                        let args = self.form_args(args, &bindings, &mut arena);
+                        out.paginate = Some(ir::Paginate { kind: k, args });
+                    }
+                }
+                ActionClauseKind::ErrorWhen { condition, message } => {
+                    let condition = check_in(condition, &bindings, &mut arena, Some(&Type::Bool), &mut self.diagnostics, &mut self.analysis);
+                    let message = check_in(message, &bindings, &mut arena, Some(&Type::Dyn), &mut self.diagnostics, &mut self.analysis);
+                    out.error_when.push(ir::ErrorWhen { condition, message });
+                }
+                ActionClauseKind::Result(e) => {
+                    let before = self.diagnostics.len();
+                    let id = check_in(e, &bindings, &mut arena, None, &mut self.diagnostics, &mut self.analysis);
+                    let span = e.span;
+                    out.result_expr = Some(self.convert(&mut arena, id, &result, before, |from, to| {
+                        Diagnostic::new(codes::RETURN_TYPE, span, format!("the action's result is `{to}`, but this is `{from}`"))
+                            .with_label(format!("this is `{from}`"))
+                    }));
+                }
+                ActionClauseKind::Timeout(e) => {
+                    out.timeout = match self.fold(self.integrations[i].module, e) {
+                        Some(v) => self.positive_duration(&v, e.span, "`timeout`").map(ConstOr::Const),
+                        None => Some(ConstOr::Expr(check_in(e, &bindings, &mut arena, Some(&Type::Duration), &mut self.diagnostics, &mut self.analysis))),
+                    };
+                }
+            }
+        }
+        if out.request.is_none() && !native {
+            let d = Diagnostic::new(codes::MISSING_REQUEST, ast.name.span, format!("action `{}` sends no request", ast.name.name))
+                .with_label("no `METHOD \"/path\"` line")
+                .with_help("add a request line such as `GET \"/items\"`");
+            self.report(if self.integrations[i].builtin {
+                d.with_note("only the clause-less actions of `http`, `file` and `console` are implemented by the runtime")
+            } else {
+                d
+            });
+        }
+        out.exprs = arena;
+        out
+    }
+
+    fn lower_event(&mut self, i: IntegIdx, e: usize) -> ir::Event {
+        let sig = &self.integrations[i].events[e];
+        let ast = sig.ast.clone();
+        let result = sig.result.clone();
+        let params_sig: Vec<ParamSig> = sig
+            .params
+            .iter()
+            .map(|p| ParamSig { name: p.name.clone(), ty: p.ty.clone(), default: p.default.clone(), span: p.span, doc: p.doc.clone() })
+            .collect();
+        let integ_name = self.integrations[i].name.clone();
+        let signature = format!(
+            "event {integ_name}.{}({}) -> {result}",
+            ast.name.name,
+            params_sig.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect::<Vec<_>>().join(", ")
+        );
+        self.analysis.reference_with(ast.name.span, ast.name.span, SymbolKind::Event, &ast.name.name, signature, ast.doc.clone());
+        let mut arena = ExprArena::new();
+        let mut bindings = Bindings { list: Vec::new(), credentials: true };
+        let params = self.lower_params(&params_sig, &mut arena, &mut bindings, SymbolKind::Param);
+        let payload = arena.new_local("payload", Type::Dyn);
+        let headers = arena.new_local("headers", Type::map(Type::String, Type::String));
+        for (name, local, ty) in [("payload", payload, Type::Dyn), ("headers", headers, Type::map(Type::String, Type::String))] {
+            bindings.push(Binding { name: name.into(), local, ty, def: ast.name.span, kind: SymbolKind::Variable, doc: None });
+        }
+        let mut out = ir::Event {
+            name: ast.name.name.clone(),
+            doc: ast.doc.clone(),
+            params,
+            result: result.clone(),
+            exprs: ExprArena::new(),
+            payload,
+            headers,
+            webhook: None,
+            verify: None,
+            when: None,
+            result_expr: None,
+            span: ast.span,
+        };
+        for clause in &ast.clauses {
+            match &clause.kind {
+                EventClauseKind::Webhook(p) => {
+                    out.webhook = Some(self.check_string(p, &bindings, &mut arena));
+                    if let Some(ConstVal::String(s)) = self.fold(self.integrations[i].module, p) {
+                        if !s.starts_with('/') {
+                            self.report(
+                                Diagnostic::new(codes::INVALID_WEBHOOK_PATH, p.span, format!("webhook path `{s}` must start with `/`"))
+                                    .with_label("not an absolute path"),
+                            );
+                        }
+                    }
+                }
+                EventClauseKind::Verify { scheme, args } => {
+                    let s = match scheme.name.as_str() {
+                        "slack_signature" => Some(VerifyScheme::SlackSignature),
+                        "github_signature" => Some(VerifyScheme::GithubSignature),
+                        "stripe_signature" => Some(VerifyScheme::StripeSignature),
+                        "hmac_sha256" => Some(VerifyScheme::HmacSha256),
+                        other => {
+                            self.report(
+                                Diagnostic::new(codes::UNKNOWN_VERIFY, scheme.span, format!("unknown webhook verification `{other}`"))
+                                    .with_label("not a verification scheme")
+                                    .with_suggestion(other, VERIFY_SCHEMES.iter().copied())
+                                    .with_note("schemes: slack_signature, github_signature, stripe_signature, hmac_sha256"),
+                            );
+                            None
+                        }
+                    };
+                    if let Some(s) = s {
+                        if s == VerifyScheme::HmacSha256 {
+                            self.form_shape("hmac_sha256", clause.span, args, 1, &["header"], &["prefix"]);
+                        } else {
+                            self.form_shape(&scheme.name, clause.span, args, 1, &[], &[]);
+                        }
+                        let args = self.form_args(args, &bindings, &mut arena);
+                        out.verify = Some(ir::Verify { scheme: s, args });
+                    }
+                }
+                EventClauseKind::When(c) => {
+                    out.when = Some(check_in(c, &bindings, &mut arena, Some(&Type::Bool), &mut self.diagnostics, &mut self.analysis));
+                }
+                EventClauseKind::Result(r) => {
+                    let before = self.diagnostics.len();
+                    let id = check_in(r, &bindings, &mut arena, None, &mut self.diagnostics, &mut self.analysis);
+                    let span = r.span;
+                    out.result_expr = Some(self.convert(&mut arena, id, &result, before, |from, to| {
+                        Diagnostic::new(codes::RETURN_TYPE, span, format!("the event's type is `{to}`, but this is `{from}`"))
+                            .with_label(format!("this is `{from}`"))
+                    }));
+                }
+            }
+        }
+        if out.webhook.is_none() {
+            self.report(
+                Diagnostic::new(codes::EVENT_WITHOUT_WEBHOOK, ast.name.span, format!("event `{}` has no webhook", ast.name.name))
+                    .with_label("nothing delivers this event")
+                    .with_help("add `webhook \"/path\"`"),
+            );
+        }
+        out.exprs = arena;
+        out
+    }
+}

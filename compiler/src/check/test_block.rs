@@ -1,0 +1,297 @@
+//! `test` blocks: mocks checked against the actions they replace, runs checked like
+//! child workflow calls, and `expect`ations over `status`, `output`, `error` and
+//! `calls(integration.action)`.
+
+use flow_grammar::ast::{self, ExprKind, TestStatementKind};
+use flow_grammar::{Diagnostic, codes};
+
+use super::scope::{Binding, Bindings, check_in};
+use super::settings::ConstVal;
+use super::{Checker, Symbol};
+use crate::analysis::SymbolKind;
+use crate::expr::ExprArena;
+use crate::ir::{self, ErrorKind};
+use crate::types::Type;
+
+impl Checker<'_> {
+    /// Phase 9: lower every test block.
+    pub(super) fn check_tests(&mut self) {
+        for t in 0..self.tests.len() {
+            let lowered = self.lower_test(t);
+            self.tests[t].ir = Some(lowered);
+        }
+    }
+
+    fn resolve_action(&mut self, m: usize, path: &ast::Path) -> Option<(ir::ActionRef, Type)> {
+        if path.segments.len() < 2 {
+            self.report(
+                Diagnostic::new(codes::UNKNOWN_ACTION, path.span, format!("`{}` is not an action", path.dotted()))
+                    .with_label("expected `integration.action`"),
+            );
+            return None;
+        }
+        let (head, last) = path.segments.split_at(path.segments.len() - 1);
+        let integ = match self.resolve_path(m, None, head) {
+            Ok((Symbol::Integration(i), def)) => {
+                let name = self.integrations[i].name.clone();
+                self.analysis.reference(head[head.len() - 1].span, def, SymbolKind::Integration, &name, self.integrations[i].doc.clone());
+                i
+            }
+            Ok((other, _)) => {
+                self.report(
+                    Diagnostic::new(codes::NOT_AN_INTEGRATION, path.span, format!("`{}` is {}, not an integration", head[0].name, other.describe()))
+                        .with_label("expected `integration.action`"),
+                );
+                return None;
+            }
+            Err(e) => {
+                self.unknown_path(codes::UNKNOWN_NAME, "integration", head, e);
+                return None;
+            }
+        };
+        let name = &last[0];
+        match self.integrations[integ].actions.iter().position(|a| a.name == name.name) {
+            Some(a) => {
+                let sig = &self.integrations[integ].actions[a];
+                let (def, doc, result) = (sig.span, sig.doc.clone(), sig.result.clone());
+                self.analysis.reference(name.span, def, SymbolKind::Action, &name.name, doc);
+                Some((ir::ActionRef { integration: ir::IntegrationId::from_index(integ), action: a as u32 }, result))
+            }
+            None => {
+                let names: Vec<String> = self.integrations[integ].actions.iter().map(|a| a.name.clone()).collect();
+                self.report(
+                    Diagnostic::new(
+                        codes::UNKNOWN_ACTION,
+                        name.span,
+                        format!("integration `{}` has no action `{}`", self.integrations[integ].name, name.name),
+                    )
+                    .with_label("unknown action")
+                    .with_suggestion(&name.name, names.iter().map(String::as_str)),
+                );
+                None
+            }
+        }
+    }
+
+    fn lower_test(&mut self, t: usize) -> ir::Test {
+        let m = self.tests[t].module;
+        let ast = self.tests[t].ast.clone();
+        let mut arena = ExprArena::new();
+        let mut bindings = Bindings::default();
+        // The type of `output`: the result of the workflow the test runs.
+        let output_ty = ast
+            .statements
+            .iter()
+            .find_map(|s| match &s.kind {
+                TestStatementKind::Run { target, .. } => match self.resolve_path(m, None, &target.segments) {
+                    Ok((Symbol::Workflow(w), _)) => Some(self.workflows[w].ir.as_ref().and_then(|i| i.result.clone()).unwrap_or(Type::Dyn)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .unwrap_or(Type::Dyn);
+        let status = arena.new_local("status", Type::String);
+        let output = arena.new_local("output", output_ty.clone());
+        let error = arena.new_local("error", Type::optional(Type::String));
+        for (name, local, ty, doc) in [
+            ("status", status, Type::String, "How the last run ended: `completed` or `failed`."),
+            ("output", output, output_ty, "The last run's output."),
+            ("error", error, Type::optional(Type::String), "The last run's failure message, or null."),
+        ] {
+            bindings.push(Binding { name: name.into(), local, ty, def: ast.name_span, kind: SymbolKind::Variable, doc: Some(doc.into()) });
+        }
+        let mut calls: Vec<ir::CallCount> = Vec::new();
+        let mut stmts = Vec::new();
+        for s in &ast.statements {
+            match &s.kind {
+                TestStatementKind::Mock { target, behaviours } => {
+                    let Some((action, result)) = self.resolve_action(m, target) else { continue };
+                    let mut out = Vec::new();
+                    for b in behaviours {
+                        let outcome = match &b.outcome {
+                            ast::MockOutcome::Returns(value) => {
+                                let before = self.diagnostics.len();
+                                let id = check_in(value, &bindings, &mut arena, None, &mut self.diagnostics, &mut self.analysis);
+                                let span = value.span;
+                                let shown = target.dotted();
+                                let id = self.convert(&mut arena, id, &result, before, |from, to| {
+                                    Diagnostic::new(codes::MOCK_TYPE, span, format!("`{shown}` returns `{to}`, but the mock returns `{from}`"))
+                                        .with_label(format!("this is `{from}`"))
+                                });
+                                ir::MockOutcome::Returns(id)
+                            }
+                            ast::MockOutcome::Fails { kind, message } => {
+                                let k = match ErrorKind::parse(&kind.name) {
+                                    Some(k) => k,
+                                    None => {
+                                        self.report(
+                                            Diagnostic::new(codes::UNKNOWN_ERROR_KIND, kind.span, format!("unknown error kind `{}`", kind.name))
+                                                .with_label("not an error kind")
+                                                .with_suggestion(&kind.name, ErrorKind::ALL.iter().map(|k| k.as_str()))
+                                                .with_note("error kinds: timeout, communication, authentication, authorization, validation, expression, runtime"),
+                                        );
+                                        ErrorKind::Runtime
+                                    }
+                                };
+                                let message = message.as_ref().map(|msg| {
+                                    check_in(msg, &bindings, &mut arena, Some(&Type::String), &mut self.diagnostics, &mut self.analysis)
+                                });
+                                ir::MockOutcome::Fails { kind: k, message }
+                            }
+                        };
+                        let times = b.times.as_ref().and_then(|e| match self.fold(m, e) {
+                            Some(v) => self.int_in_range(&v, e.span, "`times`", 1, i64::from(u32::MAX)).map(|n| n as u32),
+                            None => {
+                                self.report(
+                                    Diagnostic::new(codes::NOT_CONSTANT, e.span, "`times` must be an integer literal")
+                                        .with_label("not a constant"),
+                                );
+                                None
+                            }
+                        });
+                        out.push(ir::MockBehaviour { outcome, times });
+                    }
+                    stmts.push(ir::TestStmt::Mock { action, behaviours: out });
+                }
+                TestStatementKind::Run { target, args } => match self.resolve_path(m, None, &target.segments) {
+                    Ok((Symbol::Workflow(w), def)) => {
+                        self.analysis.reference(target.span, def, SymbolKind::Workflow, &target.dotted(), self.workflows[w].doc.clone());
+                        let params: Vec<(String, Type, bool, flow_grammar::Span)> =
+                            self.workflows[w].params.iter().map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span)).collect();
+                        let callee = format!("workflow `{}`", self.workflows[w].name);
+                        let args = self.call_args(&params, args, &bindings, &mut arena, s.span, &callee);
+                        stmts.push(ir::TestStmt::Run { workflow: ir::WorkflowId::from_index(w), args });
+                    }
+                    Ok((other, _)) => self.report(
+                        Diagnostic::new(codes::UNKNOWN_WORKFLOW, target.span, format!("`{}` is {}, not a workflow", target.dotted(), other.describe()))
+                            .with_label("`run` needs a workflow"),
+                    ),
+                    Err(e) => self.unknown_path(codes::UNKNOWN_WORKFLOW, "workflow", &target.segments, e),
+                },
+                TestStatementKind::Expect(condition) => {
+                    let rewritten = self.bind_calls(m, condition, &mut arena, &mut bindings, &mut calls);
+                    let condition = check_in(&rewritten, &bindings, &mut arena, Some(&Type::Bool), &mut self.diagnostics, &mut self.analysis);
+                    stmts.push(ir::TestStmt::Expect { condition, span: s.span });
+                }
+                TestStatementKind::Let { name, ty, value } => {
+                    let declared = ty.as_ref().map(|t| self.type_of(m, None, t));
+                    let rewritten = self.bind_calls(m, value, &mut arena, &mut bindings, &mut calls);
+                    let id = check_in(&rewritten, &bindings, &mut arena, declared.as_ref(), &mut self.diagnostics, &mut self.analysis);
+                    let ty = declared.unwrap_or_else(|| arena.ty(id).cloned().unwrap_or(Type::Error));
+                    let local = arena.new_local(name.name.clone(), ty.clone());
+                    bindings.push(Binding { name: name.name.clone(), local, ty, def: name.span, kind: SymbolKind::Let, doc: None });
+                    stmts.push(ir::TestStmt::Let { local, value: id });
+                }
+            }
+        }
+        let _ = ConstVal::Null;
+        ir::Test { name: ast.name.clone(), doc: ast.doc.clone(), exprs: arena, status, output, error, calls, stmts, span: ast.span }
+    }
+
+    /// Replaces each `calls(integration.action)` with a name bound to an `int` local the
+    /// runner fills with that action's call count.
+    fn bind_calls(
+        &mut self,
+        m: usize,
+        expr: &ast::Expr,
+        arena: &mut ExprArena,
+        bindings: &mut Bindings,
+        calls: &mut Vec<ir::CallCount>,
+    ) -> ast::Expr {
+        let mut expr = expr.clone();
+        let mut found: Vec<(String, ast::Path)> = Vec::new();
+        rewrite_calls(&mut expr, &mut found);
+        for (name, path) in found {
+            if bindings.find(&name).is_some() {
+                continue;
+            }
+            let Some((action, _)) = self.resolve_action(m, &path) else { continue };
+            let local = arena.new_local(name.clone(), Type::Int);
+            calls.push(ir::CallCount { action, local });
+            bindings.push(Binding { name, local, ty: Type::Int, def: path.span, kind: SymbolKind::Variable, doc: None });
+        }
+        expr
+    }
+}
+
+fn rewrite_calls(expr: &mut ast::Expr, found: &mut Vec<(String, ast::Path)>) {
+    if let ExprKind::Call { target: None, function, args, .. } = &expr.kind {
+        if function.name == "calls" && args.len() == 1 {
+            if let Some(path) = dotted_path(&args[0].value) {
+                let name = format!("calls({})", path.dotted());
+                found.push((name.clone(), path));
+                expr.kind = ExprKind::Ident { name, root: false };
+                return;
+            }
+        }
+    }
+    match &mut expr.kind {
+        ExprKind::Interpolated(parts) => {
+            for p in parts {
+                if let ast::StringPart::Expr(e) = p {
+                    rewrite_calls(e, found);
+                }
+            }
+        }
+        ExprKind::Member { target, .. } => rewrite_calls(target, found),
+        ExprKind::Index { target, index, .. } => {
+            rewrite_calls(target, found);
+            rewrite_calls(index, found);
+        }
+        ExprKind::Call { target, args, .. } => {
+            if let Some(t) = target {
+                rewrite_calls(t, found);
+            }
+            for a in args {
+                rewrite_calls(&mut a.value, found);
+            }
+        }
+        ExprKind::Unary { operand, .. } => rewrite_calls(operand, found),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            rewrite_calls(lhs, found);
+            rewrite_calls(rhs, found);
+        }
+        ExprKind::Conditional { condition, then, otherwise } => {
+            rewrite_calls(condition, found);
+            rewrite_calls(then, found);
+            rewrite_calls(otherwise, found);
+        }
+        ExprKind::List(items) => {
+            for i in items {
+                rewrite_calls(&mut i.value, found);
+            }
+        }
+        ExprKind::Map(entries) => {
+            for e in entries {
+                rewrite_calls(&mut e.key, found);
+                rewrite_calls(&mut e.value, found);
+            }
+        }
+        ExprKind::Record(fields) => {
+            for f in fields {
+                rewrite_calls(&mut f.value, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn dotted_path(expr: &ast::Expr) -> Option<ast::Path> {
+    let mut segments = Vec::new();
+    let mut cur = expr;
+    loop {
+        match &cur.kind {
+            ExprKind::Member { target, field, access: ast::Access::Plain } => {
+                segments.push(field.clone());
+                cur = target;
+            }
+            ExprKind::Ident { name, root: false } => {
+                segments.push(ast::Ident { name: name.clone(), span: cur.span });
+                break;
+            }
+            _ => return None,
+        }
+    }
+    segments.reverse();
+    Some(ast::Path { segments, span: expr.span })
+}
