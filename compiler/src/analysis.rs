@@ -58,8 +58,22 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    pub(crate) fn reference(&mut self, span: Span, definition: Span, kind: SymbolKind, name: &str, doc: Option<String>) {
-        self.references.push(Reference { span, definition, kind, name: name.to_owned(), hover: String::new(), doc });
+    pub(crate) fn reference(
+        &mut self,
+        span: Span,
+        definition: Span,
+        kind: SymbolKind,
+        name: &str,
+        doc: Option<String>,
+    ) {
+        self.references.push(Reference {
+            span,
+            definition,
+            kind,
+            name: name.to_owned(),
+            hover: String::new(),
+            doc,
+        });
     }
 
     pub(crate) fn reference_with(
@@ -71,7 +85,14 @@ impl Analysis {
         hover: String,
         doc: Option<String>,
     ) {
-        self.references.push(Reference { span, definition, kind, name: name.to_owned(), hover, doc });
+        self.references.push(Reference {
+            span,
+            definition,
+            kind,
+            name: name.to_owned(),
+            hover,
+            doc,
+        });
     }
 
     /// The innermost reference covering `offset` in `file`.
@@ -84,7 +105,9 @@ impl Analysis {
 
     /// Every reference to the definition at `definition` (including the definition itself).
     pub fn references_to(&self, definition: Span) -> impl Iterator<Item = &Reference> {
-        self.references.iter().filter(move |r| r.definition == definition)
+        self.references
+            .iter()
+            .filter(move |r| r.definition == definition)
     }
 
     /// The outline of one file.

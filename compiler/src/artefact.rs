@@ -21,7 +21,9 @@ const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 pub enum ArtefactError {
     #[error("not a compiled Flow program (the file does not start with the `.flowc` magic bytes)")]
     NotFlowc,
-    #[error("compiled program has format version {found}; this build of flow reads version {expected}: compile the source again")]
+    #[error(
+        "compiled program has format version {found}; this build of flow reads version {expected}: compile the source again"
+    )]
     Version { found: u32, expected: u32 },
     #[error("compiled program is truncated: {expected} bytes of program expected, {found} present")]
     Truncated { expected: u64, found: u64 },
@@ -64,12 +66,26 @@ pub fn decode(bytes: &[u8]) -> Result<Program, ArtefactError> {
     if magic != MAGIC {
         return Err(ArtefactError::NotFlowc);
     }
-    let truncated = |expected: u64| ArtefactError::Truncated { expected, found: bytes.len().saturating_sub(HEADER_LEN) as u64 };
-    let version = bytes.get(8..12).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).ok_or_else(|| truncated(0))?;
+    let truncated = |expected: u64| ArtefactError::Truncated {
+        expected,
+        found: bytes.len().saturating_sub(HEADER_LEN) as u64,
+    };
+    let version = bytes
+        .get(8..12)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| truncated(0))?;
     if version != FORMAT_VERSION {
-        return Err(ArtefactError::Version { found: version, expected: FORMAT_VERSION });
+        return Err(ArtefactError::Version {
+            found: version,
+            expected: FORMAT_VERSION,
+        });
     }
-    let len = bytes.get(12..20).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).ok_or_else(|| truncated(0))?;
+    let len = bytes
+        .get(12..20)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| truncated(0))?;
     let hash = bytes.get(20..HEADER_LEN).ok_or_else(|| truncated(len))?;
     let payload = &bytes[HEADER_LEN.min(bytes.len())..];
     if (payload.len() as u64) < len {

@@ -30,7 +30,11 @@ impl Compilation {
 /// problems are diagnostics.
 pub fn compile(sources: &mut SourceMap, root: FileId, loader: &mut dyn Loader) -> Compilation {
     let checked = crate::check::check_program(sources, root, loader);
-    Compilation { program: checked.program, diagnostics: checked.diagnostics, analysis: checked.analysis }
+    Compilation {
+        program: checked.program,
+        diagnostics: checked.diagnostics,
+        analysis: checked.analysis,
+    }
 }
 
 /// Compiles a single text with no file imports (for tests, `flow eval`-like tools and

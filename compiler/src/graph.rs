@@ -46,19 +46,33 @@ fn lift(shapes: &[StmtShape], stmt: StmtId, block: BlockId) -> Option<StmtId> {
     if shape.block == block {
         return Some(stmt);
     }
-    shape.ancestors.iter().copied().find(|a| shapes.get(a.index()).is_some_and(|s| s.block == block))
+    shape
+        .ancestors
+        .iter()
+        .copied()
+        .find(|a| shapes.get(a.index()).is_some_and(|s| s.block == block))
 }
 
 /// Reports dependency cycles (errors) and `after`s already implied by data (warnings).
-pub(crate) fn check_dependencies(shapes: &[StmtShape], edges: &[Edge], labels: &[String]) -> Vec<Diagnostic> {
+pub(crate) fn check_dependencies(
+    shapes: &[StmtShape],
+    edges: &[Edge],
+    labels: &[String],
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut graph: DiGraph<StmtId, usize> = DiGraph::new();
-    let nodes: Vec<NodeIndex> = (0..shapes.len()).map(|i| graph.add_node(StmtId::from_index(i))).collect();
+    let nodes: Vec<NodeIndex> = (0..shapes.len())
+        .map(|i| graph.add_node(StmtId::from_index(i)))
+        .collect();
     // Edges between siblings of one block, each remembering the edge it came from.
     let mut lifted: Vec<(StmtId, StmtId, usize)> = Vec::new();
     for (k, e) in edges.iter().enumerate() {
-        let Some(to_shape) = shapes.get(e.to.index()) else { continue };
-        let Some(from) = lift(shapes, e.from, to_shape.block) else { continue };
+        let Some(to_shape) = shapes.get(e.to.index()) else {
+            continue;
+        };
+        let Some(from) = lift(shapes, e.from, to_shape.block) else {
+            continue;
+        };
         lifted.push((from, e.to, k));
         if let (Some(&a), Some(&b)) = (nodes.get(from.index()), nodes.get(e.to.index())) {
             graph.add_edge(a, b, k);
@@ -66,25 +80,39 @@ pub(crate) fn check_dependencies(shapes: &[StmtShape], edges: &[Edge], labels: &
     }
     let label = |s: StmtId| labels.get(s.index()).cloned().unwrap_or_default();
     for scc in tarjan_scc(&graph) {
-        let cyclic = scc.len() > 1 || scc.first().is_some_and(|&n| graph.find_edge(n, n).is_some());
+        let cyclic = scc.len() > 1
+            || scc
+                .first()
+                .is_some_and(|&n| graph.find_edge(n, n).is_some());
         if !cyclic {
             continue;
         }
         // Walk one cycle inside the component, starting from its earliest statement.
         let members: std::collections::HashSet<NodeIndex> = scc.iter().copied().collect();
-        let Some(&start) = scc.iter().min_by_key(|n| graph[**n]) else { continue };
+        let Some(&start) = scc.iter().min_by_key(|n| graph[**n]) else {
+            continue;
+        };
         let mut path: Vec<(NodeIndex, usize)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut current = start;
         loop {
             seen.insert(current);
             let mut next = None;
-            let mut outgoing: Vec<_> = graph.edges(current).filter(|e| members.contains(&petgraph::visit::EdgeRef::target(e))).collect();
+            let mut outgoing: Vec<_> = graph
+                .edges(current)
+                .filter(|e| members.contains(&petgraph::visit::EdgeRef::target(e)))
+                .collect();
             outgoing.sort_by_key(|e| graph[petgraph::visit::EdgeRef::target(e)]);
             // Prefer closing the cycle, then an unseen statement.
-            if let Some(e) = outgoing.iter().find(|e| petgraph::visit::EdgeRef::target(*e) == start) {
+            if let Some(e) = outgoing
+                .iter()
+                .find(|e| petgraph::visit::EdgeRef::target(*e) == start)
+            {
                 next = Some((start, *e.weight()));
-            } else if let Some(e) = outgoing.iter().find(|e| !seen.contains(&petgraph::visit::EdgeRef::target(*e))) {
+            } else if let Some(e) = outgoing
+                .iter()
+                .find(|e| !seen.contains(&petgraph::visit::EdgeRef::target(*e)))
+            {
                 next = Some((petgraph::visit::EdgeRef::target(e), *e.weight()));
             }
             let Some((target, edge)) = next else { break };
@@ -94,23 +122,29 @@ pub(crate) fn check_dependencies(shapes: &[StmtShape], edges: &[Edge], labels: &
             }
             current = target;
         }
-        let Some(&(_, first_edge)) = path.first() else { continue };
+        let Some(&(_, first_edge)) = path.first() else {
+            continue;
+        };
         let mut chain: Vec<String> = path.iter().map(|(n, _)| label(graph[*n])).collect();
         chain.push(label(graph[start]));
         let message = if path.len() == 1 {
             format!("{} depends on itself", label(graph[start]))
         } else {
-            format!("these statements depend on each other in a cycle: {}", chain.join(" → "))
+            format!(
+                "these statements depend on each other in a cycle: {}",
+                chain.join(" → ")
+            )
         };
         let primary = edges[first_edge];
-        let mut d = Diagnostic::new(codes::DEPENDENCY_CYCLE, primary.span, message).with_label(edge_text(
-            &label(primary.from),
-            &label(primary.to),
-            primary.kind,
-        ));
+        let mut d = Diagnostic::new(codes::DEPENDENCY_CYCLE, primary.span, message).with_label(
+            edge_text(&label(primary.from), &label(primary.to), primary.kind),
+        );
         for &(_, k) in path.iter().skip(1) {
             let e = edges[k];
-            d = d.with_secondary(e.span, edge_text(&label(lifted[k_index(&lifted, k)].0), &label(e.to), e.kind));
+            d = d.with_secondary(
+                e.span,
+                edge_text(&label(lifted[k_index(&lifted, k)].0), &label(e.to), e.kind),
+            );
         }
         out.push(d.with_help("a step runs after everything it reads; break the cycle by removing one of these references"));
     }
@@ -130,12 +164,28 @@ pub(crate) fn check_dependencies(shapes: &[StmtShape], edges: &[Edge], labels: &
             let how = if via.len() <= 2 {
                 format!("{} already reads {}", label(from), label(to))
             } else {
-                format!("{} already depends on {} through {}", label(from), label(to), via[1..via.len() - 1].iter().map(|s| label(*s)).collect::<Vec<_>>().join(", "))
+                format!(
+                    "{} already depends on {} through {}",
+                    label(from),
+                    label(to),
+                    via[1..via.len() - 1]
+                        .iter()
+                        .map(|s| label(*s))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
             out.push(
-                Diagnostic::new(codes::REDUNDANT_AFTER, edges[k].span, format!("`after {}` is already implied by data", label(to).trim_matches('`')))
-                    .with_label(how)
-                    .with_help("remove it from `after`"),
+                Diagnostic::new(
+                    codes::REDUNDANT_AFTER,
+                    edges[k].span,
+                    format!(
+                        "`after {}` is already implied by data",
+                        label(to).trim_matches('`')
+                    ),
+                )
+                .with_label(how)
+                .with_help("remove it from `after`"),
             );
         }
     }
@@ -150,7 +200,9 @@ fn edge_text(from: &str, to: &str, kind: EdgeKind) -> String {
     match kind {
         EdgeKind::Data => format!("{from} reads {to} here"),
         EdgeKind::After => format!("{from} runs after {to} here"),
-        EdgeKind::Barrier => format!("{from} waits for {to} (a `wait`, `fail` or `return` orders its block)"),
+        EdgeKind::Barrier => {
+            format!("{from} waits for {to} (a `wait`, `fail` or `return` orders its block)")
+        }
     }
 }
 
@@ -195,8 +247,20 @@ pub enum GraphFormat {
 /// Renders one workflow's dependency graph: steps (labelled with their action), waits,
 /// data edges (solid) and `after` edges (dashed), `if`/`for`/`try` blocks as clusters.
 /// With `sources`, cluster titles show the condition or loop as written.
-pub fn render(program: &Program, workflow: &Workflow, format: GraphFormat, sources: Option<&SourceMap>) -> String {
-    let mut r = Renderer { program, wf: workflow, sources, out: String::new(), format, cluster: 0 };
+pub fn render(
+    program: &Program,
+    workflow: &Workflow,
+    format: GraphFormat,
+    sources: Option<&SourceMap>,
+) -> String {
+    let mut r = Renderer {
+        program,
+        wf: workflow,
+        sources,
+        out: String::new(),
+        format,
+        cluster: 0,
+    };
     r.render();
     r.out
 }
@@ -249,7 +313,11 @@ impl Renderer<'_> {
     fn edge(&mut self, from: usize, to: usize, after: bool) {
         match self.format {
             GraphFormat::Dot => {
-                let style = if after { " [style=dashed, label=\"after\"]" } else { "" };
+                let style = if after {
+                    " [style=dashed, label=\"after\"]"
+                } else {
+                    ""
+                };
                 let _ = writeln!(self.out, "  s{from} -> s{to}{style};");
             }
             GraphFormat::Mermaid => {
@@ -260,74 +328,152 @@ impl Renderer<'_> {
     }
 
     fn step_label(&self, i: usize) -> String {
-        let Some(step) = self.wf.steps.get(i) else { return String::new() };
+        let Some(step) = self.wf.steps.get(i) else {
+            return String::new();
+        };
         let call = match &step.call {
-            StepCall::Action { action, .. } => match (self.program.integration(action.integration), self.program.action(*action)) {
+            StepCall::Action { action, .. } => match (
+                self.program.integration(action.integration),
+                self.program.action(*action),
+            ) {
                 (Some(integ), Some(a)) => format!("{}.{}", integ.name, a.name),
                 _ => "?".into(),
             },
             StepCall::Workflow { workflow, .. } => {
-                format!("run {}", self.program.workflow(*workflow).map(|w| w.name.as_str()).unwrap_or("?"))
+                format!(
+                    "run {}",
+                    self.program
+                        .workflow(*workflow)
+                        .map(|w| w.name.as_str())
+                        .unwrap_or("?")
+                )
             }
             StepCall::Notify { integration, .. } => {
-                format!("notify {}", self.program.integration(*integration).map(|w| w.name.as_str()).unwrap_or("?"))
+                format!(
+                    "notify {}",
+                    self.program
+                        .integration(*integration)
+                        .map(|w| w.name.as_str())
+                        .unwrap_or("?")
+                )
             }
         };
-        if step.name.starts_with("notify#") { call } else { format!("{}\n{call}", step.name) }
+        if step.name.starts_with("notify#") {
+            call
+        } else {
+            format!("{}\n{call}", step.name)
+        }
     }
 
     fn source_of(&self, id: crate::expr::ExprId) -> Option<String> {
         let span = self.wf.exprs.span(id);
         let file = self.sources?.get(span.file)?;
-        let text = file.slice(span).split_whitespace().collect::<Vec<_>>().join(" ");
-        let text: String = if text.chars().count() > 40 { text.chars().take(39).chain(['…']).collect() } else { text };
+        let text = file
+            .slice(span)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let text: String = if text.chars().count() > 40 {
+            text.chars().take(39).chain(['…']).collect()
+        } else {
+            text
+        };
         Some(text)
     }
 
     fn block(&mut self, block: BlockId, depth: usize) {
-        let Some(b) = self.wf.block(block) else { return };
+        let Some(b) = self.wf.block(block) else {
+            return;
+        };
         let indent = "  ".repeat(depth);
         for &sid in &b.stmts {
-            let Some(stmt) = self.wf.stmt(sid) else { continue };
+            let Some(stmt) = self.wf.stmt(sid) else {
+                continue;
+            };
             match &stmt.kind {
                 StmtKind::Step(s) => {
                     let label = self.step_label(s.index());
                     match self.format {
                         GraphFormat::Dot => {
-                            let _ = writeln!(self.out, "{indent}s{} [label=\"{}\"];", s.index(), escape(&label).replace('\n', "\\n"));
+                            let _ = writeln!(
+                                self.out,
+                                "{indent}s{} [label=\"{}\"];",
+                                s.index(),
+                                escape(&label).replace('\n', "\\n")
+                            );
                         }
                         GraphFormat::Mermaid => {
-                            let _ = writeln!(self.out, "{indent}s{}[\"{}\"]", s.index(), mermaid_text(&label).replace('\n', "<br/>"));
+                            let _ = writeln!(
+                                self.out,
+                                "{indent}s{}[\"{}\"]",
+                                s.index(),
+                                mermaid_text(&label).replace('\n', "<br/>")
+                            );
                         }
                     }
                 }
                 StmtKind::Wait(w) => {
                     let label = match w {
-                        ir::Wait::For(ir::ConstOr::Const(ns)) => format!("wait {}", show_duration(*ns)),
-                        ir::Wait::For(ir::ConstOr::Expr(e)) => format!("wait {}", self.source_of(*e).unwrap_or_default()),
-                        ir::Wait::Until(e) => format!("wait until {}", self.source_of(*e).unwrap_or_default()),
+                        ir::Wait::For(ir::ConstOr::Const(ns)) => {
+                            format!("wait {}", show_duration(*ns))
+                        }
+                        ir::Wait::For(ir::ConstOr::Expr(e)) => {
+                            format!("wait {}", self.source_of(*e).unwrap_or_default())
+                        }
+                        ir::Wait::Until(e) => {
+                            format!("wait until {}", self.source_of(*e).unwrap_or_default())
+                        }
                     };
                     match self.format {
                         GraphFormat::Dot => {
-                            let _ = writeln!(self.out, "{indent}w{} [label=\"{}\", shape=hexagon];", sid.index(), escape(&label));
+                            let _ = writeln!(
+                                self.out,
+                                "{indent}w{} [label=\"{}\", shape=hexagon];",
+                                sid.index(),
+                                escape(&label)
+                            );
                         }
                         GraphFormat::Mermaid => {
-                            let _ = writeln!(self.out, "{indent}w{}{{{{\"{}\"}}}}", sid.index(), mermaid_text(&label));
+                            let _ = writeln!(
+                                self.out,
+                                "{indent}w{}{{{{\"{}\"}}}}",
+                                sid.index(),
+                                mermaid_text(&label)
+                            );
                         }
                     }
                 }
-                StmtKind::If { branches, otherwise, .. } => {
+                StmtKind::If {
+                    branches,
+                    otherwise,
+                    ..
+                } => {
                     for (k, br) in branches.iter().enumerate() {
                         let cond = self.source_of(br.condition).unwrap_or_default();
-                        let title = if k == 0 { format!("if {cond}") } else { format!("else if {cond}") };
+                        let title = if k == 0 {
+                            format!("if {cond}")
+                        } else {
+                            format!("else if {cond}")
+                        };
                         self.cluster(&title, br.body, depth);
                     }
                     if let Some(o) = otherwise {
                         self.cluster("else", *o, depth);
                     }
                 }
-                StmtKind::For { var, iterable, parallel, body, .. } => {
-                    let var = self.wf.exprs.local(*var).map(|l| l.name.clone()).unwrap_or_default();
+                StmtKind::For {
+                    var,
+                    iterable,
+                    parallel,
+                    body,
+                    ..
+                } => {
+                    let var = self
+                        .wf
+                        .exprs
+                        .local(*var)
+                        .map(|l| l.name.clone())
+                        .unwrap_or_default();
                     let over = self.source_of(*iterable).unwrap_or_default();
                     let par = match parallel {
                         Some(ir::ConstOr::Const(n)) => format!(" parallel {n}"),
@@ -336,9 +482,17 @@ impl Renderer<'_> {
                     };
                     self.cluster(&format!("for {var} in {over}{par}"), *body, depth);
                 }
-                StmtKind::Try { body, handler, error, .. } => {
+                StmtKind::Try {
+                    body,
+                    handler,
+                    error,
+                    ..
+                } => {
                     self.cluster("try", *body, depth);
-                    let err = error.and_then(|e| self.wf.exprs.local(e)).map(|l| format!(" {}", l.name)).unwrap_or_default();
+                    let err = error
+                        .and_then(|e| self.wf.exprs.local(e))
+                        .map(|l| format!(" {}", l.name))
+                        .unwrap_or_default();
                     self.cluster(&format!("catch{err}"), *handler, depth);
                 }
                 _ => {}
@@ -353,12 +507,23 @@ impl Renderer<'_> {
         match self.format {
             GraphFormat::Dot => {
                 let _ = writeln!(self.out, "{indent}subgraph cluster_{id} {{");
-                let _ = writeln!(self.out, "{indent}  label=\"{}\"; style=dashed;", escape(title));
+                let _ = writeln!(
+                    self.out,
+                    "{indent}  label=\"{}\"; style=dashed;",
+                    escape(title)
+                );
                 // An empty cluster is not drawn; keep the block visible.
-                let _ = writeln!(self.out, "{indent}  c{id} [label=\"\", shape=point, style=invis];");
+                let _ = writeln!(
+                    self.out,
+                    "{indent}  c{id} [label=\"\", shape=point, style=invis];"
+                );
             }
             GraphFormat::Mermaid => {
-                let _ = writeln!(self.out, "{indent}subgraph c{id}[\"{}\"]", mermaid_text(title));
+                let _ = writeln!(
+                    self.out,
+                    "{indent}subgraph c{id}[\"{}\"]",
+                    mermaid_text(title)
+                );
             }
         }
         self.block(block, depth + 1);

@@ -454,6 +454,8 @@ pub struct Integration {
     pub auth: Option<Auth>,
     pub rate_limit: Option<RateLimit>,
     pub health: Option<Endpoint>,
+    /// `health = action(args)`: the health check is a call of one of the actions.
+    pub health_call: Option<ActionCall>,
     /// `headers = { ... }`: sent with every request.
     pub headers: Option<ExprId>,
     /// Any other `name = EXPR` setting (defaults a connection may override).
@@ -480,7 +482,10 @@ pub struct FormArg {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Auth {
     pub kind: AuthKind,
+    /// Evaluated in the integration's arena; for `session`, `token` reads `response`.
     pub args: Vec<FormArg>,
+    /// For `session`: the local holding the sign-in response while `token` is evaluated.
+    pub response: Option<LocalId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -496,6 +501,10 @@ pub enum AuthKind {
     OAuth2,
     /// `aws_sigv4(service:, region:)`
     AwsSigV4,
+    /// `session(url:, body:, token:, header:, ttl:)`: sign in with a POST of `body` to
+    /// `url`, read the token from the response with `token`, send it in `header`, and
+    /// sign in again after `ttl` (or on a 401).
+    Session,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -547,6 +556,16 @@ impl Method {
             _ => return None,
         })
     }
+}
+
+/// A call of one of the integration's own actions, with its arguments in `exprs`
+/// (aligned with the action's params; `None`: the param's default).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActionCall {
+    /// Index into [`Integration::actions`].
+    pub action: u32,
+    pub exprs: ExprArena,
+    pub args: Vec<Option<ExprId>>,
 }
 
 /// `notify = action(param: EXPR, ...)`: in `exprs`, `target` and `message` are the
@@ -615,13 +634,15 @@ pub struct Paginate {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PaginateKind {
-    /// `cursor(NEXT, param: "cursor")`: send NEXT as `param` until it is empty or null.
+    /// `cursor(NEXT, param: "cursor")` (or `body_param:` to send it in the JSON body):
+    /// send NEXT until it is empty or null.
     Cursor,
-    /// `link()`: follow RFC 8288 `Link: <...>; rel="next"`.
+    /// `link()`: follow RFC 8288 `Link: <...>; rel="next"`; `link(NEXT)`: follow the URL
+    /// NEXT (read from the response) until it is null.
     Link,
-    /// `offset(param: "offset", limit: N)`
+    /// `offset(param: "offset", limit_param: "limit", size: N, more: COND)`
     Offset,
-    /// `page(param: "page")`
+    /// `page(param: "page", size_param: "per_page", size: N, start: 1, more: COND)`
     Page,
 }
 

@@ -53,7 +53,10 @@ impl Loader for MemoryLoader {
     fn load(&mut self, from: &str, path: &str) -> Result<LoadedFile, LoadError> {
         let name = join_relative(from, path);
         match self.files.get(&name) {
-            Some(text) => Ok(LoadedFile { name, bytes: text.clone().into_bytes() }),
+            Some(text) => Ok(LoadedFile {
+                name,
+                bytes: text.clone().into_bytes(),
+            }),
             None => Err(LoadError::NotFound(name)),
         }
     }
@@ -84,7 +87,11 @@ pub fn join_relative(from: &str, path: &str) -> String {
         }
     }
     let joined = parts.join("/");
-    if path.starts_with('/') || (from.starts_with('/') && !path.starts_with('/')) { format!("/{joined}") } else { joined }
+    if path.starts_with('/') || (from.starts_with('/') && !path.starts_with('/')) {
+        format!("/{joined}")
+    } else {
+        joined
+    }
 }
 
 #[cfg(test)]
@@ -93,8 +100,14 @@ mod tests {
 
     #[test]
     fn relative_paths_join_to_the_importing_directory() {
-        assert_eq!(join_relative("examples/a.flow", "./common.flow"), "examples/common.flow");
-        assert_eq!(join_relative("examples/a.flow", "../lib/x.flow"), "lib/x.flow");
+        assert_eq!(
+            join_relative("examples/a.flow", "./common.flow"),
+            "examples/common.flow"
+        );
+        assert_eq!(
+            join_relative("examples/a.flow", "../lib/x.flow"),
+            "lib/x.flow"
+        );
         assert_eq!(join_relative("a.flow", "./b.flow"), "b.flow");
         assert_eq!(join_relative("a.flow", "../b.flow"), "../b.flow");
         assert_eq!(join_relative("/w/a.flow", "./b/c.flow"), "/w/b/c.flow");

@@ -1,7 +1,9 @@
 //! The command line: argument definitions and dispatch to one module per command.
 
 mod check;
+mod compile;
 mod fmt;
+mod graph;
 mod output;
 mod sources;
 
@@ -40,6 +42,19 @@ pub enum Command {
     /// formatted), 1 when a file would change under `--check` or could not be formatted,
     /// 2 when a file cannot be read or written.
     Fmt(fmt::FmtArgs),
+
+    /// Compile a `.flow` file into a `.flowc` artefact that runs without its sources.
+    ///
+    /// The artefact holds the file's workflows, the workflows they run and every
+    /// integration they use. `--emit ir-json` prints the typed IR instead. Exits 0 when
+    /// compiled, 1 when the file has errors (nothing is written), 2 on I/O errors.
+    Compile(compile::CompileArgs),
+
+    /// Draw a workflow's dependency graph as DOT, Mermaid or SVG.
+    ///
+    /// Steps are labelled with their action; solid edges are data, dashed edges `after`;
+    /// `if`, `for` and `try` blocks are clusters. SVG needs Graphviz's `dot`.
+    Graph(graph::GraphArgs),
 }
 
 /// Exit status for a command that found errors in the user's input.
@@ -52,6 +67,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args, cli.color),
         Command::Fmt(args) => fmt::run(args, cli.color),
+        Command::Compile(args) => compile::run(args, cli.color),
+        Command::Graph(args) => graph::run(args, cli.color),
     };
     match result {
         Ok(code) => code,

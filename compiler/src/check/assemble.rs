@@ -14,13 +14,19 @@ impl Checker<'_> {
     pub(super) fn assemble(&mut self) -> Program {
         let root = self.root;
         // Workflows: the root's, then whatever they (and the root's tests) run.
-        let mut wanted: Vec<usize> = (0..self.workflows.len()).filter(|&w| self.workflows[w].module == root).collect();
-        let tests: Vec<usize> = (0..self.tests.len()).filter(|&t| self.tests[t].module == root).collect();
+        let mut wanted: Vec<usize> = (0..self.workflows.len())
+            .filter(|&w| self.workflows[w].module == root)
+            .collect();
+        let tests: Vec<usize> = (0..self.tests.len())
+            .filter(|&t| self.tests[t].module == root)
+            .collect();
         for &t in &tests {
             if let Some(test) = &self.tests[t].ir {
                 for s in &test.stmts {
                     if let TestStmt::Run { workflow, .. } = s {
-                        if workflow.index() < self.workflows.len() && !wanted.contains(&workflow.index()) {
+                        if workflow.index() < self.workflows.len()
+                            && !wanted.contains(&workflow.index())
+                        {
                             wanted.push(workflow.index());
                         }
                     }
@@ -32,7 +38,9 @@ impl Checker<'_> {
             if let Some(w) = &self.workflows[wanted[k]].ir {
                 for step in &w.steps {
                     if let StepCall::Workflow { workflow, .. } = step.call {
-                        if workflow.index() < self.workflows.len() && !wanted.contains(&workflow.index()) {
+                        if workflow.index() < self.workflows.len()
+                            && !wanted.contains(&workflow.index())
+                        {
                             wanted.push(workflow.index());
                         }
                     }
@@ -41,7 +49,9 @@ impl Checker<'_> {
             k += 1;
         }
         // Integrations: declared in the root, or used by a kept workflow or test.
-        let mut integs: BTreeSet<usize> = (0..self.integrations.len()).filter(|&i| self.integrations[i].module == root).collect();
+        let mut integs: BTreeSet<usize> = (0..self.integrations.len())
+            .filter(|&i| self.integrations[i].module == root)
+            .collect();
         let mut note = |id: IntegrationId| {
             if id.index() < self.integrations.len() {
                 integs.insert(id.index());
@@ -56,7 +66,11 @@ impl Checker<'_> {
                         StepCall::Workflow { .. } => {}
                     }
                 }
-                if let Some(ir::Trigger { kind: TriggerKind::Event { event, .. }, .. }) = &w.trigger {
+                if let Some(ir::Trigger {
+                    kind: TriggerKind::Event { event, .. },
+                    ..
+                }) = &w.trigger
+                {
                     note(event.integration);
                 }
             }
@@ -73,12 +87,28 @@ impl Checker<'_> {
                 }
             }
         }
-        let integ_map: HashMap<usize, IntegrationId> =
-            integs.iter().enumerate().map(|(new, &old)| (old, IntegrationId::from_index(new))).collect();
-        let wf_map: HashMap<usize, WorkflowId> =
-            wanted.iter().enumerate().map(|(new, &old)| (old, WorkflowId::from_index(new))).collect();
-        let map_integ = |id: IntegrationId| integ_map.get(&id.index()).copied().unwrap_or(IntegrationId(u32::MAX));
-        let map_wf = |id: WorkflowId| wf_map.get(&id.index()).copied().unwrap_or(WorkflowId(u32::MAX));
+        let integ_map: HashMap<usize, IntegrationId> = integs
+            .iter()
+            .enumerate()
+            .map(|(new, &old)| (old, IntegrationId::from_index(new)))
+            .collect();
+        let wf_map: HashMap<usize, WorkflowId> = wanted
+            .iter()
+            .enumerate()
+            .map(|(new, &old)| (old, WorkflowId::from_index(new)))
+            .collect();
+        let map_integ = |id: IntegrationId| {
+            integ_map
+                .get(&id.index())
+                .copied()
+                .unwrap_or(IntegrationId(u32::MAX))
+        };
+        let map_wf = |id: WorkflowId| {
+            wf_map
+                .get(&id.index())
+                .copied()
+                .unwrap_or(WorkflowId(u32::MAX))
+        };
 
         let mut program = Program::default();
         program.files = self
@@ -87,26 +117,44 @@ impl Checker<'_> {
             .map(|f| ir::SourceInfo {
                 name: f.name.clone(),
                 line_starts: std::iter::once(0)
-                    .chain(f.text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| u32::try_from(i + 1).unwrap_or(u32::MAX)))
+                    .chain(
+                        f.text
+                            .bytes()
+                            .enumerate()
+                            .filter(|&(_, b)| b == b'\n')
+                            .map(|(i, _)| u32::try_from(i + 1).unwrap_or(u32::MAX)),
+                    )
                     .collect(),
             })
             .collect();
         for &w in &wanted {
-            let Some(mut lowered) = self.workflows[w].ir.clone() else { continue };
+            let Some(mut lowered) = self.workflows[w].ir.clone() else {
+                continue;
+            };
             if self.workflows[w].module != root {
-                let alias = self.modules[root].imports.iter().find(|i| i.target == Some(self.workflows[w].module)).and_then(|i| i.alias.clone());
+                let alias = self.modules[root]
+                    .imports
+                    .iter()
+                    .find(|i| i.target == Some(self.workflows[w].module))
+                    .and_then(|i| i.alias.clone());
                 if let Some(alias) = alias {
                     lowered.name = format!("{alias}.{}", lowered.name);
                 }
             }
             for step in &mut lowered.steps {
                 match &mut step.call {
-                    StepCall::Action { action, .. } => action.integration = map_integ(action.integration),
+                    StepCall::Action { action, .. } => {
+                        action.integration = map_integ(action.integration)
+                    }
                     StepCall::Notify { integration, .. } => *integration = map_integ(*integration),
                     StepCall::Workflow { workflow, .. } => *workflow = map_wf(*workflow),
                 }
             }
-            if let Some(ir::Trigger { kind: TriggerKind::Event { event, .. }, .. }) = &mut lowered.trigger {
+            if let Some(ir::Trigger {
+                kind: TriggerKind::Event { event, .. },
+                ..
+            }) = &mut lowered.trigger
+            {
                 event.integration = map_integ(event.integration);
             }
             program.workflows.push(lowered);
@@ -117,10 +165,14 @@ impl Checker<'_> {
             }
         }
         for &t in &tests {
-            let Some(mut lowered) = self.tests[t].ir.clone() else { continue };
+            let Some(mut lowered) = self.tests[t].ir.clone() else {
+                continue;
+            };
             for s in &mut lowered.stmts {
                 match s {
-                    TestStmt::Mock { action, .. } => action.integration = map_integ(action.integration),
+                    TestStmt::Mock { action, .. } => {
+                        action.integration = map_integ(action.integration)
+                    }
                     TestStmt::Run { workflow, .. } => *workflow = map_wf(*workflow),
                     _ => {}
                 }
@@ -143,28 +195,64 @@ impl Checker<'_> {
             for item in &module.ast.items {
                 let sym = match item {
                     Item::Import(_) => continue,
-                    Item::Type(t) => leaf(&t.name.name, SymbolKind::Type, t.span, t.name.span, String::new()),
-                    Item::Const(c) => leaf(&c.name.name, SymbolKind::Const, c.span, c.name.span, String::new()),
+                    Item::Type(t) => leaf(
+                        &t.name.name,
+                        SymbolKind::Type,
+                        t.span,
+                        t.name.span,
+                        String::new(),
+                    ),
+                    Item::Const(c) => leaf(
+                        &c.name.name,
+                        SymbolKind::Const,
+                        c.span,
+                        c.name.span,
+                        String::new(),
+                    ),
                     Item::Integration(i) => {
-                        let mut s = leaf(&i.name.name, SymbolKind::Integration, i.span, i.name.span, String::new());
+                        let mut s = leaf(
+                            &i.name.name,
+                            SymbolKind::Integration,
+                            i.span,
+                            i.name.span,
+                            String::new(),
+                        );
                         for m in &i.members {
                             match m {
-                                IntegrationMember::Action(a) => {
-                                    s.children.push(leaf(&a.name.name, SymbolKind::Action, a.span, a.name.span, String::new()))
-                                }
-                                IntegrationMember::Event(e) => {
-                                    s.children.push(leaf(&e.name.name, SymbolKind::Event, e.span, e.name.span, String::new()))
-                                }
-                                IntegrationMember::Type(t) => {
-                                    s.children.push(leaf(&t.name.name, SymbolKind::Type, t.span, t.name.span, String::new()))
-                                }
+                                IntegrationMember::Action(a) => s.children.push(leaf(
+                                    &a.name.name,
+                                    SymbolKind::Action,
+                                    a.span,
+                                    a.name.span,
+                                    String::new(),
+                                )),
+                                IntegrationMember::Event(e) => s.children.push(leaf(
+                                    &e.name.name,
+                                    SymbolKind::Event,
+                                    e.span,
+                                    e.name.span,
+                                    String::new(),
+                                )),
+                                IntegrationMember::Type(t) => s.children.push(leaf(
+                                    &t.name.name,
+                                    SymbolKind::Type,
+                                    t.span,
+                                    t.name.span,
+                                    String::new(),
+                                )),
                                 IntegrationMember::Setting(_) => {}
                             }
                         }
                         s
                     }
                     Item::Workflow(w) => {
-                        let mut s = leaf(&w.name.name, SymbolKind::Workflow, w.span, w.name.span, String::new());
+                        let mut s = leaf(
+                            &w.name.name,
+                            SymbolKind::Workflow,
+                            w.span,
+                            w.name.span,
+                            String::new(),
+                        );
                         let mut stack = vec![&w.body];
                         while let Some(block) = stack.pop() {
                             for st in &block.statements {
@@ -176,7 +264,10 @@ impl Checker<'_> {
                                         step.name.span,
                                         step.call.target().dotted(),
                                     )),
-                                    StatementKind::If { branches, otherwise } => {
+                                    StatementKind::If {
+                                        branches,
+                                        otherwise,
+                                    } => {
                                         stack.extend(branches.iter().map(|b| &b.body));
                                         stack.extend(otherwise.iter());
                                     }
@@ -192,7 +283,13 @@ impl Checker<'_> {
                         s.children.sort_by_key(|c| c.span.start);
                         s
                     }
-                    Item::Test(t) => leaf(&t.name, SymbolKind::Test, t.span, t.name_span, String::new()),
+                    Item::Test(t) => leaf(
+                        &t.name,
+                        SymbolKind::Test,
+                        t.span,
+                        t.name_span,
+                        String::new(),
+                    ),
                 };
                 symbols.push(sym);
             }
@@ -201,6 +298,19 @@ impl Checker<'_> {
     }
 }
 
-fn leaf(name: &str, kind: SymbolKind, span: flow_grammar::Span, name_span: flow_grammar::Span, detail: String) -> DocumentSymbol {
-    DocumentSymbol { name: name.to_owned(), kind, span, name_span, detail, children: Vec::new() }
+fn leaf(
+    name: &str,
+    kind: SymbolKind,
+    span: flow_grammar::Span,
+    name_span: flow_grammar::Span,
+    detail: String,
+) -> DocumentSymbol {
+    DocumentSymbol {
+        name: name.to_owned(),
+        kind,
+        span,
+        name_span,
+        detail,
+        children: Vec::new(),
+    }
 }

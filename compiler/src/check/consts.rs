@@ -24,9 +24,13 @@ impl Checker<'_> {
             State::InProgress => {
                 let name = self.consts[c].name.clone();
                 self.report(
-                    Diagnostic::new(codes::CONST_CYCLE, self.consts[c].span, format!("constant `{name}` depends on itself"))
-                        .with_label("its value reads itself, directly or through other constants")
-                        .with_help("give one of the constants a literal value"),
+                    Diagnostic::new(
+                        codes::CONST_CYCLE,
+                        self.consts[c].span,
+                        format!("constant `{name}` depends on itself"),
+                    )
+                    .with_label("its value reads itself, directly or through other constants")
+                    .with_help("give one of the constants a literal value"),
                 );
                 return Type::Error;
             }
@@ -56,11 +60,25 @@ impl Checker<'_> {
         }
         let declared = decl.ty.as_ref().map(|t| self.type_of(m, None, t));
         let mut diagnostics = Vec::new();
-        let id = check_in(&decl.value, &bindings, &mut arena, declared.as_ref(), &mut diagnostics, &mut self.analysis);
+        let id = check_in(
+            &decl.value,
+            &bindings,
+            &mut arena,
+            declared.as_ref(),
+            &mut diagnostics,
+            &mut self.analysis,
+        );
         self.diagnostics.extend(diagnostics);
         let ty = declared.unwrap_or_else(|| arena.ty(id).cloned().unwrap_or(Type::Error));
         let hover = format!("const {}: {ty}", decl.name.name);
-        self.analysis.reference_with(decl.name.span, decl.name.span, SymbolKind::Const, &decl.name.name, hover, decl.doc.clone());
+        self.analysis.reference_with(
+            decl.name.span,
+            decl.name.span,
+            SymbolKind::Const,
+            &decl.name.name,
+            hover,
+            decl.doc.clone(),
+        );
         self.consts[c].ty = ty.clone();
         self.consts[c].state = State::Done;
         self.consts[c].order = self.next_const_order();
@@ -81,7 +99,11 @@ pub(crate) fn free_names(expr: &ast::Expr, out: &mut Vec<String>) {
     while let Some(e) = stack.pop() {
         match &e.kind {
             ExprKind::Ident { name, root: false } => out.push(name.clone()),
-            ExprKind::Member { target, field, access: Access::Plain } => {
+            ExprKind::Member {
+                target,
+                field,
+                access: Access::Plain,
+            } => {
                 if let ExprKind::Ident { name, root: false } = &target.kind {
                     out.push(format!("{name}.{}", field.name));
                 }

@@ -1,7 +1,9 @@
 //! Integrations: the signatures of actions, events and workflows (what calls are checked
 //! against), and the lowering of each integration's settings, actions and events.
 
-use flow_grammar::ast::{self, ActionClauseKind, EventClauseKind, ExprKind, IntegrationMember, SettingValue};
+use flow_grammar::ast::{
+    self, ActionClauseKind, EventClauseKind, ExprKind, IntegrationMember, SettingValue,
+};
 use flow_grammar::{Diagnostic, Span, codes};
 
 use super::scope::{Binding, Bindings, check_in};
@@ -12,9 +14,21 @@ use crate::expr::{ExprArena, ExprId, coerce};
 use crate::ir::{self, AuthKind, BodyKind, ConstOr, FormArg, Method, PaginateKind, VerifyScheme};
 use crate::types::{Type, is_assignable};
 
-const AUTH_KINDS: &[&str] = &["bearer", "basic", "api_key", "oauth2", "aws_sigv4"];
+const AUTH_KINDS: &[&str] = &[
+    "bearer",
+    "basic",
+    "api_key",
+    "oauth2",
+    "aws_sigv4",
+    "session",
+];
 const PAGINATION_KINDS: &[&str] = &["cursor", "link", "offset", "page"];
-const VERIFY_SCHEMES: &[&str] = &["slack_signature", "github_signature", "stripe_signature", "hmac_sha256"];
+const VERIFY_SCHEMES: &[&str] = &[
+    "slack_signature",
+    "github_signature",
+    "stripe_signature",
+    "hmac_sha256",
+];
 
 impl Checker<'_> {
     /// Phase 6: parameter and result types of actions, events and workflows.
@@ -79,9 +93,15 @@ impl Checker<'_> {
             }
             let notify = ast.members.iter().find_map(|member| match member {
                 IntegrationMember::Setting(s) if s.name.name == "notify" => match &s.value {
-                    SettingValue::Expr(ast::Expr { kind: ExprKind::Call { target: None, function, .. }, .. }) => {
-                        actions.iter().position(|a| a.name == function.name)
-                    }
+                    SettingValue::Expr(ast::Expr {
+                        kind:
+                            ExprKind::Call {
+                                target: None,
+                                function,
+                                ..
+                            },
+                        ..
+                    }) => actions.iter().position(|a| a.name == function.name),
                     _ => None,
                 },
                 _ => None,
@@ -101,7 +121,12 @@ impl Checker<'_> {
         }
     }
 
-    fn params(&mut self, m: ModIdx, integ: Option<IntegIdx>, params: &[ast::Param]) -> Vec<ParamSig> {
+    fn params(
+        &mut self,
+        m: ModIdx,
+        integ: Option<IntegIdx>,
+        params: &[ast::Param],
+    ) -> Vec<ParamSig> {
         let mut out: Vec<ParamSig> = Vec::with_capacity(params.len());
         for p in params {
             if let Some(prev) = out.iter().find(|x| x.name == p.name.name) {
@@ -118,7 +143,13 @@ impl Checker<'_> {
                 format!("{}: {ty}", p.name.name),
                 p.doc.clone(),
             );
-            out.push(ParamSig { name: p.name.name.clone(), ty, default: p.default.clone(), span: p.name.span, doc: p.doc.clone() });
+            out.push(ParamSig {
+                name: p.name.name.clone(),
+                ty,
+                default: p.default.clone(),
+                span: p.name.span,
+                doc: p.doc.clone(),
+            });
         }
         out
     }
@@ -135,16 +166,39 @@ impl Checker<'_> {
         for p in params {
             let default = p.default.as_ref().map(|d| {
                 let before = self.diagnostics.len();
-                let id = check_in(d, bindings, arena, None, &mut self.diagnostics, &mut self.analysis);
+                let id = check_in(
+                    d,
+                    bindings,
+                    arena,
+                    None,
+                    &mut self.diagnostics,
+                    &mut self.analysis,
+                );
                 self.convert(arena, id, &p.ty, before, |from, to| {
-                    Diagnostic::new(codes::DEFAULT_TYPE, d.span, format!("default value of `{}` is `{from}`, not `{to}`", p.name))
-                        .with_label(format!("this is `{from}`"))
-                        .with_secondary(p.span, format!("`{}` is declared `{to}` here", p.name))
+                    Diagnostic::new(
+                        codes::DEFAULT_TYPE,
+                        d.span,
+                        format!("default value of `{}` is `{from}`, not `{to}`", p.name),
+                    )
+                    .with_label(format!("this is `{from}`"))
+                    .with_secondary(p.span, format!("`{}` is declared `{to}` here", p.name))
                 })
             });
             let local = arena.new_local(p.name.clone(), p.ty.clone());
-            out.push(ir::Param { name: p.name.clone(), ty: p.ty.clone(), local, default });
-            bindings.push(Binding { name: p.name.clone(), local, ty: p.ty.clone(), def: p.span, kind, doc: p.doc.clone() });
+            out.push(ir::Param {
+                name: p.name.clone(),
+                ty: p.ty.clone(),
+                local,
+                default,
+            });
+            bindings.push(Binding {
+                name: p.name.clone(),
+                local,
+                ty: p.ty.clone(),
+                def: p.span,
+                kind,
+                doc: p.doc.clone(),
+            });
         }
         out
     }
@@ -161,7 +215,10 @@ impl Checker<'_> {
     ) -> ExprId {
         let from = arena.ty(id).cloned().unwrap_or(Type::Error);
         if !is_assignable(&from, to) {
-            if self.diagnostics[errors_before..].iter().all(|d| !d.is_error()) {
+            if self.diagnostics[errors_before..]
+                .iter()
+                .all(|d| !d.is_error())
+            {
                 let mut d = mismatch(&from, to);
                 if let Type::Optional(inner) = &from {
                     if !to.is_optional() && is_assignable(inner, to) {
@@ -209,6 +266,7 @@ impl Checker<'_> {
             auth: None,
             rate_limit: None,
             health: None,
+            health_call: None,
             headers: None,
             settings: Vec::new(),
             notify: None,
@@ -216,18 +274,27 @@ impl Checker<'_> {
             events: Vec::new(),
             span: ast.span,
         };
-        let bindings = Bindings { list: Vec::new(), credentials: true };
+        let bindings = Bindings {
+            list: Vec::new(),
+            credentials: true,
+        };
         let mut seen: Vec<(String, Span)> = Vec::new();
         let mut arena = ExprArena::new();
         for member in &ast.members {
-            let IntegrationMember::Setting(s) = member else { continue };
+            let IntegrationMember::Setting(s) = member else {
+                continue;
+            };
             let key = s.name.name.as_str();
             if let Some((_, first)) = seen.iter().find(|(n, _)| n == key) {
                 let first = *first;
                 self.report(
-                    Diagnostic::new(codes::DUPLICATE_SETTING, s.name.span, format!("setting `{key}` is given twice"))
-                        .with_label("given again here")
-                        .with_secondary(first, "first given here"),
+                    Diagnostic::new(
+                        codes::DUPLICATE_SETTING,
+                        s.name.span,
+                        format!("setting `{key}` is given twice"),
+                    )
+                    .with_label("given again here")
+                    .with_secondary(first, "first given here"),
                 );
                 continue;
             }
@@ -278,10 +345,13 @@ impl Checker<'_> {
                         out.health = Some(ir::Endpoint { method, path });
                     }
                 }
+                ("health", SettingValue::Expr(e)) if matches!(e.kind, ExprKind::Call { target: None, .. }) => {
+                    out.health_call = self.lower_health_call(i, e);
+                }
                 ("health", _) => self.report(
                     Diagnostic::new(codes::INVALID_INTEGRATION_SETTING, s.span, "`health` is written `METHOD \"/path\"`")
                         .with_label("not an endpoint")
-                        .with_help("for example `health = GET \"/status\"`"),
+                        .with_help("for example `health = GET \"/status\"`, or an action call such as `health = whoami()`"),
                 ),
                 ("notify", SettingValue::Expr(e)) => out.notify = self.lower_notify_mapping(i, e),
                 (_, SettingValue::Expr(e)) => {
@@ -306,27 +376,85 @@ impl Checker<'_> {
         out
     }
 
-    fn check_string(&mut self, e: &ast::Expr, bindings: &Bindings, arena: &mut ExprArena) -> ExprId {
-        check_in(e, bindings, arena, Some(&Type::String), &mut self.diagnostics, &mut self.analysis)
+    fn check_string(
+        &mut self,
+        e: &ast::Expr,
+        bindings: &Bindings,
+        arena: &mut ExprArena,
+    ) -> ExprId {
+        check_in(
+            e,
+            bindings,
+            arena,
+            Some(&Type::String),
+            &mut self.diagnostics,
+            &mut self.analysis,
+        )
     }
 
-    fn form_args(&mut self, args: &[ast::Arg], bindings: &Bindings, arena: &mut ExprArena) -> Vec<FormArg> {
+    fn form_args(
+        &mut self,
+        args: &[ast::Arg],
+        bindings: &Bindings,
+        arena: &mut ExprArena,
+    ) -> Vec<FormArg> {
         args.iter()
             .map(|a| FormArg {
                 name: a.name.as_ref().map(|n| n.name.clone()),
-                value: check_in(&a.value, bindings, arena, None, &mut self.diagnostics, &mut self.analysis),
+                value: check_in(
+                    &a.value,
+                    bindings,
+                    arena,
+                    None,
+                    &mut self.diagnostics,
+                    &mut self.analysis,
+                ),
             })
             .collect()
     }
 
     /// Checks a built-in form's arguments: `positional` unnamed ones, then `required`
     /// and `optional` named ones.
-    fn form_shape(&mut self, form: &str, span: Span, args: &[ast::Arg], positional: usize, required: &[&str], optional: &[&str]) {
+    fn form_shape(
+        &mut self,
+        form: &str,
+        span: Span,
+        args: &[ast::Arg],
+        positional: usize,
+        required: &[&str],
+        optional: &[&str],
+    ) {
         let unnamed = args.iter().filter(|a| a.name.is_none()).count();
-        let expected = if positional > 0 {
-            format!("{positional} value{}", if positional == 1 { "" } else { "s" })
+        let mut parts = Vec::new();
+        if positional > 0 {
+            parts.push(format!(
+                "{positional} value{}",
+                if positional == 1 { "" } else { "s" }
+            ));
+        }
+        if !required.is_empty() {
+            parts.push(
+                required
+                    .iter()
+                    .map(|n| format!("`{n}:`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+        if !optional.is_empty() {
+            parts.push(format!(
+                "optionally {}",
+                optional
+                    .iter()
+                    .map(|n| format!("`{n}:`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let expected = if parts.is_empty() {
+            "no arguments".to_owned()
         } else {
-            format!("named arguments {}", required.iter().chain(optional).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+            parts.join(", then ")
         };
         let mut problem: Option<String> = None;
         if unnamed != positional {
@@ -340,7 +468,10 @@ impl Checker<'_> {
             }
         }
         for r in required {
-            if !args.iter().any(|a| a.name.as_ref().is_some_and(|n| n.name == *r)) {
+            if !args
+                .iter()
+                .any(|a| a.name.as_ref().is_some_and(|n| n.name == *r))
+            {
                 problem = Some(format!("`{form}` needs `{r}:`"));
             }
         }
@@ -353,12 +484,27 @@ impl Checker<'_> {
         }
     }
 
-    fn lower_auth(&mut self, e: &ast::Expr, bindings: &Bindings, arena: &mut ExprArena) -> Option<ir::Auth> {
-        let ExprKind::Call { target: None, function, args, .. } = &e.kind else {
+    fn lower_auth(
+        &mut self,
+        e: &ast::Expr,
+        bindings: &Bindings,
+        arena: &mut ExprArena,
+    ) -> Option<ir::Auth> {
+        let ExprKind::Call {
+            target: None,
+            function,
+            args,
+            ..
+        } = &e.kind
+        else {
             self.report(
-                Diagnostic::new(codes::UNKNOWN_AUTH, e.span, "`auth` must be an auth form such as `bearer(secret(\"token\"))`")
-                    .with_label("not an auth form")
-                    .with_note("auth forms: bearer, basic, api_key, oauth2, aws_sigv4"),
+                Diagnostic::new(
+                    codes::UNKNOWN_AUTH,
+                    e.span,
+                    "`auth` must be an auth form such as `bearer(secret(\"token\"))`",
+                )
+                .with_label("not an auth form")
+                .with_note("auth forms: bearer, basic, api_key, oauth2, aws_sigv4"),
             );
             return None;
         };
@@ -372,57 +518,138 @@ impl Checker<'_> {
                 AuthKind::Basic
             }
             "api_key" => {
-                let has_header = args.iter().any(|a| a.name.as_ref().is_some_and(|n| n.name == "header"));
+                let has_header = args
+                    .iter()
+                    .any(|a| a.name.as_ref().is_some_and(|n| n.name == "header"));
                 let place = if has_header { "header" } else { "query" };
                 self.form_shape("api_key", e.span, args, 0, &[place, "value"], &[]);
                 AuthKind::ApiKey
             }
             "oauth2" => {
-                self.form_shape("oauth2", e.span, args, 0, &["token_url", "client_id", "client_secret"], &["refresh", "scope", "refresh_token"]);
+                self.form_shape(
+                    "oauth2",
+                    e.span,
+                    args,
+                    0,
+                    &["token_url", "client_id", "client_secret"],
+                    &["refresh", "scope", "refresh_token"],
+                );
                 AuthKind::OAuth2
             }
             "aws_sigv4" => {
-                self.form_shape("aws_sigv4", e.span, args, 0, &["service", "region"], &["access_key_id", "secret_access_key"]);
+                self.form_shape(
+                    "aws_sigv4",
+                    e.span,
+                    args,
+                    0,
+                    &["service", "region"],
+                    &["access_key_id", "secret_access_key"],
+                );
                 AuthKind::AwsSigV4
+            }
+            "session" => {
+                self.form_shape(
+                    "session",
+                    e.span,
+                    args,
+                    0,
+                    &["url", "token", "header"],
+                    &["body", "ttl", "method", "prefix"],
+                );
+                let mut inner = bindings.clone();
+                let response = arena.new_local("response", ir::response_type());
+                inner.push(Binding {
+                    name: "response".into(),
+                    local: response,
+                    ty: ir::response_type(),
+                    def: e.span,
+                    kind: SymbolKind::Variable,
+                    doc: Some("The sign-in response.".into()),
+                });
+                let args = self.form_args(args, &inner, arena);
+                return Some(ir::Auth {
+                    kind: AuthKind::Session,
+                    args,
+                    response: Some(response),
+                });
             }
             other => {
                 self.report(
-                    Diagnostic::new(codes::UNKNOWN_AUTH, function.span, format!("unknown auth kind `{other}`"))
-                        .with_label("not an auth form")
-                        .with_suggestion(other, AUTH_KINDS.iter().copied())
-                        .with_note("auth forms: bearer, basic, api_key, oauth2, aws_sigv4"),
+                    Diagnostic::new(
+                        codes::UNKNOWN_AUTH,
+                        function.span,
+                        format!("unknown auth kind `{other}`"),
+                    )
+                    .with_label("not an auth form")
+                    .with_suggestion(other, AUTH_KINDS.iter().copied())
+                    .with_note("auth forms: bearer, basic, api_key, oauth2, aws_sigv4, session"),
                 );
                 return None;
             }
         };
         let args = self.form_args(args, bindings, arena);
-        Some(ir::Auth { kind, args })
+        Some(ir::Auth {
+            kind,
+            args,
+            response: None,
+        })
     }
 
     fn lower_notify_mapping(&mut self, i: IntegIdx, e: &ast::Expr) -> Option<ir::Notify> {
-        let ExprKind::Call { target: None, function, args, .. } = &e.kind else {
+        let ExprKind::Call {
+            target: None,
+            function,
+            args,
+            ..
+        } = &e.kind
+        else {
             self.report(
-                Diagnostic::new(codes::INVALID_INTEGRATION_SETTING, e.span, "`notify` maps to one of the integration's actions")
-                    .with_label("not an action call")
-                    .with_help("for example `notify = post_message(channel: target, text: message)`"),
+                Diagnostic::new(
+                    codes::INVALID_INTEGRATION_SETTING,
+                    e.span,
+                    "`notify` maps to one of the integration's actions",
+                )
+                .with_label("not an action call")
+                .with_help("for example `notify = post_message(channel: target, text: message)`"),
             );
             return None;
         };
         let Some(a) = self.integrations[i].notify else {
-            let names: Vec<String> = self.integrations[i].actions.iter().map(|a| a.name.clone()).collect();
+            let names: Vec<String> = self.integrations[i]
+                .actions
+                .iter()
+                .map(|a| a.name.clone())
+                .collect();
             self.report(
-                Diagnostic::new(codes::UNKNOWN_ACTION, function.span, format!("unknown action `{}`", function.name))
-                    .with_label(format!("`{}` declares no such action", self.integrations[i].name))
-                    .with_suggestion(&function.name, names.iter().map(String::as_str)),
+                Diagnostic::new(
+                    codes::UNKNOWN_ACTION,
+                    function.span,
+                    format!("unknown action `{}`", function.name),
+                )
+                .with_label(format!(
+                    "`{}` declares no such action",
+                    self.integrations[i].name
+                ))
+                .with_suggestion(&function.name, names.iter().map(String::as_str)),
             );
             return None;
         };
         let mut arena = ExprArena::new();
-        let mut bindings = Bindings { list: Vec::new(), credentials: true };
+        let mut bindings = Bindings {
+            list: Vec::new(),
+            credentials: true,
+        };
         let target = arena.new_local("target", Type::String);
         let message = arena.new_local("message", Type::String);
         for (name, local) in [("target", target), ("message", message)] {
-            bindings.push(Binding { name: name.into(), local, ty: Type::String, def: e.span, kind: SymbolKind::Variable, doc: None });
+            bindings.push(Binding {
+                name: name.into(),
+                local,
+                ty: Type::String,
+                def: e.span,
+                kind: SymbolKind::Variable,
+                doc: None,
+            });
         }
         let params: Vec<(String, Type, bool, Span)> = self.integrations[i].actions[a]
             .params
@@ -430,8 +657,74 @@ impl Checker<'_> {
             .map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span))
             .collect();
         let call_span = e.span;
-        let args = self.call_args(&params, args, &bindings, &mut arena, call_span, &format!("action `{}`", function.name));
-        Some(ir::Notify { action: a as u32, exprs: arena, target, message, args })
+        let args = self.call_args(
+            &params,
+            args,
+            &bindings,
+            &mut arena,
+            call_span,
+            &format!("action `{}`", function.name),
+        );
+        Some(ir::Notify {
+            action: a as u32,
+            exprs: arena,
+            target,
+            message,
+            args,
+        })
+    }
+
+    fn lower_health_call(&mut self, i: IntegIdx, e: &ast::Expr) -> Option<ir::ActionCall> {
+        let ExprKind::Call { function, args, .. } = &e.kind else {
+            return None;
+        };
+        let Some(a) = self.integrations[i]
+            .actions
+            .iter()
+            .position(|a| a.name == function.name)
+        else {
+            let names: Vec<String> = self.integrations[i]
+                .actions
+                .iter()
+                .map(|a| a.name.clone())
+                .collect();
+            self.report(
+                Diagnostic::new(
+                    codes::UNKNOWN_ACTION,
+                    function.span,
+                    format!("unknown action `{}`", function.name),
+                )
+                .with_label(format!(
+                    "`{}` declares no such action",
+                    self.integrations[i].name
+                ))
+                .with_suggestion(&function.name, names.iter().map(String::as_str)),
+            );
+            return None;
+        };
+        let mut arena = ExprArena::new();
+        let bindings = Bindings {
+            list: Vec::new(),
+            credentials: true,
+        };
+        let params: Vec<(String, Type, bool, Span)> = self.integrations[i].actions[a]
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span))
+            .collect();
+        let args = self.call_args(
+            &params,
+            args,
+            &bindings,
+            &mut arena,
+            e.span,
+            &format!("action `{}`", function.name),
+        );
+        Some(ir::ActionCall {
+            action: a as u32,
+            exprs: arena,
+            args,
+        })
     }
 
     /// Checks named arguments against parameters (name, type, required), in `arena`.
@@ -449,66 +742,128 @@ impl Checker<'_> {
         let mut given: Vec<Option<Span>> = vec![None; params.len()];
         for arg in args {
             let Some(name) = &arg.name else {
-                let d = Diagnostic::new(codes::POSITIONAL_ARGUMENT, arg.span, format!("arguments of {callee} are named"))
-                    .with_label("no name");
-                let d = match params.iter().find(|p| !given[params.iter().position(|q| q.0 == p.0).unwrap_or(0)].is_some()) {
+                let d = Diagnostic::new(
+                    codes::POSITIONAL_ARGUMENT,
+                    arg.span,
+                    format!("arguments of {callee} are named"),
+                )
+                .with_label("no name");
+                let d = match params
+                    .iter()
+                    .find(|p| !given[params.iter().position(|q| q.0 == p.0).unwrap_or(0)].is_some())
+                {
                     Some(p) => d.with_help(format!("write `{}: ...`", p.0)),
                     None => d,
                 };
                 self.report(d);
-                check_in(&arg.value, bindings, arena, None, &mut self.diagnostics, &mut self.analysis);
+                check_in(
+                    &arg.value,
+                    bindings,
+                    arena,
+                    None,
+                    &mut self.diagnostics,
+                    &mut self.analysis,
+                );
                 continue;
             };
             let Some(index) = params.iter().position(|p| p.0 == name.name) else {
-                let d = Diagnostic::new(codes::UNKNOWN_ARGUMENT, name.span, format!("{callee} has no parameter `{}`", name.name))
-                    .with_label("unknown argument")
-                    .with_suggestion(&name.name, params.iter().map(|p| p.0.as_str()));
+                let d = Diagnostic::new(
+                    codes::UNKNOWN_ARGUMENT,
+                    name.span,
+                    format!("{callee} has no parameter `{}`", name.name),
+                )
+                .with_label("unknown argument")
+                .with_suggestion(&name.name, params.iter().map(|p| p.0.as_str()));
                 let d = if d.help.is_none() && !params.is_empty() {
                     d.with_note(format!(
                         "parameters: {}",
-                        params.iter().map(|p| format!("{}: {}", p.0, p.1)).collect::<Vec<_>>().join(", ")
+                        params
+                            .iter()
+                            .map(|p| format!("{}: {}", p.0, p.1))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ))
                 } else {
                     d
                 };
                 self.report(d);
-                check_in(&arg.value, bindings, arena, None, &mut self.diagnostics, &mut self.analysis);
+                check_in(
+                    &arg.value,
+                    bindings,
+                    arena,
+                    None,
+                    &mut self.diagnostics,
+                    &mut self.analysis,
+                );
                 continue;
             };
             if let Some(first) = given[index] {
                 self.report(
-                    Diagnostic::new(codes::DUPLICATE_ARGUMENT, name.span, format!("argument `{}` is given twice", name.name))
-                        .with_label("given again here")
-                        .with_secondary(first, "first given here"),
+                    Diagnostic::new(
+                        codes::DUPLICATE_ARGUMENT,
+                        name.span,
+                        format!("argument `{}` is given twice", name.name),
+                    )
+                    .with_label("given again here")
+                    .with_secondary(first, "first given here"),
                 );
                 continue;
             }
             given[index] = Some(name.span);
             let (pname, pty, _, pspan) = &params[index];
             let before = self.diagnostics.len();
-            let id = check_in(&arg.value, bindings, arena, None, &mut self.diagnostics, &mut self.analysis);
+            let id = check_in(
+                &arg.value,
+                bindings,
+                arena,
+                None,
+                &mut self.diagnostics,
+                &mut self.analysis,
+            );
             let value_span = arg.value.span;
             let id = self.convert(arena, id, pty, before, |from, to| {
-                Diagnostic::new(codes::ARGUMENT_TYPE, value_span, format!("argument `{pname}` expects `{to}`, found `{from}`"))
-                    .with_label(format!("this is `{from}`"))
-                    .with_secondary(*pspan, format!("`{pname}` is declared `{to}` here"))
+                Diagnostic::new(
+                    codes::ARGUMENT_TYPE,
+                    value_span,
+                    format!("argument `{pname}` expects `{to}`, found `{from}`"),
+                )
+                .with_label(format!("this is `{from}`"))
+                .with_secondary(*pspan, format!("`{pname}` is declared `{to}` here"))
             });
             out[index] = Some(id);
         }
-        let missing: Vec<&(String, Type, bool, Span)> =
-            params.iter().enumerate().filter(|(k, p)| given[*k].is_none() && !p.2).map(|(_, p)| p).collect();
+        let missing: Vec<&(String, Type, bool, Span)> = params
+            .iter()
+            .enumerate()
+            .filter(|(k, p)| given[*k].is_none() && !p.2)
+            .map(|(_, p)| p)
+            .collect();
         if !missing.is_empty() {
-            let names: Vec<String> = missing.iter().map(|p| format!("`{}: {}`", p.0, p.1)).collect();
+            let names: Vec<String> = missing
+                .iter()
+                .map(|p| format!("`{}: {}`", p.0, p.1))
+                .collect();
             let message = if missing.len() == 1 {
                 format!("missing required argument {} of {callee}", names.join(""))
             } else {
-                format!("missing required arguments of {callee}: {}", names.join(", "))
+                format!(
+                    "missing required arguments of {callee}: {}",
+                    names.join(", ")
+                )
             };
-            let mut d = Diagnostic::new(codes::MISSING_ARGUMENT, call_span, message).with_label("in this call");
+            let mut d = Diagnostic::new(codes::MISSING_ARGUMENT, call_span, message)
+                .with_label("in this call");
             for p in &missing {
                 d = d.with_secondary(p.3, format!("`{}` is declared here", p.0));
             }
-            self.report(d.with_help(format!("add {}", missing.iter().map(|p| format!("`{}: ...`", p.0)).collect::<Vec<_>>().join(", "))));
+            self.report(d.with_help(format!(
+                    "add {}",
+                    missing
+                        .iter()
+                        .map(|p| format!("`{}: ...`", p.0))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
         }
         out
     }
@@ -520,18 +875,38 @@ impl Checker<'_> {
         let params_sig: Vec<ParamSig> = sig
             .params
             .iter()
-            .map(|p| ParamSig { name: p.name.clone(), ty: p.ty.clone(), default: p.default.clone(), span: p.span, doc: p.doc.clone() })
+            .map(|p| ParamSig {
+                name: p.name.clone(),
+                ty: p.ty.clone(),
+                default: p.default.clone(),
+                span: p.span,
+                doc: p.doc.clone(),
+            })
             .collect();
         let integ_name = self.integrations[i].name.clone();
         let signature = format!(
             "{}action {integ_name}.{}({}) -> {result}",
             if idempotent { "idempotent " } else { "" },
             ast.name.name,
-            params_sig.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect::<Vec<_>>().join(", ")
+            params_sig
+                .iter()
+                .map(|p| format!("{}: {}", p.name, p.ty))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-        self.analysis.reference_with(ast.name.span, ast.name.span, SymbolKind::Action, &ast.name.name, signature, ast.doc.clone());
+        self.analysis.reference_with(
+            ast.name.span,
+            ast.name.span,
+            SymbolKind::Action,
+            &ast.name.name,
+            signature,
+            ast.doc.clone(),
+        );
         let mut arena = ExprArena::new();
-        let mut bindings = Bindings { list: Vec::new(), credentials: true };
+        let mut bindings = Bindings {
+            list: Vec::new(),
+            credentials: true,
+        };
         let params = self.lower_params(&params_sig, &mut arena, &mut bindings, SymbolKind::Param);
         let response = arena.new_local("response", ir::response_type());
         bindings.push(Binding {
@@ -577,9 +952,13 @@ impl Checker<'_> {
                 if let Some((_, first)) = seen.iter().find(|(k, _)| *k == keyword) {
                     let first = *first;
                     self.report(
-                        Diagnostic::new(codes::DUPLICATE_CLAUSE, clause.span, format!("`{keyword}` is given twice in this action"))
-                            .with_label("given again here")
-                            .with_secondary(first, "first given here"),
+                        Diagnostic::new(
+                            codes::DUPLICATE_CLAUSE,
+                            clause.span,
+                            format!("`{keyword}` is given twice in this action"),
+                        )
+                        .with_label("given again here")
+                        .with_secondary(first, "first given here"),
                     );
                     continue;
                 }
@@ -593,10 +972,24 @@ impl Checker<'_> {
                     }
                 }
                 ActionClauseKind::Query(e) => {
-                    out.query = Some(check_in(e, &bindings, &mut arena, None, &mut self.diagnostics, &mut self.analysis));
+                    out.query = Some(check_in(
+                        e,
+                        &bindings,
+                        &mut arena,
+                        None,
+                        &mut self.diagnostics,
+                        &mut self.analysis,
+                    ));
                 }
                 ActionClauseKind::Headers(e) => {
-                    out.headers = Some(check_in(e, &bindings, &mut arena, None, &mut self.diagnostics, &mut self.analysis));
+                    out.headers = Some(check_in(
+                        e,
+                        &bindings,
+                        &mut arena,
+                        None,
+                        &mut self.diagnostics,
+                        &mut self.analysis,
+                    ));
                 }
                 ActionClauseKind::Body { kind, value } => {
                     let kind = match kind.name.as_str() {
@@ -606,8 +999,19 @@ impl Checker<'_> {
                         "multipart" => BodyKind::Multipart,
                         _ => BodyKind::Json,
                     };
-                    let expected = if kind == BodyKind::Text || kind == BodyKind::Xml { Some(Type::String) } else { None };
-                    let value = check_in(value, &bindings, &mut arena, expected.as_ref(), &mut self.diagnostics, &mut self.analysis);
+                    let expected = if kind == BodyKind::Text {
+                        Some(Type::String)
+                    } else {
+                        None
+                    };
+                    let value = check_in(
+                        value,
+                        &bindings,
+                        &mut arena,
+                        expected.as_ref(),
+                        &mut self.diagnostics,
+                        &mut self.analysis,
+                    );
                     out.body = Some(ir::Body { kind, value });
                 }
                 ActionClauseKind::Paginate { kind, args } => {
@@ -618,51 +1022,121 @@ impl Checker<'_> {
                         "page" => Some(PaginateKind::Page),
                         other => {
                             self.report(
-                                Diagnostic::new(codes::UNKNOWN_PAGINATION, kind.span, format!("unknown pagination `{other}`"))
-                                    .with_label("not a pagination kind")
-                                    .with_suggestion(other, PAGINATION_KINDS.iter().copied())
-                                    .with_note("pagination kinds: cursor, link, offset, page"),
+                                Diagnostic::new(
+                                    codes::UNKNOWN_PAGINATION,
+                                    kind.span,
+                                    format!("unknown pagination `{other}`"),
+                                )
+                                .with_label("not a pagination kind")
+                                .with_suggestion(other, PAGINATION_KINDS.iter().copied())
+                                .with_note("pagination kinds: cursor, link, offset, page"),
                             );
                             None
                         }
                     };
                     if let Some(k) = k {
                         match k {
-                            PaginateKind::Cursor => self.form_shape("cursor", clause.span, args, 1, &["param"], &[]),
-                            PaginateKind::Link => self.form_shape("link", clause.span, args, 0, &[], &[]),
-                            PaginateKind::Offset => self.form_shape("offset", clause.span, args, 0, &["param"], &["limit", "size"]),
-                            PaginateKind::Page => self.form_shape("page", clause.span, args, 0, &["param"], &["size", "start"]),
+                            PaginateKind::Cursor => {
+                                let place = if args.iter().any(|a| {
+                                    a.name.as_ref().is_some_and(|n| n.name == "body_param")
+                                }) {
+                                    "body_param"
+                                } else {
+                                    "param"
+                                };
+                                self.form_shape("cursor", clause.span, args, 1, &[place], &[])
+                            }
+                            PaginateKind::Link => {
+                                let positional =
+                                    args.iter().filter(|a| a.name.is_none()).count().min(1);
+                                self.form_shape("link", clause.span, args, positional, &[], &[])
+                            }
+                            PaginateKind::Offset => self.form_shape(
+                                "offset",
+                                clause.span,
+                                args,
+                                0,
+                                &["param"],
+                                &["limit_param", "size", "more", "start"],
+                            ),
+                            PaginateKind::Page => self.form_shape(
+                                "page",
+                                clause.span,
+                                args,
+                                0,
+                                &["param"],
+                                &["size_param", "size", "start", "more"],
+                            ),
                         }
                         let args = self.form_args(args, &bindings, &mut arena);
                         out.paginate = Some(ir::Paginate { kind: k, args });
                     }
                 }
                 ActionClauseKind::ErrorWhen { condition, message } => {
-                    let condition = check_in(condition, &bindings, &mut arena, Some(&Type::Bool), &mut self.diagnostics, &mut self.analysis);
-                    let message = check_in(message, &bindings, &mut arena, Some(&Type::Dyn), &mut self.diagnostics, &mut self.analysis);
+                    let condition = check_in(
+                        condition,
+                        &bindings,
+                        &mut arena,
+                        Some(&Type::Bool),
+                        &mut self.diagnostics,
+                        &mut self.analysis,
+                    );
+                    let message = check_in(
+                        message,
+                        &bindings,
+                        &mut arena,
+                        Some(&Type::Dyn),
+                        &mut self.diagnostics,
+                        &mut self.analysis,
+                    );
                     out.error_when.push(ir::ErrorWhen { condition, message });
                 }
                 ActionClauseKind::Result(e) => {
                     let before = self.diagnostics.len();
-                    let id = check_in(e, &bindings, &mut arena, None, &mut self.diagnostics, &mut self.analysis);
+                    let id = check_in(
+                        e,
+                        &bindings,
+                        &mut arena,
+                        None,
+                        &mut self.diagnostics,
+                        &mut self.analysis,
+                    );
                     let span = e.span;
-                    out.result_expr = Some(self.convert(&mut arena, id, &result, before, |from, to| {
-                        Diagnostic::new(codes::RETURN_TYPE, span, format!("the action's result is `{to}`, but this is `{from}`"))
+                    out.result_expr =
+                        Some(self.convert(&mut arena, id, &result, before, |from, to| {
+                            Diagnostic::new(
+                                codes::RETURN_TYPE,
+                                span,
+                                format!("the action's result is `{to}`, but this is `{from}`"),
+                            )
                             .with_label(format!("this is `{from}`"))
-                    }));
+                        }));
                 }
                 ActionClauseKind::Timeout(e) => {
                     out.timeout = match self.fold(self.integrations[i].module, e) {
-                        Some(v) => self.positive_duration(&v, e.span, "`timeout`").map(ConstOr::Const),
-                        None => Some(ConstOr::Expr(check_in(e, &bindings, &mut arena, Some(&Type::Duration), &mut self.diagnostics, &mut self.analysis))),
+                        Some(v) => self
+                            .positive_duration(&v, e.span, "`timeout`")
+                            .map(ConstOr::Const),
+                        None => Some(ConstOr::Expr(check_in(
+                            e,
+                            &bindings,
+                            &mut arena,
+                            Some(&Type::Duration),
+                            &mut self.diagnostics,
+                            &mut self.analysis,
+                        ))),
                     };
                 }
             }
         }
         if out.request.is_none() && !native {
-            let d = Diagnostic::new(codes::MISSING_REQUEST, ast.name.span, format!("action `{}` sends no request", ast.name.name))
-                .with_label("no `METHOD \"/path\"` line")
-                .with_help("add a request line such as `GET \"/items\"`");
+            let d = Diagnostic::new(
+                codes::MISSING_REQUEST,
+                ast.name.span,
+                format!("action `{}` sends no request", ast.name.name),
+            )
+            .with_label("no `METHOD \"/path\"` line")
+            .with_help("add a request line such as `GET \"/items\"`");
             self.report(if self.integrations[i].builtin {
                 d.with_note("only the clause-less actions of `http`, `file` and `console` are implemented by the runtime")
             } else {
@@ -680,22 +1154,52 @@ impl Checker<'_> {
         let params_sig: Vec<ParamSig> = sig
             .params
             .iter()
-            .map(|p| ParamSig { name: p.name.clone(), ty: p.ty.clone(), default: p.default.clone(), span: p.span, doc: p.doc.clone() })
+            .map(|p| ParamSig {
+                name: p.name.clone(),
+                ty: p.ty.clone(),
+                default: p.default.clone(),
+                span: p.span,
+                doc: p.doc.clone(),
+            })
             .collect();
         let integ_name = self.integrations[i].name.clone();
         let signature = format!(
             "event {integ_name}.{}({}) -> {result}",
             ast.name.name,
-            params_sig.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect::<Vec<_>>().join(", ")
+            params_sig
+                .iter()
+                .map(|p| format!("{}: {}", p.name, p.ty))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-        self.analysis.reference_with(ast.name.span, ast.name.span, SymbolKind::Event, &ast.name.name, signature, ast.doc.clone());
+        self.analysis.reference_with(
+            ast.name.span,
+            ast.name.span,
+            SymbolKind::Event,
+            &ast.name.name,
+            signature,
+            ast.doc.clone(),
+        );
         let mut arena = ExprArena::new();
-        let mut bindings = Bindings { list: Vec::new(), credentials: true };
+        let mut bindings = Bindings {
+            list: Vec::new(),
+            credentials: true,
+        };
         let params = self.lower_params(&params_sig, &mut arena, &mut bindings, SymbolKind::Param);
         let payload = arena.new_local("payload", Type::Dyn);
         let headers = arena.new_local("headers", Type::map(Type::String, Type::String));
-        for (name, local, ty) in [("payload", payload, Type::Dyn), ("headers", headers, Type::map(Type::String, Type::String))] {
-            bindings.push(Binding { name: name.into(), local, ty, def: ast.name.span, kind: SymbolKind::Variable, doc: None });
+        for (name, local, ty) in [
+            ("payload", payload, Type::Dyn),
+            ("headers", headers, Type::map(Type::String, Type::String)),
+        ] {
+            bindings.push(Binding {
+                name: name.into(),
+                local,
+                ty,
+                def: ast.name.span,
+                kind: SymbolKind::Variable,
+                doc: None,
+            });
         }
         let mut out = ir::Event {
             name: ast.name.name.clone(),
@@ -718,8 +1222,12 @@ impl Checker<'_> {
                     if let Some(ConstVal::String(s)) = self.fold(self.integrations[i].module, p) {
                         if !s.starts_with('/') {
                             self.report(
-                                Diagnostic::new(codes::INVALID_WEBHOOK_PATH, p.span, format!("webhook path `{s}` must start with `/`"))
-                                    .with_label("not an absolute path"),
+                                Diagnostic::new(
+                                    codes::INVALID_WEBHOOK_PATH,
+                                    p.span,
+                                    format!("webhook path `{s}` must start with `/`"),
+                                )
+                                .with_label("not an absolute path"),
                             );
                         }
                     }
@@ -742,7 +1250,14 @@ impl Checker<'_> {
                     };
                     if let Some(s) = s {
                         if s == VerifyScheme::HmacSha256 {
-                            self.form_shape("hmac_sha256", clause.span, args, 1, &["header"], &["prefix"]);
+                            self.form_shape(
+                                "hmac_sha256",
+                                clause.span,
+                                args,
+                                1,
+                                &["header"],
+                                &["prefix", "encoding"],
+                            );
                         } else {
                             self.form_shape(&scheme.name, clause.span, args, 1, &[], &[]);
                         }
@@ -751,24 +1266,47 @@ impl Checker<'_> {
                     }
                 }
                 EventClauseKind::When(c) => {
-                    out.when = Some(check_in(c, &bindings, &mut arena, Some(&Type::Bool), &mut self.diagnostics, &mut self.analysis));
+                    out.when = Some(check_in(
+                        c,
+                        &bindings,
+                        &mut arena,
+                        Some(&Type::Bool),
+                        &mut self.diagnostics,
+                        &mut self.analysis,
+                    ));
                 }
                 EventClauseKind::Result(r) => {
                     let before = self.diagnostics.len();
-                    let id = check_in(r, &bindings, &mut arena, None, &mut self.diagnostics, &mut self.analysis);
+                    let id = check_in(
+                        r,
+                        &bindings,
+                        &mut arena,
+                        None,
+                        &mut self.diagnostics,
+                        &mut self.analysis,
+                    );
                     let span = r.span;
-                    out.result_expr = Some(self.convert(&mut arena, id, &result, before, |from, to| {
-                        Diagnostic::new(codes::RETURN_TYPE, span, format!("the event's type is `{to}`, but this is `{from}`"))
+                    out.result_expr =
+                        Some(self.convert(&mut arena, id, &result, before, |from, to| {
+                            Diagnostic::new(
+                                codes::RETURN_TYPE,
+                                span,
+                                format!("the event's type is `{to}`, but this is `{from}`"),
+                            )
                             .with_label(format!("this is `{from}`"))
-                    }));
+                        }));
                 }
             }
         }
         if out.webhook.is_none() {
             self.report(
-                Diagnostic::new(codes::EVENT_WITHOUT_WEBHOOK, ast.name.span, format!("event `{}` has no webhook", ast.name.name))
-                    .with_label("nothing delivers this event")
-                    .with_help("add `webhook \"/path\"`"),
+                Diagnostic::new(
+                    codes::EVENT_WITHOUT_WEBHOOK,
+                    ast.name.span,
+                    format!("event `{}` has no webhook", ast.name.name),
+                )
+                .with_label("nothing delivers this event")
+                .with_help("add `webhook \"/path\"`"),
             );
         }
         out.exprs = arena;

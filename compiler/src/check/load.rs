@@ -12,8 +12,26 @@ use crate::loader::{LoadError, Loader};
 
 impl Checker<'_> {
     pub(super) fn load(&mut self, root: FileId, loader: &mut dyn Loader) {
-        let root_name = self.sources.get(root).map(|f| f.name.clone()).unwrap_or_default();
-        self.root = self.add_module(root_name, root, None);
+        let root_name = self
+            .sources
+            .get(root)
+            .map(|f| f.name.clone())
+            .unwrap_or_default();
+        // Checking a stdlib module's own file (`flow check stdlib/modules/http.flow`)
+        // checks it as the module it is.
+        let stem = root_name
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".flow"))
+            .unwrap_or_default();
+        let embedded = flow_stdlib::module(stem)
+            .filter(|m| self.sources.get(root).is_some_and(|f| f.text == m.source))
+            .map(|m| m.name.to_owned());
+        let key = match &embedded {
+            Some(name) => format!("std:{name}"),
+            None => root_name,
+        };
+        self.root = self.add_module(key, root, embedded);
         let mut by_key: HashMap<String, ModIdx> = HashMap::new();
         by_key.insert(self.modules[self.root].key.clone(), self.root);
         for name in flow_stdlib::PRELUDE {
@@ -48,10 +66,17 @@ impl Checker<'_> {
                     }
                     ImportTarget::File { path, span } => {
                         let from = self.modules[m].key.clone();
-                        (self.file_module(&from, path, *span, loader, &mut by_key), None)
+                        (
+                            self.file_module(&from, path, *span, loader, &mut by_key),
+                            None,
+                        )
                     }
                 };
-                let alias = import.alias.as_ref().map(|a| a.name.clone()).or(default_alias);
+                let alias = import
+                    .alias
+                    .as_ref()
+                    .map(|a| a.name.clone())
+                    .or(default_alias);
                 self.modules[m].imports.push(ImportRec {
                     target,
                     alias,
@@ -65,7 +90,11 @@ impl Checker<'_> {
     }
 
     fn add_module(&mut self, key: String, file: FileId, stdlib: Option<String>) -> ModIdx {
-        let text = self.sources.get(file).map(|f| f.text.clone()).unwrap_or_default();
+        let text = self
+            .sources
+            .get(file)
+            .map(|f| f.text.clone())
+            .unwrap_or_default();
         let (ast, diagnostics) = parse(file, &text);
         self.diagnostics.extend(diagnostics);
         self.modules.push(Module {
@@ -80,7 +109,11 @@ impl Checker<'_> {
         self.modules.len() - 1
     }
 
-    fn stdlib_module(&mut self, name: &str, by_key: &mut HashMap<String, ModIdx>) -> Option<ModIdx> {
+    fn stdlib_module(
+        &mut self,
+        name: &str,
+        by_key: &mut HashMap<String, ModIdx>,
+    ) -> Option<ModIdx> {
         let key = format!("std:{name}");
         if let Some(&m) = by_key.get(&key) {
             return Some(m);
@@ -105,7 +138,8 @@ impl Checker<'_> {
                 if let Some(&m) = by_key.get(&loaded.name) {
                     return Some(m);
                 }
-                let provisional = FileId(u32::try_from(self.sources.files().count()).unwrap_or(u32::MAX));
+                let provisional =
+                    FileId(u32::try_from(self.sources.files().count()).unwrap_or(u32::MAX));
                 let (text, problem) = match decode_source(provisional, &loaded.bytes) {
                     Ok(text) => (text, None),
                     Err((lossy, d)) => (lossy, Some(d)),
@@ -124,9 +158,13 @@ impl Checker<'_> {
                     LoadError::Unreadable { .. } => "cannot be read",
                 };
                 self.report(
-                    Diagnostic::new(codes::IMPORT_NOT_FOUND, span, format!("cannot import `{path}`: {e}"))
-                        .with_label(label)
-                        .with_note("a file import is relative to the importing file's directory"),
+                    Diagnostic::new(
+                        codes::IMPORT_NOT_FOUND,
+                        span,
+                        format!("cannot import `{path}`: {e}"),
+                    )
+                    .with_label(label)
+                    .with_note("a file import is relative to the importing file's directory"),
                 );
                 None
             }
@@ -172,20 +210,33 @@ impl Checker<'_> {
             }
         }
         for cycle in found {
-            let Some(&(last_module, closing)) = cycle.last() else { continue };
+            let Some(&(last_module, closing)) = cycle.last() else {
+                continue;
+            };
             let name = |c: &Checker<'_>, m: ModIdx| c.modules[m].key.clone();
             let mut chain: Vec<String> = cycle.iter().map(|(m, _)| name(self, *m)).collect();
             chain.push(name(self, cycle[0].0));
             let mut d = Diagnostic::new(
                 codes::IMPORT_CYCLE,
                 closing,
-                format!("modules import each other in a cycle: {}", chain.join(" → ")),
+                format!(
+                    "modules import each other in a cycle: {}",
+                    chain.join(" → ")
+                ),
             )
-            .with_label(format!("`{}` imports back into the cycle here", name(self, last_module)));
+            .with_label(format!(
+                "`{}` imports back into the cycle here",
+                name(self, last_module)
+            ));
             for (m, span) in &cycle[..cycle.len() - 1] {
-                d = d.with_secondary(*span, format!("`{}` imports the next module here", name(self, *m)));
+                d = d.with_secondary(
+                    *span,
+                    format!("`{}` imports the next module here", name(self, *m)),
+                );
             }
-            self.report(d.with_help("move what the modules share into a module that imports neither"));
+            self.report(
+                d.with_help("move what the modules share into a module that imports neither"),
+            );
         }
     }
 }

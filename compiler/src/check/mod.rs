@@ -195,7 +195,11 @@ pub(crate) struct Checked {
     pub analysis: Analysis,
 }
 
-pub(crate) fn check_program(sources: &mut SourceMap, root: FileId, loader: &mut dyn Loader) -> Checked {
+pub(crate) fn check_program(
+    sources: &mut SourceMap,
+    root: FileId,
+    loader: &mut dyn Loader,
+) -> Checked {
     let mut checker = Checker {
         sources,
         modules: Vec::new(),
@@ -224,7 +228,11 @@ pub(crate) fn check_program(sources: &mut SourceMap, root: FileId, loader: &mut 
     let program = checker.assemble();
     let mut diagnostics = std::mem::take(&mut checker.diagnostics);
     dedup(&mut diagnostics);
-    Checked { program, diagnostics, analysis: std::mem::take(&mut checker.analysis) }
+    Checked {
+        program,
+        diagnostics,
+        analysis: std::mem::take(&mut checker.analysis),
+    }
 }
 
 /// Drops exact repeats (the same code at the same place with the same message).

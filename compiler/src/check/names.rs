@@ -8,8 +8,8 @@ use flow_grammar::ast::{self, IntegrationMember, Item, Path, TypeExpr, TypeExprK
 use flow_grammar::{Diagnostic, Span, codes};
 
 use super::{
-    Checker, ConstDef, ConstIdx, Entry, ImportRec, IntegDef, IntegIdx, ModIdx, State, TestDef, TypeDef, TypeIdx, WfDef,
-    WfIdx,
+    Checker, ConstDef, ConstIdx, Entry, ImportRec, IntegDef, IntegIdx, ModIdx, State, TestDef,
+    TypeDef, TypeIdx, WfDef, WfIdx,
 };
 use crate::types::{Type, builtin_type, type_from_ast};
 
@@ -93,7 +93,11 @@ impl Checker<'_> {
                         for member in &i.members {
                             if let IntegrationMember::Type(t) = member {
                                 if let Some(&prev) = types.get(&t.name.name) {
-                                    let prev_span = self.types.get(prev).map(|d: &TypeDef| d.span).unwrap_or_default();
+                                    let prev_span = self
+                                        .types
+                                        .get(prev)
+                                        .map(|d: &TypeDef| d.span)
+                                        .unwrap_or_default();
                                     self.report(duplicate(&t.name, prev_span));
                                     continue;
                                 }
@@ -142,7 +146,11 @@ impl Checker<'_> {
                         });
                         self.declare_own(m, &w.name, Symbol::Workflow(idx));
                     }
-                    Item::Test(t) => self.tests.push(TestDef { module: m, ast: t.clone(), ir: None }),
+                    Item::Test(t) => self.tests.push(TestDef {
+                        module: m,
+                        ast: t.clone(),
+                        ir: None,
+                    }),
                 }
             }
         }
@@ -154,7 +162,14 @@ impl Checker<'_> {
             self.report(duplicate(name, prev));
             return;
         }
-        self.modules[m].own.insert(name.name.clone(), Entry { sym, span: name.span, via_import: None });
+        self.modules[m].own.insert(
+            name.name.clone(),
+            Entry {
+                sym,
+                span: name.span,
+                via_import: None,
+            },
+        );
     }
 
     /// Phase 3: each module's namespace: own items, then imports, then the prelude
@@ -162,8 +177,11 @@ impl Checker<'_> {
     pub(super) fn build_namespaces(&mut self) {
         for m in 0..self.modules.len() {
             let mut names = self.modules[m].own.clone();
-            let imports: Vec<(Option<ModIdx>, Option<String>, Span)> =
-                self.modules[m].imports.iter().map(|i| (i.target, i.alias.clone(), i.span)).collect();
+            let imports: Vec<(Option<ModIdx>, Option<String>, Span)> = self.modules[m]
+                .imports
+                .iter()
+                .map(|i| (i.target, i.alias.clone(), i.span))
+                .collect();
             for (i, (target, alias, span)) in imports.into_iter().enumerate() {
                 let Some(target) = target else { continue };
                 match alias {
@@ -189,7 +207,11 @@ impl Checker<'_> {
                             },
                             None => Symbol::Module(target),
                         };
-                        let entry = Entry { sym, span, via_import: Some(i) };
+                        let entry = Entry {
+                            sym,
+                            span,
+                            via_import: Some(i),
+                        };
                         if let Some(prev) = names.get(&alias) {
                             if prev.sym != sym {
                                 let prev_span = prev.span;
@@ -197,7 +219,9 @@ impl Checker<'_> {
                                     Diagnostic::new(
                                         codes::DUPLICATE_NAME,
                                         span,
-                                        format!("`{alias}` is imported here and also declared elsewhere"),
+                                        format!(
+                                            "`{alias}` is imported here and also declared elsewhere"
+                                        ),
                                     )
                                     .with_label(format!("this import binds `{alias}`"))
                                     .with_secondary(prev_span, "first declared here")
@@ -209,8 +233,11 @@ impl Checker<'_> {
                         names.insert(alias, entry);
                     }
                     None => {
-                        let items: Vec<(String, Entry)> =
-                            self.modules[target].own.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                        let items: Vec<(String, Entry)> = self.modules[target]
+                            .own
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
                         let mut items = items;
                         items.sort_by(|a, b| a.0.cmp(&b.0));
                         for (name, entry) in items {
@@ -230,7 +257,14 @@ impl Checker<'_> {
                                 }
                                 continue;
                             }
-                            names.insert(name, Entry { sym: entry.sym, span: entry.span, via_import: Some(i) });
+                            names.insert(
+                                name,
+                                Entry {
+                                    sym: entry.sym,
+                                    span: entry.span,
+                                    via_import: Some(i),
+                                },
+                            );
                         }
                     }
                 }
@@ -239,7 +273,11 @@ impl Checker<'_> {
                 if names.contains_key(*prelude) {
                     continue;
                 }
-                let Some(target) = self.modules.iter().position(|x| x.stdlib.as_deref() == Some(*prelude)) else {
+                let Some(target) = self
+                    .modules
+                    .iter()
+                    .position(|x| x.stdlib.as_deref() == Some(*prelude))
+                else {
                     continue;
                 };
                 if target == m {
@@ -255,7 +293,14 @@ impl Checker<'_> {
                         prelude: true,
                     });
                     let span = self.integrations[integ].span;
-                    names.insert((*prelude).to_owned(), Entry { sym: Symbol::Integration(integ), span, via_import: Some(idx) });
+                    names.insert(
+                        (*prelude).to_owned(),
+                        Entry {
+                            sym: Symbol::Integration(integ),
+                            span,
+                            via_import: Some(idx),
+                        },
+                    );
                 }
             }
             self.modules[m].names = names;
@@ -265,12 +310,16 @@ impl Checker<'_> {
     /// The integration a stdlib module stands for: the one it declares, or the one
     /// named like the module when it declares several.
     pub(crate) fn module_integration(&self, m: ModIdx) -> Option<IntegIdx> {
-        let declared: Vec<IntegIdx> = (0..self.integrations.len()).filter(|&i| self.integrations[i].module == m).collect();
+        let declared: Vec<IntegIdx> = (0..self.integrations.len())
+            .filter(|&i| self.integrations[i].module == m)
+            .collect();
         match declared.as_slice() {
             [one] => Some(*one),
             _ => {
                 let name = self.modules[m].stdlib.as_deref()?;
-                declared.into_iter().find(|&i| self.integrations[i].name == name)
+                declared
+                    .into_iter()
+                    .find(|&i| self.integrations[i].name == name)
             }
         }
     }
@@ -295,7 +344,9 @@ impl Checker<'_> {
                     return Some((Symbol::Type(t), self.types[t].span));
                 }
                 let own = &self.modules[integ.module].own;
-                own.get(name).filter(|e| e.sym != sym).map(|e| (e.sym, e.span))
+                own.get(name)
+                    .filter(|e| e.sym != sym)
+                    .map(|e| (e.sym, e.span))
             }
             Symbol::Module(m) => self.modules.get(m)?.own.get(name).map(|e| (e.sym, e.span)),
             _ => None,
@@ -326,7 +377,11 @@ impl Checker<'_> {
         segments: &[ast::Ident],
     ) -> Result<(Symbol, Span), PathError> {
         let Some(first) = segments.first() else {
-            return Err(PathError { segment: 0, candidates: Vec::new(), parent: None });
+            return Err(PathError {
+                segment: 0,
+                candidates: Vec::new(),
+                parent: None,
+            });
         };
         let mut current = None;
         if let Some(i) = integration {
@@ -342,7 +397,11 @@ impl Checker<'_> {
             if let Some(i) = integration {
                 candidates.extend(self.integrations[i].types.keys().cloned());
             }
-            return Err(PathError { segment: 0, candidates, parent: None });
+            return Err(PathError {
+                segment: 0,
+                candidates,
+                parent: None,
+            });
         };
         for (k, seg) in segments.iter().enumerate().skip(1) {
             match self.member(current.0, &seg.name) {
@@ -365,16 +424,28 @@ impl Checker<'_> {
     }
 
     /// Reports an unresolved path with the best help available.
-    pub(crate) fn unknown_path(&mut self, code: flow_grammar::Code, what: &str, path: &[ast::Ident], err: PathError) {
-        let Some(seg) = path.get(err.segment) else { return };
-        let shown: Vec<&str> = path[..=err.segment].iter().map(|s| s.name.as_str()).collect();
+    pub(crate) fn unknown_path(
+        &mut self,
+        code: flow_grammar::Code,
+        what: &str,
+        path: &[ast::Ident],
+        err: PathError,
+    ) {
+        let Some(seg) = path.get(err.segment) else {
+            return;
+        };
+        let shown: Vec<&str> = path[..=err.segment]
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
         let shown = shown.join(".");
         let mut d = Diagnostic::new(code, seg.span, format!("unknown {what} `{shown}`"));
         d = match err.parent {
             Some(parent) => d.with_label(format!(
                 "{} has no `{}`",
                 match parent {
-                    Symbol::Integration(i) => format!("integration `{}`", self.integrations[i].name),
+                    Symbol::Integration(i) =>
+                        format!("integration `{}`", self.integrations[i].name),
                     Symbol::Module(mm) => format!("module `{}`", self.modules[mm].key),
                     other => other.describe().to_owned(),
                 },
@@ -407,17 +478,25 @@ impl Checker<'_> {
                 let span = self.types[t].span;
                 let name = self.types[t].display.clone();
                 self.report(
-                    Diagnostic::new(codes::RECURSIVE_TYPE, span, format!("type `{name}` refers to itself"))
-                        .with_label("defined in terms of itself")
-                        .with_note("Flow types are plain data (JSON-like) and cannot be recursive")
-                        .with_help("break the cycle with `dyn` or a list of ids"),
+                    Diagnostic::new(
+                        codes::RECURSIVE_TYPE,
+                        span,
+                        format!("type `{name}` refers to itself"),
+                    )
+                    .with_label("defined in terms of itself")
+                    .with_note("Flow types are plain data (JSON-like) and cannot be recursive")
+                    .with_help("break the cycle with `dyn` or a list of ids"),
                 );
                 return Type::Error;
             }
             State::Todo => {}
         }
         self.types[t].state = State::InProgress;
-        let (m, integ, expr) = (self.types[t].module, self.types[t].integration, self.types[t].expr.clone());
+        let (m, integ, expr) = (
+            self.types[t].module,
+            self.types[t].integration,
+            self.types[t].expr.clone(),
+        );
         let mut ty = self.type_of(m, integ, &expr);
         if let Type::Record(r) = &ty {
             let mut r = (**r).clone();
@@ -463,15 +542,23 @@ impl Checker<'_> {
                 }
                 Ok((other, _)) => {
                     self.report(
-                        Diagnostic::new(codes::NOT_A_TYPE, path.span, format!("`{key}` is {}, not a type", other.describe()))
-                            .with_label("a type is expected here"),
+                        Diagnostic::new(
+                            codes::NOT_A_TYPE,
+                            path.span,
+                            format!("`{key}` is {}, not a type", other.describe()),
+                        )
+                        .with_label("a type is expected here"),
                     );
                     Type::Error
                 }
                 Err(err) => {
                     let mut err = err;
                     if err.segment == 0 {
-                        err.candidates.extend(crate::types::BUILTIN_TYPE_NAMES.iter().map(|s| (*s).to_owned()));
+                        err.candidates.extend(
+                            crate::types::BUILTIN_TYPE_NAMES
+                                .iter()
+                                .map(|s| (*s).to_owned()),
+                        );
                     }
                     self.unknown_path(codes::UNKNOWN_TYPE, "type", &path.segments, err);
                     Type::Error
@@ -480,7 +567,11 @@ impl Checker<'_> {
             resolved.insert(key, ty);
         }
         let mut diagnostics = Vec::new();
-        let ty = type_from_ast(expr, &|p: &Path| Some(resolved.get(&p.dotted()).cloned().unwrap_or(Type::Error)), &mut diagnostics);
+        let ty = type_from_ast(
+            expr,
+            &|p: &Path| Some(resolved.get(&p.dotted()).cloned().unwrap_or(Type::Error)),
+            &mut diagnostics,
+        );
         self.diagnostics.extend(diagnostics);
         ty
     }
@@ -510,10 +601,14 @@ impl Checker<'_> {
 }
 
 pub(crate) fn duplicate(name: &ast::Ident, previous: Span) -> Diagnostic {
-    Diagnostic::new(codes::DUPLICATE_NAME, name.span, format!("`{}` is declared twice", name.name))
-        .with_label("declared again here")
-        .with_secondary(previous, "first declared here")
-        .with_help("rename one of them")
+    Diagnostic::new(
+        codes::DUPLICATE_NAME,
+        name.span,
+        format!("`{}` is declared twice", name.name),
+    )
+    .with_label("declared again here")
+    .with_secondary(previous, "first declared here")
+    .with_help("rename one of them")
 }
 
 fn collect_named<'a>(expr: &'a TypeExpr, out: &mut Vec<&'a Path>) {

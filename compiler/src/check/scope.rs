@@ -52,7 +52,11 @@ impl Scope for Bindings {
     }
 
     fn names(&self) -> Vec<String> {
-        self.list.iter().filter(|b| !b.name.contains(['#', '('])).map(|b| b.name.clone()).collect()
+        self.list
+            .iter()
+            .filter(|b| !b.name.contains(['#', '(']))
+            .map(|b| b.name.clone())
+            .collect()
     }
 
     fn allows_credentials(&self) -> bool {
@@ -92,10 +96,21 @@ fn index_names(expr: &ast::Expr, bindings: &Bindings, analysis: &mut Analysis) {
         match &e.kind {
             ExprKind::Ident { name, root: false } => {
                 if let Some(b) = bindings.find(name) {
-                    analysis.reference_with(e.span, b.def, b.kind, name, format!("{name}: {}", b.ty), b.doc.clone());
+                    analysis.reference_with(
+                        e.span,
+                        b.def,
+                        b.kind,
+                        name,
+                        format!("{name}: {}", b.ty),
+                        b.doc.clone(),
+                    );
                 }
             }
-            ExprKind::Member { target, field, access: Access::Plain } => {
+            ExprKind::Member {
+                target,
+                field,
+                access: Access::Plain,
+            } => {
                 if let ExprKind::Ident { name, root: false } = &target.kind {
                     let dotted = format!("{name}.{}", field.name);
                     if bindings.find(name).is_none() {
@@ -124,7 +139,9 @@ impl Checker<'_> {
     /// unqualified-imported ones, `alias.NAME` for those of aliased imports.
     pub(crate) fn visible_consts(&self, m: ModIdx) -> Vec<(String, ConstIdx)> {
         let mut out = Vec::new();
-        let Some(module) = self.modules.get(m) else { return out };
+        let Some(module) = self.modules.get(m) else {
+            return out;
+        };
         for (name, entry) in &module.names {
             match entry.sym {
                 Symbol::Const(c) => out.push((name.clone(), c)),

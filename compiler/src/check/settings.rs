@@ -60,7 +60,9 @@ impl Checker<'_> {
             ExprKind::Double(d) => ConstVal::Double(*d),
             ExprKind::String(s) => ConstVal::String(s.clone()),
             ExprKind::Duration(d) => ConstVal::Duration(*d),
-            ExprKind::Interpolated(parts) if parts.iter().all(|p| matches!(p, ast::StringPart::Text(_))) => {
+            ExprKind::Interpolated(parts)
+                if parts.iter().all(|p| matches!(p, ast::StringPart::Text(_))) =>
+            {
                 ConstVal::String(
                     parts
                         .iter()
@@ -71,7 +73,10 @@ impl Checker<'_> {
                         .collect(),
                 )
             }
-            ExprKind::Unary { op: UnaryOp::Neg, operand } => match self.fold_depth(m, operand, depth - 1)? {
+            ExprKind::Unary {
+                op: UnaryOp::Neg,
+                operand,
+            } => match self.fold_depth(m, operand, depth - 1)? {
                 ConstVal::Int(i) => ConstVal::Int(i.checked_neg()?),
                 ConstVal::Double(d) => ConstVal::Double(-d),
                 ConstVal::Duration(d) => ConstVal::Duration(d.checked_neg()?),
@@ -88,7 +93,13 @@ impl Checker<'_> {
             ExprKind::Record(fields) => ConstVal::Record(
                 fields
                     .iter()
-                    .map(|f| Some((f.name.name.clone(), self.fold_depth(m, &f.value, depth - 1)?, f.span)))
+                    .map(|f| {
+                        Some((
+                            f.name.name.clone(),
+                            self.fold_depth(m, &f.value, depth - 1)?,
+                            f.span,
+                        ))
+                    })
                     .collect::<Option<Vec<_>>>()?,
             ),
             _ => return None,
@@ -97,28 +108,45 @@ impl Checker<'_> {
 
     fn not_constant(&mut self, span: Span, what: &str) {
         self.report(
-            Diagnostic::new(codes::NOT_CONSTANT, span, format!("{what} must be known when compiling"))
-                .with_label("this is computed at run time")
-                .with_help("write a literal, or a `const` bound to one"),
+            Diagnostic::new(
+                codes::NOT_CONSTANT,
+                span,
+                format!("{what} must be known when compiling"),
+            )
+            .with_label("this is computed at run time")
+            .with_help("write a literal, or a `const` bound to one"),
         );
     }
 
     fn wrong_kind(&mut self, span: Span, what: &str, expected: &str, found: &ConstVal) {
         self.report(
-            Diagnostic::new(codes::INVALID_SETTING, span, format!("{what} must be {expected}, found {}", found.kind()))
-                .with_label(format!("expected {expected}")),
+            Diagnostic::new(
+                codes::INVALID_SETTING,
+                span,
+                format!("{what} must be {expected}, found {}", found.kind()),
+            )
+            .with_label(format!("expected {expected}")),
         );
     }
 
     /// A positive duration, checked from a folded value.
-    pub(crate) fn positive_duration(&mut self, value: &ConstVal, span: Span, what: &str) -> Option<Nanos> {
+    pub(crate) fn positive_duration(
+        &mut self,
+        value: &ConstVal,
+        span: Span,
+        what: &str,
+    ) -> Option<Nanos> {
         match value {
             ConstVal::Duration(d) if *d > 0 => Some(*d),
             ConstVal::Duration(_) => {
                 self.report(
-                    Diagnostic::new(codes::NON_POSITIVE_DURATION, span, format!("{what} must be a positive duration"))
-                        .with_label("zero or negative")
-                        .with_help("write a duration such as `30s` or `5m`"),
+                    Diagnostic::new(
+                        codes::NON_POSITIVE_DURATION,
+                        span,
+                        format!("{what} must be a positive duration"),
+                    )
+                    .with_label("zero or negative")
+                    .with_help("write a duration such as `30s` or `5m`"),
                 );
                 None
             }
@@ -131,7 +159,14 @@ impl Checker<'_> {
     }
 
     /// An integer in `[min, max]`, checked from a folded value.
-    pub(crate) fn int_in_range(&mut self, value: &ConstVal, span: Span, what: &str, min: i64, max: i64) -> Option<i64> {
+    pub(crate) fn int_in_range(
+        &mut self,
+        value: &ConstVal,
+        span: Span,
+        what: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<i64> {
         let n = match value {
             ConstVal::Int(i) => *i,
             ConstVal::UInt(u) => i64::try_from(*u).unwrap_or(i64::MAX),
@@ -143,8 +178,12 @@ impl Checker<'_> {
         };
         if n < min || n > max {
             self.report(
-                Diagnostic::new(codes::VALUE_OUT_OF_RANGE, span, format!("{what} must be between {min} and {max}, found {n}"))
-                    .with_label("out of range"),
+                Diagnostic::new(
+                    codes::VALUE_OUT_OF_RANGE,
+                    span,
+                    format!("{what} must be between {min} and {max}, found {n}"),
+                )
+                .with_label("out of range"),
             );
             return None;
         }
@@ -165,9 +204,13 @@ impl Checker<'_> {
         };
         if !(1.0..=100.0).contains(&f) {
             self.report(
-                Diagnostic::new(codes::VALUE_OUT_OF_RANGE, span, format!("`backoff` must be between 1.0 and 100.0, found {f}"))
-                    .with_label("out of range")
-                    .with_note("1.0 retries at a constant delay; 2.0 doubles the delay each time"),
+                Diagnostic::new(
+                    codes::VALUE_OUT_OF_RANGE,
+                    span,
+                    format!("`backoff` must be between 1.0 and 100.0, found {f}"),
+                )
+                .with_label("out of range")
+                .with_note("1.0 retries at a constant delay; 2.0 doubles the delay each time"),
             );
             return None;
         }
@@ -175,7 +218,11 @@ impl Checker<'_> {
     }
 
     /// `settings { ... }` of a workflow.
-    pub(crate) fn workflow_settings(&mut self, m: ModIdx, entries: &[&SettingEntry]) -> ir::Settings {
+    pub(crate) fn workflow_settings(
+        &mut self,
+        m: ModIdx,
+        entries: &[&SettingEntry],
+    ) -> ir::Settings {
         let mut settings = ir::Settings::default();
         let mut seen: Vec<(&str, Span)> = Vec::new();
         for entry in entries {
@@ -183,19 +230,29 @@ impl Checker<'_> {
             if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
                 let first = *first;
                 self.report(
-                    Diagnostic::new(codes::DUPLICATE_SETTING, entry.name.span, format!("setting `{name}` is given twice"))
-                        .with_label("given again here")
-                        .with_secondary(first, "first given here"),
+                    Diagnostic::new(
+                        codes::DUPLICATE_SETTING,
+                        entry.name.span,
+                        format!("setting `{name}` is given twice"),
+                    )
+                    .with_label("given again here")
+                    .with_secondary(first, "first given here"),
                 );
                 continue;
             }
             seen.push((name, entry.name.span));
             if !WORKFLOW_SETTINGS.contains(&name) {
                 self.report(
-                    Diagnostic::new(codes::UNKNOWN_SETTING, entry.name.span, format!("unknown setting `{name}`"))
-                        .with_label("not a workflow setting")
-                        .with_suggestion(name, WORKFLOW_SETTINGS.iter().copied())
-                        .with_note("workflow settings are `timeout`, `priority`, `concurrency` and `retry`"),
+                    Diagnostic::new(
+                        codes::UNKNOWN_SETTING,
+                        entry.name.span,
+                        format!("unknown setting `{name}`"),
+                    )
+                    .with_label("not a workflow setting")
+                    .with_suggestion(name, WORKFLOW_SETTINGS.iter().copied())
+                    .with_note(
+                        "workflow settings are `timeout`, `priority`, `concurrency` and `retry`",
+                    ),
                 );
                 continue;
             }
@@ -207,8 +264,9 @@ impl Checker<'_> {
             match name {
                 "timeout" => settings.timeout = self.positive_duration(&value, span, "`timeout`"),
                 "concurrency" => {
-                    settings.concurrency =
-                        self.int_in_range(&value, span, "`concurrency`", 1, i64::from(u32::MAX)).map(|n| n as u32)
+                    settings.concurrency = self
+                        .int_in_range(&value, span, "`concurrency`", 1, i64::from(u32::MAX))
+                        .map(|n| n as u32)
                 }
                 "priority" => {
                     let word = match &value {
@@ -227,7 +285,9 @@ impl Checker<'_> {
                             let d = Diagnostic::new(
                                 codes::INVALID_SETTING,
                                 span,
-                                format!("`priority` must be `low`, `normal` or `high`, found {shown}"),
+                                format!(
+                                    "`priority` must be `low`, `normal` or `high`, found {shown}"
+                                ),
                             )
                             .with_label("not a priority");
                             let d = match word {
@@ -248,7 +308,12 @@ impl Checker<'_> {
     fn settings_retry(&mut self, value: &ConstVal, span: Span) -> Option<ir::Retry> {
         let ConstVal::Record(fields) = value else {
             let value = value.clone();
-            self.wrong_kind(span, "`retry`", "a record such as `{ attempts: 3, delay: 2s }`", &value);
+            self.wrong_kind(
+                span,
+                "`retry`",
+                "a record such as `{ attempts: 3, delay: 2s }`",
+                &value,
+            );
             return None;
         };
         let mut retry = ir::Retry {
@@ -279,7 +344,9 @@ impl Checker<'_> {
                     }
                 }
                 "max_delay" => {
-                    retry.max_delay = self.positive_duration(v, *fspan, "`max_delay`").map(ConstOr::Const);
+                    retry.max_delay = self
+                        .positive_duration(v, *fspan, "`max_delay`")
+                        .map(ConstOr::Const);
                 }
                 "jitter" => match v {
                     ConstVal::Bool(b) => retry.jitter = *b,
@@ -315,9 +382,15 @@ impl Checker<'_> {
         let nickname = cron.trim_start().starts_with('@');
         if !nickname && !(fields == 5 || fields == 6) {
             self.report(
-                Diagnostic::new(codes::INVALID_CRON, span, format!("a cron expression has 5 fields (or 6 with seconds), found {fields}"))
-                    .with_label("not a cron expression")
-                    .with_note("fields: minute hour day-of-month month day-of-week, e.g. `0 6 * * 1-5`"),
+                Diagnostic::new(
+                    codes::INVALID_CRON,
+                    span,
+                    format!("a cron expression has 5 fields (or 6 with seconds), found {fields}"),
+                )
+                .with_label("not a cron expression")
+                .with_note(
+                    "fields: minute hour day-of-month month day-of-week, e.g. `0 6 * * 1-5`",
+                ),
             );
             return None;
         }
@@ -329,9 +402,13 @@ impl Checker<'_> {
             Ok(_) => Some(fields == 6),
             Err(e) => {
                 self.report(
-                    Diagnostic::new(codes::INVALID_CRON, span, format!("invalid cron expression: {e}"))
-                        .with_label("croner cannot parse this")
-                        .with_note("fields: [second] minute hour day-of-month month day-of-week"),
+                    Diagnostic::new(
+                        codes::INVALID_CRON,
+                        span,
+                        format!("invalid cron expression: {e}"),
+                    )
+                    .with_label("croner cannot parse this")
+                    .with_note("fields: [second] minute hour day-of-month month day-of-week"),
                 );
                 None
             }
@@ -342,10 +419,18 @@ impl Checker<'_> {
         if zone.parse::<chrono_tz::Tz>().is_ok() {
             return true;
         }
-        let d = Diagnostic::new(codes::UNKNOWN_TIME_ZONE, span, format!("unknown time zone `{zone}`"))
-            .with_label("not an IANA time zone name");
+        let d = Diagnostic::new(
+            codes::UNKNOWN_TIME_ZONE,
+            span,
+            format!("unknown time zone `{zone}`"),
+        )
+        .with_label("not an IANA time zone name");
         let d = d.with_suggestion(zone, chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()));
-        let d = if d.help.is_none() { d.with_help("use a name such as `UTC` or `Europe/London`") } else { d };
+        let d = if d.help.is_none() {
+            d.with_help("use a name such as `UTC` or `Europe/London`")
+        } else {
+            d
+        };
         self.report(d);
         false
     }

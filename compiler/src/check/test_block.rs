@@ -25,8 +25,12 @@ impl Checker<'_> {
     fn resolve_action(&mut self, m: usize, path: &ast::Path) -> Option<(ir::ActionRef, Type)> {
         if path.segments.len() < 2 {
             self.report(
-                Diagnostic::new(codes::UNKNOWN_ACTION, path.span, format!("`{}` is not an action", path.dotted()))
-                    .with_label("expected `integration.action`"),
+                Diagnostic::new(
+                    codes::UNKNOWN_ACTION,
+                    path.span,
+                    format!("`{}` is not an action", path.dotted()),
+                )
+                .with_label("expected `integration.action`"),
             );
             return None;
         }
@@ -34,13 +38,27 @@ impl Checker<'_> {
         let integ = match self.resolve_path(m, None, head) {
             Ok((Symbol::Integration(i), def)) => {
                 let name = self.integrations[i].name.clone();
-                self.analysis.reference(head[head.len() - 1].span, def, SymbolKind::Integration, &name, self.integrations[i].doc.clone());
+                self.analysis.reference(
+                    head[head.len() - 1].span,
+                    def,
+                    SymbolKind::Integration,
+                    &name,
+                    self.integrations[i].doc.clone(),
+                );
                 i
             }
             Ok((other, _)) => {
                 self.report(
-                    Diagnostic::new(codes::NOT_AN_INTEGRATION, path.span, format!("`{}` is {}, not an integration", head[0].name, other.describe()))
-                        .with_label("expected `integration.action`"),
+                    Diagnostic::new(
+                        codes::NOT_AN_INTEGRATION,
+                        path.span,
+                        format!(
+                            "`{}` is {}, not an integration",
+                            head[0].name,
+                            other.describe()
+                        ),
+                    )
+                    .with_label("expected `integration.action`"),
                 );
                 return None;
             }
@@ -50,20 +68,38 @@ impl Checker<'_> {
             }
         };
         let name = &last[0];
-        match self.integrations[integ].actions.iter().position(|a| a.name == name.name) {
+        match self.integrations[integ]
+            .actions
+            .iter()
+            .position(|a| a.name == name.name)
+        {
             Some(a) => {
                 let sig = &self.integrations[integ].actions[a];
                 let (def, doc, result) = (sig.span, sig.doc.clone(), sig.result.clone());
-                self.analysis.reference(name.span, def, SymbolKind::Action, &name.name, doc);
-                Some((ir::ActionRef { integration: ir::IntegrationId::from_index(integ), action: a as u32 }, result))
+                self.analysis
+                    .reference(name.span, def, SymbolKind::Action, &name.name, doc);
+                Some((
+                    ir::ActionRef {
+                        integration: ir::IntegrationId::from_index(integ),
+                        action: a as u32,
+                    },
+                    result,
+                ))
             }
             None => {
-                let names: Vec<String> = self.integrations[integ].actions.iter().map(|a| a.name.clone()).collect();
+                let names: Vec<String> = self.integrations[integ]
+                    .actions
+                    .iter()
+                    .map(|a| a.name.clone())
+                    .collect();
                 self.report(
                     Diagnostic::new(
                         codes::UNKNOWN_ACTION,
                         name.span,
-                        format!("integration `{}` has no action `{}`", self.integrations[integ].name, name.name),
+                        format!(
+                            "integration `{}` has no action `{}`",
+                            self.integrations[integ].name, name.name
+                        ),
                     )
                     .with_label("unknown action")
                     .with_suggestion(&name.name, names.iter().map(String::as_str)),
@@ -83,10 +119,18 @@ impl Checker<'_> {
             .statements
             .iter()
             .find_map(|s| match &s.kind {
-                TestStatementKind::Run { target, .. } => match self.resolve_path(m, None, &target.segments) {
-                    Ok((Symbol::Workflow(w), _)) => Some(self.workflows[w].ir.as_ref().and_then(|i| i.result.clone()).unwrap_or(Type::Dyn)),
-                    _ => None,
-                },
+                TestStatementKind::Run { target, .. } => {
+                    match self.resolve_path(m, None, &target.segments) {
+                        Ok((Symbol::Workflow(w), _)) => Some(
+                            self.workflows[w]
+                                .ir
+                                .as_ref()
+                                .and_then(|i| i.result.clone())
+                                .unwrap_or(Type::Dyn),
+                        ),
+                        _ => None,
+                    }
+                }
                 _ => None,
             })
             .unwrap_or(Type::Dyn);
@@ -94,24 +138,50 @@ impl Checker<'_> {
         let output = arena.new_local("output", output_ty.clone());
         let error = arena.new_local("error", Type::optional(Type::String));
         for (name, local, ty, doc) in [
-            ("status", status, Type::String, "How the last run ended: `completed` or `failed`."),
+            (
+                "status",
+                status,
+                Type::String,
+                "How the last run ended: `completed` or `failed`.",
+            ),
             ("output", output, output_ty, "The last run's output."),
-            ("error", error, Type::optional(Type::String), "The last run's failure message, or null."),
+            (
+                "error",
+                error,
+                Type::optional(Type::String),
+                "The last run's failure message, or null.",
+            ),
         ] {
-            bindings.push(Binding { name: name.into(), local, ty, def: ast.name_span, kind: SymbolKind::Variable, doc: Some(doc.into()) });
+            bindings.push(Binding {
+                name: name.into(),
+                local,
+                ty,
+                def: ast.name_span,
+                kind: SymbolKind::Variable,
+                doc: Some(doc.into()),
+            });
         }
         let mut calls: Vec<ir::CallCount> = Vec::new();
         let mut stmts = Vec::new();
         for s in &ast.statements {
             match &s.kind {
                 TestStatementKind::Mock { target, behaviours } => {
-                    let Some((action, result)) = self.resolve_action(m, target) else { continue };
+                    let Some((action, result)) = self.resolve_action(m, target) else {
+                        continue;
+                    };
                     let mut out = Vec::new();
                     for b in behaviours {
                         let outcome = match &b.outcome {
                             ast::MockOutcome::Returns(value) => {
                                 let before = self.diagnostics.len();
-                                let id = check_in(value, &bindings, &mut arena, None, &mut self.diagnostics, &mut self.analysis);
+                                let id = check_in(
+                                    value,
+                                    &bindings,
+                                    &mut arena,
+                                    None,
+                                    &mut self.diagnostics,
+                                    &mut self.analysis,
+                                );
                                 let span = value.span;
                                 let shown = target.dotted();
                                 let id = self.convert(&mut arena, id, &result, before, |from, to| {
@@ -134,58 +204,140 @@ impl Checker<'_> {
                                     }
                                 };
                                 let message = message.as_ref().map(|msg| {
-                                    check_in(msg, &bindings, &mut arena, Some(&Type::String), &mut self.diagnostics, &mut self.analysis)
+                                    check_in(
+                                        msg,
+                                        &bindings,
+                                        &mut arena,
+                                        Some(&Type::String),
+                                        &mut self.diagnostics,
+                                        &mut self.analysis,
+                                    )
                                 });
                                 ir::MockOutcome::Fails { kind: k, message }
                             }
                         };
                         let times = b.times.as_ref().and_then(|e| match self.fold(m, e) {
-                            Some(v) => self.int_in_range(&v, e.span, "`times`", 1, i64::from(u32::MAX)).map(|n| n as u32),
+                            Some(v) => self
+                                .int_in_range(&v, e.span, "`times`", 1, i64::from(u32::MAX))
+                                .map(|n| n as u32),
                             None => {
                                 self.report(
-                                    Diagnostic::new(codes::NOT_CONSTANT, e.span, "`times` must be an integer literal")
-                                        .with_label("not a constant"),
+                                    Diagnostic::new(
+                                        codes::NOT_CONSTANT,
+                                        e.span,
+                                        "`times` must be an integer literal",
+                                    )
+                                    .with_label("not a constant"),
                                 );
                                 None
                             }
                         });
                         out.push(ir::MockBehaviour { outcome, times });
                     }
-                    stmts.push(ir::TestStmt::Mock { action, behaviours: out });
+                    stmts.push(ir::TestStmt::Mock {
+                        action,
+                        behaviours: out,
+                    });
                 }
-                TestStatementKind::Run { target, args } => match self.resolve_path(m, None, &target.segments) {
-                    Ok((Symbol::Workflow(w), def)) => {
-                        self.analysis.reference(target.span, def, SymbolKind::Workflow, &target.dotted(), self.workflows[w].doc.clone());
-                        let params: Vec<(String, Type, bool, flow_grammar::Span)> =
-                            self.workflows[w].params.iter().map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span)).collect();
-                        let callee = format!("workflow `{}`", self.workflows[w].name);
-                        let args = self.call_args(&params, args, &bindings, &mut arena, s.span, &callee);
-                        stmts.push(ir::TestStmt::Run { workflow: ir::WorkflowId::from_index(w), args });
-                    }
-                    Ok((other, _)) => self.report(
-                        Diagnostic::new(codes::UNKNOWN_WORKFLOW, target.span, format!("`{}` is {}, not a workflow", target.dotted(), other.describe()))
+                TestStatementKind::Run { target, args } => {
+                    match self.resolve_path(m, None, &target.segments) {
+                        Ok((Symbol::Workflow(w), def)) => {
+                            self.analysis.reference(
+                                target.span,
+                                def,
+                                SymbolKind::Workflow,
+                                &target.dotted(),
+                                self.workflows[w].doc.clone(),
+                            );
+                            let params: Vec<(String, Type, bool, flow_grammar::Span)> = self
+                                .workflows[w]
+                                .params
+                                .iter()
+                                .map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span))
+                                .collect();
+                            let callee = format!("workflow `{}`", self.workflows[w].name);
+                            let args = self
+                                .call_args(&params, args, &bindings, &mut arena, s.span, &callee);
+                            stmts.push(ir::TestStmt::Run {
+                                workflow: ir::WorkflowId::from_index(w),
+                                args,
+                            });
+                        }
+                        Ok((other, _)) => self.report(
+                            Diagnostic::new(
+                                codes::UNKNOWN_WORKFLOW,
+                                target.span,
+                                format!(
+                                    "`{}` is {}, not a workflow",
+                                    target.dotted(),
+                                    other.describe()
+                                ),
+                            )
                             .with_label("`run` needs a workflow"),
-                    ),
-                    Err(e) => self.unknown_path(codes::UNKNOWN_WORKFLOW, "workflow", &target.segments, e),
-                },
+                        ),
+                        Err(e) => self.unknown_path(
+                            codes::UNKNOWN_WORKFLOW,
+                            "workflow",
+                            &target.segments,
+                            e,
+                        ),
+                    }
+                }
                 TestStatementKind::Expect(condition) => {
-                    let rewritten = self.bind_calls(m, condition, &mut arena, &mut bindings, &mut calls);
-                    let condition = check_in(&rewritten, &bindings, &mut arena, Some(&Type::Bool), &mut self.diagnostics, &mut self.analysis);
-                    stmts.push(ir::TestStmt::Expect { condition, span: s.span });
+                    let rewritten =
+                        self.bind_calls(m, condition, &mut arena, &mut bindings, &mut calls);
+                    let condition = check_in(
+                        &rewritten,
+                        &bindings,
+                        &mut arena,
+                        Some(&Type::Bool),
+                        &mut self.diagnostics,
+                        &mut self.analysis,
+                    );
+                    stmts.push(ir::TestStmt::Expect {
+                        condition,
+                        span: s.span,
+                    });
                 }
                 TestStatementKind::Let { name, ty, value } => {
                     let declared = ty.as_ref().map(|t| self.type_of(m, None, t));
-                    let rewritten = self.bind_calls(m, value, &mut arena, &mut bindings, &mut calls);
-                    let id = check_in(&rewritten, &bindings, &mut arena, declared.as_ref(), &mut self.diagnostics, &mut self.analysis);
-                    let ty = declared.unwrap_or_else(|| arena.ty(id).cloned().unwrap_or(Type::Error));
+                    let rewritten =
+                        self.bind_calls(m, value, &mut arena, &mut bindings, &mut calls);
+                    let id = check_in(
+                        &rewritten,
+                        &bindings,
+                        &mut arena,
+                        declared.as_ref(),
+                        &mut self.diagnostics,
+                        &mut self.analysis,
+                    );
+                    let ty =
+                        declared.unwrap_or_else(|| arena.ty(id).cloned().unwrap_or(Type::Error));
                     let local = arena.new_local(name.name.clone(), ty.clone());
-                    bindings.push(Binding { name: name.name.clone(), local, ty, def: name.span, kind: SymbolKind::Let, doc: None });
+                    bindings.push(Binding {
+                        name: name.name.clone(),
+                        local,
+                        ty,
+                        def: name.span,
+                        kind: SymbolKind::Let,
+                        doc: None,
+                    });
                     stmts.push(ir::TestStmt::Let { local, value: id });
                 }
             }
         }
         let _ = ConstVal::Null;
-        ir::Test { name: ast.name.clone(), doc: ast.doc.clone(), exprs: arena, status, output, error, calls, stmts, span: ast.span }
+        ir::Test {
+            name: ast.name.clone(),
+            doc: ast.doc.clone(),
+            exprs: arena,
+            status,
+            output,
+            error,
+            calls,
+            stmts,
+            span: ast.span,
+        }
     }
 
     /// Replaces each `calls(integration.action)` with a name bound to an `int` local the
@@ -205,17 +357,32 @@ impl Checker<'_> {
             if bindings.find(&name).is_some() {
                 continue;
             }
-            let Some((action, _)) = self.resolve_action(m, &path) else { continue };
+            let Some((action, _)) = self.resolve_action(m, &path) else {
+                continue;
+            };
             let local = arena.new_local(name.clone(), Type::Int);
             calls.push(ir::CallCount { action, local });
-            bindings.push(Binding { name, local, ty: Type::Int, def: path.span, kind: SymbolKind::Variable, doc: None });
+            bindings.push(Binding {
+                name,
+                local,
+                ty: Type::Int,
+                def: path.span,
+                kind: SymbolKind::Variable,
+                doc: None,
+            });
         }
         expr
     }
 }
 
 fn rewrite_calls(expr: &mut ast::Expr, found: &mut Vec<(String, ast::Path)>) {
-    if let ExprKind::Call { target: None, function, args, .. } = &expr.kind {
+    if let ExprKind::Call {
+        target: None,
+        function,
+        args,
+        ..
+    } = &expr.kind
+    {
         if function.name == "calls" && args.len() == 1 {
             if let Some(path) = dotted_path(&args[0].value) {
                 let name = format!("calls({})", path.dotted());
@@ -251,7 +418,11 @@ fn rewrite_calls(expr: &mut ast::Expr, found: &mut Vec<(String, ast::Path)>) {
             rewrite_calls(lhs, found);
             rewrite_calls(rhs, found);
         }
-        ExprKind::Conditional { condition, then, otherwise } => {
+        ExprKind::Conditional {
+            condition,
+            then,
+            otherwise,
+        } => {
             rewrite_calls(condition, found);
             rewrite_calls(then, found);
             rewrite_calls(otherwise, found);
@@ -281,17 +452,27 @@ fn dotted_path(expr: &ast::Expr) -> Option<ast::Path> {
     let mut cur = expr;
     loop {
         match &cur.kind {
-            ExprKind::Member { target, field, access: ast::Access::Plain } => {
+            ExprKind::Member {
+                target,
+                field,
+                access: ast::Access::Plain,
+            } => {
                 segments.push(field.clone());
                 cur = target;
             }
             ExprKind::Ident { name, root: false } => {
-                segments.push(ast::Ident { name: name.clone(), span: cur.span });
+                segments.push(ast::Ident {
+                    name: name.clone(),
+                    span: cur.span,
+                });
                 break;
             }
             _ => return None,
         }
     }
     segments.reverse();
-    Some(ast::Path { segments, span: expr.span })
+    Some(ast::Path {
+        segments,
+        span: expr.span,
+    })
 }

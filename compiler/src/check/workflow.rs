@@ -114,11 +114,26 @@ impl Wf {
         self.owners[i] = owner;
     }
 
-    fn new_stmt(&mut self, block: BlockId, span: Span, ancestors: &[StmtId], path: &[BlockId], label: String) -> StmtId {
+    fn new_stmt(
+        &mut self,
+        block: BlockId,
+        span: Span,
+        ancestors: &[StmtId],
+        path: &[BlockId],
+        label: String,
+    ) -> StmtId {
         let id = StmtId::from_index(self.stmts.len());
-        self.stmts.push(ir::Stmt { kind: ir::StmtKind::Return(None), block, deps: Vec::new() });
+        self.stmts.push(ir::Stmt {
+            kind: ir::StmtKind::Return(None),
+            block,
+            deps: Vec::new(),
+        });
         self.stmt_spans.push(span);
-        self.shapes.push(StmtShape { block, ancestors: ancestors.to_vec(), blocks: path.to_vec() });
+        self.shapes.push(StmtShape {
+            block,
+            ancestors: ancestors.to_vec(),
+            blocks: path.to_vec(),
+        });
         self.labels.push(label);
         if let Some(b) = self.blocks.get_mut(block.index()) {
             b.stmts.push(id);
@@ -128,7 +143,10 @@ impl Wf {
 
     fn new_block(&mut self, parent: Option<StmtId>, role: BlockRole) -> BlockId {
         let id = BlockId::from_index(self.blocks.len());
-        self.blocks.push(ir::Block { stmts: Vec::new(), parent });
+        self.blocks.push(ir::Block {
+            stmts: Vec::new(),
+            parent,
+        });
         self.roles.push(role);
         if let Some(p) = parent {
             self.children.entry(p).or_default().push_back(id);
@@ -201,9 +219,20 @@ impl Checker<'_> {
         let param_sigs: Vec<ParamSig> = self.workflows[w]
             .params
             .iter()
-            .map(|p| ParamSig { name: p.name.clone(), ty: p.ty.clone(), default: p.default.clone(), span: p.span, doc: p.doc.clone() })
+            .map(|p| ParamSig {
+                name: p.name.clone(),
+                ty: p.ty.clone(),
+                default: p.default.clone(),
+                span: p.span,
+                doc: p.doc.clone(),
+            })
             .collect();
-        let params = self.lower_params(&param_sigs, &mut wf.arena, &mut wf.bindings, SymbolKind::Param);
+        let params = self.lower_params(
+            &param_sigs,
+            &mut wf.arena,
+            &mut wf.bindings,
+            SymbolKind::Param,
+        );
 
         // Declarations: trigger and settings, at the top level only.
         let mut trigger_ast: Option<&ast::Trigger> = None;
@@ -250,7 +279,10 @@ impl Checker<'_> {
                 doc: None,
                 stmt: info.stmt,
                 local: info.views.last().copied().unwrap_or(LocalId(0)),
-                call: ir::StepCall::Workflow { workflow: ir::WorkflowId(u32::MAX), args: Vec::new() },
+                call: ir::StepCall::Workflow {
+                    workflow: ir::WorkflowId(u32::MAX),
+                    args: Vec::new(),
+                },
                 result: Type::Error,
                 idempotent: false,
                 retry: None,
@@ -296,7 +328,10 @@ impl Checker<'_> {
                     Diagnostic::new(
                         codes::MISSING_RETURN,
                         ast.name.span,
-                        format!("workflow `{}` can finish without returning its `{result}`", ast.name.name),
+                        format!(
+                            "workflow `{}` can finish without returning its `{result}`",
+                            ast.name.name
+                        ),
                     )
                     .with_label("declares a result")
                     .with_help("end every path with `return ...` (or `fail ...`)"),
@@ -334,13 +369,27 @@ impl Checker<'_> {
                 let ty = self.consts[*c].ty.clone();
                 let mut sink = Vec::new();
                 let mut no_index = crate::analysis::Analysis::default();
-                let value = check_in(&decl.value, &wf.bindings, &mut wf.arena, Some(&ty), &mut sink, &mut no_index);
+                let value = check_in(
+                    &decl.value,
+                    &wf.bindings,
+                    &mut wf.arena,
+                    Some(&ty),
+                    &mut sink,
+                    &mut no_index,
+                );
                 for (l, _) in locals_read(&wf.arena, before) {
                     if let Some(u) = used_locals.get_mut(l.0 as usize) {
                         *u = true;
                     }
                 }
-                inits.push((self.consts[*c].order, ir::ConstInit { name: name.clone(), local: *local, value }));
+                inits.push((
+                    self.consts[*c].order,
+                    ir::ConstInit {
+                        name: name.clone(),
+                        local: *local,
+                        value,
+                    },
+                ));
             }
             if !added {
                 break;
@@ -362,14 +411,27 @@ impl Checker<'_> {
             blocks: wf.blocks,
             stmts: wf.stmts,
             steps,
-            spans: ir::WorkflowSpans { name: ast.name.span, stmts: wf.stmt_spans, steps: step_spans },
+            spans: ir::WorkflowSpans {
+                name: ast.name.span,
+                stmts: wf.stmt_spans,
+                steps: step_spans,
+            },
         }
     }
 
-    fn lower_trigger(&mut self, wf: &mut Wf, t: &ast::Trigger, event: &mut Option<LocalId>) -> Option<ir::Trigger> {
+    fn lower_trigger(
+        &mut self,
+        wf: &mut Wf,
+        t: &ast::Trigger,
+        event: &mut Option<LocalId>,
+    ) -> Option<ir::Trigger> {
         let m = wf.m;
         let segments = &t.source.segments;
-        let single = if segments.len() == 1 { Some(segments[0].name.as_str()) } else { None };
+        let single = if segments.len() == 1 {
+            Some(segments[0].name.as_str())
+        } else {
+            None
+        };
         let (kind, event_ty) = match single {
             Some("schedule") => {
                 let mut cron: Option<(String, Span)> = None;
@@ -379,8 +441,12 @@ impl Checker<'_> {
                         None if cron.is_none() => match self.fold(m, &arg.value) {
                             Some(ConstVal::String(s)) => cron = Some((s, arg.value.span)),
                             _ => self.report(
-                                Diagnostic::new(codes::NOT_CONSTANT, arg.value.span, "the cron expression must be a string literal")
-                                    .with_label("not a constant string"),
+                                Diagnostic::new(
+                                    codes::NOT_CONSTANT,
+                                    arg.value.span,
+                                    "the cron expression must be a string literal",
+                                )
+                                .with_label("not a constant string"),
                             ),
                         },
                         Some("tz") => match self.fold(m, &arg.value) {
@@ -390,32 +456,55 @@ impl Checker<'_> {
                                 }
                             }
                             _ => self.report(
-                                Diagnostic::new(codes::NOT_CONSTANT, arg.value.span, "the time zone must be a string literal")
-                                    .with_label("not a constant string"),
+                                Diagnostic::new(
+                                    codes::NOT_CONSTANT,
+                                    arg.value.span,
+                                    "the time zone must be a string literal",
+                                )
+                                .with_label("not a constant string"),
                             ),
                         },
                         Some(other) => self.report(
-                            Diagnostic::new(codes::UNKNOWN_ARGUMENT, arg.span, format!("`schedule` has no parameter `{other}`"))
-                                .with_label("unknown argument")
-                                .with_suggestion(other, ["tz"])
-                                .with_note("`schedule(\"CRON\", tz: \"Zone\")`"),
+                            Diagnostic::new(
+                                codes::UNKNOWN_ARGUMENT,
+                                arg.span,
+                                format!("`schedule` has no parameter `{other}`"),
+                            )
+                            .with_label("unknown argument")
+                            .with_suggestion(other, ["tz"])
+                            .with_note("`schedule(\"CRON\", tz: \"Zone\")`"),
                         ),
                         None => self.report(
-                            Diagnostic::new(codes::UNKNOWN_ARGUMENT, arg.span, "`schedule` takes one cron expression")
-                                .with_label("extra argument"),
+                            Diagnostic::new(
+                                codes::UNKNOWN_ARGUMENT,
+                                arg.span,
+                                "`schedule` takes one cron expression",
+                            )
+                            .with_label("extra argument"),
                         ),
                     }
                 }
                 let Some((cron, span)) = cron else {
                     self.report(
-                        Diagnostic::new(codes::MISSING_ARGUMENT, t.span, "`schedule` needs a cron expression")
-                            .with_label("no cron expression")
-                            .with_help("for example `on schedule(\"0 6 * * *\", tz: \"UTC\")`"),
+                        Diagnostic::new(
+                            codes::MISSING_ARGUMENT,
+                            t.span,
+                            "`schedule` needs a cron expression",
+                        )
+                        .with_label("no cron expression")
+                        .with_help("for example `on schedule(\"0 6 * * *\", tz: \"UTC\")`"),
                     );
                     return None;
                 };
                 let with_seconds = self.validate_cron(&cron, span)?;
-                (ir::TriggerKind::Schedule { cron, with_seconds, time_zone: zone }, ir::schedule_event_type())
+                (
+                    ir::TriggerKind::Schedule {
+                        cron,
+                        with_seconds,
+                        time_zone: zone,
+                    },
+                    ir::schedule_event_type(),
+                )
             }
             Some("webhook") => {
                 let path = match t.args.as_slice() {
@@ -423,9 +512,13 @@ impl Checker<'_> {
                         Some(ConstVal::String(s)) => {
                             if !s.starts_with('/') {
                                 self.report(
-                                    Diagnostic::new(codes::INVALID_WEBHOOK_PATH, arg.value.span, format!("webhook path `{s}` must start with `/`"))
-                                        .with_label("not an absolute path")
-                                        .with_help(format!("write `\"/{s}\"`")),
+                                    Diagnostic::new(
+                                        codes::INVALID_WEBHOOK_PATH,
+                                        arg.value.span,
+                                        format!("webhook path `{s}` must start with `/`"),
+                                    )
+                                    .with_label("not an absolute path")
+                                    .with_help(format!("write `\"/{s}\"`")),
                                 );
                             }
                             self.workflows[wf.w].webhook = Some((s.clone(), arg.value.span));
@@ -433,16 +526,24 @@ impl Checker<'_> {
                         }
                         _ => {
                             self.report(
-                                Diagnostic::new(codes::NOT_CONSTANT, arg.value.span, "the webhook path must be a string literal")
-                                    .with_label("not a constant string"),
+                                Diagnostic::new(
+                                    codes::NOT_CONSTANT,
+                                    arg.value.span,
+                                    "the webhook path must be a string literal",
+                                )
+                                .with_label("not a constant string"),
                             );
                             return None;
                         }
                     },
                     _ => {
                         self.report(
-                            Diagnostic::new(codes::INVALID_WEBHOOK_PATH, t.span, "`webhook` takes one path")
-                                .with_label("expected `webhook(\"/path\")`"),
+                            Diagnostic::new(
+                                codes::INVALID_WEBHOOK_PATH,
+                                t.span,
+                                "`webhook` takes one path",
+                            )
+                            .with_label("expected `webhook(\"/path\")`"),
                         );
                         return None;
                     }
@@ -451,14 +552,30 @@ impl Checker<'_> {
                     Some(ty) => self.type_of(m, None, ty),
                     None => Type::Dyn,
                 };
-                (ir::TriggerKind::Webhook { path, body_type: ty.clone() }, ty)
+                (
+                    ir::TriggerKind::Webhook {
+                        path,
+                        body_type: ty.clone(),
+                    },
+                    ty,
+                )
             }
             _ => {
                 let (integ_path, event_name) = segments.split_at(segments.len().saturating_sub(1));
-                let resolved = if integ_path.is_empty() { None } else { Some(self.resolve_path(m, None, integ_path)) };
+                let resolved = if integ_path.is_empty() {
+                    None
+                } else {
+                    Some(self.resolve_path(m, None, integ_path))
+                };
                 let integ = match resolved {
                     Some(Ok((Symbol::Integration(i), def))) => {
-                        self.analysis.reference(integ_path[integ_path.len() - 1].span, def, SymbolKind::Integration, &self.integrations[i].name.clone(), self.integrations[i].doc.clone());
+                        self.analysis.reference(
+                            integ_path[integ_path.len() - 1].span,
+                            def,
+                            SymbolKind::Integration,
+                            &self.integrations[i].name.clone(),
+                            self.integrations[i].doc.clone(),
+                        );
                         i
                     }
                     Some(Err(e)) => {
@@ -484,13 +601,26 @@ impl Checker<'_> {
                         return None;
                     }
                 };
-                let Some(event_ident) = event_name.first() else { return None };
-                let Some(e) = self.integrations[integ].events.iter().position(|e| e.name == event_ident.name) else {
-                    let names: Vec<String> = self.integrations[integ].events.iter().map(|e| e.name.clone()).collect();
+                let Some(event_ident) = event_name.first() else {
+                    return None;
+                };
+                let Some(e) = self.integrations[integ]
+                    .events
+                    .iter()
+                    .position(|e| e.name == event_ident.name)
+                else {
+                    let names: Vec<String> = self.integrations[integ]
+                        .events
+                        .iter()
+                        .map(|e| e.name.clone())
+                        .collect();
                     let d = Diagnostic::new(
                         codes::UNKNOWN_EVENT,
                         event_ident.span,
-                        format!("integration `{}` has no event `{}`", self.integrations[integ].name, event_ident.name),
+                        format!(
+                            "integration `{}` has no event `{}`",
+                            self.integrations[integ].name, event_ident.name
+                        ),
                     )
                     .with_label("unknown event")
                     .with_suggestion(&event_ident.name, names.iter().map(String::as_str));
@@ -506,20 +636,49 @@ impl Checker<'_> {
                 let def = sig.span;
                 let doc = sig.doc.clone();
                 let result = sig.result.clone();
-                let params: Vec<(String, Type, bool, Span)> =
-                    sig.params.iter().map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span)).collect();
-                self.analysis.reference(event_ident.span, def, SymbolKind::Event, &event_ident.name, doc);
+                let params: Vec<(String, Type, bool, Span)> = sig
+                    .params
+                    .iter()
+                    .map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span))
+                    .collect();
+                self.analysis.reference(
+                    event_ident.span,
+                    def,
+                    SymbolKind::Event,
+                    &event_ident.name,
+                    doc,
+                );
                 if let Some(ty) = &t.as_type {
                     self.report(
-                        Diagnostic::new(codes::UNKNOWN_TRIGGER, ty.span, "`as TYPE` applies only to `webhook` triggers")
-                            .with_label("the event's type is declared by the integration")
-                            .with_note(format!("`event` has type `{result}` here")),
+                        Diagnostic::new(
+                            codes::UNKNOWN_TRIGGER,
+                            ty.span,
+                            "`as TYPE` applies only to `webhook` triggers",
+                        )
+                        .with_label("the event's type is declared by the integration")
+                        .with_note(format!("`event` has type `{result}` here")),
                     );
                 }
                 let callee = format!("event `{}`", t.source.dotted());
-                let args = self.call_args(&params, &t.args, &wf.bindings, &mut wf.arena, t.span, &callee);
-                let event_ref = ir::EventRef { integration: ir::IntegrationId::from_index(integ), event: e as u32 };
-                (ir::TriggerKind::Event { event: event_ref, args }, result)
+                let args = self.call_args(
+                    &params,
+                    &t.args,
+                    &wf.bindings,
+                    &mut wf.arena,
+                    t.span,
+                    &callee,
+                );
+                let event_ref = ir::EventRef {
+                    integration: ir::IntegrationId::from_index(integ),
+                    event: e as u32,
+                };
+                (
+                    ir::TriggerKind::Event {
+                        event: event_ref,
+                        args,
+                    },
+                    result,
+                )
             }
         };
         let local = wf.arena.new_local("event", event_ty.clone());
@@ -532,8 +691,21 @@ impl Checker<'_> {
             kind: SymbolKind::Variable,
             doc: Some("The event that started this run.".into()),
         });
-        let when = t.when.as_ref().map(|c| check_in(c, &wf.bindings, &mut wf.arena, Some(&Type::Bool), &mut self.diagnostics, &mut self.analysis));
-        Some(ir::Trigger { kind, when, span: t.span })
+        let when = t.when.as_ref().map(|c| {
+            check_in(
+                c,
+                &wf.bindings,
+                &mut wf.arena,
+                Some(&Type::Bool),
+                &mut self.diagnostics,
+                &mut self.analysis,
+            )
+        });
+        Some(ir::Trigger {
+            kind,
+            when,
+            span: t.span,
+        })
     }
 
     // ------------------------------------------------------------------ pass 1
@@ -550,11 +722,21 @@ impl Checker<'_> {
         for s in &block.statements {
             if is_declaration(s) {
                 if !top {
-                    let what = if matches!(s.kind, StatementKind::On(_)) { "`on`" } else { "`settings`" };
+                    let what = if matches!(s.kind, StatementKind::On(_)) {
+                        "`on`"
+                    } else {
+                        "`settings`"
+                    };
                     self.report(
-                        Diagnostic::new(codes::MISPLACED_DECLARATION, s.span, format!("{what} belongs at the top level of the workflow"))
-                            .with_label("inside a block")
-                            .with_help("move it to the workflow's body, outside any `if`, `for` or `try`"),
+                        Diagnostic::new(
+                            codes::MISPLACED_DECLARATION,
+                            s.span,
+                            format!("{what} belongs at the top level of the workflow"),
+                        )
+                        .with_label("inside a block")
+                        .with_help(
+                            "move it to the workflow's body, outside any `if`, `for` or `try`",
+                        ),
                     );
                 }
                 continue;
@@ -571,10 +753,14 @@ impl Checker<'_> {
                     } else if let Some(b) = wf.bindings.find(&step.name.name) {
                         let def = b.def;
                         self.report(
-                            Diagnostic::new(codes::DUPLICATE_NAME, step.name.span, format!("step `{}` hides a name already in scope", step.name.name))
-                                .with_label("declared here")
-                                .with_secondary(def, "the name is declared here")
-                                .with_help("rename the step"),
+                            Diagnostic::new(
+                                codes::DUPLICATE_NAME,
+                                step.name.span,
+                                format!("step `{}` hides a name already in scope", step.name.name),
+                            )
+                            .with_label("declared here")
+                            .with_secondary(def, "the name is declared here")
+                            .with_help("rename the step"),
                         );
                     } else {
                         wf.step_by_name.insert(step.name.name.clone(), idx);
@@ -596,7 +782,10 @@ impl Checker<'_> {
                     wf.lowered.push(None);
                 }
                 StatementKind::Notify { integration, .. } => {
-                    let target = match self.lookup(wf.m, &integration.name).map(|e| (e.sym, e.span)) {
+                    let target = match self
+                        .lookup(wf.m, &integration.name)
+                        .map(|e| (e.sym, e.span))
+                    {
                         Some((Symbol::Integration(i), _)) => Target::Notify(i),
                         _ => Target::Unresolved,
                     };
@@ -624,7 +813,10 @@ impl Checker<'_> {
                     });
                     wf.lowered.push(None);
                 }
-                StatementKind::If { branches, otherwise } => {
+                StatementKind::If {
+                    branches,
+                    otherwise,
+                } => {
                     ancestors.push(sid);
                     for b in branches {
                         let bid = wf.new_block(Some(sid), BlockRole::Then);
@@ -682,8 +874,16 @@ impl Checker<'_> {
                 }
                 Ok((other, _)) => {
                     self.report(
-                        Diagnostic::new(codes::UNKNOWN_WORKFLOW, path.span, format!("`{}` is {}, not a workflow", path.dotted(), other.describe()))
-                            .with_label("`run` needs a workflow"),
+                        Diagnostic::new(
+                            codes::UNKNOWN_WORKFLOW,
+                            path.span,
+                            format!(
+                                "`{}` is {}, not a workflow",
+                                path.dotted(),
+                                other.describe()
+                            ),
+                        )
+                        .with_label("`run` needs a workflow"),
                     );
                     (Target::Unresolved, Type::Error)
                 }
@@ -695,10 +895,16 @@ impl Checker<'_> {
             StepCall::Action { .. } => {
                 if path.segments.len() < 2 {
                     let name = path.dotted();
-                    let d = Diagnostic::new(codes::UNKNOWN_ACTION, path.span, format!("`{name}` is not an action"))
-                        .with_label("expected `integration.action`");
+                    let d = Diagnostic::new(
+                        codes::UNKNOWN_ACTION,
+                        path.span,
+                        format!("`{name}` is not an action"),
+                    )
+                    .with_label("expected `integration.action`");
                     let d = match self.lookup(m, &name).map(|e| e.sym) {
-                        Some(Symbol::Workflow(_)) => d.with_help(format!("to start a child workflow, write `run {name}(...)`")),
+                        Some(Symbol::Workflow(_)) => d.with_help(format!(
+                            "to start a child workflow, write `run {name}(...)`"
+                        )),
                         _ => d,
                     };
                     self.report(d);
@@ -719,17 +925,34 @@ impl Checker<'_> {
                         );
                         i
                     }
-                    Ok((Symbol::Workflow(_), _)) | Ok((Symbol::Module(_), _)) if head.len() == 1 => {
+                    Ok((Symbol::Workflow(_), _)) | Ok((Symbol::Module(_), _))
+                        if head.len() == 1 =>
+                    {
                         self.report(
-                            Diagnostic::new(codes::NOT_AN_INTEGRATION, head[0].span, format!("`{}` is not an integration", head[0].name))
-                                .with_label("a step calls `integration.action(...)`"),
+                            Diagnostic::new(
+                                codes::NOT_AN_INTEGRATION,
+                                head[0].span,
+                                format!("`{}` is not an integration", head[0].name),
+                            )
+                            .with_label("a step calls `integration.action(...)`"),
                         );
                         return (Target::Unresolved, Type::Error);
                     }
                     Ok((other, _)) => {
                         self.report(
-                            Diagnostic::new(codes::NOT_AN_INTEGRATION, path.span, format!("`{}` is {}, not an integration", head.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join("."), other.describe()))
-                                .with_label("a step calls `integration.action(...)`"),
+                            Diagnostic::new(
+                                codes::NOT_AN_INTEGRATION,
+                                path.span,
+                                format!(
+                                    "`{}` is {}, not an integration",
+                                    head.iter()
+                                        .map(|s| s.name.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join("."),
+                                    other.describe()
+                                ),
+                            )
+                            .with_label("a step calls `integration.action(...)`"),
                         );
                         return (Target::Unresolved, Type::Error);
                     }
@@ -739,7 +962,11 @@ impl Checker<'_> {
                     }
                 };
                 let action = &last[0];
-                match self.integrations[integ].actions.iter().position(|a| a.name == action.name) {
+                match self.integrations[integ]
+                    .actions
+                    .iter()
+                    .position(|a| a.name == action.name)
+                {
                     Some(a) => {
                         let sig = &self.integrations[integ].actions[a];
                         let hover = format!(
@@ -747,19 +974,37 @@ impl Checker<'_> {
                             if sig.idempotent { "idempotent " } else { "" },
                             self.integrations[integ].name,
                             sig.name,
-                            sig.params.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect::<Vec<_>>().join(", "),
+                            sig.params
+                                .iter()
+                                .map(|p| format!("{}: {}", p.name, p.ty))
+                                .collect::<Vec<_>>()
+                                .join(", "),
                             sig.result
                         );
                         let (def, doc, result) = (sig.span, sig.doc.clone(), sig.result.clone());
-                        self.analysis.reference_with(action.span, def, SymbolKind::Action, &action.name, hover, doc);
+                        self.analysis.reference_with(
+                            action.span,
+                            def,
+                            SymbolKind::Action,
+                            &action.name,
+                            hover,
+                            doc,
+                        );
                         (Target::Action(integ, a), result)
                     }
                     None => {
-                        let names: Vec<String> = self.integrations[integ].actions.iter().map(|a| a.name.clone()).collect();
+                        let names: Vec<String> = self.integrations[integ]
+                            .actions
+                            .iter()
+                            .map(|a| a.name.clone())
+                            .collect();
                         let d = Diagnostic::new(
                             codes::UNKNOWN_ACTION,
                             action.span,
-                            format!("integration `{}` has no action `{}`", self.integrations[integ].name, action.name),
+                            format!(
+                                "integration `{}` has no action `{}`",
+                                self.integrations[integ].name, action.name
+                            ),
                         )
                         .with_label("unknown action")
                         .with_suggestion(&action.name, names.iter().map(String::as_str));
@@ -812,7 +1057,9 @@ impl Checker<'_> {
     /// Binds every named step as seen from the current block.
     fn bind_steps(&mut self, wf: &mut Wf) {
         for s in 0..wf.steps.len() {
-            let Some(name) = wf.steps[s].name.clone() else { continue };
+            let Some(name) = wf.steps[s].name.clone() else {
+                continue;
+            };
             if wf.step_by_name.get(&name) != Some(&s) {
                 continue;
             }
@@ -820,7 +1067,13 @@ impl Checker<'_> {
             let k = sb.iter().zip(&wf.path).take_while(|(a, b)| a == b).count();
             let (local, ty) = if k >= sb.len() {
                 let l = wf.steps[s].views[sb.len() - 1];
-                (l, wf.arena.local(l).map(|x| x.ty.clone()).unwrap_or(Type::Error))
+                (
+                    l,
+                    wf.arena
+                        .local(l)
+                        .map(|x| x.ty.clone())
+                        .unwrap_or(Type::Error),
+                )
             } else {
                 let diverge_here = k < wf.path.len();
                 let same_compound = diverge_here
@@ -831,7 +1084,13 @@ impl Checker<'_> {
                         && wf.roles.get(wf.path[k].index()) == Some(&BlockRole::Catch));
                 if allowed {
                     let l = wf.steps[s].views[k - 1];
-                    (l, wf.arena.local(l).map(|x| x.ty.clone()).unwrap_or(Type::Error))
+                    (
+                        l,
+                        wf.arena
+                            .local(l)
+                            .map(|x| x.ty.clone())
+                            .unwrap_or(Type::Error),
+                    )
                 } else {
                     let ty = Type::Error;
                     let l = wf.arena.new_local(name.clone(), ty.clone());
@@ -840,7 +1099,14 @@ impl Checker<'_> {
                 }
             };
             let hover_doc = wf.steps[s].doc.clone();
-            wf.bindings.push(Binding { name, local, ty, def: wf.steps[s].name_span, kind: SymbolKind::Step, doc: hover_doc });
+            wf.bindings.push(Binding {
+                name,
+                local,
+                ty,
+                def: wf.steps[s].name_span,
+                kind: SymbolKind::Step,
+                doc: hover_doc,
+            });
         }
     }
 
@@ -869,12 +1135,25 @@ impl Checker<'_> {
             }
             wf.current = sid;
             if let Some(wait) = last_wait {
-                wf.edges.push(Edge { from: sid, to: wait, span: s.span, kind: EdgeKind::Barrier });
+                wf.edges.push(Edge {
+                    from: sid,
+                    to: wait,
+                    span: s.span,
+                    kind: EdgeKind::Barrier,
+                });
             }
-            let barrier = matches!(s.kind, StatementKind::Wait(_) | StatementKind::Fail(_) | StatementKind::Return(_));
+            let barrier = matches!(
+                s.kind,
+                StatementKind::Wait(_) | StatementKind::Fail(_) | StatementKind::Return(_)
+            );
             if barrier {
                 for &p in &previous {
-                    wf.edges.push(Edge { from: sid, to: p, span: s.span, kind: EdgeKind::Barrier });
+                    wf.edges.push(Edge {
+                        from: sid,
+                        to: p,
+                        span: s.span,
+                        kind: EdgeKind::Barrier,
+                    });
                 }
             }
             let kind = self.lower_stmt(wf, s, sid);
@@ -885,7 +1164,9 @@ impl Checker<'_> {
             if matches!(s.kind, StatementKind::Wait(_)) {
                 last_wait = Some(sid);
             }
-            if matches!(s.kind, StatementKind::Fail(_) | StatementKind::Return(_)) && ended.is_none() {
+            if matches!(s.kind, StatementKind::Fail(_) | StatementKind::Return(_))
+                && ended.is_none()
+            {
                 ended = Some(s.span);
             }
             previous.push(sid);
@@ -895,7 +1176,11 @@ impl Checker<'_> {
 
     fn sub_block(&mut self, wf: &mut Wf, block: &ast::Block, parent: StmtId) -> BlockId {
         // Pass 1 numbered the blocks of `parent` in the order pass 2 visits them.
-        let id = wf.children.get_mut(&parent).and_then(|c| c.pop_front()).unwrap_or(BlockId(0));
+        let id = wf
+            .children
+            .get_mut(&parent)
+            .and_then(|c| c.pop_front())
+            .unwrap_or(BlockId(0));
         wf.path.push(id);
         wf.ancestors.push(parent);
         self.lower_block(wf, block, id);
@@ -908,14 +1193,25 @@ impl Checker<'_> {
     /// Checks an expression as part of the current statement, recording what it reads.
     fn expr(&mut self, wf: &mut Wf, e: &ast::Expr, expected: Option<&Type>) -> ExprId {
         let before = wf.arena.nodes.len();
-        let id = check_in(e, &wf.bindings, &mut wf.arena, expected, &mut self.diagnostics, &mut self.analysis);
+        let id = check_in(
+            e,
+            &wf.bindings,
+            &mut wf.arena,
+            expected,
+            &mut self.diagnostics,
+            &mut self.analysis,
+        );
         self.record_reads(wf, before);
         id
     }
 
     fn record_reads(&mut self, wf: &mut Wf, before: usize) {
         for (local, span) in locals_read(&wf.arena, before) {
-            let owner = wf.owners.get(local.0 as usize).copied().unwrap_or(Owner::None);
+            let owner = wf
+                .owners
+                .get(local.0 as usize)
+                .copied()
+                .unwrap_or(Owner::None);
             match owner {
                 Owner::None => {}
                 Owner::StepView { step, depth } => {
@@ -926,11 +1222,20 @@ impl Checker<'_> {
                         }
                     }
                     let info = &wf.steps[step];
-                    let target = if depth < info.ancestors.len() { info.ancestors[depth] } else { info.stmt };
+                    let target = if depth < info.ancestors.len() {
+                        info.ancestors[depth]
+                    } else {
+                        info.stmt
+                    };
                     if wf.ancestors.contains(&target) {
                         continue;
                     }
-                    wf.edges.push(Edge { from: wf.current, to: target, span, kind: EdgeKind::Data });
+                    wf.edges.push(Edge {
+                        from: wf.current,
+                        to: target,
+                        span,
+                        kind: EdgeKind::Data,
+                    });
                 }
                 Owner::Unavailable { step } => {
                     let name = wf.steps[step].name.clone().unwrap_or_default();
@@ -946,7 +1251,12 @@ impl Checker<'_> {
                     wf.lets[index].used = true;
                     let target = wf.lets[index].stmt;
                     if target != wf.current {
-                        wf.edges.push(Edge { from: wf.current, to: target, span, kind: EdgeKind::Data });
+                        wf.edges.push(Edge {
+                            from: wf.current,
+                            to: target,
+                            span,
+                            kind: EdgeKind::Data,
+                        });
                     }
                 }
             }
@@ -959,39 +1269,77 @@ impl Checker<'_> {
             StatementKind::Let { name, ty, value } => {
                 let declared = ty.as_ref().map(|t| self.type_of(wf.m, None, t));
                 let value_id = self.expr(wf, value, declared.as_ref());
-                let ty = declared.unwrap_or_else(|| wf.arena.ty(value_id).cloned().unwrap_or(Type::Error));
+                let ty = declared
+                    .unwrap_or_else(|| wf.arena.ty(value_id).cloned().unwrap_or(Type::Error));
                 if let Some(b) = wf.bindings.find(&name.name) {
                     let def = b.def;
                     self.report(
-                        Diagnostic::new(codes::DUPLICATE_NAME, name.span, format!("`{}` is already declared", name.name))
-                            .with_label("declared again here")
-                            .with_secondary(def, "first declared here")
-                            .with_help("choose another name"),
+                        Diagnostic::new(
+                            codes::DUPLICATE_NAME,
+                            name.span,
+                            format!("`{}` is already declared", name.name),
+                        )
+                        .with_label("declared again here")
+                        .with_secondary(def, "first declared here")
+                        .with_help("choose another name"),
                     );
                 }
                 let local = wf.arena.new_local(name.name.clone(), ty.clone());
                 let index = wf.lets.len();
-                wf.lets.push(LetInfo { name: name.name.clone(), span: name.span, stmt: sid, used: false });
+                wf.lets.push(LetInfo {
+                    name: name.name.clone(),
+                    span: name.span,
+                    stmt: sid,
+                    used: false,
+                });
                 wf.owner(local, Owner::Let { index });
-                self.analysis.reference_with(name.span, name.span, SymbolKind::Let, &name.name, format!("let {}: {ty}", name.name), s.doc.clone());
-                wf.bindings.push(Binding { name: name.name.clone(), local, ty, def: name.span, kind: SymbolKind::Let, doc: s.doc.clone() });
-                ir::StmtKind::Let { local, value: value_id }
+                self.analysis.reference_with(
+                    name.span,
+                    name.span,
+                    SymbolKind::Let,
+                    &name.name,
+                    format!("let {}: {ty}", name.name),
+                    s.doc.clone(),
+                );
+                wf.bindings.push(Binding {
+                    name: name.name.clone(),
+                    local,
+                    ty,
+                    def: name.span,
+                    kind: SymbolKind::Let,
+                    doc: s.doc.clone(),
+                });
+                ir::StmtKind::Let {
+                    local,
+                    value: value_id,
+                }
             }
             StatementKind::Step(step) => {
                 let index = wf.steps.iter().position(|x| x.stmt == sid).unwrap_or(0);
                 self.lower_step(wf, index, step, s);
                 ir::StmtKind::Step(StepId::from_index(index))
             }
-            StatementKind::Notify { integration, target, message } => {
+            StatementKind::Notify {
+                integration,
+                target,
+                message,
+            } => {
                 let index = wf.steps.iter().position(|x| x.stmt == sid).unwrap_or(0);
                 self.lower_notify(wf, index, integration, target, message, s.span);
                 ir::StmtKind::Step(StepId::from_index(index))
             }
             StatementKind::Wait(w) => match w {
-                ast::Wait::For(d) => ir::StmtKind::Wait(ir::Wait::For(self.duration(wf, d, "`wait`"))),
-                ast::Wait::Until(t) => ir::StmtKind::Wait(ir::Wait::Until(self.expr(wf, t, Some(&Type::Timestamp)))),
+                ast::Wait::For(d) => {
+                    ir::StmtKind::Wait(ir::Wait::For(self.duration(wf, d, "`wait`")))
+                }
+                ast::Wait::Until(t) => {
+                    ir::StmtKind::Wait(ir::Wait::Until(self.expr(wf, t, Some(&Type::Timestamp))))
+                }
             },
-            StatementKind::If { branches, otherwise } => {
+            StatementKind::If {
+                branches,
+                otherwise,
+            } => {
                 let mut out = Vec::with_capacity(branches.len());
                 for b in branches {
                     wf.current = sid;
@@ -1000,9 +1348,18 @@ impl Checker<'_> {
                     out.push(ir::Branch { condition, body });
                 }
                 let otherwise = otherwise.as_ref().map(|o| self.sub_block(wf, o, sid));
-                ir::StmtKind::If { branches: out, otherwise, exports: Vec::new() }
+                ir::StmtKind::If {
+                    branches: out,
+                    otherwise,
+                    exports: Vec::new(),
+                }
             }
-            StatementKind::For { var, iterable, parallel, body } => {
+            StatementKind::For {
+                var,
+                iterable,
+                parallel,
+                body,
+            } => {
                 let iter_id = self.expr(wf, iterable, None);
                 let ity = wf.arena.ty(iter_id).cloned().unwrap_or(Type::Error);
                 let elem = match &ity {
@@ -1011,10 +1368,16 @@ impl Checker<'_> {
                     Type::Dyn => Type::Dyn,
                     Type::Error => Type::Error,
                     other => {
-                        let d = Diagnostic::new(codes::NOT_ITERABLE, iterable.span, format!("`for` needs a list or a map, found `{other}`"))
-                            .with_label(format!("this is `{other}`"));
+                        let d = Diagnostic::new(
+                            codes::NOT_ITERABLE,
+                            iterable.span,
+                            format!("`for` needs a list or a map, found `{other}`"),
+                        )
+                        .with_label(format!("this is `{other}`"));
                         self.report(match other {
-                            Type::Optional(inner) if matches!(**inner, Type::List(_) | Type::Map(..)) => {
+                            Type::Optional(inner)
+                                if matches!(**inner, Type::List(_) | Type::Map(..)) =>
+                            {
                                 d.with_help("this may be null: iterate over `value ?? []`")
                             }
                             _ => d,
@@ -1030,14 +1393,38 @@ impl Checker<'_> {
                     None => ConstOr::Expr(self.expr(wf, p, Some(&Type::Int))),
                 });
                 let local = wf.arena.new_local(var.name.clone(), elem.clone());
-                self.analysis.reference_with(var.span, var.span, SymbolKind::Variable, &var.name, format!("{}: {elem}", var.name), None);
+                self.analysis.reference_with(
+                    var.span,
+                    var.span,
+                    SymbolKind::Variable,
+                    &var.name,
+                    format!("{}: {elem}", var.name),
+                    None,
+                );
                 let mark = wf.bindings.mark();
-                wf.bindings.push(Binding { name: var.name.clone(), local, ty: elem, def: var.span, kind: SymbolKind::Variable, doc: None });
+                wf.bindings.push(Binding {
+                    name: var.name.clone(),
+                    local,
+                    ty: elem,
+                    def: var.span,
+                    kind: SymbolKind::Variable,
+                    doc: None,
+                });
                 let body = self.sub_block(wf, body, sid);
                 wf.bindings.truncate(mark);
-                ir::StmtKind::For { var: local, iterable: iter_id, parallel, body, exports: Vec::new() }
+                ir::StmtKind::For {
+                    var: local,
+                    iterable: iter_id,
+                    parallel,
+                    body,
+                    exports: Vec::new(),
+                }
             }
-            StatementKind::Try { body, error, handler } => {
+            StatementKind::Try {
+                body,
+                error,
+                handler,
+            } => {
                 let body_id = self.sub_block(wf, body, sid);
                 let mark = wf.bindings.mark();
                 let err = error.as_ref().map(|e| {
@@ -1049,7 +1436,12 @@ impl Checker<'_> {
                 });
                 let handler_id = self.sub_block(wf, handler, sid);
                 wf.bindings.truncate(mark);
-                ir::StmtKind::Try { body: body_id, error: err, handler: handler_id, exports: Vec::new() }
+                ir::StmtKind::Try {
+                    body: body_id,
+                    error: err,
+                    handler: handler_id,
+                    exports: Vec::new(),
+                }
             }
             StatementKind::Fail(message) => {
                 let id = self.expr(wf, message, Some(&Type::String));
@@ -1060,8 +1452,12 @@ impl Checker<'_> {
                 let Some(value) = value else {
                     if let Some(result) = &wf.result {
                         self.report(
-                            Diagnostic::new(codes::RETURN_TYPE, s.span, format!("this workflow returns `{result}`; `return` needs a value"))
-                                .with_label("no value"),
+                            Diagnostic::new(
+                                codes::RETURN_TYPE,
+                                s.span,
+                                format!("this workflow returns `{result}`; `return` needs a value"),
+                            )
+                            .with_label("no value"),
                         );
                     }
                     return ir::StmtKind::Return(None);
@@ -1071,11 +1467,20 @@ impl Checker<'_> {
                 let id = match wf.result.clone() {
                     Some(result) => {
                         let span = value.span;
-                        let decl = self.workflows[wf.w].ast.result.as_ref().map(|t| t.span).unwrap_or(span);
+                        let decl = self.workflows[wf.w]
+                            .ast
+                            .result
+                            .as_ref()
+                            .map(|t| t.span)
+                            .unwrap_or(span);
                         self.convert(&mut wf.arena, id, &result, before, |from, to| {
-                            Diagnostic::new(codes::RETURN_TYPE, span, format!("the workflow returns `{to}`, but this is `{from}`"))
-                                .with_label(format!("this is `{from}`"))
-                                .with_secondary(decl, "the result type is declared here")
+                            Diagnostic::new(
+                                codes::RETURN_TYPE,
+                                span,
+                                format!("the workflow returns `{to}`, but this is `{from}`"),
+                            )
+                            .with_label(format!("this is `{from}`"))
+                            .with_secondary(decl, "the result type is declared here")
                         })
                     }
                     None => {
@@ -1099,10 +1504,14 @@ impl Checker<'_> {
     fn no_secret(&mut self, wf: &Wf, id: ExprId, place: &str) {
         if wf.arena.ty(id).is_some_and(Type::contains_secret) {
             self.report(
-                Diagnostic::new(codes::SECRET_LEAK, wf.arena.span(id), format!("a secret cannot reach {place}"))
-                    .with_label("this value holds a secret")
-                    .with_note("secrets are only usable where an integration expects a credential")
-                    .with_help("remove the secret from this value"),
+                Diagnostic::new(
+                    codes::SECRET_LEAK,
+                    wf.arena.span(id),
+                    format!("a secret cannot reach {place}"),
+                )
+                .with_label("this value holds a secret")
+                .with_note("secrets are only usable where an integration expects a credential")
+                .with_help("remove the secret from this value"),
             );
         }
     }
@@ -1114,13 +1523,31 @@ impl Checker<'_> {
         }
     }
 
-    fn lower_notify(&mut self, wf: &mut Wf, index: usize, integration: &ast::Ident, target: &ast::Expr, message: &ast::Expr, span: Span) {
+    fn lower_notify(
+        &mut self,
+        wf: &mut Wf,
+        index: usize,
+        integration: &ast::Ident,
+        target: &ast::Expr,
+        message: &ast::Expr,
+        span: Span,
+    ) {
         wf.notify_count += 1;
         let name = format!("notify#{}", wf.notify_count);
-        let integ = match self.lookup(wf.m, &integration.name).map(|e| (e.sym, e.span)) {
+        let integ = match self
+            .lookup(wf.m, &integration.name)
+            .map(|e| (e.sym, e.span))
+        {
             Some((Symbol::Integration(i), def)) => {
                 let iname = self.integrations[i].name.clone();
-                self.analysis.reference_with(integration.span, def, SymbolKind::Integration, &iname, format!("integration {iname}"), self.integrations[i].doc.clone());
+                self.analysis.reference_with(
+                    integration.span,
+                    def,
+                    SymbolKind::Integration,
+                    &iname,
+                    format!("integration {iname}"),
+                    self.integrations[i].doc.clone(),
+                );
                 if self.integrations[i].notify.is_none() {
                     self.report(
                         Diagnostic::new(codes::NO_NOTIFY, integration.span, format!("integration `{}` declares no `notify`", iname))
@@ -1132,8 +1559,16 @@ impl Checker<'_> {
             }
             Some((other, _)) => {
                 self.report(
-                    Diagnostic::new(codes::NOT_AN_INTEGRATION, integration.span, format!("`{}` is {}, not an integration", integration.name, other.describe()))
-                        .with_label("`notify` needs an integration"),
+                    Diagnostic::new(
+                        codes::NOT_AN_INTEGRATION,
+                        integration.span,
+                        format!(
+                            "`{}` is {}, not an integration",
+                            integration.name,
+                            other.describe()
+                        ),
+                    )
+                    .with_label("`notify` needs an integration"),
                 );
                 None
             }
@@ -1144,9 +1579,13 @@ impl Checker<'_> {
                     .filter(|(_, e)| matches!(e.sym, Symbol::Integration(_)))
                     .map(|(n, _)| n.clone())
                     .collect();
-                let d = Diagnostic::new(codes::UNKNOWN_NAME, integration.span, format!("unknown integration `{}`", integration.name))
-                    .with_label("not declared or imported here")
-                    .with_suggestion(&integration.name, candidates.iter().map(String::as_str));
+                let d = Diagnostic::new(
+                    codes::UNKNOWN_NAME,
+                    integration.span,
+                    format!("unknown integration `{}`", integration.name),
+                )
+                .with_label("not declared or imported here")
+                .with_suggestion(&integration.name, candidates.iter().map(String::as_str));
                 let d = match (&d.help, self.import_hint(&integration.name)) {
                     (None, Some(h)) => d.with_help(h),
                     _ => d,
@@ -1161,7 +1600,10 @@ impl Checker<'_> {
         self.no_secret(wf, msg, "a notification");
         let info = &wf.steps[index];
         let idempotent = match integ.and_then(|i| self.integrations[i].notify.map(|a| (i, a))) {
-            Some((i, a)) => self.integrations[i].actions.get(a).is_some_and(|a| a.idempotent),
+            Some((i, a)) => self.integrations[i]
+                .actions
+                .get(a)
+                .is_some_and(|a| a.idempotent),
             None => false,
         };
         let _ = span;
@@ -1171,13 +1613,18 @@ impl Checker<'_> {
             stmt: info.stmt,
             local: info.views.last().copied().unwrap_or(LocalId(0)),
             call: ir::StepCall::Notify {
-                integration: integ.map_or(ir::IntegrationId(u32::MAX), ir::IntegrationId::from_index),
+                integration: integ
+                    .map_or(ir::IntegrationId(u32::MAX), ir::IntegrationId::from_index),
                 target: t,
                 message: msg,
             },
             result: info.ty.clone(),
             idempotent,
-            retry: if idempotent { wf.settings_retry.clone() } else { None },
+            retry: if idempotent {
+                wf.settings_retry.clone()
+            } else {
+                None
+            },
             timeout: None,
             cache: None,
             idempotency_key: None,
@@ -1203,25 +1650,73 @@ impl Checker<'_> {
         let (call, action_idempotent) = match &target {
             Target::Action(i, a) => {
                 let sig = &self.integrations[*i].actions[*a];
-                let params: Vec<(String, Type, bool, Span)> =
-                    sig.params.iter().map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span)).collect();
+                let params: Vec<(String, Type, bool, Span)> = sig
+                    .params
+                    .iter()
+                    .map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span))
+                    .collect();
                 let idempotent = sig.idempotent;
                 let callee = format!("`{}.{}`", self.integrations[*i].name, sig.name);
-                let args = self.call_args(&params, args, &wf.bindings, &mut wf.arena, call_span, &callee);
-                (ir::StepCall::Action { action: ir::ActionRef { integration: ir::IntegrationId::from_index(*i), action: *a as u32 }, args }, idempotent)
+                let args = self.call_args(
+                    &params,
+                    args,
+                    &wf.bindings,
+                    &mut wf.arena,
+                    call_span,
+                    &callee,
+                );
+                (
+                    ir::StepCall::Action {
+                        action: ir::ActionRef {
+                            integration: ir::IntegrationId::from_index(*i),
+                            action: *a as u32,
+                        },
+                        args,
+                    },
+                    idempotent,
+                )
             }
             Target::Workflow(w) => {
-                let params: Vec<(String, Type, bool, Span)> =
-                    self.workflows[*w].params.iter().map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span)).collect();
+                let params: Vec<(String, Type, bool, Span)> = self.workflows[*w]
+                    .params
+                    .iter()
+                    .map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span))
+                    .collect();
                 let callee = format!("workflow `{}`", self.workflows[*w].name);
-                let args = self.call_args(&params, args, &wf.bindings, &mut wf.arena, call_span, &callee);
-                (ir::StepCall::Workflow { workflow: ir::WorkflowId::from_index(*w), args }, false)
+                let args = self.call_args(
+                    &params,
+                    args,
+                    &wf.bindings,
+                    &mut wf.arena,
+                    call_span,
+                    &callee,
+                );
+                (
+                    ir::StepCall::Workflow {
+                        workflow: ir::WorkflowId::from_index(*w),
+                        args,
+                    },
+                    false,
+                )
             }
             _ => {
                 for a in args {
-                    check_in(&a.value, &wf.bindings, &mut wf.arena, None, &mut self.diagnostics, &mut self.analysis);
+                    check_in(
+                        &a.value,
+                        &wf.bindings,
+                        &mut wf.arena,
+                        None,
+                        &mut self.diagnostics,
+                        &mut self.analysis,
+                    );
                 }
-                (ir::StepCall::Workflow { workflow: ir::WorkflowId(u32::MAX), args: Vec::new() }, false)
+                (
+                    ir::StepCall::Workflow {
+                        workflow: ir::WorkflowId(u32::MAX),
+                        args: Vec::new(),
+                    },
+                    false,
+                )
             }
         };
         self.record_reads(wf, before);
@@ -1258,7 +1753,10 @@ impl Checker<'_> {
         let idempotent = action_idempotent || key.is_some();
         if let (Some((_, span)), Target::Action(i, a)) = (&retry, &target) {
             if !action_idempotent && key.is_none() {
-                let name = format!("{}.{}", self.integrations[*i].name, self.integrations[*i].actions[*a].name);
+                let name = format!(
+                    "{}.{}",
+                    self.integrations[*i].name, self.integrations[*i].actions[*a].name
+                );
                 self.report(
                     Diagnostic::new(codes::RETRY_NOT_IDEMPOTENT, *span, format!("`retry` on `{name}`, which is not idempotent"))
                         .with_label("a retry may repeat the side effect")
@@ -1269,7 +1767,9 @@ impl Checker<'_> {
         }
         let effective = match retry {
             Some((r, _)) => Some(r),
-            None if idempotent && !matches!(target, Target::Workflow(_)) => wf.settings_retry.clone(),
+            None if idempotent && !matches!(target, Target::Workflow(_)) => {
+                wf.settings_retry.clone()
+            }
             None => None,
         };
         let info = &wf.steps[index];
@@ -1294,15 +1794,26 @@ impl Checker<'_> {
         let Some(&target) = wf.step_by_name.get(&name.name) else {
             let names: Vec<&str> = wf.step_by_name.keys().map(String::as_str).collect();
             self.report(
-                Diagnostic::new(codes::UNKNOWN_STEP, name.span, format!("no step `{}` in this workflow", name.name))
-                    .with_label("unknown step")
-                    .with_suggestion(&name.name, names),
+                Diagnostic::new(
+                    codes::UNKNOWN_STEP,
+                    name.span,
+                    format!("no step `{}` in this workflow", name.name),
+                )
+                .with_label("unknown step")
+                .with_suggestion(&name.name, names),
             );
             return;
         };
         let def = wf.steps[target].name_span;
         let hover = format!("step {}: {}", name.name, wf.steps[target].ty);
-        self.analysis.reference_with(name.span, def, SymbolKind::Step, &name.name, hover, wf.steps[target].doc.clone());
+        self.analysis.reference_with(
+            name.span,
+            def,
+            SymbolKind::Step,
+            &name.name,
+            hover,
+            wf.steps[target].doc.clone(),
+        );
         wf.steps[target].used = true;
         wf.steps[index].after.push(target);
         // The statement to wait for is the target's ancestor in the deepest block
@@ -1310,16 +1821,28 @@ impl Checker<'_> {
         let tb = &wf.steps[target].blocks;
         let k = tb.iter().zip(&wf.path).take_while(|(a, b)| a == b).count();
         let info = &wf.steps[target];
-        let stmt = if k >= tb.len() || k == 0 { info.stmt } else { info.ancestors.get(k - 1).copied().unwrap_or(info.stmt) };
+        let stmt = if k >= tb.len() || k == 0 {
+            info.stmt
+        } else {
+            info.ancestors.get(k - 1).copied().unwrap_or(info.stmt)
+        };
         if wf.ancestors.contains(&stmt) {
             return;
         }
-        wf.edges.push(Edge { from: wf.current, to: stmt, span: name.span, kind: EdgeKind::After });
+        wf.edges.push(Edge {
+            from: wf.current,
+            to: stmt,
+            span: name.span,
+            kind: EdgeKind::After,
+        });
     }
 
     fn step_retry(&mut self, wf: &mut Wf, r: &ast::Retry) -> ir::Retry {
         let retries = match self.fold(wf.m, &r.attempts) {
-            Some(v) => ConstOr::Const(self.int_in_range(&v, r.attempts.span, "the number of retries", 0, MAX_RETRIES).unwrap_or(0) as u32),
+            Some(v) => ConstOr::Const(
+                self.int_in_range(&v, r.attempts.span, "the number of retries", 0, MAX_RETRIES)
+                    .unwrap_or(0) as u32,
+            ),
             None => ConstOr::Expr(self.expr(wf, &r.attempts, Some(&Type::Int))),
         };
         let delay = match &r.delay {
@@ -1333,8 +1856,18 @@ impl Checker<'_> {
             },
             None => ConstOr::Const(1.0),
         };
-        let max_delay = r.max_delay.as_ref().map(|d| self.duration(wf, d, "`max_delay`"));
-        ir::Retry { retries, delay, backoff, max_delay, jitter: r.jitter, from_settings: false }
+        let max_delay = r
+            .max_delay
+            .as_ref()
+            .map(|d| self.duration(wf, d, "`max_delay`"));
+        ir::Retry {
+            retries,
+            delay,
+            backoff,
+            max_delay,
+            jitter: r.jitter,
+            from_settings: false,
+        }
     }
 
     fn unused(&mut self, wf: &Wf) {
@@ -1348,9 +1881,15 @@ impl Checker<'_> {
                 if sig.idempotent {
                     let what = format!("{}.{}", self.integrations[i].name, sig.name);
                     self.report(
-                        Diagnostic::new(codes::UNUSED_STEP, info.name_span, format!("the result of step `{name}` is never used"))
-                            .with_label(format!("`{what}` only reads, and nothing reads its result"))
-                            .with_help(format!("use `{name}`, remove the step, or name it `_{name}`")),
+                        Diagnostic::new(
+                            codes::UNUSED_STEP,
+                            info.name_span,
+                            format!("the result of step `{name}` is never used"),
+                        )
+                        .with_label(format!("`{what}` only reads, and nothing reads its result"))
+                        .with_help(format!(
+                            "use `{name}`, remove the step, or name it `_{name}`"
+                        )),
                     );
                 }
             }
@@ -1358,9 +1897,13 @@ impl Checker<'_> {
         for l in &wf.lets {
             if !l.used && !l.name.starts_with('_') {
                 self.report(
-                    Diagnostic::new(codes::UNUSED_LET, l.span, format!("`{}` is never used", l.name))
-                        .with_label("computed but never read")
-                        .with_help(format!("remove it, or name it `_{}`", l.name)),
+                    Diagnostic::new(
+                        codes::UNUSED_LET,
+                        l.span,
+                        format!("`{}` is never used", l.name),
+                    )
+                    .with_label("computed but never read")
+                    .with_help(format!("remove it, or name it `_{}`", l.name)),
                 );
             }
         }
@@ -1382,10 +1925,14 @@ impl Checker<'_> {
         }
         for (path, span, first) in found {
             self.report(
-                Diagnostic::new(codes::DUPLICATE_WEBHOOK_PATH, span, format!("webhook path `{path}` is already used"))
-                    .with_label("used again here")
-                    .with_secondary(first, "first used here")
-                    .with_help("give each webhook trigger its own path"),
+                Diagnostic::new(
+                    codes::DUPLICATE_WEBHOOK_PATH,
+                    span,
+                    format!("webhook path `{path}` is already used"),
+                )
+                .with_label("used again here")
+                .with_secondary(first, "first used here")
+                .with_help("give each webhook trigger its own path"),
             );
         }
     }
@@ -1422,7 +1969,10 @@ fn stmt_label(s: &ast::Statement) -> String {
 fn terminates(block: &ast::Block) -> bool {
     block.statements.iter().any(|s| match &s.kind {
         StatementKind::Return(_) | StatementKind::Fail(_) => true,
-        StatementKind::If { branches, otherwise: Some(o) } => branches.iter().all(|b| terminates(&b.body)) && terminates(o),
+        StatementKind::If {
+            branches,
+            otherwise: Some(o),
+        } => branches.iter().all(|b| terminates(&b.body)) && terminates(o),
         StatementKind::Try { body, handler, .. } => terminates(body) && terminates(handler),
         _ => false,
     })
