@@ -38,11 +38,15 @@ impl Scope for EmptyScope {
 
 /// How strictly to check.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct CheckOptions {
+pub struct CheckOptions<'a> {
     /// Unchecked CEL: type errors, unknown names and unknown functions are not reported
     /// but become run-time errors (typed `dyn`). Used by the conformance harness for
     /// cases that CEL evaluates without its checker; workflows never use it.
     pub relaxed: bool,
+    /// Functions declared by the host without an implementation (the conformance
+    /// suite's type-deduction cases): calls are typed by these signatures and fail if
+    /// evaluated. Their `overload` field is ignored.
+    pub declared: &'a [Signature],
 }
 
 /// Checks `expr` in `scope` into `arena`, converting it to `expected` when given.
@@ -71,7 +75,7 @@ pub fn check_expression_with(
     scope: &dyn Scope,
     arena: &mut ExprArena,
     expected: Option<&Type>,
-    options: CheckOptions,
+    options: CheckOptions<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> ExprId {
     let mut checker = Checker {
@@ -80,6 +84,7 @@ pub fn check_expression_with(
         diagnostics,
         bound: Vec::new(),
         relaxed: options.relaxed,
+        declared: options.declared,
     };
     let id = checker.expr(expr);
     match expected {
@@ -175,6 +180,7 @@ struct Checker<'a> {
     /// Comprehension variables in scope, innermost last.
     bound: Vec<(String, LocalId, Type)>,
     relaxed: bool,
+    declared: &'a [Signature],
 }
 
 fn type_value(name: &str) -> Option<Type> {
@@ -1116,6 +1122,25 @@ impl Checker<'_> {
     ) -> ExprId {
         let sigs = catalogue::signatures(name, receiver);
         if sigs.is_empty() {
+            let declared: Vec<&Signature> = self
+                .declared
+                .iter()
+                .filter(|s| s.name == name && s.receiver == receiver)
+                .collect();
+            if !declared.is_empty() {
+                let types: Vec<Type> = args.iter().map(|a| self.ty(*a)).collect();
+                let result = declared.iter().find_map(|s| match_signature(s, &types));
+                let ty = match result {
+                    Some(t) => t,
+                    None => self.error(Diagnostic::new(
+                        codes::NO_MATCHING_OVERLOAD,
+                        span,
+                        format!("`{name}` cannot be applied to these arguments"),
+                    )),
+                };
+                let message = format!("function `{name}` is declared but has no implementation");
+                return self.push(NodeKind::Fail(message), ty, span);
+            }
             let other_style = catalogue::signatures(name, !receiver);
             let mut d = Diagnostic::new(
                 codes::UNKNOWN_FUNCTION,
