@@ -1,0 +1,932 @@
+//! The durable journal: an SQLite file (WAL mode) holding every run, its events and the
+//! compiled program it runs, written through one group-commit writer thread.
+//!
+//! Writes from all runs go through a channel to a single thread that owns the write
+//! connection. It takes everything queued, writes it in one transaction and commits
+//! once, then tells each writer its records are durable. Under load, one commit (one
+//! `fsync` with `synchronous=FULL`) covers hundreds of step transitions, so durability
+//! does not cap throughput; an idle store commits each record as soon as it arrives.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+/// The schema version this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+/// Most records one transaction takes, so a flood of writes still commits regularly.
+const MAX_BATCH: usize = 8192;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS programs (
+    hash       TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    artefact   BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id          INTEGER PRIMARY KEY,
+    run_id      TEXT NOT NULL UNIQUE,
+    workflow    TEXT NOT NULL,
+    program     TEXT NOT NULL,
+    parent      INTEGER,
+    parent_step TEXT,
+    owner_as    TEXT,
+    priority    INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    input       TEXT NOT NULL,
+    output      TEXT,
+    error       TEXT,
+    created_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    executor    TEXT,
+    wake_at     INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status, executor);
+CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs(workflow, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs(created_at);
+CREATE TABLE IF NOT EXISTS events (
+    run     INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    at      INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    step    TEXT,
+    attempt INTEGER,
+    data    TEXT,
+    PRIMARY KEY (run, seq)
+) WITHOUT ROWID;
+";
+
+/// Errors of the store. Each names the file and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the store directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error(
+        "the store {path} is not a Flow store or is corrupt ({detail}); move it aside and Flow will create a new one, or pass --store PATH"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "the store {path} is locked by another process (waited {waited:?}); wait for it to finish or pass --store PATH"
+    )]
+    Locked { path: PathBuf, waited: Duration },
+    #[error("the store {path} was written by a newer Flow (schema {found}, this build reads {SCHEMA_VERSION})")]
+    TooNew { path: PathBuf, found: i64 },
+    #[error("store {path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error("store {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("store {path}: cannot commit: {message}")]
+    Commit { path: PathBuf, message: String },
+    #[error("the store writer has stopped")]
+    WriterGone,
+    #[error("no run with id `{0}` in this store")]
+    NoSuchRun(String),
+}
+
+/// How far a commit goes before a step counts as done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous=FULL`: every commit reaches the disk (`fsync`) before a dependent step
+    /// starts; survives a crash of the process, the kernel or the machine.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: every commit reaches the operating system before a dependent
+    /// starts; survives the process being killed at any instant, but a power loss or
+    /// kernel crash can lose the last commits.
+    Process,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub durability: Durability,
+    /// How long to wait for another process's lock before failing with [`StoreError::Locked`].
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions { durability: Durability::Full, busy_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// A run's internal key (the `runs` rowid). Users see the textual run id.
+pub type RunKey = i64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Accepted, not started yet.
+    Pending,
+    Running,
+    /// Parked on a `wait` timer.
+    Waiting,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        Some(match s {
+            "pending" => RunStatus::Pending,
+            "running" => RunStatus::Running,
+            "waiting" => RunStatus::Waiting,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Whether the run has ended (nothing more will happen to it).
+    pub fn is_final(self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
+    }
+}
+
+/// What happened in a run. Stored as one row of `events`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    RunStarted,
+    /// An attempt of a step began (`attempt` is 1-based).
+    StepStarted,
+    /// `data` is the result as JSON.
+    StepSucceeded,
+    /// `data` is `{ "error": StepError, "final": bool }`; `final` means no retry follows.
+    StepFailed,
+    /// `data` is the instant the timer fires, in Unix milliseconds.
+    TimerSet,
+    TimerFired,
+    /// A `now()` reading: `data` is the instant in Unix nanoseconds.
+    Clock,
+    Log,
+    /// A child run started for a `run` step; `data` is the child's run id.
+    ChildStarted,
+    RunCompleted,
+    RunFailed,
+    RunCancelled,
+    /// The run was picked up again after its process stopped.
+    RunResumed,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::RunStarted => "run_started",
+            EventKind::StepStarted => "step_started",
+            EventKind::StepSucceeded => "step_succeeded",
+            EventKind::StepFailed => "step_failed",
+            EventKind::TimerSet => "timer_set",
+            EventKind::TimerFired => "timer_fired",
+            EventKind::Clock => "clock",
+            EventKind::Log => "log",
+            EventKind::ChildStarted => "child_started",
+            EventKind::RunCompleted => "run_completed",
+            EventKind::RunFailed => "run_failed",
+            EventKind::RunCancelled => "run_cancelled",
+            EventKind::RunResumed => "run_resumed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        use EventKind::*;
+        [
+            RunStarted,
+            StepStarted,
+            StepSucceeded,
+            StepFailed,
+            TimerSet,
+            TimerFired,
+            Clock,
+            Log,
+            ChildStarted,
+            RunCompleted,
+            RunFailed,
+            RunCancelled,
+            RunResumed,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One journal record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub run: RunKey,
+    pub seq: u32,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub kind: EventKind,
+    /// The step instance (`ticket[2]`), timer or clock key the event is about.
+    pub step: Option<String>,
+    pub attempt: Option<u32>,
+    /// JSON.
+    pub data: Option<String>,
+}
+
+/// A run to create.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub run_id: String,
+    pub workflow: String,
+    pub program: String,
+    pub parent: Option<RunKey>,
+    pub parent_step: Option<String>,
+    pub owner_as: Option<String>,
+    pub priority: i64,
+    /// JSON.
+    pub input: String,
+    pub created_at: i64,
+    pub executor: String,
+    pub status: RunStatus,
+}
+
+/// A run as stored.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunRow {
+    #[serde(skip)]
+    pub key: RunKey,
+    pub run_id: String,
+    pub workflow: String,
+    pub program: String,
+    #[serde(skip)]
+    pub parent: Option<RunKey>,
+    pub parent_step: Option<String>,
+    pub owner_as: Option<String>,
+    pub priority: i64,
+    pub status: RunStatus,
+    pub input: serde_json::Value,
+    pub output: Option<serde_json::Value>,
+    pub error: Option<serde_json::Value>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    #[serde(skip)]
+    pub executor: Option<String>,
+    pub wake_at: Option<i64>,
+}
+
+type Done = oneshot::Sender<Result<(), StoreError>>;
+type AfterCommit = Box<dyn FnOnce(Option<String>) + Send>;
+
+enum Op {
+    Events(Vec<Event>, Option<Done>),
+    CreateRun(NewRun, oneshot::Sender<Result<RunKey, StoreError>>),
+    Status { run: RunKey, status: RunStatus, wake_at: Option<i64>, done: Option<Done> },
+    Finish { run: RunKey, status: RunStatus, output: Option<String>, error: Option<String>, at: i64, done: Option<Done> },
+    /// Runs inside the batch's transaction; what it returns is called once the batch
+    /// committed (with the commit's error, if any), so results are never seen early.
+    Exec(Box<dyn FnOnce(&Connection) -> AfterCommit + Send>),
+}
+
+/// A handle on an open store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    options: StoreOptions,
+    tx: mpsc::UnboundedSender<Op>,
+    read: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating when missing) the store at `path`, checking that it is a Flow store
+    /// this build can read.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_path_buf(), source })?;
+        }
+        let write = open_connection(path, &options)?;
+        init_schema(&write, path, &options)?;
+        let read = open_connection(path, &options)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer_path = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("flow-store-writer".into())
+            .spawn(move || writer_loop(write, rx, writer_path))
+            .map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+        Ok(Store { inner: Arc::new(Inner { path: path.to_path_buf(), options, tx, read: Mutex::new(read) }) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.inner.options.durability
+    }
+
+    fn send(&self, op: Op) -> Result<(), StoreError> {
+        self.inner.tx.send(op).map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Queues events; the returned receiver resolves once they are committed.
+    pub fn append(&self, events: Vec<Event>) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
+        let (done, rx) = oneshot::channel();
+        self.send(Op::Events(events, Some(done)))?;
+        Ok(rx)
+    }
+
+    /// Queues events without waiting for them (they commit with the next batch, in order
+    /// with everything queued after them).
+    pub fn append_nowait(&self, events: Vec<Event>) -> Result<(), StoreError> {
+        self.send(Op::Events(events, None))
+    }
+
+    /// Appends events and waits until they are durable.
+    pub async fn append_durable(&self, events: Vec<Event>) -> Result<(), StoreError> {
+        self.append(events)?.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Creates a run; resolves once the run is durable.
+    pub async fn create_run(&self, run: NewRun) -> Result<RunKey, StoreError> {
+        let (done, rx) = oneshot::channel();
+        self.send(Op::CreateRun(run, done))?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Queues run creation and returns the receiver, so many submissions share a commit.
+    pub fn create_run_queued(&self, run: NewRun) -> Result<oneshot::Receiver<Result<RunKey, StoreError>>, StoreError> {
+        let (done, rx) = oneshot::channel();
+        self.send(Op::CreateRun(run, done))?;
+        Ok(rx)
+    }
+
+    pub fn set_status(&self, run: RunKey, status: RunStatus, wake_at: Option<i64>) -> Result<(), StoreError> {
+        self.send(Op::Status { run, status, wake_at, done: None })
+    }
+
+    /// Records a run's end; resolves once it is durable.
+    pub async fn finish_run(
+        &self,
+        run: RunKey,
+        status: RunStatus,
+        output: Option<String>,
+        error: Option<String>,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let (done, rx) = oneshot::channel();
+        self.send(Op::Finish { run, status, output, error, at, done: Some(done) })?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Runs `f` on the writer thread inside its current transaction and returns its
+    /// result (for the few writes that read back, such as claiming orphaned runs).
+    pub async fn write_with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let path = self.inner.path.clone();
+        self.send(Op::Exec(Box::new(move |conn| {
+            let result = f(conn).map_err(|e| classify(&path, e, Duration::ZERO));
+            Box::new(move |commit_error: Option<String>| {
+                let result = match commit_error {
+                    None => result,
+                    Some(message) => Err(StoreError::Commit { path, message }),
+                };
+                let _ = tx.send(result);
+            })
+        })))?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Runs a read on the read connection (blocking; call from a blocking context).
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>) -> Result<T, StoreError> {
+        let conn = self.inner.read.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&conn).map_err(|e| classify(&self.inner.path, e, self.inner.options.busy_timeout))
+    }
+
+    /// Saves a compiled program under its content hash (once).
+    pub async fn save_program(&self, hash: &str, artefact: Vec<u8>, at: i64) -> Result<(), StoreError> {
+        let hash = hash.to_owned();
+        self.write_with(move |conn| {
+            conn.prepare_cached("INSERT OR IGNORE INTO programs (hash, created_at, artefact) VALUES (?1, ?2, ?3)")?
+                .execute(params![hash, at, artefact])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub fn program(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT artefact FROM programs WHERE hash = ?1")?
+                .query_row([hash], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    pub fn run_by_id(&self, run_id: &str) -> Result<Option<RunRow>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"))?
+                .query_row([run_id], run_row)
+                .optional()
+        })
+    }
+
+    pub fn run_by_key(&self, key: RunKey) -> Result<Option<RunRow>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?.query_row([key], run_row).optional()
+        })
+    }
+
+    /// A child run by its parent and step instance.
+    pub fn child_run(&self, parent: RunKey, step: &str) -> Result<Option<RunRow>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE parent = ?1 AND parent_step = ?2"))?
+                .query_row(params![parent, step], run_row)
+                .optional()
+        })
+    }
+
+    /// Runs, newest first.
+    pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+        self.read(|conn| {
+            let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE created_at >= ?1");
+            let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(filter.since.unwrap_or(i64::MIN))];
+            if let Some(w) = &filter.workflow {
+                sql.push_str(" AND workflow = ?2");
+                args.push(Box::new(w.clone()));
+            }
+            if let Some(s) = filter.status {
+                sql.push_str(&format!(" AND status = ?{}", args.len() + 1));
+                args.push(Box::new(s.as_str()));
+            }
+            if !filter.include_children {
+                sql.push_str(" AND parent IS NULL");
+            }
+            sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT {}", filter.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)));
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), run_row)?;
+            rows.collect()
+        })
+    }
+
+    pub fn events(&self, run: RunKey) -> Result<Vec<Event>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT run, seq, at, kind, step, attempt, data FROM events WHERE run = ?1 ORDER BY seq")?;
+            let rows = stmt.query_map([run], event_row)?;
+            rows.filter_map(|r| r.transpose()).collect()
+        })
+    }
+
+    /// Events of many runs at once (for statistics), grouped by run in `seq` order.
+    pub fn events_of_kinds(&self, runs: &[RunKey], kinds: &[EventKind]) -> Result<Vec<Event>, StoreError> {
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        self.read(|conn| {
+            let mut out = Vec::new();
+            let mut stmt = conn.prepare_cached(
+                "SELECT run, seq, at, kind, step, attempt, data FROM events WHERE run = ?1 ORDER BY seq",
+            )?;
+            for run in runs {
+                for row in stmt.query_map([run], event_row)? {
+                    if let Some(e) = row? {
+                        if kinds.contains(&e.kind.as_str()) {
+                            out.push(e);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The executors that own unfinished runs.
+    pub fn unfinished_owners(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT DISTINCT executor FROM runs WHERE status IN ('pending', 'running', 'waiting') AND executor IS NOT NULL",
+            )?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Moves the unfinished top-level runs of a dead executor to `to`; returns their keys.
+    pub async fn claim_runs_of(&self, from: &str, to: &str) -> Result<Vec<RunKey>, StoreError> {
+        let (from, to) = (from.to_owned(), to.to_owned());
+        self.write_with(move |conn| {
+            let mut stmt = conn.prepare(
+                "UPDATE runs SET executor = ?2 WHERE executor = ?1 AND status IN ('pending', 'running', 'waiting') RETURNING id, parent",
+            )?;
+            let rows = stmt.query_map(params![from, to], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)))?;
+            let mut keys = Vec::new();
+            for row in rows {
+                let (key, parent) = row?;
+                // Child runs are driven by their parent's `run` step, not on their own.
+                if parent.is_none() {
+                    keys.push(key);
+                }
+            }
+            Ok(keys)
+        })
+        .await
+    }
+
+    /// Moves one unfinished run (and its unfinished children) to executor `to`, when its
+    /// current executor is `from` (the caller checked `from` is not alive).
+    pub async fn claim_run(&self, key: RunKey, from: Option<String>, to: &str) -> Result<bool, StoreError> {
+        let to = to.to_owned();
+        self.write_with(move |conn| {
+            let n = conn.execute(
+                "UPDATE runs SET executor = ?3 WHERE (id = ?1 OR parent = ?1) AND executor IS ?2 AND status IN ('pending', 'running', 'waiting')",
+                params![key, from, to],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    /// Marks a run (not yet finished) cancelled; the executor running it, if any, sees
+    /// the status and stops. Returns whether it changed anything.
+    pub async fn cancel_run(&self, key: RunKey, at: i64) -> Result<bool, StoreError> {
+        self.write_with(move |conn| {
+            let n = conn.execute(
+                "UPDATE runs SET status = 'cancelled', finished_at = ?2, error = '{\"kind\":\"runtime\",\"message\":\"cancelled\"}' WHERE (id = ?1 OR parent = ?1) AND status IN ('pending', 'running', 'waiting')",
+                params![key, at],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    /// The status as stored now (to notice a `flow runs cancel` from another process).
+    pub fn status_of(&self, key: RunKey) -> Result<Option<RunStatus>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT status FROM runs WHERE id = ?1")?
+                .query_row([key], |r| r.get::<_, String>(0))
+                .optional()
+                .map(|s| s.and_then(|s| RunStatus::parse(&s)))
+        })
+    }
+
+    /// Deletes finished runs created before `before` (Unix ms), with their events and
+    /// children; returns how many top-level runs went.
+    pub async fn prune(&self, before: i64) -> Result<usize, StoreError> {
+        self.write_with(move |conn| {
+            conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS doomed (id INTEGER PRIMARY KEY); DELETE FROM temp.doomed;")?;
+            let n = conn.execute(
+                "INSERT INTO temp.doomed SELECT id FROM runs WHERE parent IS NULL AND created_at < ?1 AND status IN ('completed', 'failed', 'cancelled')",
+                [before],
+            )?;
+            // Children of doomed runs, to any depth.
+            loop {
+                let added = conn.execute(
+                    "INSERT OR IGNORE INTO temp.doomed SELECT id FROM runs WHERE parent IN (SELECT id FROM temp.doomed)",
+                    [],
+                )?;
+                if added == 0 {
+                    break;
+                }
+            }
+            conn.execute("DELETE FROM events WHERE run IN (SELECT id FROM temp.doomed)", [])?;
+            conn.execute("DELETE FROM runs WHERE id IN (SELECT id FROM temp.doomed)", [])?;
+            conn.execute(
+                "DELETE FROM programs WHERE hash NOT IN (SELECT DISTINCT program FROM runs)",
+                [],
+            )?;
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Waits for everything queued so far to be committed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.append_durable(Vec::new()).await
+    }
+}
+
+/// Which runs to list.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub workflow: Option<String>,
+    pub status: Option<RunStatus>,
+    /// Created at or after, Unix ms.
+    pub since: Option<i64>,
+    pub limit: Option<u64>,
+    pub include_children: bool,
+}
+
+const RUN_COLUMNS: &str = "id, run_id, workflow, program, parent, parent_step, owner_as, priority, status, input, output, error, created_at, finished_at, executor, wake_at";
+
+fn json_column(text: Option<String>) -> Option<serde_json::Value> {
+    text.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)))
+}
+
+fn run_row(r: &rusqlite::Row<'_>) -> Result<RunRow, rusqlite::Error> {
+    let status: String = r.get(8)?;
+    Ok(RunRow {
+        key: r.get(0)?,
+        run_id: r.get(1)?,
+        workflow: r.get(2)?,
+        program: r.get(3)?,
+        parent: r.get(4)?,
+        parent_step: r.get(5)?,
+        owner_as: r.get(6)?,
+        priority: r.get(7)?,
+        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+        input: json_column(r.get(9)?).unwrap_or(serde_json::Value::Null),
+        output: json_column(r.get(10)?),
+        error: json_column(r.get(11)?),
+        created_at: r.get(12)?,
+        finished_at: r.get(13)?,
+        executor: r.get(14)?,
+        wake_at: r.get(15)?,
+    })
+}
+
+/// Reads an event row; rows of kinds this build does not know are skipped.
+fn event_row(r: &rusqlite::Row<'_>) -> Result<Option<Event>, rusqlite::Error> {
+    let kind: String = r.get(3)?;
+    let Some(kind) = EventKind::parse(&kind) else { return Ok(None) };
+    Ok(Some(Event {
+        run: r.get(0)?,
+        seq: r.get(1)?,
+        at: r.get(2)?,
+        kind,
+        step: r.get(4)?,
+        attempt: r.get(5)?,
+        data: r.get(6)?,
+    }))
+}
+
+fn open_connection(path: &Path, options: &StoreOptions) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| classify(path, e, options.busy_timeout))?;
+    conn.busy_timeout(options.busy_timeout).map_err(|e| classify(path, e, options.busy_timeout))?;
+    let sync = match options.durability {
+        Durability::Full => "FULL",
+        Durability::Process => "NORMAL",
+    };
+    // journal_mode answers with a row; reading it is also the first access to the file,
+    // which is where a file that is not a database is noticed.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(|e| classify(path, e, options.busy_timeout))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Locked { path: path.to_path_buf(), waited: options.busy_timeout });
+    }
+    conn.execute_batch(&format!("PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"))
+        .map_err(|e| classify(path, e, options.busy_timeout))?;
+    Ok(conn)
+}
+
+fn init_schema(conn: &Connection, path: &Path, options: &StoreOptions) -> Result<(), StoreError> {
+    let err = |e| classify(path, e, options.busy_timeout);
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew { path: path.to_path_buf(), found: version });
+    }
+    if version < SCHEMA_VERSION {
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
+            .map_err(err)?;
+    }
+    // A file that opens but whose tables are damaged shows it here, not mid-run.
+    let check: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(err)?;
+    if check != "ok" {
+        return Err(StoreError::Corrupt { path: path.to_path_buf(), detail: check });
+    }
+    Ok(())
+}
+
+/// Turns an SQLite error into the store error a user can act on.
+fn classify(path: &Path, e: rusqlite::Error, waited: Duration) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, ref msg) = e {
+        match f.code {
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                return StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: msg.clone().unwrap_or_else(|| f.to_string()),
+                };
+            }
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return StoreError::Locked { path: path.to_path_buf(), waited };
+            }
+            _ => {}
+        }
+    }
+    StoreError::Sqlite { path: path.to_path_buf(), source: e }
+}
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Op>, path: PathBuf) {
+    let mut batch: Vec<Op> = Vec::with_capacity(256);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, &mut batch, &path);
+    }
+}
+
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Op>, path: &Path) {
+    let mut dones: Vec<Done> = Vec::new();
+    let mut after: Vec<AfterCommit> = Vec::new();
+    let mut created: Vec<(oneshot::Sender<Result<RunKey, StoreError>>, Result<RunKey, StoreError>)> = Vec::new();
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            fail_batch(batch, path, e);
+            return;
+        }
+    };
+    for op in batch.drain(..) {
+        match op {
+            Op::Events(events, done) => {
+                let r = insert_events(&tx, &events);
+                if let Some(done) = done {
+                    match r {
+                        Ok(()) => dones.push(done),
+                        Err(e) => {
+                            let _ = done.send(Err(classify(path, e, Duration::ZERO)));
+                        }
+                    }
+                }
+            }
+            Op::CreateRun(run, done) => {
+                let r = insert_run(&tx, &run).map_err(|e| classify(path, e, Duration::ZERO));
+                created.push((done, r));
+            }
+            Op::Status { run, status, wake_at, done } => {
+                let r = tx
+                    .prepare_cached("UPDATE runs SET status = ?2, wake_at = ?3 WHERE id = ?1 AND status NOT IN ('completed', 'failed', 'cancelled')")
+                    .and_then(|mut s| s.execute(params![run, status.as_str(), wake_at]));
+                if let Some(done) = done {
+                    match r {
+                        Ok(_) => dones.push(done),
+                        Err(e) => {
+                            let _ = done.send(Err(classify(path, e, Duration::ZERO)));
+                        }
+                    }
+                }
+            }
+            Op::Finish { run, status, output, error, at, done } => {
+                let r = tx
+                    .prepare_cached(
+                        "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_at = ?5, wake_at = NULL WHERE id = ?1 AND status != 'cancelled'",
+                    )
+                    .and_then(|mut s| s.execute(params![run, status.as_str(), output, error, at]));
+                if let Some(done) = done {
+                    match r {
+                        Ok(_) => dones.push(done),
+                        Err(e) => {
+                            let _ = done.send(Err(classify(path, e, Duration::ZERO)));
+                        }
+                    }
+                }
+            }
+            Op::Exec(f) => after.push(f(&tx)),
+        }
+    }
+    match tx.commit() {
+        Ok(()) => {
+            for done in dones {
+                let _ = done.send(Ok(()));
+            }
+            for (done, r) in created {
+                let _ = done.send(r);
+            }
+            for f in after {
+                f(None);
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for done in dones {
+                let _ = done.send(Err(StoreError::Commit { path: path.to_path_buf(), message: msg.clone() }));
+            }
+            for (done, _) in created {
+                let _ = done.send(Err(StoreError::Commit { path: path.to_path_buf(), message: msg.clone() }));
+            }
+            for f in after {
+                f(Some(msg.clone()));
+            }
+        }
+    }
+}
+
+fn fail_batch(batch: &mut Vec<Op>, path: &Path, e: rusqlite::Error) {
+    let msg = classify(path, e, Duration::ZERO).to_string();
+    let err = || StoreError::Commit { path: path.to_path_buf(), message: msg.clone() };
+    for op in batch.drain(..) {
+        match op {
+            Op::Events(_, Some(done)) | Op::Status { done: Some(done), .. } | Op::Finish { done: Some(done), .. } => {
+                let _ = done.send(Err(err()));
+            }
+            Op::CreateRun(_, done) => {
+                let _ = done.send(Err(err()));
+            }
+            Op::Exec(_) => {
+                // Never ran: its caller sees the writer's channel close when the op drops.
+            }
+            Op::Events(_, None) | Op::Status { done: None, .. } | Op::Finish { done: None, .. } => {}
+        }
+    }
+}
+
+fn insert_events(conn: &Connection, events: &[Event]) -> Result<(), rusqlite::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR REPLACE INTO events (run, seq, at, kind, step, attempt, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for e in events {
+        stmt.execute(params![e.run, e.seq, e.at, e.kind.as_str(), e.step, e.attempt, e.data])?;
+    }
+    Ok(())
+}
+
+fn insert_run(conn: &Connection, run: &NewRun) -> Result<RunKey, rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO runs (run_id, workflow, program, parent, parent_step, owner_as, priority, status, input, created_at, executor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        run.run_id,
+        run.workflow,
+        run.program,
+        run.parent,
+        run.parent_step,
+        run.owner_as,
+        run.priority,
+        run.status.as_str(),
+        run.input,
+        run.created_at,
+        run.executor
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// A process's claim on the runs it executes. The lock file stays locked while the
+/// process lives; the kernel releases it when the process dies, however it dies, which
+/// is how another process tells a crashed executor's runs from a live one's.
+pub struct Lease {
+    pub token: String,
+    _file: std::fs::File,
+}
+
+impl Lease {
+    fn dir(store: &Path) -> PathBuf {
+        let mut name = store.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".executors");
+        store.with_file_name(name)
+    }
+
+    /// Takes a new lease for this process.
+    pub fn acquire(store: &Path) -> Result<Lease, StoreError> {
+        let dir = Lease::dir(store);
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir { path: dir.clone(), source })?;
+        let token = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
+        let path = dir.join(format!("{token}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        file.try_lock().map_err(|e| StoreError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
+        Ok(Lease { token, _file: file })
+    }
+
+    /// Whether the executor holding `token` is still alive. A dead one's lock file is
+    /// removed.
+    pub fn is_alive(store: &Path, token: &str) -> bool {
+        let path = Lease::dir(store).join(format!("{token}.lock"));
+        let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else { return false };
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&path);
+                false
+            }
+            Err(_) => true,
+        }
+    }
+
+    pub fn release(self, store: &Path) {
+        let path = Lease::dir(store).join(format!("{}.lock", self.token));
+        let _ = std::fs::remove_file(path);
+    }
+}
