@@ -1,1 +1,51 @@
-fn main() {}
+//! Parser throughput: a generated 10,000-line program (500 workflows of 20 steps).
+//!
+//! Run with `cargo bench -p flow-grammar --bench parse`.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use flow_grammar::{FileId, parse, tokens};
+use std::hint::black_box;
+
+/// 500 workflows × 20 steps, each step a call with arguments, modifiers on some,
+/// expressions with interpolation and arithmetic: 10,000 lines in all.
+fn program() -> String {
+    let mut out = String::new();
+    for w in 0..500 {
+        out.push_str(&format!("/// Workflow number {w}.\nworkflow sync_{w}(limit: int = 10) -> {{ count: int }} {{\n"));
+        for s in 0..20 {
+            if s == 0 {
+                out.push_str("  step s0 = http.get(url: \"https://api.example.com/items\", query: { \"limit\": string(limit) })\n");
+            } else if s % 5 == 0 {
+                out.push_str(&format!(
+                    "  step s{s} = http.post(url: \"https://api.example.com/items/${{s{p}.status}}\", json: {{ n: {s} * limit }}) retry 3 delay 1s\n",
+                    p = s - 1
+                ));
+            } else {
+                out.push_str(&format!(
+                    "  step s{s} = http.get(url: \"https://api.example.com/items/{s}\") after s{p}\n",
+                    p = s - 1
+                ));
+            }
+        }
+        out.push_str("  return { count: s19.status + s0.status }\n}\n");
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let source = program();
+    let lines = source.lines().count();
+    assert!(lines >= 10_000, "generated {lines} lines");
+    let (_, diagnostics) = parse(FileId(0), &source);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+
+    let mut group = c.benchmark_group("parse");
+    group.throughput(Throughput::Bytes(source.len() as u64));
+    group.sample_size(20);
+    group.bench_function("10k_lines", |b| b.iter(|| parse(FileId(0), black_box(&source))));
+    group.bench_function("lex_10k_lines", |b| b.iter(|| tokens::lex(black_box(&source))));
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

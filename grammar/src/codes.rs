@@ -95,7 +95,6 @@ registry! {
     CONST_CYCLE = "E1011", "constants refer to each other in a cycle";
     NOT_AN_INTEGRATION = "E1012", "name is not an integration";
     NO_VALUE_HERE = "E1013", "step never has a value here";
-    MODULE_WITHOUT_INTEGRATION = "E1014", "module declares no single integration";
     NOT_A_TYPE = "E1015", "name is not a type";
     // ---- E21xx-E29xx: types outside expressions
     MISSING_ARGUMENT = "E2100", "missing required argument";

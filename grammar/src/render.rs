@@ -132,11 +132,21 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    /// Keeps a span inside its file so ariadne never indexes out of range.
+    /// Keeps a span inside its file and on character boundaries, so ariadne never
+    /// indexes out of range or into the middle of a character.
     fn clamp(&self, span: Span) -> Span {
-        let len = self.sources.get(span.file).map_or(0, |f| f.text.len());
-        let start = (span.start as usize).min(len);
-        let end = (span.end as usize).clamp(start, len);
+        let Some(file) = self.sources.get(span.file) else {
+            return Span::new(span.file, 0, 0);
+        };
+        let text = file.text.as_str();
+        let mut start = (span.start as usize).min(text.len());
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (span.end as usize).clamp(start, text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
         Span::new(span.file, start, end)
     }
 }

@@ -1,10 +1,9 @@
 //! Building the AST from pest's parse tree: one method per grammar rule, spans made
 //! absolute, literals decoded, binary operators folded by precedence, depth limited.
 
-use std::sync::LazyLock;
+use std::iter::Peekable;
 
 use pest::iterators::{Pair, Pairs};
-use pest::pratt_parser::{Assoc, Op, PrattParser};
 
 use super::literal::{self, Decoded, LiteralError};
 use super::{MAX_EXPRESSION_DEPTH, Rule};
@@ -16,24 +15,6 @@ use crate::tokens::Token;
 
 type P<'i> = Pair<'i, Rule>;
 type R<T> = Result<T, Diagnostic>;
-
-/// Binary operator precedence, lowest first. `??` binds tighter than comparisons and
-/// looser than arithmetic, as in Swift and Kotlin: `a ?? 0 > 5` is `(a ?? 0) > 5`.
-static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
-    PrattParser::new()
-        .op(Op::infix(Rule::op_or, Assoc::Left))
-        .op(Op::infix(Rule::op_and, Assoc::Left))
-        .op(Op::infix(Rule::op_eq, Assoc::Left)
-            | Op::infix(Rule::op_ne, Assoc::Left)
-            | Op::infix(Rule::op_lt, Assoc::Left)
-            | Op::infix(Rule::op_le, Assoc::Left)
-            | Op::infix(Rule::op_gt, Assoc::Left)
-            | Op::infix(Rule::op_ge, Assoc::Left)
-            | Op::infix(Rule::op_in, Assoc::Left))
-        .op(Op::infix(Rule::op_coalesce, Assoc::Left))
-        .op(Op::infix(Rule::op_add, Assoc::Left) | Op::infix(Rule::op_sub, Assoc::Left))
-        .op(Op::infix(Rule::op_mul, Assoc::Left) | Op::infix(Rule::op_div, Assoc::Left) | Op::infix(Rule::op_rem, Assoc::Left))
-});
 
 pub(crate) struct Builder<'s> {
     file: FileId,
@@ -118,7 +99,7 @@ impl<'s> Builder<'s> {
         let span = self.span(&p);
         let mut inner = p.into_children();
         let target = next(&mut inner)?;
-        let target = if target.as_rule() == Rule::string {
+        let target = if is_string_rule(target.as_rule()) {
             let target_span = self.span(&target);
             ImportTarget::File { path: self.plain_string(target)?, span: target_span }
         } else {
@@ -416,7 +397,7 @@ impl<'s> Builder<'s> {
             }
             Rule::notify_stmt => {
                 let integration = self.ident(next(&mut inner)?);
-                let target = self.postfix_expr(next(&mut inner)?)?.0;
+                let target = self.operand(&mut next(&mut inner)?.into_children().peekable())?.0;
                 let message = self.expr(next(&mut inner)?)?;
                 StatementKind::Notify { integration, target, message }
             }
@@ -632,14 +613,46 @@ impl<'s> Builder<'s> {
         }
     }
 
+    /// Folds an expression's flat sequence of operands and operators by precedence
+    /// (shunting-yard with explicit stacks, so long chains cost no recursion), then
+    /// applies a trailing `? then : else`.
     fn expr_built(&self, p: P<'_>) -> R<Built> {
-        let mut inner = p.into_children();
-        let (condition, dc) = self.binary(next(&mut inner)?)?;
-        let Some(then) = inner.next() else {
+        let mut children = p.into_children().peekable();
+        let mut operands: Vec<Built> = Vec::new();
+        let mut operators: Vec<BinaryOp> = Vec::new();
+        let mut ternary = None;
+        loop {
+            operands.push(self.operand(&mut children)?);
+            match children.peek().map(Pair::as_rule) {
+                Some(Rule::ternary) => {
+                    ternary = children.next();
+                    break;
+                }
+                Some(rule) if is_infix(rule) => {
+                    let op = binary_op(rule);
+                    children.next();
+                    while let Some(&top) = operators.last() {
+                        if precedence(top) < precedence(op) {
+                            break;
+                        }
+                        operators.pop();
+                        self.reduce(&mut operands, top)?;
+                    }
+                    operators.push(op);
+                }
+                _ => break,
+            }
+        }
+        while let Some(op) = operators.pop() {
+            self.reduce(&mut operands, op)?;
+        }
+        let (condition, dc) = operands.pop().ok_or_else(missing_node)?;
+        let Some(ternary) = ternary else {
             return Ok((condition, dc));
         };
-        let (then, dt) = self.expr_built(then)?;
-        let (otherwise, de) = self.expr_built(next(&mut inner)?)?;
+        let mut parts = ternary.into_children();
+        let (then, dt) = self.expr_built(next(&mut parts)?)?;
+        let (otherwise, de) = self.expr_built(next(&mut parts)?)?;
         let depth = dc.max(dt).max(de) + 1;
         let span = condition.span.to(otherwise.span);
         self.check_depth(depth, span)?;
@@ -647,70 +660,57 @@ impl<'s> Builder<'s> {
         Ok((Expr { kind, span }, depth))
     }
 
-    fn binary(&self, p: P<'_>) -> R<Built> {
-        PRATT
-            .map_primary(|unary| self.unary(unary))
-            .map_infix(|lhs, op, rhs| {
-                let (lhs, dl) = lhs?;
-                let (rhs, dr) = rhs?;
-                let depth = dl.max(dr) + 1;
-                let span = lhs.span.to(rhs.span);
-                self.check_depth(depth, span)?;
-                let kind = ExprKind::Binary { op: binary_op(op.as_rule()), lhs: Box::new(lhs), rhs: Box::new(rhs) };
-                Ok((Expr { kind, span }, depth))
-            })
-            .parse(p.into_children())
+    /// Replaces the top two operands by their combination with `op`.
+    fn reduce(&self, operands: &mut Vec<Built>, op: BinaryOp) -> R<()> {
+        let (rhs, dr) = operands.pop().ok_or_else(missing_node)?;
+        let (lhs, dl) = operands.pop().ok_or_else(missing_node)?;
+        let depth = dl.max(dr) + 1;
+        let span = lhs.span.to(rhs.span);
+        self.check_depth(depth, span)?;
+        operands.push((Expr { kind: ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span }, depth));
+        Ok(())
     }
 
-    fn unary(&self, p: P<'_>) -> R<Built> {
-        let mut ops: Vec<P<'_>> = Vec::new();
-        let mut operand = None;
-        for part in p.into_children() {
-            if matches!(part.as_rule(), Rule::op_not | Rule::op_neg) {
-                ops.push(part);
-            } else {
-                operand = Some(part);
+    /// One operand: prefix operators, a primary, then postfix selections and calls.
+    /// Postfix binds tighter than prefix: `-a.b` is `-(a.b)`.
+    fn operand<'i>(&self, children: &mut Peekable<Children<'i>>) -> R<Built> {
+        let mut prefix: Vec<P<'i>> = Vec::new();
+        let primary = loop {
+            let part = next(children)?;
+            match part.as_rule() {
+                Rule::op_not | Rule::op_neg => prefix.push(part),
+                _ => break part,
             }
-        }
-        let operand = operand.ok_or_else(|| self.error(codes::SYNTAX, Span::default(), "expected an expression"))?;
+        };
+        let has_postfix = children.peek().is_some_and(|c| is_postfix(c.as_rule()));
         // `-` directly before a numeric literal is part of the literal, so that
         // -9223372036854775808 is a valid int.
-        let (mut expr, mut depth) = match (ops.last(), bare_number(&operand)) {
-            (Some(op), Some(number)) if op.as_rule() == Rule::op_neg => {
-                let span = self.span(op).to(self.span(&number));
-                let folded = self.number(number, true, span)?;
-                ops.pop();
-                (folded, 1)
-            }
-            _ => self.postfix_expr(operand)?,
+        let fold = !has_postfix
+            && prefix.last().is_some_and(|op| op.as_rule() == Rule::op_neg)
+            && matches!(primary.as_rule(), Rule::int | Rule::double | Rule::duration);
+        let (mut expr, mut depth) = if fold {
+            let minus = prefix.pop().ok_or_else(missing_node)?;
+            let span = self.span(&minus).to(self.span(&primary));
+            (self.number(primary, true, span)?, 1)
+        } else {
+            self.primary(primary)?
         };
-        for op in ops.into_iter().rev() {
-            depth += 1;
-            let span = self.span(&op).to(expr.span);
-            self.check_depth(depth, span)?;
-            let op = if op.as_rule() == Rule::op_not { UnaryOp::Not } else { UnaryOp::Neg };
-            expr = Expr { kind: ExprKind::Unary { op, operand: Box::new(expr) }, span };
-        }
-        Ok((expr, depth))
-    }
-
-    fn postfix_expr(&self, p: P<'_>) -> R<Built> {
-        let mut inner = p.into_children();
-        let (mut expr, mut depth) = self.primary(next(&mut inner)?)?;
-        for post in inner {
+        while children.peek().is_some_and(|c| is_postfix(c.as_rule())) {
+            let post = next(children)?;
             let span = expr.span.to(self.span(&post));
             let rule = post.as_rule();
             let mut parts = post.into_children();
             let (kind, child_depth) = match rule {
                 Rule::member | Rule::optional_member | Rule::cel_optional_member => {
                     let access = access_of(rule);
-                    (ExprKind::Member { target: Box::new(expr), field: self.ident(next(&mut parts)?), access }, 0)
-                }
-                Rule::member_call | Rule::optional_call => {
-                    let function = self.ident(next(&mut parts)?);
-                    let (args, d) = self.args_built(next(&mut parts)?)?;
-                    let access = access_of(rule);
-                    (ExprKind::Call { target: Some(Box::new(expr)), function, args, access, root: false }, d)
+                    let field = self.ident(next(&mut parts)?);
+                    match parts.next() {
+                        Some(args) => {
+                            let (args, d) = self.args_built(args)?;
+                            (ExprKind::Call { target: Some(Box::new(expr)), function: field, args, access, root: false }, d)
+                        }
+                        None => (ExprKind::Member { target: Box::new(expr), field, access }, 0),
+                    }
                 }
                 _ => {
                     let (index, d) = self.expr_built(next(&mut parts)?)?;
@@ -720,6 +720,13 @@ impl<'s> Builder<'s> {
             depth = depth.max(child_depth) + 1;
             self.check_depth(depth, span)?;
             expr = Expr { kind, span };
+        }
+        for op in prefix.into_iter().rev() {
+            depth += 1;
+            let span = self.span(&op).to(expr.span);
+            self.check_depth(depth, span)?;
+            let op = if op.as_rule() == Rule::op_not { UnaryOp::Not } else { UnaryOp::Neg };
+            expr = Expr { kind: ExprKind::Unary { op, operand: Box::new(expr) }, span };
         }
         Ok((expr, depth))
     }
@@ -732,7 +739,7 @@ impl<'s> Builder<'s> {
             Rule::bool_true => leaf(ExprKind::Bool(true)),
             Rule::bool_false => leaf(ExprKind::Bool(false)),
             Rule::null => leaf(ExprKind::Null),
-            Rule::string => Ok((self.string(p)?, 1)),
+            Rule::raw_string | Rule::bytes_string | Rule::interpolated_string | Rule::plain_string => Ok((self.string(p)?, 1)),
             Rule::paren => self.expr_built(first(p)),
             Rule::list_literal => {
                 let mut depth = 0;
@@ -784,19 +791,6 @@ impl<'s> Builder<'s> {
                 self.check_depth(depth + 1, span)?;
                 Ok((Expr { kind: ExprKind::Map(entries), span }, depth + 1))
             }
-            Rule::global_call => {
-                let mut parts = p.into_children();
-                let mut part = next(&mut parts)?;
-                let root = part.as_rule() == Rule::leading_dot;
-                if root {
-                    part = next(&mut parts)?;
-                }
-                let function = self.ident(part);
-                let (args, depth) = self.args_built(next(&mut parts)?)?;
-                self.check_depth(depth + 1, span)?;
-                let kind = ExprKind::Call { target: None, function, args, access: Access::Plain, root };
-                Ok((Expr { kind, span }, depth + 1))
-            }
             _ => {
                 let mut parts = p.into_children();
                 let mut part = next(&mut parts)?;
@@ -804,7 +798,14 @@ impl<'s> Builder<'s> {
                 if root {
                     part = next(&mut parts)?;
                 }
-                leaf(ExprKind::Ident { name: part.as_str().to_owned(), root })
+                let Some(args) = parts.next() else {
+                    return leaf(ExprKind::Ident { name: part.as_str().to_owned(), root });
+                };
+                let function = self.ident(part);
+                let (args, depth) = self.args_built(args)?;
+                self.check_depth(depth + 1, span)?;
+                let kind = ExprKind::Call { target: None, function, args, access: Access::Plain, root };
+                Ok((Expr { kind, span }, depth + 1))
             }
         }
     }
@@ -894,9 +895,9 @@ impl<'s> Builder<'s> {
         }
     }
 
-    fn string(&self, p: P<'_>) -> R<Expr> {
-        let span = self.span(&p);
-        let form = first(p);
+    /// Builds a string or bytes literal from one of the string rules.
+    fn string(&self, form: P<'_>) -> R<Expr> {
+        let span = self.span(&form);
         let start = self.base + form.as_span().start();
         if form.as_rule() != Rule::interpolated_string {
             return match literal::string_literal(form.as_str()) {
@@ -906,7 +907,7 @@ impl<'s> Builder<'s> {
             };
         }
         let mut parts: Vec<StringPart> = Vec::new();
-        for part in first(form).into_children() {
+        for part in form.into_children() {
             let part_start = self.base + part.as_span().start();
             if part.as_rule() == Rule::interpolation {
                 parts.push(StringPart::Expr(self.expr(first(part))?));
@@ -944,7 +945,7 @@ impl<'i> IntoChildren<'i> for P<'i> {
 }
 
 fn not_keyword(p: &P<'_>) -> bool {
-    !matches!(p.as_rule(), Rule::kw_import
+    !matches!(p.as_rule(), Rule::comment | Rule::kw_import
         | Rule::kw_as
         | Rule::kw_type
         | Rule::kw_const
@@ -1000,19 +1001,52 @@ fn not_keyword(p: &P<'_>) -> bool {
         | Rule::kw_map)
 }
 
-/// The numeric literal a `postfix_expr` consists of, if it is nothing else.
-fn bare_number<'i>(p: &P<'i>) -> Option<P<'i>> {
-    let mut inner = p.clone().into_children();
-    let only = inner.next()?;
-    if inner.next().is_some() {
-        return None;
+fn is_string_rule(rule: Rule) -> bool {
+    matches!(rule, Rule::raw_string | Rule::bytes_string | Rule::interpolated_string | Rule::plain_string)
+}
+
+fn is_postfix(rule: Rule) -> bool {
+    matches!(rule, Rule::member | Rule::optional_member | Rule::cel_optional_member | Rule::index | Rule::optional_index)
+}
+
+fn is_infix(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::op_or
+            | Rule::op_and
+            | Rule::op_eq
+            | Rule::op_ne
+            | Rule::op_lt
+            | Rule::op_le
+            | Rule::op_gt
+            | Rule::op_ge
+            | Rule::op_in
+            | Rule::op_coalesce
+            | Rule::op_add
+            | Rule::op_sub
+            | Rule::op_mul
+            | Rule::op_div
+            | Rule::op_rem
+    )
+}
+
+/// Binary operator precedence, higher binds tighter. `??` binds tighter than
+/// comparisons and looser than arithmetic, as in Swift and Kotlin: `a ?? 0 > 5` is
+/// `(a ?? 0) > 5`.
+fn precedence(op: BinaryOp) -> u8 {
+    match op {
+        BinaryOp::Or => 1,
+        BinaryOp::And => 2,
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::In => 3,
+        BinaryOp::Coalesce => 4,
+        BinaryOp::Add | BinaryOp::Sub => 5,
+        BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => 6,
     }
-    matches!(only.as_rule(), Rule::int | Rule::double | Rule::duration).then_some(only)
 }
 
 fn access_of(rule: Rule) -> Access {
     match rule {
-        Rule::optional_member | Rule::optional_call => Access::NullSafe,
+        Rule::optional_member => Access::NullSafe,
         Rule::cel_optional_member | Rule::optional_index => Access::CelOptional,
         _ => Access::Plain,
     }
@@ -1046,10 +1080,14 @@ fn first(p: P<'_>) -> P<'_> {
 }
 
 fn next<'i>(pairs: &mut impl Iterator<Item = P<'i>>) -> R<P<'i>> {
-    pairs.next().ok_or_else(|| {
-        Diagnostic::new(codes::SYNTAX, Span::default(), "internal error: the parse tree is missing a node")
-            .with_note("this is a bug in Flow; please report it with the input that caused it")
-    })
+    pairs.next().ok_or_else(missing_node)
+}
+
+/// The grammar guarantees every node the builder asks for; a miss is a bug, reported
+/// as an internal error rather than a panic.
+fn missing_node() -> Diagnostic {
+    Diagnostic::new(codes::SYNTAX, Span::default(), "internal error: the parse tree is missing a node")
+        .with_note("this is a bug in Flow; please report it with the input that caused it")
 }
 
 /// The `///` lines directly above `offset`, without the markers, joined with newlines.

@@ -14,7 +14,7 @@ mod syntax_error;
 use pest::Parser;
 use pest_derive::Parser;
 
-use crate::ast::{Expr, Module, TypeExpr};
+use crate::ast::{Expr, Item, Module, TypeExpr};
 use crate::codes;
 use crate::diagnostic::Diagnostic;
 use crate::span::{FileId, Span};
@@ -30,6 +30,9 @@ pub(crate) struct FlowParser;
 pub const MAX_NESTING: usize = 128;
 /// Deepest expression tree accepted (operators chained without brackets count too).
 pub const MAX_EXPRESSION_DEPTH: u32 = 512;
+
+/// Runs of unexpected characters reported in full per item; the rest are counted.
+const MAX_UNKNOWN_REPORTS: usize = 10;
 
 /// Stack size for the parsing thread: enough for [`MAX_NESTING`] levels of pest recursion
 /// with a wide margin.
@@ -100,28 +103,39 @@ fn parse_fragment<T>(
 
 fn parse_module(file: FileId, source: &str) -> (Module, Vec<Diagnostic>) {
     let tokens = tokens::lex(source);
-    let mut items = Vec::new();
-    let mut diagnostics = Vec::new();
-    for chunk in split_items(source, &tokens) {
-        let problems = precheck(file, source, &tokens, &chunk);
-        if !problems.is_empty() {
-            diagnostics.extend(problems);
-            continue;
-        }
-        let text = &source[chunk.start..chunk.end];
-        match FlowParser::parse(Rule::module, text) {
-            Ok(mut pairs) => {
-                let builder = Builder::new(file, chunk.start, source, &tokens);
-                if let Some(module) = pairs.next() {
-                    let (mut built, mut problems) = builder.module_items(module);
-                    items.append(&mut built);
-                    diagnostics.append(&mut problems);
-                }
-            }
-            Err(error) => {
-                let detailed = reparse_with_detail(Rule::module, text);
-                diagnostics.push(syntax_error::convert(&error, detailed.as_ref(), file, chunk.start, source, &tokens));
-            }
+    let chunks = split_items(source, &tokens);
+    let workers = worker_count(source.len(), chunks.len());
+    let (mut items, mut diagnostics) = (Vec::new(), Vec::new());
+    if workers <= 1 {
+        (items, diagnostics) = parse_chunks(file, source, &tokens, &chunks);
+    } else {
+        // Items are independent, so large files are parsed by several threads, each on a
+        // contiguous run of items of about the same size; results keep source order.
+        let ranges = balanced_ranges(&chunks, workers);
+        let results: Vec<(Vec<Item>, Vec<Diagnostic>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ranges
+                .iter()
+                .map(|range| {
+                    let chunks = &chunks[range.clone()];
+                    let tokens = &tokens;
+                    std::thread::Builder::new()
+                        .name("flow-parser".into())
+                        .stack_size(PARSER_STACK_BYTES)
+                        .spawn_scoped(scope, move || parse_chunks(file, source, tokens, chunks))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .zip(&ranges)
+                .map(|(handle, range)| match handle {
+                    Ok(h) => h.join().unwrap_or_else(|_| internal_failure(file, &chunks[range.clone()])),
+                    Err(_) => parse_chunks(file, source, &tokens, &chunks[range.clone()]),
+                })
+                .collect()
+        });
+        for (mut i, mut d) in results {
+            items.append(&mut i);
+            diagnostics.append(&mut d);
         }
     }
     if items.is_empty() && diagnostics.is_empty() && tokens.iter().all(|t| t.kind.is_trivia()) {
@@ -131,6 +145,73 @@ fn parse_module(file: FileId, source: &str) -> (Module, Vec<Diagnostic>) {
         );
     }
     (Module { file, items, span: Span::new(file, 0, source.len()) }, diagnostics)
+}
+
+/// Below this size a file is parsed by one thread: starting others costs more than it saves.
+const PARALLEL_PARSE_BYTES: usize = 64 * 1024;
+
+fn worker_count(bytes: usize, chunks: usize) -> usize {
+    if bytes < PARALLEL_PARSE_BYTES || chunks < 4 {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8).min(chunks)
+}
+
+/// Splits the chunks into `parts` contiguous ranges of roughly equal byte size.
+fn balanced_ranges(chunks: &[Chunk], parts: usize) -> Vec<std::ops::Range<usize>> {
+    let total: usize = chunks.iter().map(|c| c.end - c.start).sum();
+    let target = total.div_ceil(parts.max(1));
+    let mut ranges = Vec::with_capacity(parts);
+    let (mut start, mut size) = (0, 0);
+    for (i, chunk) in chunks.iter().enumerate() {
+        size += chunk.end - chunk.start;
+        if size >= target && ranges.len() + 1 < parts {
+            ranges.push(start..i + 1);
+            start = i + 1;
+            size = 0;
+        }
+    }
+    if start < chunks.len() {
+        ranges.push(start..chunks.len());
+    }
+    ranges
+}
+
+/// What a parsing thread that stopped unexpectedly contributes: one internal error.
+fn internal_failure(file: FileId, chunks: &[Chunk]) -> (Vec<Item>, Vec<Diagnostic>) {
+    let start = chunks.first().map_or(0, |c| c.start);
+    let d = Diagnostic::new(codes::SYNTAX, Span::new(file, start, start), "internal error: the parser stopped unexpectedly")
+        .with_note("this is a bug in Flow; please report it with the input that caused it");
+    (Vec::new(), vec![d])
+}
+
+/// Parses a run of chunks: pre-check each, run pest, build the items.
+fn parse_chunks(file: FileId, source: &str, tokens: &[Token], chunks: &[Chunk]) -> (Vec<Item>, Vec<Diagnostic>) {
+    let mut items = Vec::new();
+    let mut diagnostics = Vec::new();
+    for chunk in chunks {
+        let problems = precheck(file, source, tokens, chunk);
+        if !problems.is_empty() {
+            diagnostics.extend(problems);
+            continue;
+        }
+        let text = &source[chunk.start..chunk.end];
+        match FlowParser::parse(Rule::module, text) {
+            Ok(mut pairs) => {
+                let builder = Builder::new(file, chunk.start, source, tokens);
+                if let Some(module) = pairs.next() {
+                    let (mut built, mut problems) = builder.module_items(module);
+                    items.append(&mut built);
+                    diagnostics.append(&mut problems);
+                }
+            }
+            Err(error) => {
+                let detailed = reparse_with_detail(Rule::module, text);
+                diagnostics.push(syntax_error::convert(&error, detailed.as_ref(), file, chunk.start, source, tokens));
+            }
+        }
+    }
+    (items, diagnostics)
 }
 
 /// Parses again with pest's attempt tracking switched on, to learn the furthest position
@@ -226,10 +307,18 @@ fn precheck(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> Vec<
     // An opener closed by a delimiter on a differently indented line is the likeliest
     // place for a missing closer (the closer was meant for an outer block).
     let mut suspect: Option<&Token> = None;
+    let mut unknown_reported = 0usize;
+    let mut unknown_more = 0usize;
+    let mut last_unknown = Span::default();
     for token in &tokens[chunk.tokens.clone()] {
         let span = Span::new(file, token.start, token.end);
         match token.kind {
+            TokenKind::Unknown if unknown_reported >= MAX_UNKNOWN_REPORTS => {
+                unknown_more += 1;
+                last_unknown = span;
+            }
             TokenKind::Unknown => {
+                unknown_reported += 1;
                 let text = token.text(source);
                 let shown: String = text.chars().map(describe_char).collect::<Vec<_>>().join(", ");
                 problems.push(
@@ -295,6 +384,12 @@ fn precheck(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> Vec<
             }
             _ => {}
         }
+    }
+    if unknown_more > 0 {
+        problems.push(
+            Diagnostic::new(codes::UNEXPECTED_CHARACTER, last_unknown, format!("{unknown_more} more runs of unexpected characters"))
+                .with_note("only the first ones in each item are shown in full; is this a Flow file?"),
+        );
     }
     if delimiters_ok && let Some(opener) = open.last() {
         let text = opener.text(source);
@@ -371,7 +466,8 @@ pub fn decode_source(file: FileId, bytes: &[u8]) -> Result<String, (String, Diag
             let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
             let diagnostic = Diagnostic::new(
                 codes::INVALID_UTF8,
-                Span::new(file, at, at + 1),
+                // The lossy text holds U+FFFD (three bytes) where the bad bytes were.
+                Span::new(file, at, at + char::REPLACEMENT_CHARACTER.len_utf8()),
                 format!("this file is not valid UTF-8: byte {} on line {line}", bad.join(" ")),
             )
             .with_label("not UTF-8")

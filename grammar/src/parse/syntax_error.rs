@@ -39,8 +39,8 @@ fn describe(rule: Rule) -> Option<Expectation> {
         Rule::test_statement => e("a test statement (`mock`, `run`, `expect` or `let`)", 1, &["mock", "run", "expect", "let"]),
         Rule::mock_behaviour | Rule::mock_returns | Rule::mock_fails => e("`returns` or `fails`", 1, &["returns", "fails"]),
         Rule::mock_times => e("`times`", 3, &["times"]),
-        Rule::setting_entry => e("a setting `name = value`", 1, &["timeout", "priority", "concurrency", "retry"]),
-        Rule::integration_setting => e("a setting `name = value`", 1, &[]),
+        Rule::setting_entry => e("a setting `name = value`", 2, &["timeout", "priority", "concurrency", "retry"]),
+        Rule::integration_setting => e("a setting `name = value`", 2, &[]),
         Rule::else_if | Rule::else_block => e("`else`", 3, &["else"]),
         Rule::parallel => e("`parallel`", 3, &["parallel"]),
         Rule::wait_until => e("`until`", 3, &["until"]),
@@ -58,18 +58,15 @@ fn describe(rule: Rule) -> Option<Expectation> {
         Rule::field_type | Rule::field_init => e("a field `name: ...`", 2, &[]),
         Rule::field_name | Rule::field_ident => e("a field name", 2, &[]),
         Rule::ident | Rule::qualified_name => e("a name", 2, &[]),
-        Rule::string => e("a string", 2, &[]),
+        Rule::raw_string | Rule::bytes_string | Rule::interpolated_string | Rule::plain_string => e("a string", 2, &[]),
         Rule::int => e("an integer", 2, &[]),
         Rule::duration => e("a duration such as `30s`", 2, &[]),
         Rule::expr
-        | Rule::binary
-        | Rule::unary
-        | Rule::postfix_expr
+        | Rule::notify_target
         | Rule::paren
         | Rule::list_literal
         | Rule::record_literal
         | Rule::map_literal
-        | Rule::global_call
         | Rule::identifier
         | Rule::double
         | Rule::uint
@@ -95,7 +92,7 @@ fn describe(rule: Rule) -> Option<Expectation> {
         | Rule::op_mul
         | Rule::op_div
         | Rule::op_rem => e("an operator", 5, &[]),
-        Rule::member | Rule::member_call | Rule::optional_member | Rule::optional_call | Rule::cel_optional_member | Rule::index | Rule::optional_index => e("`.field`, `[index]` or an operator", 5, &[]),
+        Rule::member | Rule::optional_member | Rule::cel_optional_member | Rule::index | Rule::optional_index => e("`.field`, `[index]` or an operator", 5, &[]),
         Rule::EOI => e("the end of the file", 6, &[]),
         _ => None,
     }
@@ -194,7 +191,11 @@ fn diagnose(rules: &[Rule], literals: &[String], file: FileId, position: usize, 
     if best_rank > 1 {
         let expects_expression = texts.iter().any(|t| t == "an expression");
         let expects_type = texts.iter().any(|t| t == "a type");
-        for literal in literals {
+        // Operator characters are always possible after an operand; they only matter
+        // when nothing more telling (`=>`, `)`, `:`) is expected.
+        let operator_like = |l: &str| matches!(l, "`<`" | "`>`" | "`=`" | "`[`" | "`(`" | "`{`");
+        let has_telling = literals.iter().any(|l| !operator_like(l));
+        for literal in literals.iter().filter(|l| !(has_telling && operator_like(l))) {
             let noise = match literal.as_str() {
                 "`{`" | "`[`" | "`(`" | "`<`" => {
                     expects_expression || expects_type || texts.iter().any(|t| t.contains(&literal[1..literal.len() - 1]))
