@@ -109,6 +109,10 @@ impl RunHandle {
     pub fn abort(&self) {
         self.join.abort();
     }
+
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
 }
 
 /// A compiled program the engine can run: the IR plus one prepared expression program

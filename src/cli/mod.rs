@@ -5,6 +5,7 @@ mod compile;
 mod fmt;
 mod graph;
 mod output;
+mod run;
 mod sources;
 
 use std::process::ExitCode;
@@ -55,6 +56,21 @@ pub enum Command {
     /// Steps are labelled with their action; solid edges are data, dashed edges `after`;
     /// `if`, `for` and `try` blocks are clusters. SVG needs Graphviz's `dot`.
     Graph(graph::GraphArgs),
+
+    /// Run a workflow durably and print its output as JSON.
+    ///
+    /// FILE is a `.flow` file (compiled first) or a `.flowc` artefact. Every step is
+    /// journaled in the store; a run interrupted in any way is finished by `flow resume`
+    /// or by the next `flow run` on the same store, without repeating finished steps.
+    /// Progress goes to stderr, the output to stdout. Exits 0 when the run completed,
+    /// 1 when it failed (or the file has errors), 2 on usage and I/O errors.
+    Run(run::RunArgs),
+
+    /// Finish runs left unfinished by a process that stopped (crash, kill, reboot).
+    ///
+    /// Without RUN_IDs, resumes every unfinished run of the store whose process is gone,
+    /// waiting out their timers. Prints one JSON line per run. Exits 0 when all completed.
+    Resume(run::ResumeArgs),
 }
 
 /// Exit status for a command that found errors in the user's input.
@@ -69,6 +85,8 @@ pub fn main() -> ExitCode {
         Command::Fmt(args) => fmt::run(args, cli.color),
         Command::Compile(args) => compile::run(args, cli.color),
         Command::Graph(args) => graph::run(args, cli.color),
+        Command::Run(args) => run::run(args, cli.color),
+        Command::Resume(args) => run::resume(args, cli.color),
     };
     match result {
         Ok(code) => code,

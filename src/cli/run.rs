@@ -1,0 +1,399 @@
+//! `flow run` and `flow resume`: execute workflows durably, showing live progress, and
+//! finish runs that a stopped process left unfinished.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use flow_compiler::ir::Program;
+use flow_grammar::SourceMap;
+use flow_runtime::builtins::Builtins;
+use flow_runtime::{
+    Durability, Engine, EngineConfig, Observer, Progress, Router, RunHandle, RunStatus, Store, StoreOptions,
+    format_duration,
+};
+use miette::{IntoDiagnostic, WrapErr, miette};
+
+use super::output::{ColorChoice, Format, plural, print_diagnostics};
+use super::sources::compile_file;
+use super::EXIT_FAILURE;
+
+/// Where runs are journaled unless `--store` says otherwise.
+pub const DEFAULT_STORE: &str = ".flow/flow.db";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// Every step result reaches the disk (fsync) before a dependent step starts.
+    Full,
+    /// Every step result reaches the operating system before a dependent starts:
+    /// survives the flow process being killed, not a power loss.
+    Process,
+}
+
+/// Options shared by the commands that open a store.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// The journal file (SQLite). Created when missing.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_STORE)]
+    pub store: PathBuf,
+}
+
+/// Options of the commands that execute runs.
+#[derive(Args, Clone)]
+pub struct ExecArgs {
+    /// Do not show step progress (the output JSON is still printed).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// How durable each step's result is before dependents start.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Full)]
+    pub durability: DurabilityArg,
+
+    /// Most runs executing at once in this process (runs parked on `wait` do not count).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub max_concurrent_runs: usize,
+
+    /// Most step calls in flight at once within one run.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_parallel_steps: usize,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// A `.flow` file (compiled first) or a `.flowc` artefact.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The workflow to run. Default: the one named like the file, or the file's only workflow.
+    #[arg(long, short = 'w', value_name = "NAME")]
+    pub workflow: Option<String>,
+
+    /// The workflow's arguments as a JSON object, or `@path` to read them from a file.
+    #[arg(long, short = 'i', value_name = "JSON|@FILE")]
+    pub input: Option<String>,
+
+    /// Run with the connections of this owner (a user or team).
+    #[arg(long = "as", value_name = "OWNER")]
+    pub owner: Option<String>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+#[derive(Args)]
+pub struct ResumeArgs {
+    /// Runs to resume; default: every unfinished run whose process stopped.
+    #[arg(value_name = "RUN_ID")]
+    pub runs: Vec<String>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+pub fn open_store(path: &Path, durability: DurabilityArg) -> miette::Result<Store> {
+    let durability = match durability {
+        DurabilityArg::Full => Durability::Full,
+        DurabilityArg::Process => Durability::Process,
+    };
+    Store::open(path, StoreOptions { durability, ..StoreOptions::default() }).map_err(|e| miette!("{e}"))
+}
+
+fn runtime() -> miette::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().into_diagnostic().wrap_err("cannot start the runtime")
+}
+
+/// Loads a program from a `.flow` (compiling it, printing diagnostics) or `.flowc` file.
+/// `Ok(None)`: the file has errors (already reported).
+pub fn load_program(file: &Path, color: ColorChoice) -> miette::Result<Option<Program>> {
+    if file.extension().is_some_and(|e| e == "flowc") {
+        let bytes = std::fs::read(file).into_diagnostic().wrap_err_with(|| format!("cannot read `{}`", file.display()))?;
+        return flow_compiler::artefact::decode(&bytes).map(Some).map_err(|e| miette!("{}: {e}", file.display()));
+    }
+    let mut sources = SourceMap::new();
+    let (_, compiled) = compile_file(&mut sources, file)?;
+    let compilation = match compiled {
+        Ok(c) => c,
+        Err(d) => {
+            print_diagnostics(&sources, &[d], Format::Human, color);
+            return Ok(None);
+        }
+    };
+    let errors: Vec<_> = compilation.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+    if !errors.is_empty() {
+        let tally = print_diagnostics(&sources, &errors, Format::Human, color);
+        eprintln!("not run: {}", plural(tally.errors, "error"));
+        return Ok(None);
+    }
+    Ok(Some(compilation.program))
+}
+
+/// The workflow `flow run FILE` runs when `--workflow` is not given.
+pub fn default_workflow(program: &Program, file: &Path) -> miette::Result<String> {
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if program.workflows.iter().any(|w| w.name == stem) {
+        return Ok(stem.to_owned());
+    }
+    let local: Vec<&str> = program.workflows.iter().map(|w| w.name.as_str()).filter(|n| !n.contains('.')).collect();
+    match local.as_slice() {
+        [only] => Ok((*only).to_owned()),
+        [] => Err(miette!("`{}` has no workflow to run", file.display())),
+        many => Err(miette!("`{}` has several workflows; choose one with --workflow: {}", file.display(), many.join(", "))),
+    }
+}
+
+fn parse_input(input: Option<&str>) -> miette::Result<serde_json::Value> {
+    let text = match input {
+        None => return Ok(serde_json::json!({})),
+        Some(s) => match s.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path).into_diagnostic().wrap_err_with(|| format!("cannot read `{path}`"))?,
+            None => s.to_owned(),
+        },
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).into_diagnostic().wrap_err("--input is not valid JSON")?;
+    if !value.is_object() {
+        return Err(miette!("--input must be a JSON object of the workflow's arguments"));
+    }
+    Ok(value)
+}
+
+fn engine(store: Store, exec: &ExecArgs, owner: Option<String>, observer: Arc<dyn Observer>) -> miette::Result<Engine> {
+    let builtins = Builtins::new().map_err(|e| miette!("{e}"))?;
+    let config = EngineConfig { max_concurrent_runs: exec.max_concurrent_runs, max_parallel_steps: exec.max_parallel_steps, owner };
+    Engine::new(store, Arc::new(Router::new(builtins)), config, observer).map_err(|e| miette!("{e}"))
+}
+
+pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
+    let Some(program) = load_program(&args.file, color)? else { return Ok(ExitCode::from(EXIT_FAILURE)) };
+    let workflow = match &args.workflow {
+        Some(w) => w.clone(),
+        None => default_workflow(&program, &args.file)?,
+    };
+    let input = parse_input(args.input.as_deref())?;
+    let store = open_store(&args.store.store, args.exec.durability)?;
+    let display = Arc::new(Display::new(args.exec.quiet, color));
+    let engine = engine(store, &args.exec, args.owner.clone(), display.clone())?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let recovered = engine.recover().await.map_err(|e| miette!("{e}"))?;
+        if !recovered.is_empty() {
+            display.note(&format!("resuming {} left unfinished by a stopped process", plural(recovered.len(), "run")));
+        }
+        let loaded = engine.load(program).await.map_err(|e| miette!("{e}"))?;
+        let handle = match engine.submit(&loaded, &workflow, input).await {
+            Ok(h) => h,
+            Err(e) => return Err(miette!("{e}")),
+        };
+        display.note(&format!("run {} of {workflow}", handle.run_id));
+        let outcome = tokio::select! {
+            o = handle.outcome() => o,
+            _ = tokio::signal::ctrl_c() => {
+                display.finish();
+                let _ = engine.store().flush().await;
+                eprintln!("interrupted; the run is journaled: finish it with `flow resume`");
+                return Ok(ExitCode::from(130));
+            }
+        };
+        finish_recovered(&engine, recovered).await;
+        display.finish();
+        let _ = engine.shutdown().await;
+        print_outcome(&outcome.output, outcome.status, outcome.error.as_ref(), &outcome.run_id)
+    })
+}
+
+/// Waits for resumed runs that are still working; those parked on a timer are left for
+/// `flow resume` (their journal already holds everything they did).
+async fn finish_recovered(engine: &Engine, mut handles: Vec<RunHandle>) {
+    while !handles.is_empty() {
+        let mut keep = Vec::new();
+        for h in handles {
+            if h.is_finished() {
+                let _ = h.outcome().await;
+                continue;
+            }
+            let store = engine.store().clone();
+            let key = h.key;
+            let status = tokio::task::spawn_blocking(move || store.status_of(key)).await.ok().and_then(Result::ok).flatten();
+            if status == Some(RunStatus::Waiting) {
+                h.abort();
+            } else {
+                keep.push(h);
+            }
+        }
+        handles = keep;
+        if !handles.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn print_outcome(
+    output: &serde_json::Value,
+    status: RunStatus,
+    error: Option<&flow_runtime::StepError>,
+    run_id: &str,
+) -> miette::Result<ExitCode> {
+    match status {
+        RunStatus::Completed => {
+            println!("{}", serde_json::to_string_pretty(output).into_diagnostic()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => {
+            let message = error.map(ToString::to_string).unwrap_or_else(|| "failed".into());
+            eprintln!("run {run_id} {}: {message}", status.as_str());
+            Ok(ExitCode::from(EXIT_FAILURE))
+        }
+    }
+}
+
+pub fn resume(args: ResumeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
+    let store = open_store(&args.store.store, args.exec.durability)?;
+    let display = Arc::new(Display::new(args.exec.quiet, color));
+    let engine = engine(store, &args.exec, None, display.clone())?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let handles = if args.runs.is_empty() {
+            engine.recover().await.map_err(|e| miette!("{e}"))?
+        } else {
+            let mut hs = Vec::new();
+            for id in &args.runs {
+                hs.push(engine.resume(id).await.map_err(|e| miette!("{e}"))?);
+            }
+            hs
+        };
+        if handles.is_empty() {
+            display.finish();
+            eprintln!("nothing to resume: every run in {} has finished or is running", engine.store().path().display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        display.note(&format!("resuming {}", plural(handles.len(), "run")));
+        let mut failed = 0usize;
+        let mut outcomes = Vec::new();
+        for h in handles {
+            let o = h.outcome().await;
+            if o.status != RunStatus::Completed {
+                failed += 1;
+            }
+            outcomes.push(o);
+        }
+        display.finish();
+        let _ = engine.shutdown().await;
+        for o in &outcomes {
+            let line = serde_json::json!({ "run": o.run_id, "status": o.status.as_str(), "output": o.output, "error": o.error });
+            println!("{line}");
+        }
+        Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILURE) })
+    })
+}
+
+/// Live progress: a spinner with the steps in flight on a terminal, plain lines
+/// otherwise; nothing with `--quiet`. Always on stderr, so stdout stays the output.
+struct Display {
+    quiet: bool,
+    color: bool,
+    bar: Option<indicatif::ProgressBar>,
+    running: Mutex<Vec<String>>,
+}
+
+impl Display {
+    fn new(quiet: bool, color: ColorChoice) -> Display {
+        let tty = std::io::stderr().is_terminal();
+        let bar = (!quiet && tty).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(100));
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Display { quiet, color: color.stderr(), bar, running: Mutex::new(Vec::new()) }
+    }
+
+    fn line(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn note(&self, text: &str) {
+        self.line(text);
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+    }
+
+    fn refresh(&self) {
+        if let Some(bar) = &self.bar {
+            let running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            bar.set_message(if running.is_empty() { String::new() } else { format!("running {}", running.join(", ")) });
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Display {
+    fn progress(&self, run_id: &str, workflow: &str, child: bool, event: &Progress) {
+        if self.quiet {
+            return;
+        }
+        let prefix = if child { format!("  {workflow}: ") } else { String::new() };
+        match event {
+            Progress::RunStarted { resumed: true } => self.line(&format!("{prefix}resumed run {run_id} of {workflow}")),
+            Progress::StepStarted { step, attempt } => {
+                self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(step.clone());
+                if self.bar.is_none() {
+                    let retry = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+                    self.line(&format!("{prefix}▸ {step}{retry}"));
+                }
+                self.refresh();
+            }
+            Progress::StepSucceeded { step, elapsed, replayed, .. } => {
+                self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|s| s != step);
+                let detail = if *replayed { "done before the restart".to_owned() } else { format_duration(*elapsed) };
+                self.line(&format!("{prefix}{} {step} ({detail})", self.paint("32", "✓")));
+                self.refresh();
+            }
+            Progress::StepFailed { step, attempt, error, last } => {
+                self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|s| s != step);
+                let then = if *last { "" } else { ", will retry" };
+                self.line(&format!(
+                    "{prefix}{} {step} attempt {attempt}: {}: {}{then}",
+                    self.paint("31", "✗"),
+                    error.kind.as_str(),
+                    error.message
+                ));
+                self.refresh();
+            }
+            Progress::Waiting { key, until_ms } => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                let left = Duration::from_millis(u64::try_from(until_ms - now).unwrap_or(0));
+                self.line(&format!("{prefix}⏸ {key}: waiting {}", format_duration(left)));
+            }
+            Progress::Log { message } => self.line(&format!("{prefix}log: {message}")),
+            Progress::RunFinished { status } if child => self.line(&format!("{prefix}child run {run_id} {}", status.as_str())),
+            Progress::RunStarted { .. } | Progress::RunFinished { .. } => {}
+        }
+    }
+}
