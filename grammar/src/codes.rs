@@ -64,6 +64,7 @@ registry! {
     UNMATCHED_DELIMITER = "E0010", "unmatched closing delimiter";
     UNCLOSED_DELIMITER = "E0011", "unclosed delimiter";
     DUPLICATE_MODIFIER = "E0012", "step modifier given twice";
+    FILE_TOO_LARGE = "E0013", "source file too large";
     // ---- E20xx: expression types
     UNKNOWN_VARIABLE = "E2000", "unknown name in an expression";
     TYPE_MISMATCH = "E2001", "type mismatch";

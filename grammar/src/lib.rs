@@ -16,5 +16,5 @@ pub mod tokens;
 
 pub use codes::Code;
 pub use diagnostic::{Diagnostic, Label, Severity, has_errors};
-pub use parse::{MAX_EXPRESSION_DEPTH, MAX_NESTING, decode_source, parse, parse_expression, parse_type};
+pub use parse::{MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_SOURCE_BYTES, decode_source, parse, parse_expression, parse_type};
 pub use span::{FileId, LineColumn, SourceFile, SourceMap, Span};

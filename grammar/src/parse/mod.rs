@@ -38,10 +38,24 @@ const MAX_UNKNOWN_REPORTS: usize = 10;
 /// with a wide margin.
 const PARSER_STACK_BYTES: usize = 256 * 1024 * 1024;
 
+/// Largest source file accepted. Real programs are far smaller; the limit keeps a stray
+/// data file from tying up the checker or the language server.
+pub const MAX_SOURCE_BYTES: usize = 8 * 1024 * 1024;
+
 /// Parses a whole `.flow` file. Returns every item that parsed, plus diagnostics for
 /// the ones that did not.
 pub fn parse(file: FileId, source: &str) -> (Module, Vec<Diagnostic>) {
     let span = Span::new(file, 0, source.len());
+    if source.len() > MAX_SOURCE_BYTES {
+        let mib = |n: usize| n as f64 / (1024.0 * 1024.0);
+        let d = Diagnostic::new(
+            codes::FILE_TOO_LARGE,
+            Span::new(file, 0, 0),
+            format!("this file is {:.1} MiB; Flow reads source files of up to {:.0} MiB", mib(source.len()), mib(MAX_SOURCE_BYTES)),
+        )
+        .with_help("split the program into modules and `import` them, or check that this is the file you meant");
+        return (Module { file, items: Vec::new(), span }, vec![d]);
+    }
     on_large_stack(span, || parse_module(file, source))
         .unwrap_or_else(|d| (Module { file, items: Vec::new(), span }, vec![d]))
 }
