@@ -1,8 +1,8 @@
 //! Run admission: at most `max` runs execute at once; when a slot frees, the waiting run
 //! with the highest priority gets it (first come, first served within a priority).
 
-use std::collections::BinaryHeap;
 use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
@@ -38,7 +38,9 @@ impl PartialOrd for Waiter {
 impl Ord for Waiter {
     /// Higher priority first, then the earlier ticket.
     fn cmp(&self, other: &Waiter) -> Ordering {
-        self.priority.cmp(&other.priority).then_with(|| other.ticket.cmp(&self.ticket))
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.ticket.cmp(&self.ticket))
     }
 }
 
@@ -71,7 +73,12 @@ impl Drop for Wait {
 impl Admission {
     pub fn new(max: usize) -> Arc<Admission> {
         Arc::new(Admission {
-            state: Mutex::new(State { max: max.max(1), running: 0, next_ticket: 0, waiting: BinaryHeap::new() }),
+            state: Mutex::new(State {
+                max: max.max(1),
+                running: 0,
+                next_ticket: 0,
+                waiting: BinaryHeap::new(),
+            }),
         })
     }
 
@@ -81,24 +88,35 @@ impl Admission {
             let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             if s.running < s.max && s.waiting.is_empty() {
                 s.running += 1;
-                return Permit { admission: Arc::clone(self) };
+                return Permit {
+                    admission: Arc::clone(self),
+                };
             }
             let (wake, rx) = oneshot::channel();
             let ticket = s.next_ticket;
             s.next_ticket += 1;
-            s.waiting.push(Waiter { priority, ticket, wake });
+            s.waiting.push(Waiter {
+                priority,
+                ticket,
+                wake,
+            });
             rx
         };
         // The slot is handed over (`running` already counts it) when the sender fires. If
         // this future is dropped after a hand-over it never saw, the wait's guard gives
         // the slot back.
-        let mut wait = Wait { rx: Some(rx), admission: Arc::clone(self) };
+        let mut wait = Wait {
+            rx: Some(rx),
+            admission: Arc::clone(self),
+        };
         let rx = wait.rx.as_mut();
         if let Some(rx) = rx {
             let _ = rx.await;
         }
         wait.rx = None;
-        Permit { admission: Arc::clone(self) }
+        Permit {
+            admission: Arc::clone(self),
+        }
     }
 
     fn release(&self) {
@@ -114,7 +132,10 @@ impl Admission {
 
     /// Runs executing now.
     pub fn running(&self) -> usize {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).running
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .running
     }
 }
 
@@ -141,7 +162,10 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(*order.lock().unwrap(), vec!["high", "high2", "normal", "low"]);
+        assert_eq!(
+            *order.lock().unwrap(),
+            vec!["high", "high2", "normal", "low"]
+        );
         assert_eq!(adm.running(), 0);
     }
 

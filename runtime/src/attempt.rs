@@ -13,7 +13,12 @@ pub trait AttemptObserver {
     /// Attempt `attempt` (1-based) is about to start.
     fn started(&mut self, attempt: u32) -> impl Future<Output = ()> + Send;
     /// Attempt `attempt` failed; `last` says no attempt follows.
-    fn failed(&mut self, attempt: u32, error: &StepError, last: bool) -> impl Future<Output = ()> + Send;
+    fn failed(
+        &mut self,
+        attempt: u32,
+        error: &StepError,
+        last: bool,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// Runs attempts `first..` of a call until one succeeds, the error is not retryable, or
@@ -22,6 +27,7 @@ pub trait AttemptObserver {
 pub async fn run_attempts<T, F, Fut, O>(
     policy: &RetryPolicy,
     timeout: Option<Duration>,
+    skip_delays: bool,
     first: u32,
     rng: &mut fastrand::Rng,
     observer: &mut O,
@@ -38,7 +44,10 @@ where
         let outcome = match timeout {
             Some(limit) => match tokio::time::timeout(limit, call(attempt)).await {
                 Ok(r) => r,
-                Err(_) => Err(StepError::timeout(format!("timed out after {}", crate::format_duration(limit)))),
+                Err(_) => Err(StepError::timeout(format!(
+                    "timed out after {}",
+                    crate::format_duration(limit)
+                ))),
             },
             None => call(attempt).await,
         };
@@ -55,7 +64,9 @@ where
                 if let Some(after) = e.retry_after {
                     wait = wait.max(after);
                 }
-                tokio::time::sleep(wait).await;
+                if !skip_delays {
+                    tokio::time::sleep(wait).await;
+                }
                 attempt += 1;
             }
         }
@@ -75,7 +86,10 @@ mod tests {
             self.0.push(format!("start {attempt} at {}ms", now_ms()));
         }
         async fn failed(&mut self, attempt: u32, error: &StepError, last: bool) {
-            self.0.push(format!("fail {attempt} {} last={last}", error.kind.as_str()));
+            self.0.push(format!(
+                "fail {attempt} {} last={last}",
+                error.kind.as_str()
+            ));
         }
     }
 
@@ -95,7 +109,13 @@ mod tests {
     }
 
     fn policy(attempts: u32, delay_ms: u64, backoff: f64) -> RetryPolicy {
-        RetryPolicy { attempts, delay: Duration::from_millis(delay_ms), backoff, max_delay: Some(Duration::from_secs(5)), jitter: false }
+        RetryPolicy {
+            attempts,
+            delay: Duration::from_millis(delay_ms),
+            backoff,
+            max_delay: Some(Duration::from_secs(5)),
+            jitter: false,
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -103,9 +123,21 @@ mod tests {
         now_ms();
         let mut log = Log::default();
         let mut rng = fastrand::Rng::with_seed(7);
-        let (v, attempts) = run_attempts(&policy(4, 1000, 2.0), None, 1, &mut rng, &mut log, |n| async move {
-            if n < 3 { Err(StepError::communication("blip")) } else { Ok(n * 10) }
-        })
+        let (v, attempts) = run_attempts(
+            &policy(4, 1000, 2.0),
+            None,
+            false,
+            1,
+            &mut rng,
+            &mut log,
+            |n| async move {
+                if n < 3 {
+                    Err(StepError::communication("blip"))
+                } else {
+                    Ok(n * 10)
+                }
+            },
+        )
         .await
         .unwrap();
         assert_eq!((v, attempts), (30, 3));
@@ -126,28 +158,53 @@ mod tests {
         now_ms();
         let mut log = Log::default();
         let mut rng = fastrand::Rng::with_seed(1);
-        let result = run_attempts(&policy(2, 100, 1.0), Some(Duration::from_secs(1)), 1, &mut rng, &mut log, |_| async {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            Ok::<_, StepError>(())
-        })
+        let result = run_attempts(
+            &policy(2, 100, 1.0),
+            Some(Duration::from_secs(1)),
+            false,
+            1,
+            &mut rng,
+            &mut log,
+            |_| async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok::<_, StepError>(())
+            },
+        )
         .await;
         let err = result.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Timeout);
         assert_eq!(err.attempts, 2);
-        assert_eq!(log.0, vec!["start 1 at 0ms", "fail 1 timeout last=false", "start 2 at 1100ms", "fail 2 timeout last=true"]);
+        assert_eq!(
+            log.0,
+            vec![
+                "start 1 at 0ms",
+                "fail 1 timeout last=false",
+                "start 2 at 1100ms",
+                "fail 2 timeout last=true"
+            ]
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn permanent_errors_are_not_retried() {
         let mut log = Log::default();
         let mut rng = fastrand::Rng::with_seed(1);
-        let err = run_attempts(&policy(5, 100, 1.0), None, 1, &mut rng, &mut log, |_| async {
-            Err::<(), _>(StepError::new(ErrorKind::Authentication, "bad token"))
-        })
+        let err = run_attempts(
+            &policy(5, 100, 1.0),
+            None,
+            false,
+            1,
+            &mut rng,
+            &mut log,
+            |_| async { Err::<(), _>(StepError::new(ErrorKind::Authentication, "bad token")) },
+        )
         .await
         .unwrap_err();
         assert_eq!(err.attempts, 1);
-        assert_eq!(log.0.last().map(String::as_str), Some("fail 1 authentication last=true"));
+        assert_eq!(
+            log.0.last().map(String::as_str),
+            Some("fail 1 authentication last=true")
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -155,9 +212,21 @@ mod tests {
         now_ms();
         let mut log = Log::default();
         let mut rng = fastrand::Rng::with_seed(1);
-        run_attempts(&policy(2, 10, 1.0), None, 1, &mut rng, &mut log, |n| async move {
-            if n == 1 { Err(StepError::communication("429").with_retry_after(Duration::from_secs(7))) } else { Ok(()) }
-        })
+        run_attempts(
+            &policy(2, 10, 1.0),
+            None,
+            false,
+            1,
+            &mut rng,
+            &mut log,
+            |n| async move {
+                if n == 1 {
+                    Err(StepError::communication("429").with_retry_after(Duration::from_secs(7)))
+                } else {
+                    Ok(())
+                }
+            },
+        )
         .await
         .unwrap();
         assert_eq!(log.0[2], "start 2 at 7000ms");
@@ -168,16 +237,27 @@ mod tests {
         now_ms();
         let mut log = Log::default();
         let mut rng = fastrand::Rng::with_seed(42);
-        let p = RetryPolicy { jitter: true, ..policy(3, 1000, 2.0) };
-        run_attempts(&p, None, 1, &mut rng, &mut log, |n| async move {
-            if n < 3 { Err(StepError::communication("x")) } else { Ok(()) }
+        let p = RetryPolicy {
+            jitter: true,
+            ..policy(3, 1000, 2.0)
+        };
+        run_attempts(&p, None, false, 1, &mut rng, &mut log, |n| async move {
+            if n < 3 {
+                Err(StepError::communication("x"))
+            } else {
+                Ok(())
+            }
         })
         .await
         .unwrap();
         let starts: Vec<u128> = log
             .0
             .iter()
-            .filter_map(|l| l.strip_prefix("start ").and_then(|r| r.split(" at ").nth(1)).and_then(|t| t.trim_end_matches("ms").parse().ok()))
+            .filter_map(|l| {
+                l.strip_prefix("start ")
+                    .and_then(|r| r.split(" at ").nth(1))
+                    .and_then(|t| t.trim_end_matches("ms").parse().ok())
+            })
             .collect();
         assert_eq!(starts.len(), 3);
         assert!(starts[1] <= 1000, "{starts:?}");
@@ -188,9 +268,15 @@ mod tests {
     async fn a_resumed_step_continues_counting_attempts() {
         let mut log = Log::default();
         let mut rng = fastrand::Rng::with_seed(1);
-        let err = run_attempts(&policy(3, 10, 1.0), None, 3, &mut rng, &mut log, |_| async {
-            Err::<(), _>(StepError::communication("down"))
-        })
+        let err = run_attempts(
+            &policy(3, 10, 1.0),
+            None,
+            false,
+            3,
+            &mut rng,
+            &mut log,
+            |_| async { Err::<(), _>(StepError::communication("down")) },
+        )
         .await
         .unwrap_err();
         assert_eq!(err.attempts, 3);

@@ -13,8 +13,14 @@ pub struct Clock {
 impl Clock {
     /// A clock reading the system time now and advancing with tokio's clock.
     pub fn system() -> Clock {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
-        Clock { base_wall_nanos: wall, base: tokio::time::Instant::now() }
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        Clock {
+            base_wall_nanos: wall,
+            base: tokio::time::Instant::now(),
+        }
     }
 
     /// Unix nanoseconds now.
@@ -30,6 +36,10 @@ impl Clock {
     /// How long until the Unix-millisecond instant `at` (zero when it has passed).
     pub fn until_millis(&self, at: i64) -> Duration {
         let now = self.now_millis();
-        if at <= now { Duration::ZERO } else { Duration::from_millis(u64::try_from(at - now).unwrap_or(0)) }
+        if at <= now {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(u64::try_from(at - now).unwrap_or(0))
+        }
     }
 }

@@ -25,11 +25,19 @@ pub struct EngineConfig {
     pub max_parallel_steps: usize,
     /// `--as OWNER`: whose connections the runs use.
     pub owner: Option<String>,
+    /// Retry delays and `wait` timers elapse at once (for `flow test`); they are still
+    /// journaled.
+    pub skip_delays: bool,
 }
 
 impl Default for EngineConfig {
     fn default() -> EngineConfig {
-        EngineConfig { max_concurrent_runs: 50, max_parallel_steps: 64, owner: None }
+        EngineConfig {
+            max_concurrent_runs: 50,
+            max_parallel_steps: 64,
+            owner: None,
+            skip_delays: false,
+        }
     }
 }
 
@@ -38,7 +46,10 @@ pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("no workflow named `{name}` in this program{}", did_you_mean(.candidates))]
-    NoSuchWorkflow { name: String, candidates: Vec<String> },
+    NoSuchWorkflow {
+        name: String,
+        candidates: Vec<String>,
+    },
     #[error("the program of run {run_id} is missing from the store or unreadable: {detail}")]
     Program { run_id: String, detail: String },
     #[error("run {0} has already finished")]
@@ -48,19 +59,45 @@ pub enum EngineError {
 }
 
 fn did_you_mean(candidates: &[String]) -> String {
-    if candidates.is_empty() { String::new() } else { format!("; it has: {}", candidates.join(", ")) }
+    if candidates.is_empty() {
+        String::new()
+    } else {
+        format!("; it has: {}", candidates.join(", "))
+    }
 }
 
 /// A progress notification for whoever shows runs to people.
 #[derive(Clone, Debug)]
 pub enum Progress {
-    RunStarted { resumed: bool },
-    StepStarted { step: String, attempt: u32 },
-    StepSucceeded { step: String, attempt: u32, elapsed: Duration, replayed: bool },
-    StepFailed { step: String, attempt: u32, error: StepError, last: bool },
-    Waiting { key: String, until_ms: i64 },
-    Log { message: String },
-    RunFinished { status: RunStatus },
+    RunStarted {
+        resumed: bool,
+    },
+    StepStarted {
+        step: String,
+        attempt: u32,
+    },
+    StepSucceeded {
+        step: String,
+        attempt: u32,
+        elapsed: Duration,
+        replayed: bool,
+    },
+    StepFailed {
+        step: String,
+        attempt: u32,
+        error: StepError,
+        last: bool,
+    },
+    Waiting {
+        key: String,
+        until_ms: i64,
+    },
+    Log {
+        message: String,
+    },
+    RunFinished {
+        status: RunStatus,
+    },
 }
 
 /// Receives progress; the CLI draws it, tests collect it.
@@ -132,19 +169,37 @@ impl Loaded {
     }
 
     fn with_hash(program: Program, hash: String) -> Loaded {
-        let exprs = program.workflows.iter().map(|w| Arc::new(flow_expr::Program::new(w.exprs.clone()))).collect();
-        Loaded { program: Arc::new(program), hash, exprs, arenas: Mutex::new(HashMap::new()) }
+        let exprs = program
+            .workflows
+            .iter()
+            .map(|w| Arc::new(flow_expr::Program::new(w.exprs.clone())))
+            .collect();
+        Loaded {
+            program: Arc::new(program),
+            hash,
+            exprs,
+            arenas: Mutex::new(HashMap::new()),
+        }
     }
 
     /// A prepared arena of an action (`kind` 0) or notify mapping (`kind` 1) of an integration.
-    pub(crate) fn action_exprs(&self, integration: u32, index: u32, notify: bool) -> Option<Arc<flow_expr::Program>> {
+    pub(crate) fn action_exprs(
+        &self,
+        integration: u32,
+        index: u32,
+        notify: bool,
+    ) -> Option<Arc<flow_expr::Program>> {
         let key = (integration, if notify { u32::MAX } else { index });
         let mut cache = self.arenas.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(p) = cache.get(&key) {
             return Some(Arc::clone(p));
         }
         let integ = self.program.integrations.get(integration as usize)?;
-        let arena = if notify { integ.notify.as_ref()?.exprs.clone() } else { integ.actions.get(index as usize)?.exprs.clone() };
+        let arena = if notify {
+            integ.notify.as_ref()?.exprs.clone()
+        } else {
+            integ.actions.get(index as usize)?.exprs.clone()
+        };
         let p = Arc::new(flow_expr::Program::new(arena));
         cache.insert(key, Arc::clone(&p));
         Some(p)
@@ -213,24 +268,51 @@ impl Engine {
     /// Registers a compiled program and saves it in the store, so its runs can be
     /// resumed without the source.
     pub async fn load(&self, program: Program) -> Result<Arc<Loaded>, EngineError> {
-        let bytes = serde_json::to_vec(&program)
-            .map_err(|e| EngineError::Program { run_id: String::new(), detail: e.to_string() })?;
+        let bytes = serde_json::to_vec(&program).map_err(|e| EngineError::Program {
+            run_id: String::new(),
+            detail: e.to_string(),
+        })?;
         let hash = content_hash(&bytes);
-        if let Some(l) = self.inner.programs.lock().unwrap_or_else(PoisonError::into_inner).get(&hash) {
+        if let Some(l) = self
+            .inner
+            .programs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&hash)
+        {
             return Ok(Arc::clone(l));
         }
-        self.inner.store.save_program(&hash, bytes, self.inner.clock.now_millis()).await?;
+        self.inner
+            .store
+            .save_program(&hash, bytes, self.inner.clock.now_millis())
+            .await?;
         let loaded = Arc::new(Loaded::with_hash(program, hash.clone()));
-        self.inner.programs.lock().unwrap_or_else(PoisonError::into_inner).insert(hash, Arc::clone(&loaded));
+        self.inner
+            .programs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(hash, Arc::clone(&loaded));
         Ok(loaded)
     }
 
     /// Starts a run of `workflow` with `input` (a JSON object of arguments). Returns once
     /// the run is durably accepted.
-    pub async fn submit(&self, loaded: &Arc<Loaded>, workflow: &str, input: Json) -> Result<RunHandle, EngineError> {
-        let (wf_id, wf) = loaded.program.workflow_by_name(workflow).ok_or_else(|| EngineError::NoSuchWorkflow {
-            name: workflow.to_owned(),
-            candidates: loaded.program.workflows.iter().map(|w| w.name.clone()).collect(),
+    pub async fn submit(
+        &self,
+        loaded: &Arc<Loaded>,
+        workflow: &str,
+        input: Json,
+    ) -> Result<RunHandle, EngineError> {
+        let (wf_id, wf) = loaded.program.workflow_by_name(workflow).ok_or_else(|| {
+            EngineError::NoSuchWorkflow {
+                name: workflow.to_owned(),
+                candidates: loaded
+                    .program
+                    .workflows
+                    .iter()
+                    .map(|w| w.name.clone())
+                    .collect(),
+            }
         })?;
         let run_id = new_run_id(&self.inner.clock);
         let priority = priority_value(wf.settings.priority);
@@ -254,36 +336,76 @@ impl Engine {
         Ok(self.spawn(Arc::clone(loaded), wf_id, key, run_id, input, false))
     }
 
-    fn spawn(&self, loaded: Arc<Loaded>, wf: WorkflowId, key: RunKey, run_id: String, input: Json, resumed: bool) -> RunHandle {
-        let workflow = loaded.program.workflow(wf).map(|w| w.name.clone()).unwrap_or_default();
+    fn spawn(
+        &self,
+        loaded: Arc<Loaded>,
+        wf: WorkflowId,
+        key: RunKey,
+        run_id: String,
+        input: Json,
+        resumed: bool,
+    ) -> RunHandle {
+        let workflow = loaded
+            .program
+            .workflow(wf)
+            .map(|w| w.name.clone())
+            .unwrap_or_default();
         let inner = Arc::clone(&self.inner);
         let rid = run_id.clone();
-        let join = tokio::spawn(async move { drive_top(inner, loaded, wf, key, rid, input, resumed).await });
-        RunHandle { run_id, key, workflow, join }
+        let join =
+            tokio::spawn(
+                async move { drive_top(inner, loaded, wf, key, rid, input, resumed).await },
+            );
+        RunHandle {
+            run_id,
+            key,
+            workflow,
+            join,
+        }
     }
 
     /// Loads the program a stored run executes.
     fn program_of(&self, run: &RunRow) -> Result<Arc<Loaded>, EngineError> {
-        if let Some(l) = self.inner.programs.lock().unwrap_or_else(PoisonError::into_inner).get(&run.program) {
+        if let Some(l) = self
+            .inner
+            .programs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&run.program)
+        {
             return Ok(Arc::clone(l));
         }
-        let bytes = self.inner.store.program(&run.program)?.ok_or_else(|| EngineError::Program {
-            run_id: run.run_id.clone(),
-            detail: "not in the store".into(),
-        })?;
-        let program: Program = serde_json::from_slice(&bytes)
-            .map_err(|e| EngineError::Program { run_id: run.run_id.clone(), detail: e.to_string() })?;
+        let bytes =
+            self.inner
+                .store
+                .program(&run.program)?
+                .ok_or_else(|| EngineError::Program {
+                    run_id: run.run_id.clone(),
+                    detail: "not in the store".into(),
+                })?;
+        let program: Program =
+            serde_json::from_slice(&bytes).map_err(|e| EngineError::Program {
+                run_id: run.run_id.clone(),
+                detail: e.to_string(),
+            })?;
         let loaded = Arc::new(Loaded::with_hash(program, run.program.clone()));
-        self.inner.programs.lock().unwrap_or_else(PoisonError::into_inner).insert(run.program.clone(), Arc::clone(&loaded));
+        self.inner
+            .programs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(run.program.clone(), Arc::clone(&loaded));
         Ok(loaded)
     }
 
     fn resume_row(&self, run: RunRow) -> Result<RunHandle, EngineError> {
         let loaded = self.program_of(&run)?;
-        let (wf_id, _) = loaded.program.workflow_by_name(&run.workflow).ok_or_else(|| EngineError::Program {
-            run_id: run.run_id.clone(),
-            detail: format!("workflow `{}` is not in its program", run.workflow),
-        })?;
+        let (wf_id, _) = loaded
+            .program
+            .workflow_by_name(&run.workflow)
+            .ok_or_else(|| EngineError::Program {
+                run_id: run.run_id.clone(),
+                detail: format!("workflow `{}` is not in its program", run.workflow),
+            })?;
         Ok(self.spawn(loaded, wf_id, run.key, run.run_id, run.input, true))
     }
 
@@ -294,7 +416,12 @@ impl Engine {
             if owner == self.inner.lease_token || Lease::is_alive(self.inner.store.path(), &owner) {
                 continue;
             }
-            for key in self.inner.store.claim_runs_of(&owner, &self.inner.lease_token).await? {
+            for key in self
+                .inner
+                .store
+                .claim_runs_of(&owner, &self.inner.lease_token)
+                .await?
+            {
                 if let Some(row) = self.inner.store.run_by_key(key)? {
                     handles.push(self.resume_row(row)?);
                 }
@@ -305,23 +432,41 @@ impl Engine {
 
     /// Restarts one unfinished run by id (it must not be running in a live process).
     pub async fn resume(&self, run_id: &str) -> Result<RunHandle, EngineError> {
-        let row = self.inner.store.run_by_id(run_id)?.ok_or_else(|| StoreError::NoSuchRun(run_id.to_owned()))?;
+        let row = self
+            .inner
+            .store
+            .run_by_id(run_id)?
+            .ok_or_else(|| StoreError::NoSuchRun(run_id.to_owned()))?;
         if row.status.is_final() {
             return Err(EngineError::Finished(run_id.to_owned()));
         }
         if let Some(executor) = &row.executor {
-            if executor != &self.inner.lease_token && Lease::is_alive(self.inner.store.path(), executor) {
-                return Err(EngineError::Busy { run_id: run_id.to_owned(), executor: executor.clone() });
+            if executor != &self.inner.lease_token
+                && Lease::is_alive(self.inner.store.path(), executor)
+            {
+                return Err(EngineError::Busy {
+                    run_id: run_id.to_owned(),
+                    executor: executor.clone(),
+                });
             }
         }
-        self.inner.store.claim_run(row.key, row.executor.clone(), &self.inner.lease_token).await?;
+        self.inner
+            .store
+            .claim_run(row.key, row.executor.clone(), &self.inner.lease_token)
+            .await?;
         self.resume_row(row)
     }
 
     /// Waits for queued journal writes and gives up this process's lease.
     pub async fn shutdown(&self) -> Result<(), EngineError> {
         self.inner.store.flush().await?;
-        if let Some(lease) = self.inner.lease.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        if let Some(lease) = self
+            .inner
+            .lease
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             lease.release(self.inner.store.path());
         }
         Ok(())
@@ -338,14 +483,22 @@ pub fn priority_value(p: Priority) -> i64 {
 
 /// A run id: time-ordered (milliseconds) with a random tail, `r` + 20 hex digits.
 fn new_run_id(clock: &Clock) -> String {
-    format!("r{:011x}{:09x}", clock.now_millis(), fastrand::u64(..) & 0xf_ffff_ffff)
+    format!(
+        "r{:011x}{:09x}",
+        clock.now_millis(),
+        fastrand::u64(..) & 0xf_ffff_ffff
+    )
 }
 
 impl Inner {
     fn workflow_limit(&self, name: &str, concurrency: Option<u32>) -> Option<Arc<Semaphore>> {
         let n = concurrency? as usize;
         let mut limits = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
-        Some(Arc::clone(limits.entry(name.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(n.max(1))))))
+        Some(Arc::clone(
+            limits
+                .entry(name.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(n.max(1)))),
+        ))
     }
 
     pub(crate) async fn admit(self: &Arc<Self>, priority: i64) -> Permit {
@@ -362,7 +515,10 @@ impl Inner {
         step_key: &str,
     ) -> Result<Json, StepError> {
         let store_err = |e: StoreError| StepError::runtime(format!("journal: {e}"));
-        let wf_ir = loaded.program.workflow(wf).ok_or_else(|| StepError::runtime("child workflow missing from the program"))?;
+        let wf_ir = loaded
+            .program
+            .workflow(wf)
+            .ok_or_else(|| StepError::runtime("child workflow missing from the program"))?;
         let existing = {
             let store = self.store.clone();
             let key = step_key.to_owned();
@@ -373,7 +529,9 @@ impl Inner {
                 .map_err(store_err)?
         };
         let (key, run_id, input, resumed) = match existing {
-            Some(row) if row.status == RunStatus::Completed => return Ok(row.output.unwrap_or(Json::Null)),
+            Some(row) if row.status == RunStatus::Completed => {
+                return Ok(row.output.unwrap_or(Json::Null));
+            }
             Some(row) if row.status.is_final() => {
                 let mut e = row
                     .error
@@ -402,15 +560,36 @@ impl Inner {
                     })
                     .await
                     .map_err(store_err)?;
-                parent.journal(EventKind::ChildStarted, Some(step_key), None, Some(Json::String(run_id.clone()).to_string()), false).await;
+                parent
+                    .journal(
+                        EventKind::ChildStarted,
+                        Some(step_key),
+                        None,
+                        Some(Json::String(run_id.clone()).to_string()),
+                        false,
+                    )
+                    .await;
                 (key, run_id, input, false)
             }
         };
-        let outcome = Box::pin(drive(Arc::clone(self), loaded, wf, key, run_id.clone(), input, resumed, None, true)).await;
+        let outcome = Box::pin(drive(
+            Arc::clone(self),
+            loaded,
+            wf,
+            key,
+            run_id.clone(),
+            input,
+            resumed,
+            None,
+            true,
+        ))
+        .await;
         match outcome.status {
             RunStatus::Completed => Ok(outcome.output),
             _ => {
-                let mut e = outcome.error.unwrap_or_else(|| StepError::runtime("child run failed"));
+                let mut e = outcome
+                    .error
+                    .unwrap_or_else(|| StepError::runtime("child run failed"));
                 e.message = format!("child run {run_id} failed: {}", e.message);
                 e.step = String::new();
                 Err(e)
@@ -429,7 +608,10 @@ async fn drive_top(
     resumed: bool,
 ) -> RunOutcome {
     let Some(wf_ir) = loaded.program.workflow(wf) else {
-        return failed_outcome(run_id, StepError::runtime("workflow missing from its program"));
+        return failed_outcome(
+            run_id,
+            StepError::runtime("workflow missing from its program"),
+        );
     };
     let limit = inner.workflow_limit(&wf_ir.name, wf_ir.settings.concurrency);
     let _slot = match &limit {
@@ -438,11 +620,27 @@ async fn drive_top(
     };
     let priority = priority_value(wf_ir.settings.priority);
     let permit = inner.admit(priority).await;
-    drive(inner, loaded, wf, key, run_id, input, resumed, Some((permit, priority)), false).await
+    drive(
+        inner,
+        loaded,
+        wf,
+        key,
+        run_id,
+        input,
+        resumed,
+        Some((permit, priority)),
+        false,
+    )
+    .await
 }
 
 fn failed_outcome(run_id: String, error: StepError) -> RunOutcome {
-    RunOutcome { run_id, status: RunStatus::Failed, output: Json::Null, error: Some(error) }
+    RunOutcome {
+        run_id,
+        status: RunStatus::Failed,
+        output: Json::Null,
+        error: Some(error),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -458,14 +656,19 @@ async fn drive(
     child: bool,
 ) -> RunOutcome {
     let Some(wf_ir) = loaded.program.workflow(wf) else {
-        return failed_outcome(run_id, StepError::runtime("workflow missing from its program"));
+        return failed_outcome(
+            run_id,
+            StepError::runtime("workflow missing from its program"),
+        );
     };
     let workflow_name: Arc<str> = Arc::from(wf_ir.name.as_str());
     let replay = if resumed {
         let store = inner.store.clone();
         match tokio::task::spawn_blocking(move || store.events(key)).await {
             Ok(Ok(events)) => Replay::from_events(&events),
-            Ok(Err(e)) => return failed_outcome(run_id, StepError::runtime(format!("journal: {e}"))),
+            Ok(Err(e)) => {
+                return failed_outcome(run_id, StepError::runtime(format!("journal: {e}")));
+            }
             Err(e) => return failed_outcome(run_id, StepError::runtime(e.to_string())),
         }
     } else {
@@ -486,7 +689,11 @@ async fn drive(
     let started_at = created_at.unwrap_or(now);
     shared
         .journal(
-            if resumed { EventKind::RunResumed } else { EventKind::RunStarted },
+            if resumed {
+                EventKind::RunResumed
+            } else {
+                EventKind::RunStarted
+            },
             None,
             None,
             Some(serde_json::json!({ "executor": inner.lease_token }).to_string()),
@@ -494,9 +701,17 @@ async fn drive(
         )
         .await;
     let _ = inner.store.set_status(key, RunStatus::Running, None);
-    inner.observer.progress(&run_id, &workflow_name, child, &Progress::RunStarted { resumed });
+    inner.observer.progress(
+        &run_id,
+        &workflow_name,
+        child,
+        &Progress::RunStarted { resumed },
+    );
 
-    let deadline = wf_ir.settings.timeout.map(|ns| started_at.saturating_add(ns / 1_000_000));
+    let deadline = wf_ir
+        .settings
+        .timeout
+        .map(|ns| started_at.saturating_add(ns / 1_000_000));
     let result = exec::execute(Arc::clone(&shared), replay, input, admission, deadline).await;
 
     let (status, output, error) = match result {
@@ -506,7 +721,10 @@ async fn drive(
     let at = inner.clock.now_millis();
     let (kind, data) = match &error {
         None => (EventKind::RunCompleted, output.to_string()),
-        Some(e) => (EventKind::RunFailed, serde_json::to_string(e).unwrap_or_default()),
+        Some(e) => (
+            EventKind::RunFailed,
+            serde_json::to_string(e).unwrap_or_default(),
+        ),
     };
     shared.journal(kind, None, None, Some(data), false).await;
     let finish = inner
@@ -515,19 +733,52 @@ async fn drive(
             key,
             status,
             error.is_none().then(|| output.to_string()),
-            error.as_ref().map(|e| serde_json::to_string(e).unwrap_or_default()),
+            error
+                .as_ref()
+                .map(|e| serde_json::to_string(e).unwrap_or_default()),
             at,
         )
         .await;
     let (status, error) = match finish {
         Ok(()) => (status, error),
-        Err(e) => (RunStatus::Failed, Some(StepError::runtime(format!("cannot record the run's end: {e}")))),
+        Err(e) => (
+            RunStatus::Failed,
+            Some(StepError::runtime(format!(
+                "cannot record the run's end: {e}"
+            ))),
+        ),
     };
-    inner.observer.progress(&run_id, &workflow_name, child, &Progress::RunFinished { status });
-    RunOutcome { run_id, status, output, error }
+    inner.observer.progress(
+        &run_id,
+        &workflow_name,
+        child,
+        &Progress::RunFinished { status },
+    );
+    RunOutcome {
+        run_id,
+        status,
+        output,
+        error,
+    }
 }
 
 /// Builds an event record (used by [`RunShared`]).
-pub(crate) fn event(run: RunKey, seq: u32, at: i64, kind: EventKind, step: Option<&str>, attempt: Option<u32>, data: Option<String>) -> Event {
-    Event { run, seq, at, kind, step: step.map(str::to_owned), attempt, data }
+pub(crate) fn event(
+    run: RunKey,
+    seq: u32,
+    at: i64,
+    kind: EventKind,
+    step: Option<&str>,
+    attempt: Option<u32>,
+    data: Option<String>,
+) -> Event {
+    Event {
+        run,
+        seq,
+        at,
+        kind,
+        step: step.map(str::to_owned),
+        attempt,
+        data,
+    }
 }

@@ -117,7 +117,13 @@ impl fmt::Display for StepError {
         if self.step.is_empty() {
             write!(f, "{}: {}", self.kind.as_str(), self.message)
         } else {
-            write!(f, "step `{}` failed ({}): {}", self.step, self.kind.as_str(), self.message)
+            write!(
+                f,
+                "step `{}` failed ({}): {}",
+                self.step,
+                self.kind.as_str(),
+                self.message
+            )
         }
     }
 }

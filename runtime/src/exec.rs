@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use flow_compiler::expr::{ExprId, LocalId};
 use flow_compiler::ir::{
-    ActionRef, BlockId, ConstOr, Export, Nanos, Retry, StepCall, StepId, StmtId, StmtKind, Wait, Workflow, WorkflowId,
+    ActionRef, BlockId, ConstOr, Export, Nanos, Retry, StepCall, StepId, StmtId, StmtKind, Wait,
+    Workflow, WorkflowId,
 };
 use flow_expr::{Context, Timestamp, Value};
 use serde_json::Value as Json;
@@ -56,16 +57,27 @@ impl Replay {
                     r.started_at.get_or_insert(e.at);
                 }
                 EventKind::StepSucceeded => {
-                    let v = e.data.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Json::Null);
+                    let v = e
+                        .data
+                        .as_deref()
+                        .and_then(|d| serde_json::from_str(d).ok())
+                        .unwrap_or(Json::Null);
                     r.succeeded.insert(step, v);
                 }
                 EventKind::StepFailed => {
-                    let data: Json = e.data.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Json::Null);
+                    let data: Json = e
+                        .data
+                        .as_deref()
+                        .and_then(|d| serde_json::from_str(d).ok())
+                        .unwrap_or(Json::Null);
                     let attempt = e.attempt.unwrap_or(1);
                     let n = r.failed_attempts.entry(step.clone()).or_insert(0);
                     *n = (*n).max(attempt);
                     if data.get("final").and_then(Json::as_bool) == Some(true) {
-                        if let Some(err) = data.get("error").and_then(|v| serde_json::from_value::<StepError>(v.clone()).ok()) {
+                        if let Some(err) = data
+                            .get("error")
+                            .and_then(|v| serde_json::from_value::<StepError>(v.clone()).ok())
+                        {
                             r.failed.insert(step, err);
                         }
                     }
@@ -136,14 +148,35 @@ impl RunShared {
         }
     }
 
-    fn record(&self, kind: EventKind, step: Option<&str>, attempt: Option<u32>, data: Option<String>) -> Event {
+    fn record(
+        &self,
+        kind: EventKind,
+        step: Option<&str>,
+        attempt: Option<u32>,
+        data: Option<String>,
+    ) -> Event {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        event(self.key, seq, self.inner.clock.now_millis(), kind, step, attempt, data)
+        event(
+            self.key,
+            seq,
+            self.inner.clock.now_millis(),
+            kind,
+            step,
+            attempt,
+            data,
+        )
     }
 
     /// Journals an event; with `durable`, returns once it is committed. A journal that
     /// cannot be written is reported by the next durable write.
-    pub async fn journal(&self, kind: EventKind, step: Option<&str>, attempt: Option<u32>, data: Option<String>, durable: bool) {
+    pub async fn journal(
+        &self,
+        kind: EventKind,
+        step: Option<&str>,
+        attempt: Option<u32>,
+        data: Option<String>,
+        durable: bool,
+    ) {
         let e = self.record(kind, step, attempt, data);
         if durable {
             let _ = self.inner.store.append_durable(vec![e]).await;
@@ -152,13 +185,25 @@ impl RunShared {
         }
     }
 
-    async fn journal_durable(&self, kind: EventKind, step: Option<&str>, attempt: Option<u32>, data: Option<String>) -> Result<(), StepError> {
+    async fn journal_durable(
+        &self,
+        kind: EventKind,
+        step: Option<&str>,
+        attempt: Option<u32>,
+        data: Option<String>,
+    ) -> Result<(), StepError> {
         let e = self.record(kind, step, attempt, data);
-        self.inner.store.append_durable(vec![e]).await.map_err(|e| StepError::runtime(format!("journal: {e}")))
+        self.inner
+            .store
+            .append_durable(vec![e])
+            .await
+            .map_err(|e| StepError::runtime(format!("journal: {e}")))
     }
 
     fn progress(&self, p: &Progress) {
-        self.inner.observer.progress(&self.run_id, &self.workflow, self.child, p);
+        self.inner
+            .observer
+            .progress(&self.run_id, &self.workflow, self.child, p);
     }
 }
 
@@ -265,7 +310,12 @@ pub(crate) async fn execute(
     let Some(wf) = program.workflow(shared.wf) else {
         return Err(StepError::runtime("workflow missing from its program"));
     };
-    let eval = shared.loaded.exprs.get(shared.wf.index()).cloned().ok_or_else(|| StepError::runtime("workflow missing"))?;
+    let eval = shared
+        .loaded
+        .exprs
+        .get(shared.wf.index())
+        .cloned()
+        .ok_or_else(|| StepError::runtime("workflow missing"))?;
     let mut pos = vec![0usize; wf.stmts.len()];
     for block in &wf.blocks {
         for (i, s) in block.stmts.iter().enumerate() {
@@ -298,7 +348,9 @@ pub(crate) async fn execute(
             Ok(r) => r,
             Err(_) => Err(StepError::timeout(format!(
                 "the run exceeded its timeout of {}",
-                crate::format_duration(Duration::from_nanos(u64::try_from(wf.settings.timeout.unwrap_or(0)).unwrap_or(0)))
+                crate::format_duration(Duration::from_nanos(
+                    u64::try_from(wf.settings.timeout.unwrap_or(0)).unwrap_or(0)
+                ))
             ))),
         },
         None => run.await,
@@ -329,7 +381,11 @@ impl Exec {
         let args = match input {
             Json::Object(m) => m,
             Json::Null => &empty,
-            other => return Err(StepError::validation(format!("the input must be a JSON object of arguments, not {other}"))),
+            other => {
+                return Err(StepError::validation(format!(
+                    "the input must be a JSON object of arguments, not {other}"
+                )));
+            }
         };
         for name in args.keys() {
             if !wf.params.iter().any(|p| &p.name == name) {
@@ -337,7 +393,11 @@ impl Exec {
                 return Err(StepError::validation(format!(
                     "`{}` takes no argument `{name}`{}",
                     wf.name,
-                    if known.is_empty() { String::from("; it takes none") } else { format!("; it takes: {}", known.join(", ")) }
+                    if known.is_empty() {
+                        String::from("; it takes none")
+                    } else {
+                        format!("; it takes: {}", known.join(", "))
+                    }
                 )));
             }
         }
@@ -347,7 +407,10 @@ impl Exec {
                 Some(j) => Value::from_json_named(j, &p.ty, &p.name)
                     .map_err(|e| StepError::validation(format!("argument `{}`: {e}", p.name)))?,
                 None => match p.default {
-                    Some(d) => self.eval.eval(d, &mut locals, &ctx).map_err(|e| expr_error(&p.name, &e))?,
+                    Some(d) => self
+                        .eval
+                        .eval(d, &mut locals, &ctx)
+                        .map_err(|e| expr_error(&p.name, &e))?,
                     None => Value::Null,
                 },
             };
@@ -356,7 +419,10 @@ impl Exec {
             }
         }
         for c in &wf.consts {
-            let v = self.eval.eval(c.value, &mut locals, &ctx).map_err(|e| expr_error(&c.name, &e))?;
+            let v = self
+                .eval
+                .eval(c.value, &mut locals, &ctx)
+                .map_err(|e| expr_error(&c.name, &e))?;
             if let Some(slot) = locals.get_mut(c.local.0 as usize) {
                 *slot = v;
             }
@@ -367,20 +433,34 @@ impl Exec {
     }
 
     fn clock_ctx(&self, key: String) -> ClockCtx<'_> {
-        ClockCtx { key, n: Cell::new(0), replay: &self.replay.clocks, now: self.shared.inner.clock.now_nanos(), new: RefCell::new(Vec::new()) }
+        ClockCtx {
+            key,
+            n: Cell::new(0),
+            replay: &self.replay.clocks,
+            now: self.shared.inner.clock.now_nanos(),
+            new: RefCell::new(Vec::new()),
+        }
     }
 
     fn journal_clocks(&mut self, readings: Vec<(String, i128)>) {
         for (key, ns) in readings {
             self.replay.clocks.insert(key.clone(), ns);
-            let e = self.shared.record(EventKind::Clock, Some(&key), None, Some(ns.to_string()));
+            let e = self
+                .shared
+                .record(EventKind::Clock, Some(&key), None, Some(ns.to_string()));
             let _ = self.shared.inner.store.append_nowait(vec![e]);
             self.shared.unsynced_clock.store(true, Ordering::Relaxed);
         }
     }
 
     /// Evaluates an expression in a frame.
-    fn eval_in(&mut self, frame: usize, expr: ExprId, clock_key: &str, what: &str) -> Result<Value, StepError> {
+    fn eval_in(
+        &mut self,
+        frame: usize,
+        expr: ExprId,
+        clock_key: &str,
+        what: &str,
+    ) -> Result<Value, StepError> {
         let ctx = ClockCtx {
             key: clock_key.to_owned(),
             n: Cell::new(0),
@@ -388,8 +468,13 @@ impl Exec {
             now: self.shared.inner.clock.now_nanos(),
             new: RefCell::new(Vec::new()),
         };
-        let Some(Some(f)) = self.frames.get_mut(frame) else { return Err(StepError::runtime("frame gone")) };
-        let r = self.eval.eval(expr, &mut f.locals, &ctx).map_err(|e| expr_error(what, &e));
+        let Some(Some(f)) = self.frames.get_mut(frame) else {
+            return Err(StepError::runtime("frame gone"));
+        };
+        let r = self
+            .eval
+            .eval(expr, &mut f.locals, &ctx)
+            .map_err(|e| expr_error(what, &e));
         let new = ctx.new.into_inner();
         if !new.is_empty() {
             self.journal_clocks(new);
@@ -397,8 +482,19 @@ impl Exec {
         r
     }
 
-    fn new_frame(&mut self, parent: Option<usize>, block: BlockId, kind: FrameKind, indices: Vec<u32>, locals: Vec<Value>) -> usize {
-        let n = self.program.workflows[self.shared.wf.index()].blocks.get(block.index()).map(|b| b.stmts.len()).unwrap_or(0);
+    fn new_frame(
+        &mut self,
+        parent: Option<usize>,
+        block: BlockId,
+        kind: FrameKind,
+        indices: Vec<u32>,
+        locals: Vec<Value>,
+    ) -> usize {
+        let n = self.program.workflows[self.shared.wf.index()]
+            .blocks
+            .get(block.index())
+            .map(|b| b.stmts.len())
+            .unwrap_or(0);
         let id = self.frames.len();
         self.frames.push(Some(Frame {
             parent,
@@ -420,7 +516,13 @@ impl Exec {
         id
     }
 
-    fn child_frame(&mut self, parent: usize, block: BlockId, kind: FrameKind, extra_index: Option<u32>) -> usize {
+    fn child_frame(
+        &mut self,
+        parent: usize,
+        block: BlockId,
+        kind: FrameKind,
+        extra_index: Option<u32>,
+    ) -> usize {
         let (locals, mut indices) = match self.frames.get(parent) {
             Some(Some(f)) => (f.locals.clone(), f.indices.clone()),
             _ => (Vec::new(), Vec::new()),
@@ -452,7 +554,11 @@ impl Exec {
 
     fn local_of(&self, frame: usize, local: LocalId) -> Value {
         match self.frames.get(frame) {
-            Some(Some(f)) => f.locals.get(local.0 as usize).cloned().unwrap_or(Value::Null),
+            Some(Some(f)) => f
+                .locals
+                .get(local.0 as usize)
+                .cloned()
+                .unwrap_or(Value::Null),
             _ => Value::Null,
         }
     }
@@ -463,9 +569,14 @@ impl Exec {
             let Some(stmt) = wf.stmt(*d) else { return true };
             let mut f = Some(frame);
             while let Some(fi) = f {
-                let Some(Some(fr)) = self.frames.get(fi) else { return true };
+                let Some(Some(fr)) = self.frames.get(fi) else {
+                    return true;
+                };
                 if fr.block == stmt.block {
-                    return fr.states.get(self.pos[d.index()]).is_none_or(|s| *s == St::Done);
+                    return fr
+                        .states
+                        .get(self.pos[d.index()])
+                        .is_none_or(|s| *s == St::Done);
                 }
                 f = fr.parent;
             }
@@ -481,10 +592,14 @@ impl Exec {
                 return outcome;
             }
             if self.tasks.is_empty() {
-                return Err(StepError::runtime("the run cannot progress: statements are waiting for each other"));
+                return Err(StepError::runtime(
+                    "the run cannot progress: statements are waiting for each other",
+                ));
             }
             self.park_if_only_timers().await;
-            let Some(joined) = self.tasks.join_next().await else { continue };
+            let Some(joined) = self.tasks.join_next().await else {
+                continue;
+            };
             self.unpark().await;
             match joined {
                 Ok(done) => self.on_task_done(done),
@@ -500,7 +615,11 @@ impl Exec {
         if self.steps_in_flight == 0 && self.timers_in_flight > 0 {
             if let Some((permit @ Some(_), _)) = self.admission.as_mut() {
                 *permit = None;
-                let _ = self.shared.inner.store.set_status(self.shared.key, RunStatus::Waiting, None);
+                let _ =
+                    self.shared
+                        .inner
+                        .store
+                        .set_status(self.shared.key, RunStatus::Waiting, None);
             }
         }
     }
@@ -509,7 +628,11 @@ impl Exec {
         if let Some((permit @ None, prio)) = self.admission.as_mut() {
             let p = self.shared.inner.admit(*prio).await;
             *permit = Some(p);
-            let _ = self.shared.inner.store.set_status(self.shared.key, RunStatus::Running, None);
+            let _ = self
+                .shared
+                .inner
+                .store
+                .set_status(self.shared.key, RunStatus::Running, None);
         }
     }
 
@@ -527,7 +650,9 @@ impl Exec {
         match done.result {
             TaskResult::Timer => self.complete(done.frame, done.pos),
             TaskResult::Step(Ok(v)) => {
-                let Some(sid) = self.stmt_at(done.frame, done.pos) else { return };
+                let Some(sid) = self.stmt_at(done.frame, done.pos) else {
+                    return;
+                };
                 if let Some(StmtKind::Step(step)) = wf.stmt(sid).map(|s| &s.kind) {
                     if let Some(step) = wf.step(*step) {
                         self.set_local(done.frame, step.local, v);
@@ -552,13 +677,17 @@ impl Exec {
                 if self.outcome.is_some() {
                     return;
                 }
-                let Some(Some(frame)) = self.frames.get(fi) else { continue };
-                if frame.remaining == 0 && frame.tasks.is_empty() && frame.children.is_empty() {
+                let Some(Some(frame)) = self.frames.get(fi) else {
+                    continue;
+                };
+                if frame.remaining == 0 && frame.children.is_empty() {
                     self.frame_complete(fi);
                     progressed = true;
                     continue;
                 }
-                let Some(block) = wf.block(frame.block) else { continue };
+                let Some(block) = wf.block(frame.block) else {
+                    continue;
+                };
                 let pending: Vec<(usize, StmtId)> = block
                     .stmts
                     .iter()
@@ -615,7 +744,11 @@ impl Exec {
         let ckey = self.clock_key(fi, sid);
         match &stmt.kind {
             StmtKind::Let { local, value } => {
-                let name = wf.exprs.local(*local).map(|l| l.name.clone()).unwrap_or_default();
+                let name = wf
+                    .exprs
+                    .local(*local)
+                    .map(|l| l.name.clone())
+                    .unwrap_or_default();
                 match self.eval_in(fi, *value, &ckey, &name) {
                     Ok(v) => {
                         self.set_local(fi, *local, v);
@@ -626,7 +759,11 @@ impl Exec {
             }
             StmtKind::Step(step) => self.start_step(wf, fi, p, *step, &ckey),
             StmtKind::Wait(wait) => self.start_wait(fi, p, sid, wait, &ckey),
-            StmtKind::If { branches, otherwise, exports } => {
+            StmtKind::If {
+                branches,
+                otherwise,
+                exports,
+            } => {
                 let mut chosen = None;
                 for b in branches {
                     match self.eval_in(fi, b.condition, &ckey, "if condition") {
@@ -636,7 +773,13 @@ impl Exec {
                         }
                         Ok(Value::Bool(false)) | Ok(Value::Null) => {}
                         Ok(other) => {
-                            self.fail_at(fi, StepError::expression(format!("an `if` condition must be a bool, not {}", other.kind())));
+                            self.fail_at(
+                                fi,
+                                StepError::expression(format!(
+                                    "an `if` condition must be a bool, not {}",
+                                    other.kind()
+                                )),
+                            );
                             return;
                         }
                         Err(e) => {
@@ -657,13 +800,25 @@ impl Exec {
                     }
                 }
             }
-            StmtKind::For { var, iterable, parallel, body, exports } => {
+            StmtKind::For {
+                var,
+                iterable,
+                parallel,
+                body,
+                exports,
+            } => {
                 let items = match self.eval_in(fi, *iterable, &ckey, "for") {
                     Ok(Value::List(items)) => items.as_ref().clone(),
                     Ok(Value::Map(m)) => m.entries.iter().map(|(k, _)| k.clone()).collect(),
                     Ok(Value::Null) => Vec::new(),
                     Ok(other) => {
-                        self.fail_at(fi, StepError::expression(format!("`for` needs a list, not {}", other.kind())));
+                        self.fail_at(
+                            fi,
+                            StepError::expression(format!(
+                                "`for` needs a list, not {}",
+                                other.kind()
+                            )),
+                        );
                         return;
                     }
                     Err(e) => {
@@ -694,7 +849,17 @@ impl Exec {
                 }
                 let n = items.len();
                 if let Some(Some(f)) = self.frames.get_mut(fi) {
-                    f.loops.insert(p, LoopState { items, next: 0, running: 0, limit, done: 0, results: vec![Vec::new(); n] });
+                    f.loops.insert(
+                        p,
+                        LoopState {
+                            items,
+                            next: 0,
+                            running: 0,
+                            limit,
+                            done: 0,
+                            results: vec![Vec::new(); n],
+                        },
+                    );
                 }
                 self.launch_iterations(fi, p, *var, *body);
             }
@@ -703,7 +868,10 @@ impl Exec {
             }
             StmtKind::Fail(message) => {
                 let text = match self.eval_in(fi, *message, &ckey, "fail") {
-                    Ok(v) => v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_json().to_string()),
+                    Ok(v) => v
+                        .as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_json().to_string()),
                     Err(e) => e.message,
                 };
                 // `fail` ends the run; a `try` around it does not catch it.
@@ -721,8 +889,16 @@ impl Exec {
             }
             StmtKind::Log(expr) => match self.eval_in(fi, *expr, &ckey, "log") {
                 Ok(v) => {
-                    let text = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_json().to_string());
-                    let e = self.shared.record(EventKind::Log, None, None, Some(Json::String(text.clone()).to_string()));
+                    let text = v
+                        .as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_json().to_string());
+                    let e = self.shared.record(
+                        EventKind::Log,
+                        None,
+                        None,
+                        Some(Json::String(text.clone()).to_string()),
+                    );
                     let _ = self.shared.inner.store.append_nowait(vec![e]);
                     self.shared.progress(&Progress::Log { message: text });
                     self.complete(fi, p);
@@ -747,7 +923,12 @@ impl Exec {
                 _ => None,
             };
             let Some((i, item)) = next else { return };
-            let child = self.child_frame(fi, body, FrameKind::Iter { stmt: p, index: i }, Some(u32::try_from(i).unwrap_or(u32::MAX)));
+            let child = self.child_frame(
+                fi,
+                body,
+                FrameKind::Iter { stmt: p, index: i },
+                Some(u32::try_from(i).unwrap_or(u32::MAX)),
+            );
             self.set_local(child, var, item);
         }
     }
@@ -755,7 +936,9 @@ impl Exec {
     fn exports_of(&self, sid: StmtId) -> (Vec<Export>, Option<(LocalId, BlockId, BlockId)>) {
         match self.wf().stmt(sid).map(|s| &s.kind) {
             Some(StmtKind::If { exports, .. }) => (exports.clone(), None),
-            Some(StmtKind::For { exports, var, body, .. }) => (exports.clone(), Some((*var, *body, *body))),
+            Some(StmtKind::For {
+                exports, var, body, ..
+            }) => (exports.clone(), Some((*var, *body, *body))),
             Some(StmtKind::Try { exports, .. }) => (exports.clone(), None),
             _ => (Vec::new(), None),
         }
@@ -764,7 +947,9 @@ impl Exec {
     /// A frame has finished every statement: hand its results to the statement that
     /// opened it.
     fn frame_complete(&mut self, fi: usize) {
-        let Some(Some(frame)) = self.frames.get(fi) else { return };
+        let Some(Some(frame)) = self.frames.get(fi) else {
+            return;
+        };
         let kind = frame.kind;
         let parent = frame.parent;
         let block = frame.block;
@@ -776,7 +961,9 @@ impl Exec {
                 }
             }
             (FrameKind::Branch { stmt } | FrameKind::TryBody { stmt }, Some(pf)) => {
-                let Some(sid) = self.stmt_at(pf, stmt) else { return };
+                let Some(sid) = self.stmt_at(pf, stmt) else {
+                    return;
+                };
                 let (exports, _) = self.exports_of(sid);
                 for e in &exports {
                     let v = self.local_of(fi, e.inner);
@@ -790,9 +977,12 @@ impl Exec {
                 self.complete(pf, stmt);
             }
             (FrameKind::Iter { stmt, index }, Some(pf)) => {
-                let Some(sid) = self.stmt_at(pf, stmt) else { return };
+                let Some(sid) = self.stmt_at(pf, stmt) else {
+                    return;
+                };
                 let (exports, looped) = self.exports_of(sid);
-                let values: Vec<Value> = exports.iter().map(|e| self.local_of(fi, e.inner)).collect();
+                let values: Vec<Value> =
+                    exports.iter().map(|e| self.local_of(fi, e.inner)).collect();
                 self.remove_frame(fi);
                 let finished = match self.frames.get_mut(pf) {
                     Some(Some(f)) => match f.loops.get_mut(&stmt) {
@@ -810,11 +1000,16 @@ impl Exec {
                 };
                 if finished {
                     let results = match self.frames.get_mut(pf) {
-                        Some(Some(f)) => f.loops.remove(&stmt).map(|l| l.results).unwrap_or_default(),
+                        Some(Some(f)) => {
+                            f.loops.remove(&stmt).map(|l| l.results).unwrap_or_default()
+                        }
                         _ => Vec::new(),
                     };
                     for (k, e) in exports.iter().enumerate() {
-                        let list: Vec<Value> = results.iter().map(|r| r.get(k).cloned().unwrap_or(Value::Null)).collect();
+                        let list: Vec<Value> = results
+                            .iter()
+                            .map(|r| r.get(k).cloned().unwrap_or(Value::Null))
+                            .collect();
                         self.set_local(pf, e.outer, Value::list(list));
                     }
                     self.complete(pf, stmt);
@@ -862,11 +1057,20 @@ impl Exec {
     fn fail_at(&mut self, fi: usize, error: StepError) {
         let mut f = Some(fi);
         while let Some(cur) = f {
-            let Some(Some(frame)) = self.frames.get(cur) else { break };
+            let Some(Some(frame)) = self.frames.get(cur) else {
+                break;
+            };
             let (kind, parent) = (frame.kind, frame.parent);
             if let (FrameKind::TryBody { stmt }, Some(pf)) = (kind, parent) {
-                let Some(sid) = self.stmt_at(pf, stmt) else { break };
-                let Some(StmtKind::Try { error: err_local, handler, exports, .. }) = self.wf().stmt(sid).map(|s| s.kind.clone())
+                let Some(sid) = self.stmt_at(pf, stmt) else {
+                    break;
+                };
+                let Some(StmtKind::Try {
+                    error: err_local,
+                    handler,
+                    exports,
+                    ..
+                }) = self.wf().stmt(sid).map(|s| s.kind.clone())
                 else {
                     break;
                 };
@@ -876,8 +1080,11 @@ impl Exec {
                 }
                 self.remove_frame(cur);
                 if let Some(local) = err_local {
-                    let record = Value::from_json(&error.to_record(), &flow_compiler::ir::error_record_type())
-                        .unwrap_or_else(|_| Value::from_json_dyn(&error.to_record()));
+                    let record = Value::from_json(
+                        &error.to_record(),
+                        &flow_compiler::ir::error_record_type(),
+                    )
+                    .unwrap_or_else(|_| Value::from_json_dyn(&error.to_record()));
                     self.set_local(pf, local, record);
                 }
                 self.child_frame(pf, handler, FrameKind::Handler { stmt }, None);
@@ -890,7 +1097,12 @@ impl Exec {
         }
     }
 
-    fn spawn_task(&mut self, fi: usize, timer: bool, fut: impl std::future::Future<Output = TaskDone> + Send + 'static) {
+    fn spawn_task(
+        &mut self,
+        fi: usize,
+        timer: bool,
+        fut: impl std::future::Future<Output = TaskDone> + Send + 'static,
+    ) {
         let handle = self.tasks.spawn(fut);
         if timer {
             self.timers_in_flight += 1;
@@ -903,24 +1115,43 @@ impl Exec {
         }
     }
 
-    fn const_nanos(&mut self, fi: usize, v: &ConstOr<Nanos>, ckey: &str, what: &str) -> Result<Nanos, StepError> {
+    fn const_nanos(
+        &mut self,
+        fi: usize,
+        v: &ConstOr<Nanos>,
+        ckey: &str,
+        what: &str,
+    ) -> Result<Nanos, StepError> {
         match v {
             ConstOr::Const(n) => Ok(*n),
             ConstOr::Expr(e) => match self.eval_in(fi, *e, ckey, what)? {
                 Value::Duration(d) => Ok(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
                 Value::Int(n) => Ok(n),
-                other => Err(StepError::expression(format!("`{what}` must be a duration, not {}", other.kind()))),
+                other => Err(StepError::expression(format!(
+                    "`{what}` must be a duration, not {}",
+                    other.kind()
+                ))),
             },
         }
     }
 
-    fn retry_policy(&mut self, fi: usize, retry: &Retry, ckey: &str) -> Result<RetryPolicy, StepError> {
+    fn retry_policy(
+        &mut self,
+        fi: usize,
+        retry: &Retry,
+        ckey: &str,
+    ) -> Result<RetryPolicy, StepError> {
         let retries = match &retry.retries {
             ConstOr::Const(n) => *n,
             ConstOr::Expr(e) => match self.eval_in(fi, *e, ckey, "retry")? {
                 Value::Int(n) => u32::try_from(n.max(0)).unwrap_or(u32::MAX),
                 Value::UInt(n) => u32::try_from(n).unwrap_or(u32::MAX),
-                other => return Err(StepError::expression(format!("`retry` must be an int, not {}", other.kind()))),
+                other => {
+                    return Err(StepError::expression(format!(
+                        "`retry` must be an int, not {}",
+                        other.kind()
+                    )));
+                }
             },
         };
         let delay = self.const_nanos(fi, &retry.delay, ckey, "delay")?;
@@ -929,21 +1160,45 @@ impl Exec {
             ConstOr::Expr(e) => match self.eval_in(fi, *e, ckey, "backoff")? {
                 Value::Double(f) => f,
                 Value::Int(n) => n as f64,
-                other => return Err(StepError::expression(format!("`backoff` must be a number, not {}", other.kind()))),
+                other => {
+                    return Err(StepError::expression(format!(
+                        "`backoff` must be a number, not {}",
+                        other.kind()
+                    )));
+                }
             },
         };
         let max_delay = match &retry.max_delay {
-            Some(m) => Some(nanos_to_duration(self.const_nanos(fi, m, ckey, "max_delay")?)),
+            Some(m) => Some(nanos_to_duration(self.const_nanos(
+                fi,
+                m,
+                ckey,
+                "max_delay",
+            )?)),
             None => None,
         };
-        Ok(RetryPolicy { attempts: retries.saturating_add(1), delay: nanos_to_duration(delay), backoff, max_delay, jitter: retry.jitter })
+        Ok(RetryPolicy {
+            attempts: retries.saturating_add(1),
+            delay: nanos_to_duration(delay),
+            backoff,
+            max_delay,
+            jitter: retry.jitter,
+        })
     }
 
     /// Evaluates the arguments of an action call in the workflow (given ones) and in the
     /// action's arena (defaults).
-    fn action_args(&mut self, fi: usize, action: ActionRef, args: &[Option<ExprId>], ckey: &str) -> Result<Vec<Value>, StepError> {
+    fn action_args(
+        &mut self,
+        fi: usize,
+        action: ActionRef,
+        args: &[Option<ExprId>],
+        ckey: &str,
+    ) -> Result<Vec<Value>, StepError> {
         let program = Arc::clone(&self.program);
-        let decl = program.action(action).ok_or_else(|| StepError::runtime("action missing from the program"))?;
+        let decl = program
+            .action(action)
+            .ok_or_else(|| StepError::runtime("action missing from the program"))?;
         let mut given = Vec::with_capacity(decl.params.len());
         for (i, p) in decl.params.iter().enumerate() {
             match args.get(i).copied().flatten() {
@@ -983,7 +1238,9 @@ impl Exec {
                 Some(v) => v,
                 None => match p.default {
                     Some(d) => {
-                        let v = arena.eval(d, &mut locals, &ctx).map_err(|e| expr_error(&p.name, &e))?;
+                        let v = arena
+                            .eval(d, &mut locals, &ctx)
+                            .map_err(|e| expr_error(&p.name, &e))?;
                         if let Some(slot) = locals.get_mut(p.local.0 as usize) {
                             *slot = v.clone();
                         }
@@ -997,17 +1254,30 @@ impl Exec {
         Ok(out)
     }
 
-    fn notify_args(&mut self, fi: usize, integration: flow_compiler::ir::IntegrationId, target: ExprId, message: ExprId, ckey: &str) -> Result<(ActionRef, Vec<Value>), StepError> {
+    fn notify_args(
+        &mut self,
+        fi: usize,
+        integration: flow_compiler::ir::IntegrationId,
+        target: ExprId,
+        message: ExprId,
+        ckey: &str,
+    ) -> Result<(ActionRef, Vec<Value>), StepError> {
         let target = self.eval_in(fi, target, ckey, "notify target")?;
         let message = self.eval_in(fi, message, ckey, "notify message")?;
         let program = Arc::clone(&self.program);
-        let integ = program.integration(integration).ok_or_else(|| StepError::runtime("integration missing"))?;
-        let notify = integ
-            .notify
-            .as_ref()
-            .ok_or_else(|| StepError::runtime(format!("`{}` declares no `notify` action", integ.name)))?;
-        let action = ActionRef { integration, action: notify.action };
-        let decl = program.action(action).ok_or_else(|| StepError::runtime("notify action missing"))?;
+        let integ = program
+            .integration(integration)
+            .ok_or_else(|| StepError::runtime("integration missing"))?;
+        let notify = integ.notify.as_ref().ok_or_else(|| {
+            StepError::runtime(format!("`{}` declares no `notify` action", integ.name))
+        })?;
+        let action = ActionRef {
+            integration,
+            action: notify.action,
+        };
+        let decl = program
+            .action(action)
+            .ok_or_else(|| StepError::runtime("notify action missing"))?;
         let arena = self
             .shared
             .loaded
@@ -1024,7 +1294,11 @@ impl Exec {
         let mut given = Vec::with_capacity(decl.params.len());
         for (i, p) in decl.params.iter().enumerate() {
             match notify.args.get(i).copied().flatten() {
-                Some(e) => given.push(Some(arena.eval(e, &mut locals, &ctx).map_err(|e| expr_error(&p.name, &e))?)),
+                Some(e) => given.push(Some(
+                    arena
+                        .eval(e, &mut locals, &ctx)
+                        .map_err(|e| expr_error(&p.name, &e))?,
+                )),
                 None => given.push(None),
             }
         }
@@ -1039,8 +1313,14 @@ impl Exec {
         };
         let key = step_key(&step.name, &indices);
         if let Some(json) = self.replay.succeeded.get(&key) {
-            let v = Value::from_json(json, &step.result).unwrap_or_else(|_| Value::from_json_dyn(json));
-            self.shared.progress(&Progress::StepSucceeded { step: key, attempt: 0, elapsed: Duration::ZERO, replayed: true });
+            let v =
+                Value::from_json(json, &step.result).unwrap_or_else(|_| Value::from_json_dyn(json));
+            self.shared.progress(&Progress::StepSucceeded {
+                step: key,
+                attempt: 0,
+                elapsed: Duration::ZERO,
+                replayed: true,
+            });
             self.set_local(fi, step.local, v);
             self.complete(fi, p);
             return;
@@ -1051,18 +1331,30 @@ impl Exec {
         }
         let prepared = (|| -> Result<PreparedStep, StepError> {
             let call = match &step.call {
-                StepCall::Action { action, args } => Call::Action(*action, self.action_args(fi, *action, args, ckey)?),
-                StepCall::Notify { integration, target, message } => {
-                    let (action, args) = self.notify_args(fi, *integration, *target, *message, ckey)?;
+                StepCall::Action { action, args } => {
+                    Call::Action(*action, self.action_args(fi, *action, args, ckey)?)
+                }
+                StepCall::Notify {
+                    integration,
+                    target,
+                    message,
+                } => {
+                    let (action, args) =
+                        self.notify_args(fi, *integration, *target, *message, ckey)?;
                     Call::Action(action, args)
                 }
                 StepCall::Workflow { workflow, args } => {
                     let program = Arc::clone(&self.program);
-                    let child = program.workflow(*workflow).ok_or_else(|| StepError::runtime("child workflow missing"))?;
+                    let child = program
+                        .workflow(*workflow)
+                        .ok_or_else(|| StepError::runtime("child workflow missing"))?;
                     let mut input = serde_json::Map::new();
                     for (i, p) in child.params.iter().enumerate() {
                         if let Some(e) = args.get(i).copied().flatten() {
-                            input.insert(p.name.clone(), self.eval_in(fi, e, ckey, &p.name)?.to_json());
+                            input.insert(
+                                p.name.clone(),
+                                self.eval_in(fi, e, ckey, &p.name)?.to_json(),
+                            );
                         }
                     }
                     Call::Child(*workflow, Json::Object(input))
@@ -1083,11 +1375,21 @@ impl Exec {
             let idempotency_key = match step.idempotency_key {
                 Some(e) => {
                     let v = self.eval_in(fi, e, ckey, "idempotency_key")?;
-                    Some(v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_json().to_string()))
+                    Some(
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_json().to_string()),
+                    )
                 }
                 None => None,
             };
-            Ok(PreparedStep { call, policy, timeout, cache, idempotency_key })
+            Ok(PreparedStep {
+                call,
+                policy,
+                timeout,
+                cache,
+                idempotency_key,
+            })
         })();
         let prepared = match prepared {
             Ok(p) => p,
@@ -1097,12 +1399,22 @@ impl Exec {
                 return;
             }
         };
-        let first = self.replay.failed_attempts.get(&key).map(|n| n + 1).unwrap_or(1);
+        let first = self
+            .replay
+            .failed_attempts
+            .get(&key)
+            .map(|n| n + 1)
+            .unwrap_or(1);
         let shared = Arc::clone(&self.shared);
         let result_ty = step.result.clone();
         self.spawn_task(fi, false, async move {
             let result = run_step(shared, key, prepared, first, result_ty).await;
-            TaskDone { frame: fi, pos: p, result: TaskResult::Step(result), timer: false }
+            TaskDone {
+                frame: fi,
+                pos: p,
+                result: TaskResult::Step(result),
+                timer: false,
+            }
         });
     }
 
@@ -1121,12 +1433,21 @@ impl Exec {
             Some(at) => at,
             None => {
                 let r = match wait {
-                    Wait::For(d) => self
-                        .const_nanos(fi, d, ckey, "wait")
-                        .map(|ns| self.shared.inner.clock.now_millis().saturating_add(ns / 1_000_000)),
+                    Wait::For(d) => self.const_nanos(fi, d, ckey, "wait").map(|ns| {
+                        self.shared
+                            .inner
+                            .clock
+                            .now_millis()
+                            .saturating_add(ns / 1_000_000)
+                    }),
                     Wait::Until(e) => match self.eval_in(fi, *e, ckey, "wait until") {
-                        Ok(Value::Timestamp(t)) => Ok(i64::try_from(t.as_nanos() / 1_000_000).unwrap_or(i64::MAX)),
-                        Ok(other) => Err(StepError::expression(format!("`wait until` needs a timestamp, not {}", other.kind()))),
+                        Ok(Value::Timestamp(t)) => {
+                            Ok(i64::try_from(t.as_nanos() / 1_000_000).unwrap_or(i64::MAX))
+                        }
+                        Ok(other) => Err(StepError::expression(format!(
+                            "`wait until` needs a timestamp, not {}",
+                            other.kind()
+                        ))),
                         Err(e) => Err(e),
                     },
                 };
@@ -1140,15 +1461,38 @@ impl Exec {
             }
         };
         let shared = Arc::clone(&self.shared);
-        self.shared.progress(&Progress::Waiting { key: key.clone(), until_ms: fire_at });
+        self.shared.progress(&Progress::Waiting {
+            key: key.clone(),
+            until_ms: fire_at,
+        });
         self.spawn_task(fi, true, async move {
             if known.is_none() {
-                shared.journal(EventKind::TimerSet, Some(&key), None, Some(fire_at.to_string()), true).await;
+                shared
+                    .journal(
+                        EventKind::TimerSet,
+                        Some(&key),
+                        None,
+                        Some(fire_at.to_string()),
+                        true,
+                    )
+                    .await;
             }
-            let _ = shared.inner.store.set_status(shared.key, RunStatus::Waiting, Some(fire_at));
-            tokio::time::sleep(shared.inner.clock.until_millis(fire_at)).await;
-            shared.journal(EventKind::TimerFired, Some(&key), None, None, false).await;
-            TaskDone { frame: fi, pos: p, result: TaskResult::Timer, timer: true }
+            let _ = shared
+                .inner
+                .store
+                .set_status(shared.key, RunStatus::Waiting, Some(fire_at));
+            if !shared.inner.config.skip_delays {
+                tokio::time::sleep(shared.inner.clock.until_millis(fire_at)).await;
+            }
+            shared
+                .journal(EventKind::TimerFired, Some(&key), None, None, false)
+                .await;
+            TaskDone {
+                frame: fi,
+                pos: p,
+                result: TaskResult::Timer,
+                timer: true,
+            }
         });
     }
 }
@@ -1176,23 +1520,57 @@ impl AttemptObserver for Journaling<'_> {
     async fn started(&mut self, attempt: u32) {
         // A `now()` read for these arguments must be durable before the call goes out.
         let sync = self.shared.unsynced_clock.swap(false, Ordering::Relaxed);
-        self.shared.journal(EventKind::StepStarted, Some(self.key), Some(attempt), None, sync).await;
+        self.shared
+            .journal(
+                EventKind::StepStarted,
+                Some(self.key),
+                Some(attempt),
+                None,
+                sync,
+            )
+            .await;
         self.started = Some(tokio::time::Instant::now());
-        self.shared.progress(&Progress::StepStarted { step: self.key.to_owned(), attempt });
+        self.shared.progress(&Progress::StepStarted {
+            step: self.key.to_owned(),
+            attempt,
+        });
     }
 
     async fn failed(&mut self, attempt: u32, error: &StepError, last: bool) {
         let mut error = error.clone();
         error.step = self.key.to_owned();
         let data = serde_json::json!({ "error": error, "final": last }).to_string();
-        self.shared.journal(EventKind::StepFailed, Some(self.key), Some(attempt), Some(data), last).await;
-        self.shared.progress(&Progress::StepFailed { step: self.key.to_owned(), attempt, error, last });
+        self.shared
+            .journal(
+                EventKind::StepFailed,
+                Some(self.key),
+                Some(attempt),
+                Some(data),
+                last,
+            )
+            .await;
+        self.shared.progress(&Progress::StepFailed {
+            step: self.key.to_owned(),
+            attempt,
+            error,
+            last,
+        });
     }
 }
 
-async fn run_step(shared: Arc<RunShared>, key: String, step: PreparedStep, first: u32, result_ty: flow_compiler::types::Type) -> Result<Value, StepError> {
+async fn run_step(
+    shared: Arc<RunShared>,
+    key: String,
+    step: PreparedStep,
+    first: u32,
+    result_ty: flow_compiler::types::Type,
+) -> Result<Value, StepError> {
     let permit = Arc::clone(&shared.steps).acquire_owned().await.ok();
-    let mut observer = Journaling { shared: &shared, key: &key, started: None };
+    let mut observer = Journaling {
+        shared: &shared,
+        key: &key,
+        started: None,
+    };
     let result = match step.call {
         Call::Action(action, args) => {
             let mut rng = fastrand::Rng::new();
@@ -1200,32 +1578,55 @@ async fn run_step(shared: Arc<RunShared>, key: String, step: PreparedStep, first
             let Some(integration) = program.integration(action.integration) else {
                 return Err(StepError::runtime("integration missing from the program"));
             };
-            let Some(decl) = program.action(action) else { return Err(StepError::runtime("action missing from the program")) };
+            let Some(decl) = program.action(action) else {
+                return Err(StepError::runtime("action missing from the program"));
+            };
             let connector = Arc::clone(&shared.inner.connector);
-            let call = ActionCall { program: &program, action_ref: action, integration, action: decl, args: &args };
-            run_attempts(&step.policy, step.timeout, first, &mut rng, &mut observer, |attempt| {
-                let ctx = CallContext {
-                    run_id: Arc::clone(&shared.run_id),
-                    workflow: Arc::clone(&shared.workflow),
-                    step: key.clone(),
-                    attempt,
-                    owner: shared.owner.clone(),
-                    idempotency_key: step.idempotency_key.clone(),
-                    cache: step.cache,
-                    timeout: step.timeout,
-                };
-                let connector = Arc::clone(&connector);
-                let call = &call;
-                async move { connector.invoke(call, &ctx).await }
-            })
+            let call = ActionCall {
+                program: &program,
+                action_ref: action,
+                integration,
+                action: decl,
+                args: &args,
+            };
+            run_attempts(
+                &step.policy,
+                step.timeout,
+                shared.inner.config.skip_delays,
+                first,
+                &mut rng,
+                &mut observer,
+                |attempt| {
+                    let ctx = CallContext {
+                        run_id: Arc::clone(&shared.run_id),
+                        workflow: Arc::clone(&shared.workflow),
+                        step: key.clone(),
+                        attempt,
+                        owner: shared.owner.clone(),
+                        idempotency_key: step.idempotency_key.clone(),
+                        cache: step.cache,
+                        timeout: step.timeout,
+                    };
+                    let connector = Arc::clone(&connector);
+                    let call = &call;
+                    async move { connector.invoke(call, &ctx).await }
+                },
+            )
             .await
         }
         Call::Child(wf, input) => {
             observer.started(first).await;
-            let r = shared.inner.run_child(Arc::clone(&shared.loaded), wf, input, &shared, &key).await.and_then(|json| {
-                Value::from_json(&json, &result_ty)
-                    .map_err(|e| StepError::validation(format!("the child run's output does not fit its type: {e}")))
-            });
+            let r = shared
+                .inner
+                .run_child(Arc::clone(&shared.loaded), wf, input, &shared, &key)
+                .await
+                .and_then(|json| {
+                    Value::from_json(&json, &result_ty).map_err(|e| {
+                        StepError::validation(format!(
+                            "the child run's output does not fit its type: {e}"
+                        ))
+                    })
+                });
             match r {
                 Ok(v) => Ok((v, first)),
                 Err(mut e) => {
@@ -1241,8 +1642,20 @@ async fn run_step(shared: Arc<RunShared>, key: String, step: PreparedStep, first
     match result {
         Ok((value, attempt)) => {
             // The result is durable before any dependent step can start.
-            shared.journal_durable(EventKind::StepSucceeded, Some(&key), Some(attempt), Some(value.to_json().to_string())).await?;
-            shared.progress(&Progress::StepSucceeded { step: key, attempt, elapsed, replayed: false });
+            shared
+                .journal_durable(
+                    EventKind::StepSucceeded,
+                    Some(&key),
+                    Some(attempt),
+                    Some(value.to_json().to_string()),
+                )
+                .await?;
+            shared.progress(&Progress::StepSucceeded {
+                step: key,
+                attempt,
+                elapsed,
+                replayed: false,
+            });
             Ok(value)
         }
         Err(mut e) => {

@@ -43,13 +43,22 @@ impl ActionCall<'_> {
 
     /// An argument by parameter name.
     pub fn arg(&self, name: &str) -> Option<&Value> {
-        self.action.params.iter().position(|p| p.name == name).and_then(|i| self.args.get(i))
+        self.action
+            .params
+            .iter()
+            .position(|p| p.name == name)
+            .and_then(|i| self.args.get(i))
     }
 
     /// The arguments as a JSON object keyed by parameter name (for connectors that
     /// speak JSON).
     pub fn args_json(&self) -> serde_json::Map<String, serde_json::Value> {
-        self.action.params.iter().zip(self.args).map(|(p, v)| (p.name.clone(), v.to_json())).collect()
+        self.action
+            .params
+            .iter()
+            .zip(self.args)
+            .map(|(p, v)| (p.name.clone(), v.to_json()))
+            .collect()
     }
 }
 
@@ -104,7 +113,10 @@ pub struct Router {
 
 impl Router {
     pub fn new(builtins: Builtins) -> Router {
-        Router { builtins, declarative: Arc::new(NotBuilt) }
+        Router {
+            builtins,
+            declarative: Arc::new(NotBuilt),
+        }
     }
 
     /// Installs the driver for declared (non-built-in) integrations.

@@ -18,10 +18,13 @@ mod exec;
 pub mod invoke;
 pub mod policy;
 pub mod store;
+pub mod testing;
 
 use std::time::Duration;
 
-pub use engine::{Engine, EngineConfig, EngineError, Loaded, Observer, Progress, RunHandle, RunOutcome, Silent};
+pub use engine::{
+    Engine, EngineConfig, EngineError, Loaded, Observer, Progress, RunHandle, RunOutcome, Silent,
+};
 pub use error::{ErrorKind, StepError};
 pub use invoke::{ActionCall, CallContext, Connector, InvokeFuture, Router};
 pub use store::{Durability, RunStatus, Store, StoreError, StoreOptions};

@@ -35,7 +35,13 @@ const HARD_MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
 impl RetryPolicy {
     /// One attempt, no retry.
     pub const fn none() -> RetryPolicy {
-        RetryPolicy { attempts: 1, delay: Duration::ZERO, backoff: 1.0, max_delay: None, jitter: false }
+        RetryPolicy {
+            attempts: 1,
+            delay: Duration::ZERO,
+            backoff: 1.0,
+            max_delay: None,
+            jitter: false,
+        }
     }
 
     /// The wait after failed attempt `failed` (1-based) before the next one, without
@@ -43,7 +49,8 @@ impl RetryPolicy {
     pub fn base_delay(&self, failed: u32) -> Duration {
         let cap = self.max_delay.unwrap_or(HARD_MAX_DELAY).min(HARD_MAX_DELAY);
         let factor = if self.backoff > 1.0 && self.backoff.is_finite() {
-            self.backoff.powi(i32::try_from(failed.saturating_sub(1)).unwrap_or(i32::MAX))
+            self.backoff
+                .powi(i32::try_from(failed.saturating_sub(1)).unwrap_or(i32::MAX))
         } else {
             1.0
         };
@@ -59,7 +66,11 @@ impl RetryPolicy {
     /// a uniform draw from `[0, 1)` (the caller owns the random source so tests can fix it).
     pub fn delay_for(&self, failed: u32, unit: f64) -> Duration {
         let base = self.base_delay(failed);
-        if self.jitter { base.mul_f64(unit.clamp(0.0, 1.0)) } else { base }
+        if self.jitter {
+            base.mul_f64(unit.clamp(0.0, 1.0))
+        } else {
+            base
+        }
     }
 
     /// Whether another attempt is allowed after `failed` attempts.
@@ -99,7 +110,10 @@ mod tests {
 
     #[test]
     fn attempts_count_the_first_try() {
-        let p = RetryPolicy { attempts: 3, ..RetryPolicy::none() };
+        let p = RetryPolicy {
+            attempts: 3,
+            ..RetryPolicy::none()
+        };
         assert!(p.allows_another(1));
         assert!(p.allows_another(2));
         assert!(!p.allows_another(3));

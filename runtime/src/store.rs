@@ -64,7 +64,10 @@ CREATE TABLE IF NOT EXISTS events (
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the store directory {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "the store {path} is not a Flow store or is corrupt ({detail}); move it aside and Flow will create a new one, or pass --store PATH"
     )]
@@ -73,12 +76,20 @@ pub enum StoreError {
         "the store {path} is locked by another process (waited {waited:?}); wait for it to finish or pass --store PATH"
     )]
     Locked { path: PathBuf, waited: Duration },
-    #[error("the store {path} was written by a newer Flow (schema {found}, this build reads {SCHEMA_VERSION})")]
+    #[error(
+        "the store {path} was written by a newer Flow (schema {found}, this build reads {SCHEMA_VERSION})"
+    )]
     TooNew { path: PathBuf, found: i64 },
     #[error("store {path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("store {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("store {path}: cannot commit: {message}")]
     Commit { path: PathBuf, message: String },
     #[error("the store writer has stopped")]
@@ -110,7 +121,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> StoreOptions {
-        StoreOptions { durability: Durability::Full, busy_timeout: Duration::from_secs(5) }
+        StoreOptions {
+            durability: Durability::Full,
+            busy_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -156,7 +170,10 @@ impl RunStatus {
 
     /// Whether the run has ended (nothing more will happen to it).
     pub fn is_final(self) -> bool {
-        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
     }
 }
 
@@ -289,8 +306,20 @@ type AfterCommit = Box<dyn FnOnce(Option<String>) + Send>;
 enum Op {
     Events(Vec<Event>, Option<Done>),
     CreateRun(NewRun, oneshot::Sender<Result<RunKey, StoreError>>),
-    Status { run: RunKey, status: RunStatus, wake_at: Option<i64>, done: Option<Done> },
-    Finish { run: RunKey, status: RunStatus, output: Option<String>, error: Option<String>, at: i64, done: Option<Done> },
+    Status {
+        run: RunKey,
+        status: RunStatus,
+        wake_at: Option<i64>,
+        done: Option<Done>,
+    },
+    Finish {
+        run: RunKey,
+        status: RunStatus,
+        output: Option<String>,
+        error: Option<String>,
+        at: i64,
+        done: Option<Done>,
+    },
     /// Runs inside the batch's transaction; what it returns is called once the batch
     /// committed (with the commit's error, if any), so results are never seen early.
     Exec(Box<dyn FnOnce(&Connection) -> AfterCommit + Send>),
@@ -314,7 +343,10 @@ impl Store {
     /// this build can read.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_path_buf(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
         let write = open_connection(path, &options)?;
         init_schema(&write, path, &options)?;
@@ -324,8 +356,18 @@ impl Store {
         std::thread::Builder::new()
             .name("flow-store-writer".into())
             .spawn(move || writer_loop(write, rx, writer_path))
-            .map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
-        Ok(Store { inner: Arc::new(Inner { path: path.to_path_buf(), options, tx, read: Mutex::new(read) }) })
+            .map_err(|source| StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                options,
+                tx,
+                read: Mutex::new(read),
+            }),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -341,7 +383,10 @@ impl Store {
     }
 
     /// Queues events; the returned receiver resolves once they are committed.
-    pub fn append(&self, events: Vec<Event>) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
+    pub fn append(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
         let (done, rx) = oneshot::channel();
         self.send(Op::Events(events, Some(done)))?;
         Ok(rx)
@@ -355,7 +400,9 @@ impl Store {
 
     /// Appends events and waits until they are durable.
     pub async fn append_durable(&self, events: Vec<Event>) -> Result<(), StoreError> {
-        self.append(events)?.await.map_err(|_| StoreError::WriterGone)?
+        self.append(events)?
+            .await
+            .map_err(|_| StoreError::WriterGone)?
     }
 
     /// Creates a run; resolves once the run is durable.
@@ -366,14 +413,27 @@ impl Store {
     }
 
     /// Queues run creation and returns the receiver, so many submissions share a commit.
-    pub fn create_run_queued(&self, run: NewRun) -> Result<oneshot::Receiver<Result<RunKey, StoreError>>, StoreError> {
+    pub fn create_run_queued(
+        &self,
+        run: NewRun,
+    ) -> Result<oneshot::Receiver<Result<RunKey, StoreError>>, StoreError> {
         let (done, rx) = oneshot::channel();
         self.send(Op::CreateRun(run, done))?;
         Ok(rx)
     }
 
-    pub fn set_status(&self, run: RunKey, status: RunStatus, wake_at: Option<i64>) -> Result<(), StoreError> {
-        self.send(Op::Status { run, status, wake_at, done: None })
+    pub fn set_status(
+        &self,
+        run: RunKey,
+        status: RunStatus,
+        wake_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.send(Op::Status {
+            run,
+            status,
+            wake_at,
+            done: None,
+        })
     }
 
     /// Records a run's end; resolves once it is durable.
@@ -386,7 +446,14 @@ impl Store {
         at: i64,
     ) -> Result<(), StoreError> {
         let (done, rx) = oneshot::channel();
-        self.send(Op::Finish { run, status, output, error, at, done: Some(done) })?;
+        self.send(Op::Finish {
+            run,
+            status,
+            output,
+            error,
+            at,
+            done: Some(done),
+        })?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -412,17 +479,31 @@ impl Store {
     }
 
     /// Runs a read on the read connection (blocking; call from a blocking context).
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>) -> Result<T, StoreError> {
-        let conn = self.inner.read.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StoreError> {
+        let conn = self
+            .inner
+            .read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&conn).map_err(|e| classify(&self.inner.path, e, self.inner.options.busy_timeout))
     }
 
     /// Saves a compiled program under its content hash (once).
-    pub async fn save_program(&self, hash: &str, artefact: Vec<u8>, at: i64) -> Result<(), StoreError> {
+    pub async fn save_program(
+        &self,
+        hash: &str,
+        artefact: Vec<u8>,
+        at: i64,
+    ) -> Result<(), StoreError> {
         let hash = hash.to_owned();
         self.write_with(move |conn| {
-            conn.prepare_cached("INSERT OR IGNORE INTO programs (hash, created_at, artefact) VALUES (?1, ?2, ?3)")?
-                .execute(params![hash, at, artefact])?;
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO programs (hash, created_at, artefact) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![hash, at, artefact])?;
             Ok(())
         })
         .await
@@ -446,16 +527,20 @@ impl Store {
 
     pub fn run_by_key(&self, key: RunKey) -> Result<Option<RunRow>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?.query_row([key], run_row).optional()
+            conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+                .query_row([key], run_row)
+                .optional()
         })
     }
 
     /// A child run by its parent and step instance.
     pub fn child_run(&self, parent: RunKey, step: &str) -> Result<Option<RunRow>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE parent = ?1 AND parent_step = ?2"))?
-                .query_row(params![parent, step], run_row)
-                .optional()
+            conn.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE parent = ?1 AND parent_step = ?2"
+            ))?
+            .query_row(params![parent, step], run_row)
+            .optional()
         })
     }
 
@@ -463,7 +548,8 @@ impl Store {
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
         self.read(|conn| {
             let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE created_at >= ?1");
-            let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(filter.since.unwrap_or(i64::MIN))];
+            let mut args: Vec<Box<dyn rusqlite::ToSql>> =
+                vec![Box::new(filter.since.unwrap_or(i64::MIN))];
             if let Some(w) = &filter.workflow {
                 sql.push_str(" AND workflow = ?2");
                 args.push(Box::new(w.clone()));
@@ -475,9 +561,15 @@ impl Store {
             if !filter.include_children {
                 sql.push_str(" AND parent IS NULL");
             }
-            sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT {}", filter.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)));
+            sql.push_str(&format!(
+                " ORDER BY created_at DESC, id DESC LIMIT {}",
+                filter.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)
+            ));
             let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), run_row)?;
+            let rows = stmt.query_map(
+                rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())),
+                run_row,
+            )?;
             rows.collect()
         })
     }
@@ -492,7 +584,11 @@ impl Store {
     }
 
     /// Events of many runs at once (for statistics), grouped by run in `seq` order.
-    pub fn events_of_kinds(&self, runs: &[RunKey], kinds: &[EventKind]) -> Result<Vec<Event>, StoreError> {
+    pub fn events_of_kinds(
+        &self,
+        runs: &[RunKey],
+        kinds: &[EventKind],
+    ) -> Result<Vec<Event>, StoreError> {
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         self.read(|conn| {
             let mut out = Vec::new();
@@ -546,7 +642,12 @@ impl Store {
 
     /// Moves one unfinished run (and its unfinished children) to executor `to`, when its
     /// current executor is `from` (the caller checked `from` is not alive).
-    pub async fn claim_run(&self, key: RunKey, from: Option<String>, to: &str) -> Result<bool, StoreError> {
+    pub async fn claim_run(
+        &self,
+        key: RunKey,
+        from: Option<String>,
+        to: &str,
+    ) -> Result<bool, StoreError> {
         let to = to.to_owned();
         self.write_with(move |conn| {
             let n = conn.execute(
@@ -659,7 +760,9 @@ fn run_row(r: &rusqlite::Row<'_>) -> Result<RunRow, rusqlite::Error> {
 /// Reads an event row; rows of kinds this build does not know are skipped.
 fn event_row(r: &rusqlite::Row<'_>) -> Result<Option<Event>, rusqlite::Error> {
     let kind: String = r.get(3)?;
-    let Some(kind) = EventKind::parse(&kind) else { return Ok(None) };
+    let Some(kind) = EventKind::parse(&kind) else {
+        return Ok(None);
+    };
     Ok(Some(Event {
         run: r.get(0)?,
         seq: r.get(1)?,
@@ -673,7 +776,8 @@ fn event_row(r: &rusqlite::Row<'_>) -> Result<Option<Event>, rusqlite::Error> {
 
 fn open_connection(path: &Path, options: &StoreOptions) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| classify(path, e, options.busy_timeout))?;
-    conn.busy_timeout(options.busy_timeout).map_err(|e| classify(path, e, options.busy_timeout))?;
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(|e| classify(path, e, options.busy_timeout))?;
     let sync = match options.durability {
         Durability::Full => "FULL",
         Durability::Process => "NORMAL",
@@ -684,27 +788,44 @@ fn open_connection(path: &Path, options: &StoreOptions) -> Result<Connection, St
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .map_err(|e| classify(path, e, options.busy_timeout))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Locked { path: path.to_path_buf(), waited: options.busy_timeout });
+        return Err(StoreError::Locked {
+            path: path.to_path_buf(),
+            waited: options.busy_timeout,
+        });
     }
-    conn.execute_batch(&format!("PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"))
-        .map_err(|e| classify(path, e, options.busy_timeout))?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"
+    ))
+    .map_err(|e| classify(path, e, options.busy_timeout))?;
     Ok(conn)
 }
 
 fn init_schema(conn: &Connection, path: &Path, options: &StoreOptions) -> Result<(), StoreError> {
     let err = |e| classify(path, e, options.busy_timeout);
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
     if version > SCHEMA_VERSION {
-        return Err(StoreError::TooNew { path: path.to_path_buf(), found: version });
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+        });
     }
     if version < SCHEMA_VERSION {
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
-            .map_err(err)?;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))
+        .map_err(err)?;
     }
     // A file that opens but whose tables are damaged shows it here, not mid-run.
-    let check: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(err)?;
+    let check: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .map_err(err)?;
     if check != "ok" {
-        return Err(StoreError::Corrupt { path: path.to_path_buf(), detail: check });
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: check,
+        });
     }
     Ok(())
 }
@@ -720,12 +841,18 @@ fn classify(path: &Path, e: rusqlite::Error, waited: Duration) -> StoreError {
                 };
             }
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
-                return StoreError::Locked { path: path.to_path_buf(), waited };
+                return StoreError::Locked {
+                    path: path.to_path_buf(),
+                    waited,
+                };
             }
             _ => {}
         }
     }
-    StoreError::Sqlite { path: path.to_path_buf(), source: e }
+    StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source: e,
+    }
 }
 
 fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Op>, path: PathBuf) {
@@ -745,7 +872,10 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Op>, path: 
 fn commit_batch(conn: &mut Connection, batch: &mut Vec<Op>, path: &Path) {
     let mut dones: Vec<Done> = Vec::new();
     let mut after: Vec<AfterCommit> = Vec::new();
-    let mut created: Vec<(oneshot::Sender<Result<RunKey, StoreError>>, Result<RunKey, StoreError>)> = Vec::new();
+    let mut created: Vec<(
+        oneshot::Sender<Result<RunKey, StoreError>>,
+        Result<RunKey, StoreError>,
+    )> = Vec::new();
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -770,7 +900,12 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Op>, path: &Path) {
                 let r = insert_run(&tx, &run).map_err(|e| classify(path, e, Duration::ZERO));
                 created.push((done, r));
             }
-            Op::Status { run, status, wake_at, done } => {
+            Op::Status {
+                run,
+                status,
+                wake_at,
+                done,
+            } => {
                 let r = tx
                     .prepare_cached("UPDATE runs SET status = ?2, wake_at = ?3 WHERE id = ?1 AND status NOT IN ('completed', 'failed', 'cancelled')")
                     .and_then(|mut s| s.execute(params![run, status.as_str(), wake_at]));
@@ -783,7 +918,14 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Op>, path: &Path) {
                     }
                 }
             }
-            Op::Finish { run, status, output, error, at, done } => {
+            Op::Finish {
+                run,
+                status,
+                output,
+                error,
+                at,
+                done,
+            } => {
                 let r = tx
                     .prepare_cached(
                         "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_at = ?5, wake_at = NULL WHERE id = ?1 AND status != 'cancelled'",
@@ -816,10 +958,16 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Op>, path: &Path) {
         Err(e) => {
             let msg = e.to_string();
             for done in dones {
-                let _ = done.send(Err(StoreError::Commit { path: path.to_path_buf(), message: msg.clone() }));
+                let _ = done.send(Err(StoreError::Commit {
+                    path: path.to_path_buf(),
+                    message: msg.clone(),
+                }));
             }
             for (done, _) in created {
-                let _ = done.send(Err(StoreError::Commit { path: path.to_path_buf(), message: msg.clone() }));
+                let _ = done.send(Err(StoreError::Commit {
+                    path: path.to_path_buf(),
+                    message: msg.clone(),
+                }));
             }
             for f in after {
                 f(Some(msg.clone()));
@@ -830,10 +978,19 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Op>, path: &Path) {
 
 fn fail_batch(batch: &mut Vec<Op>, path: &Path, e: rusqlite::Error) {
     let msg = classify(path, e, Duration::ZERO).to_string();
-    let err = || StoreError::Commit { path: path.to_path_buf(), message: msg.clone() };
+    let err = || StoreError::Commit {
+        path: path.to_path_buf(),
+        message: msg.clone(),
+    };
     for op in batch.drain(..) {
         match op {
-            Op::Events(_, Some(done)) | Op::Status { done: Some(done), .. } | Op::Finish { done: Some(done), .. } => {
+            Op::Events(_, Some(done))
+            | Op::Status {
+                done: Some(done), ..
+            }
+            | Op::Finish {
+                done: Some(done), ..
+            } => {
                 let _ = done.send(Err(err()));
             }
             Op::CreateRun(_, done) => {
@@ -842,7 +999,8 @@ fn fail_batch(batch: &mut Vec<Op>, path: &Path, e: rusqlite::Error) {
             Op::Exec(_) => {
                 // Never ran: its caller sees the writer's channel close when the op drops.
             }
-            Op::Events(_, None) | Op::Status { done: None, .. } | Op::Finish { done: None, .. } => {}
+            Op::Events(_, None) | Op::Status { done: None, .. } | Op::Finish { done: None, .. } => {
+            }
         }
     }
 }
@@ -855,7 +1013,15 @@ fn insert_events(conn: &Connection, events: &[Event]) -> Result<(), rusqlite::Er
         "INSERT OR REPLACE INTO events (run, seq, at, kind, step, attempt, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for e in events {
-        stmt.execute(params![e.run, e.seq, e.at, e.kind.as_str(), e.step, e.attempt, e.data])?;
+        stmt.execute(params![
+            e.run,
+            e.seq,
+            e.at,
+            e.kind.as_str(),
+            e.step,
+            e.attempt,
+            e.data
+        ])?;
     }
     Ok(())
 }
@@ -890,7 +1056,10 @@ pub struct Lease {
 
 impl Lease {
     fn dir(store: &Path) -> PathBuf {
-        let mut name = store.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let mut name = store
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
         name.push(".executors");
         store.with_file_name(name)
     }
@@ -898,7 +1067,10 @@ impl Lease {
     /// Takes a new lease for this process.
     pub fn acquire(store: &Path) -> Result<Lease, StoreError> {
         let dir = Lease::dir(store);
-        std::fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
         let token = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
         let path = dir.join(format!("{token}.lock"));
         let file = std::fs::OpenOptions::new()
@@ -906,8 +1078,14 @@ impl Lease {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|source| StoreError::Io { path: path.clone(), source })?;
-        file.try_lock().map_err(|e| StoreError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
+            .map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        file.try_lock().map_err(|e| StoreError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         Ok(Lease { token, _file: file })
     }
 
@@ -915,7 +1093,9 @@ impl Lease {
     /// removed.
     pub fn is_alive(store: &Path, token: &str) -> bool {
         let path = Lease::dir(store).join(format!("{token}.lock"));
-        let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else { return false };
+        let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) else {
+            return false;
+        };
         match file.try_lock() {
             Ok(()) => {
                 let _ = std::fs::remove_file(&path);

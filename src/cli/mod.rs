@@ -6,6 +6,7 @@ mod fmt;
 mod graph;
 mod output;
 mod run;
+mod test;
 mod sources;
 
 use std::process::ExitCode;
@@ -71,6 +72,14 @@ pub enum Command {
     /// Without RUN_IDs, resumes every unfinished run of the store whose process is gone,
     /// waiting out their timers. Prints one JSON line per run. Exits 0 when all completed.
     Resume(run::ResumeArgs),
+
+    /// Run the `test` blocks of `.flow` files with typed mocks.
+    ///
+    /// Each PATH is a file or a directory searched recursively (default: `.`). Mocked
+    /// actions answer as the test says; built-in actions (`file`, `console`, `http`) run
+    /// for real; retry delays and `wait`s elapse at once. Reports like `cargo test` and
+    /// ends with `N passed, M failed`. Exits 0 when every test passed, 1 otherwise.
+    Test(test::TestArgs),
 }
 
 /// Exit status for a command that found errors in the user's input.
@@ -87,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::run(args, cli.color),
         Command::Run(args) => run::run(args, cli.color),
         Command::Resume(args) => run::resume(args, cli.color),
+        Command::Test(args) => test::run(args, cli.color),
     };
     match result {
         Ok(code) => code,

@@ -12,14 +12,14 @@ use flow_compiler::ir::Program;
 use flow_grammar::SourceMap;
 use flow_runtime::builtins::Builtins;
 use flow_runtime::{
-    Durability, Engine, EngineConfig, Observer, Progress, Router, RunHandle, RunStatus, Store, StoreOptions,
-    format_duration,
+    Durability, Engine, EngineConfig, Observer, Progress, Router, RunHandle, RunStatus, Store,
+    StoreOptions, format_duration,
 };
 use miette::{IntoDiagnostic, WrapErr, miette};
 
+use super::EXIT_FAILURE;
 use super::output::{ColorChoice, Format, plural, print_diagnostics};
 use super::sources::compile_file;
-use super::EXIT_FAILURE;
 
 /// Where runs are journaled unless `--store` says otherwise.
 pub const DEFAULT_STORE: &str = ".flow/flow.db";
@@ -104,19 +104,34 @@ pub fn open_store(path: &Path, durability: DurabilityArg) -> miette::Result<Stor
         DurabilityArg::Full => Durability::Full,
         DurabilityArg::Process => Durability::Process,
     };
-    Store::open(path, StoreOptions { durability, ..StoreOptions::default() }).map_err(|e| miette!("{e}"))
+    Store::open(
+        path,
+        StoreOptions {
+            durability,
+            ..StoreOptions::default()
+        },
+    )
+    .map_err(|e| miette!("{e}"))
 }
 
 fn runtime() -> miette::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().into_diagnostic().wrap_err("cannot start the runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .into_diagnostic()
+        .wrap_err("cannot start the runtime")
 }
 
 /// Loads a program from a `.flow` (compiling it, printing diagnostics) or `.flowc` file.
 /// `Ok(None)`: the file has errors (already reported).
 pub fn load_program(file: &Path, color: ColorChoice) -> miette::Result<Option<Program>> {
     if file.extension().is_some_and(|e| e == "flowc") {
-        let bytes = std::fs::read(file).into_diagnostic().wrap_err_with(|| format!("cannot read `{}`", file.display()))?;
-        return flow_compiler::artefact::decode(&bytes).map(Some).map_err(|e| miette!("{}: {e}", file.display()));
+        let bytes = std::fs::read(file)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("cannot read `{}`", file.display()))?;
+        return flow_compiler::artefact::decode(&bytes)
+            .map(Some)
+            .map_err(|e| miette!("{}: {e}", file.display()));
     }
     let mut sources = SourceMap::new();
     let (_, compiled) = compile_file(&mut sources, file)?;
@@ -127,7 +142,12 @@ pub fn load_program(file: &Path, color: ColorChoice) -> miette::Result<Option<Pr
             return Ok(None);
         }
     };
-    let errors: Vec<_> = compilation.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+    let errors: Vec<_> = compilation
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .cloned()
+        .collect();
     if !errors.is_empty() {
         let tally = print_diagnostics(&sources, &errors, Format::Human, color);
         eprintln!("not run: {}", plural(tally.errors, "error"));
@@ -138,15 +158,27 @@ pub fn load_program(file: &Path, color: ColorChoice) -> miette::Result<Option<Pr
 
 /// The workflow `flow run FILE` runs when `--workflow` is not given.
 pub fn default_workflow(program: &Program, file: &Path) -> miette::Result<String> {
-    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     if program.workflows.iter().any(|w| w.name == stem) {
         return Ok(stem.to_owned());
     }
-    let local: Vec<&str> = program.workflows.iter().map(|w| w.name.as_str()).filter(|n| !n.contains('.')).collect();
+    let local: Vec<&str> = program
+        .workflows
+        .iter()
+        .map(|w| w.name.as_str())
+        .filter(|n| !n.contains('.'))
+        .collect();
     match local.as_slice() {
         [only] => Ok((*only).to_owned()),
         [] => Err(miette!("`{}` has no workflow to run", file.display())),
-        many => Err(miette!("`{}` has several workflows; choose one with --workflow: {}", file.display(), many.join(", "))),
+        many => Err(miette!(
+            "`{}` has several workflows; choose one with --workflow: {}",
+            file.display(),
+            many.join(", ")
+        )),
     }
 }
 
@@ -154,26 +186,44 @@ fn parse_input(input: Option<&str>) -> miette::Result<serde_json::Value> {
     let text = match input {
         None => return Ok(serde_json::json!({})),
         Some(s) => match s.strip_prefix('@') {
-            Some(path) => std::fs::read_to_string(path).into_diagnostic().wrap_err_with(|| format!("cannot read `{path}`"))?,
+            Some(path) => std::fs::read_to_string(path)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("cannot read `{path}`"))?,
             None => s.to_owned(),
         },
     };
-    let value: serde_json::Value =
-        serde_json::from_str(&text).into_diagnostic().wrap_err("--input is not valid JSON")?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .into_diagnostic()
+        .wrap_err("--input is not valid JSON")?;
     if !value.is_object() {
-        return Err(miette!("--input must be a JSON object of the workflow's arguments"));
+        return Err(miette!(
+            "--input must be a JSON object of the workflow's arguments"
+        ));
     }
     Ok(value)
 }
 
-fn engine(store: Store, exec: &ExecArgs, owner: Option<String>, observer: Arc<dyn Observer>) -> miette::Result<Engine> {
+fn engine(
+    store: Store,
+    exec: &ExecArgs,
+    owner: Option<String>,
+    observer: Arc<dyn Observer>,
+) -> miette::Result<Engine> {
     let builtins = Builtins::new().map_err(|e| miette!("{e}"))?;
-    let config = EngineConfig { max_concurrent_runs: exec.max_concurrent_runs, max_parallel_steps: exec.max_parallel_steps, owner };
-    Engine::new(store, Arc::new(Router::new(builtins)), config, observer).map_err(|e| miette!("{e}"))
+    let config = EngineConfig {
+        max_concurrent_runs: exec.max_concurrent_runs,
+        max_parallel_steps: exec.max_parallel_steps,
+        owner,
+        ..EngineConfig::default()
+    };
+    Engine::new(store, Arc::new(Router::new(builtins)), config, observer)
+        .map_err(|e| miette!("{e}"))
 }
 
 pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
-    let Some(program) = load_program(&args.file, color)? else { return Ok(ExitCode::from(EXIT_FAILURE)) };
+    let Some(program) = load_program(&args.file, color)? else {
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    };
     let workflow = match &args.workflow {
         Some(w) => w.clone(),
         None => default_workflow(&program, &args.file)?,
@@ -186,7 +236,10 @@ pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
     rt.block_on(async move {
         let recovered = engine.recover().await.map_err(|e| miette!("{e}"))?;
         if !recovered.is_empty() {
-            display.note(&format!("resuming {} left unfinished by a stopped process", plural(recovered.len(), "run")));
+            display.note(&format!(
+                "resuming {} left unfinished by a stopped process",
+                plural(recovered.len(), "run")
+            ));
         }
         let loaded = engine.load(program).await.map_err(|e| miette!("{e}"))?;
         let handle = match engine.submit(&loaded, &workflow, input).await {
@@ -206,7 +259,12 @@ pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
         finish_recovered(&engine, recovered).await;
         display.finish();
         let _ = engine.shutdown().await;
-        print_outcome(&outcome.output, outcome.status, outcome.error.as_ref(), &outcome.run_id)
+        print_outcome(
+            &outcome.output,
+            outcome.status,
+            outcome.error.as_ref(),
+            &outcome.run_id,
+        )
     })
 }
 
@@ -222,7 +280,11 @@ async fn finish_recovered(engine: &Engine, mut handles: Vec<RunHandle>) {
             }
             let store = engine.store().clone();
             let key = h.key;
-            let status = tokio::task::spawn_blocking(move || store.status_of(key)).await.ok().and_then(Result::ok).flatten();
+            let status = tokio::task::spawn_blocking(move || store.status_of(key))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
             if status == Some(RunStatus::Waiting) {
                 h.abort();
             } else {
@@ -244,11 +306,16 @@ fn print_outcome(
 ) -> miette::Result<ExitCode> {
     match status {
         RunStatus::Completed => {
-            println!("{}", serde_json::to_string_pretty(output).into_diagnostic()?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(output).into_diagnostic()?
+            );
             Ok(ExitCode::SUCCESS)
         }
         _ => {
-            let message = error.map(ToString::to_string).unwrap_or_else(|| "failed".into());
+            let message = error
+                .map(ToString::to_string)
+                .unwrap_or_else(|| "failed".into());
             eprintln!("run {run_id} {}: {message}", status.as_str());
             Ok(ExitCode::from(EXIT_FAILURE))
         }
@@ -310,12 +377,18 @@ impl Display {
         let bar = (!quiet && tty).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.enable_steady_tick(Duration::from_millis(100));
-            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}") {
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            {
                 bar.set_style(style);
             }
             bar
         });
-        Display { quiet, color: color.stderr(), bar, running: Mutex::new(Vec::new()) }
+        Display {
+            quiet,
+            color: color.stderr(),
+            bar,
+            running: Mutex::new(Vec::new()),
+        }
     }
 
     fn line(&self, text: &str) {
@@ -333,13 +406,24 @@ impl Display {
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
     }
 
     fn refresh(&self) {
         if let Some(bar) = &self.bar {
-            let running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            bar.set_message(if running.is_empty() { String::new() } else { format!("running {}", running.join(", ")) });
+            let running = self
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            bar.set_message(if running.is_empty() {
+                String::new()
+            } else {
+                format!("running {}", running.join(", "))
+            });
         }
     }
 
@@ -355,25 +439,61 @@ impl Observer for Display {
         if self.quiet {
             return;
         }
-        let prefix = if child { format!("  {workflow}: ") } else { String::new() };
+        let prefix = if child {
+            format!("  {workflow}: ")
+        } else {
+            String::new()
+        };
         match event {
-            Progress::RunStarted { resumed: true } => self.line(&format!("{prefix}resumed run {run_id} of {workflow}")),
+            Progress::RunStarted { resumed: true } => {
+                self.line(&format!("{prefix}resumed run {run_id} of {workflow}"))
+            }
             Progress::StepStarted { step, attempt } => {
-                self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(step.clone());
+                self.running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(step.clone());
                 if self.bar.is_none() {
-                    let retry = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+                    let retry = if *attempt > 1 {
+                        format!(" (attempt {attempt})")
+                    } else {
+                        String::new()
+                    };
                     self.line(&format!("{prefix}▸ {step}{retry}"));
                 }
                 self.refresh();
             }
-            Progress::StepSucceeded { step, elapsed, replayed, .. } => {
-                self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|s| s != step);
-                let detail = if *replayed { "done before the restart".to_owned() } else { format_duration(*elapsed) };
-                self.line(&format!("{prefix}{} {step} ({detail})", self.paint("32", "✓")));
+            Progress::StepSucceeded {
+                step,
+                elapsed,
+                replayed,
+                ..
+            } => {
+                self.running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .retain(|s| s != step);
+                let detail = if *replayed {
+                    "done before the restart".to_owned()
+                } else {
+                    format_duration(*elapsed)
+                };
+                self.line(&format!(
+                    "{prefix}{} {step} ({detail})",
+                    self.paint("32", "✓")
+                ));
                 self.refresh();
             }
-            Progress::StepFailed { step, attempt, error, last } => {
-                self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|s| s != step);
+            Progress::StepFailed {
+                step,
+                attempt,
+                error,
+                last,
+            } => {
+                self.running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .retain(|s| s != step);
                 let then = if *last { "" } else { ", will retry" };
                 self.line(&format!(
                     "{prefix}{} {step} attempt {attempt}: {}: {}{then}",
@@ -389,10 +509,15 @@ impl Observer for Display {
                     .map(|d| d.as_millis() as i64)
                     .unwrap_or(0);
                 let left = Duration::from_millis(u64::try_from(until_ms - now).unwrap_or(0));
-                self.line(&format!("{prefix}⏸ {key}: waiting {}", format_duration(left)));
+                self.line(&format!(
+                    "{prefix}⏸ {key}: waiting {}",
+                    format_duration(left)
+                ));
             }
             Progress::Log { message } => self.line(&format!("{prefix}log: {message}")),
-            Progress::RunFinished { status } if child => self.line(&format!("{prefix}child run {run_id} {}", status.as_str())),
+            Progress::RunFinished { status } if child => {
+                self.line(&format!("{prefix}child run {run_id} {}", status.as_str()))
+            }
             Progress::RunStarted { .. } | Progress::RunFinished { .. } => {}
         }
     }

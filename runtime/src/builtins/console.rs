@@ -17,7 +17,9 @@ pub enum ConsoleSink {
 impl ConsoleSink {
     pub fn print(&self, action: &str, args: &Map<String, Json>) -> Result<Json, StepError> {
         if action != "print" {
-            return Err(StepError::runtime(format!("console has no action `{action}`")));
+            return Err(StepError::runtime(format!(
+                "console has no action `{action}`"
+            )));
         }
         let message = match args.get("message") {
             Some(Json::String(s)) => s.clone(),
@@ -29,10 +31,15 @@ impl ConsoleSink {
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "{message}")
                     .and_then(|()| out.flush())
-                    .map_err(|e| StepError::runtime(format!("cannot write to standard output: {e}")))?;
+                    .map_err(|e| {
+                        StepError::runtime(format!("cannot write to standard output: {e}"))
+                    })?;
             }
             ConsoleSink::Buffer(lines) => {
-                lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(message);
+                lines
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(message);
             }
         }
         Ok(serde_json::json!({ "printed": true }))

@@ -8,17 +8,23 @@ use serde_json::{Map, Value as Json};
 use crate::error::StepError;
 
 pub async fn call(action: &str, args: &Map<String, Json>) -> Result<Json, StepError> {
-    let path = arg_str(args, "path").or_else(|| arg_str(args, "dir")).unwrap_or_default().to_owned();
+    let path = arg_str(args, "path")
+        .or_else(|| arg_str(args, "dir"))
+        .unwrap_or_default()
+        .to_owned();
     if path.is_empty() {
-        return Err(StepError::validation(format!("file.{action} needs a `path`")));
+        return Err(StepError::validation(format!(
+            "file.{action} needs a `path`"
+        )));
     }
     match action {
         "read" => Ok(Json::String(read_text(&path).await?)),
         "read_json" => {
             let text = read_text(&path).await?;
             serde_json::from_str(&text).map_err(|e| {
-                StepError::validation(format!("{path} is not valid JSON: {e}"))
-                    .with_details(serde_json::json!({ "path": path, "line": e.line(), "column": e.column() }))
+                StepError::validation(format!("{path} is not valid JSON: {e}")).with_details(
+                    serde_json::json!({ "path": path, "line": e.line(), "column": e.column() }),
+                )
             })
         }
         "read_csv" => {
@@ -41,7 +47,9 @@ pub async fn call(action: &str, args: &Map<String, Json>) -> Result<Json, StepEr
             write(&path, text.into_bytes(), true).await
         }
         "list" => {
-            let mut dir = tokio::fs::read_dir(&path).await.map_err(|e| io_error(&path, &e))?;
+            let mut dir = tokio::fs::read_dir(&path)
+                .await
+                .map_err(|e| io_error(&path, &e))?;
             let mut names = Vec::new();
             while let Some(entry) = dir.next_entry().await.map_err(|e| io_error(&path, &e))? {
                 names.push(entry.file_name().to_string_lossy().into_owned());
@@ -58,12 +66,19 @@ fn arg_str<'a>(args: &'a Map<String, Json>, name: &str) -> Option<&'a str> {
 }
 
 async fn read_text(path: &str) -> Result<String, StepError> {
-    tokio::fs::read_to_string(path).await.map_err(|e| io_error(path, &e))
+    tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| io_error(path, &e))
 }
 
 async fn write(path: &str, bytes: Vec<u8>, append: bool) -> Result<Json, StepError> {
-    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(dir).await.map_err(|e| io_error(path, &e))?;
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| io_error(path, &e))?;
     }
     let len = bytes.len();
     if append {
@@ -79,8 +94,12 @@ async fn write(path: &str, bytes: Vec<u8>, append: bool) -> Result<Json, StepErr
     } else {
         // Write beside and rename, so a crash never leaves half a file behind.
         let tmp = format!("{path}.flow-tmp");
-        tokio::fs::write(&tmp, &bytes).await.map_err(|e| io_error(path, &e))?;
-        tokio::fs::rename(&tmp, path).await.map_err(|e| io_error(path, &e))?;
+        tokio::fs::write(&tmp, &bytes)
+            .await
+            .map_err(|e| io_error(path, &e))?;
+        tokio::fs::rename(&tmp, path)
+            .await
+            .map_err(|e| io_error(path, &e))?;
     }
     Ok(serde_json::json!({ "path": path, "bytes": len }))
 }
@@ -91,7 +110,10 @@ fn io_error(path: &str, e: &std::io::Error) -> StepError {
 
 /// CSV with a header row: each record becomes a map from column name to text.
 pub fn parse_csv(path: &str, text: &str) -> Result<Json, StepError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(text.as_bytes());
     let headers = reader
         .headers()
         .map_err(|e| StepError::validation(format!("{path}: bad CSV header: {e}")))?
@@ -115,7 +137,10 @@ mod tests {
     #[test]
     fn csv_rows_become_maps() {
         let rows = parse_csv("x.csv", "name,amount\nAda,10\n\"Grace, H\",20\n").unwrap();
-        assert_eq!(rows, serde_json::json!([{ "name": "Ada", "amount": "10" }, { "name": "Grace, H", "amount": "20" }]));
+        assert_eq!(
+            rows,
+            serde_json::json!([{ "name": "Ada", "amount": "10" }, { "name": "Grace, H", "amount": "20" }])
+        );
     }
 
     #[test]

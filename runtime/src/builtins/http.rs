@@ -19,7 +19,11 @@ pub fn client() -> Result<reqwest::Client, StepError> {
 }
 
 /// Calls `http.ACTION(args)`; `args` holds the call's named arguments.
-pub async fn call(client: &reqwest::Client, action: &str, args: &Map<String, Json>) -> Result<Json, StepError> {
+pub async fn call(
+    client: &reqwest::Client,
+    action: &str,
+    args: &Map<String, Json>,
+) -> Result<Json, StepError> {
     let method = match action {
         "get" => reqwest::Method::GET,
         "post" => reqwest::Method::POST,
@@ -28,17 +32,24 @@ pub async fn call(client: &reqwest::Client, action: &str, args: &Map<String, Jso
         "delete" => reqwest::Method::DELETE,
         "head" => reqwest::Method::HEAD,
         "request" => {
-            let name = str_arg(args, "method")?.unwrap_or("GET").to_ascii_uppercase();
+            let name = str_arg(args, "method")?
+                .unwrap_or("GET")
+                .to_ascii_uppercase();
             reqwest::Method::from_bytes(name.as_bytes())
                 .map_err(|_| StepError::validation(format!("`{name}` is not an HTTP method")))?
         }
         other => return Err(StepError::runtime(format!("http has no action `{other}`"))),
     };
-    let url = str_arg(args, "url")?.ok_or_else(|| StepError::validation("http call without `url`"))?;
-    let parsed = reqwest::Url::parse(url).map_err(|e| StepError::validation(format!("invalid URL `{url}`: {e}")))?;
+    let url =
+        str_arg(args, "url")?.ok_or_else(|| StepError::validation("http call without `url`"))?;
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| StepError::validation(format!("invalid URL `{url}`: {e}")))?;
     let mut req = client.request(method, parsed);
     if let Some(query) = map_arg(args, "query")? {
-        let pairs: Vec<(String, String)> = query.iter().map(|(k, v)| (k.clone(), scalar_text(v))).collect();
+        let pairs: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| (k.clone(), scalar_text(v)))
+            .collect();
         if !pairs.is_empty() {
             req = req.query(&pairs);
         }
@@ -51,16 +62,25 @@ pub async fn call(client: &reqwest::Client, action: &str, args: &Map<String, Jso
     if let Some(json) = args.get("json").filter(|v| !v.is_null()) {
         req = req.json(json);
     } else if let Some(form) = map_arg(args, "form")? {
-        let pairs: Vec<(String, String)> = form.iter().map(|(k, v)| (k.clone(), scalar_text(v))).collect();
+        let pairs: Vec<(String, String)> = form
+            .iter()
+            .map(|(k, v)| (k.clone(), scalar_text(v)))
+            .collect();
         req = req.form(&pairs);
     } else if let Some(text) = str_arg(args, "text")? {
-        req = req.header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8").body(text.to_owned());
+        req = req
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(text.to_owned());
     }
     if let Some(ms) = args.get("timeout_ms").and_then(Json::as_u64) {
         req = req.timeout(Duration::from_millis(ms));
     }
     let accept: Vec<u16> = match args.get("accept_status") {
-        Some(Json::Array(items)) => items.iter().filter_map(|v| v.as_u64()).filter_map(|v| u16::try_from(v).ok()).collect(),
+        Some(Json::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_u64())
+            .filter_map(|v| u16::try_from(v).ok())
+            .collect(),
         _ => Vec::new(),
     };
 
@@ -91,11 +111,15 @@ pub async fn call(client: &reqwest::Client, action: &str, args: &Map<String, Jso
         .get("content-type")
         .and_then(Json::as_str)
         .is_some_and(|ct| ct.contains("json"));
-    let bytes = response.bytes().await.map_err(|e| transport_error(url, &e))?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(url, &e))?;
     let body = if bytes.is_empty() {
         Json::Null
     } else if is_json {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Json::String(String::from_utf8_lossy(&bytes).into_owned()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Json::String(String::from_utf8_lossy(&bytes).into_owned()))
     } else {
         Json::String(String::from_utf8_lossy(&bytes).into_owned())
     };
@@ -119,7 +143,11 @@ fn transport_error(url: &str, e: &reqwest::Error) -> StepError {
         cause = s.to_string();
         source = s.source();
     }
-    let detail = if cause.is_empty() { e.to_string() } else { cause };
+    let detail = if cause.is_empty() {
+        e.to_string()
+    } else {
+        cause
+    };
     if e.is_timeout() {
         StepError::timeout(format!("{url}: timed out"))
     } else {
@@ -131,15 +159,22 @@ fn str_arg<'a>(args: &'a Map<String, Json>, name: &str) -> Result<Option<&'a str
     match args.get(name) {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(s)),
-        Some(other) => Err(StepError::validation(format!("`{name}` must be a string, not {other}"))),
+        Some(other) => Err(StepError::validation(format!(
+            "`{name}` must be a string, not {other}"
+        ))),
     }
 }
 
-fn map_arg<'a>(args: &'a Map<String, Json>, name: &str) -> Result<Option<&'a Map<String, Json>>, StepError> {
+fn map_arg<'a>(
+    args: &'a Map<String, Json>,
+    name: &str,
+) -> Result<Option<&'a Map<String, Json>>, StepError> {
     match args.get(name) {
         None | Some(Json::Null) => Ok(None),
         Some(Json::Object(m)) => Ok(Some(m)),
-        Some(other) => Err(StepError::validation(format!("`{name}` must be a map, not {other}"))),
+        Some(other) => Err(StepError::validation(format!(
+            "`{name}` must be a map, not {other}"
+        ))),
     }
 }
 

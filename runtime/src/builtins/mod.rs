@@ -20,7 +20,10 @@ pub struct Builtins {
 
 impl Builtins {
     pub fn new() -> Result<Builtins, StepError> {
-        Ok(Builtins { client: http::client()?, console: ConsoleSink::Stdout })
+        Ok(Builtins {
+            client: http::client()?,
+            console: ConsoleSink::Stdout,
+        })
     }
 
     /// Sends `console.print` somewhere other than stdout.
@@ -37,16 +40,26 @@ impl Connector for Builtins {
             let action = call.action.name.as_str();
             let mut args = args;
             if let Some(timeout) = ctx.timeout {
-                args.insert("timeout_ms".into(), serde_json::json!(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)));
+                args.insert(
+                    "timeout_ms".into(),
+                    serde_json::json!(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+                );
             }
             let json = match call.integration.name.as_str() {
                 "http" => http::call(&self.client, action, &args).await?,
                 "file" => file::call(action, &args).await?,
                 "console" => self.console.print(action, &args)?,
-                other => return Err(StepError::runtime(format!("`{other}` is not a built-in integration"))),
+                other => {
+                    return Err(StepError::runtime(format!(
+                        "`{other}` is not a built-in integration"
+                    )));
+                }
             };
             Value::from_json(&json, &call.action.result).map_err(|e| {
-                StepError::validation(format!("{}.{action} returned a value that does not fit its type: {e}", call.integration.name))
+                StepError::validation(format!(
+                    "{}.{action} returned a value that does not fit its type: {e}",
+                    call.integration.name
+                ))
             })
         })
     }

@@ -6,14 +6,24 @@ use std::sync::{Arc, Mutex};
 
 use flow_compiler::ir::Program;
 use flow_runtime::builtins::{Builtins, ConsoleSink};
-use flow_runtime::{Connector, Engine, EngineConfig, Observer, Progress, Router, RunOutcome, Store, StoreOptions};
+use flow_runtime::{
+    Connector, Engine, EngineConfig, Observer, Progress, Router, RunOutcome, Store, StoreOptions,
+};
 
 /// Compiles a single file's text; panics with the diagnostics when it has errors.
 pub fn compile(src: &str) -> Program {
     let (_, compilation) = flow_compiler::compile_source("test.flow", src);
-    let errors: Vec<String> =
-        compilation.diagnostics.iter().filter(|d| d.is_error()).map(|d| format!("{}: {}", d.code, d.message)).collect();
-    assert!(errors.is_empty(), "the test program does not compile:\n{}", errors.join("\n"));
+    let errors: Vec<String> = compilation
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{}: {}", d.code, d.message))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the test program does not compile:\n{}",
+        errors.join("\n")
+    );
     compilation.program
 }
 
@@ -24,10 +34,23 @@ impl Observer for Recorder {
     fn progress(&self, _run: &str, _wf: &str, _child: bool, event: &Progress) {
         let line = match event {
             Progress::StepStarted { step, attempt } => format!("start {step} #{attempt}"),
-            Progress::StepSucceeded { step, replayed: true, .. } => format!("replay {step}"),
+            Progress::StepSucceeded {
+                step,
+                replayed: true,
+                ..
+            } => format!("replay {step}"),
             Progress::StepSucceeded { step, .. } => format!("ok {step}"),
-            Progress::StepFailed { step, attempt, error, last } => {
-                format!("fail {step} #{attempt} {}{}", error.kind.as_str(), if *last { " last" } else { "" })
+            Progress::StepFailed {
+                step,
+                attempt,
+                error,
+                last,
+            } => {
+                format!(
+                    "fail {step} #{attempt} {}{}",
+                    error.kind.as_str(),
+                    if *last { " last" } else { "" }
+                )
             }
             Progress::Waiting { key, .. } => format!("wait {key}"),
             Progress::Log { message } => format!("log {message}"),
@@ -53,12 +76,19 @@ pub fn harness_with(connector: Option<Arc<dyn Connector>>, config: EngineConfig)
     let store = Store::open(&dir.path().join("flow.db"), StoreOptions::default()).unwrap();
     let console = Arc::new(Mutex::new(Vec::new()));
     let connector = connector.unwrap_or_else(|| {
-        let builtins = Builtins::new().unwrap().with_console(ConsoleSink::Buffer(Arc::clone(&console)));
+        let builtins = Builtins::new()
+            .unwrap()
+            .with_console(ConsoleSink::Buffer(Arc::clone(&console)));
         Arc::new(Router::new(builtins))
     });
     let recorder = Arc::new(Recorder::default());
     let engine = Engine::new(store, connector, config, recorder.clone()).unwrap();
-    Harness { dir, engine, console, recorder }
+    Harness {
+        dir,
+        engine,
+        console,
+        recorder,
+    }
 }
 
 impl Harness {
