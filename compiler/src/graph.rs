@@ -12,13 +12,12 @@ use flow_grammar::{Diagnostic, SourceMap, Span, codes};
 
 use crate::ir::{self, BlockId, Program, StepCall, StmtId, StmtKind, Workflow};
 
-/// Where a statement sits: its block, the compound statements around it (outermost
-/// first) and the blocks from the body down to its own.
+/// Where a statement sits: its block and the compound statements around it
+/// (outermost first).
 #[derive(Clone, Debug)]
 pub(crate) struct StmtShape {
     pub block: BlockId,
     pub ancestors: Vec<StmtId>,
-    pub blocks: Vec<BlockId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,12 +31,14 @@ pub(crate) enum EdgeKind {
 }
 
 /// `from` must wait for `to`; `span` is what caused it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Edge {
     pub from: StmtId,
     pub to: StmtId,
     pub span: Span,
     pub kind: EdgeKind,
+    /// What is read or waited for, as shown (`` `b` ``); empty: the target statement.
+    pub name: String,
 }
 
 /// The statement of `block` that contains `stmt` (itself or a compound ancestor).
@@ -135,16 +136,20 @@ pub(crate) fn check_dependencies(
                 chain.join(" → ")
             )
         };
-        let primary = edges[first_edge];
+        let shown = |e: &Edge| {
+            if e.name.is_empty() {
+                label(e.to)
+            } else {
+                e.name.clone()
+            }
+        };
+        let primary = &edges[first_edge];
         let mut d = Diagnostic::new(codes::DEPENDENCY_CYCLE, primary.span, message).with_label(
-            edge_text(&label(primary.from), &label(primary.to), primary.kind),
+            edge_text(&label(primary.from), &shown(primary), primary.kind),
         );
         for &(_, k) in path.iter().skip(1) {
-            let e = edges[k];
-            d = d.with_secondary(
-                e.span,
-                edge_text(&label(lifted[k_index(&lifted, k)].0), &label(e.to), e.kind),
-            );
+            let e = &edges[k];
+            d = d.with_secondary(e.span, edge_text(&label(e.from), &shown(e), e.kind));
         }
         out.push(d.with_help("a step runs after everything it reads; break the cycle by removing one of these references"));
     }
@@ -190,10 +195,6 @@ pub(crate) fn check_dependencies(
         }
     }
     out
-}
-
-fn k_index(lifted: &[(StmtId, StmtId, usize)], k: usize) -> usize {
-    lifted.iter().position(|l| l.2 == k).unwrap_or(0)
 }
 
 fn edge_text(from: &str, to: &str, kind: EdgeKind) -> String {

@@ -71,13 +71,6 @@ impl Checker<'_> {
                         }
                         let params = self.params(m, Some(i), &e.params);
                         let result = self.type_of(m, Some(i), &e.result);
-                        let webhook = e.clauses.iter().find_map(|c| match &c.kind {
-                            EventClauseKind::Webhook(p) => match self.fold(m, p) {
-                                Some(ConstVal::String(s)) => Some(s),
-                                _ => None,
-                            },
-                            _ => None,
-                        });
                         events.push(EventSig {
                             name: e.name.name.clone(),
                             doc: e.doc.clone(),
@@ -85,7 +78,6 @@ impl Checker<'_> {
                             params,
                             result,
                             ast: e.clone(),
-                            webhook,
                         });
                     }
                     IntegrationMember::Type(_) | IntegrationMember::Setting(_) => {}

@@ -99,7 +99,6 @@ impl Checker<'_> {
         self.diagnostics.extend(diagnostics);
         self.modules.push(Module {
             key,
-            file,
             ast: Rc::new(ast),
             stdlib,
             own: HashMap::new(),

@@ -38,7 +38,6 @@ pub(crate) type WfIdx = usize;
 pub(crate) struct Module {
     /// The loader's name for a file, `std:NAME` for a stdlib module.
     pub key: String,
-    pub file: FileId,
     pub ast: Rc<ast::Module>,
     /// The stdlib module name, for embedded modules.
     pub stdlib: Option<String>,
@@ -78,7 +77,6 @@ pub(crate) enum State {
 pub(crate) struct TypeDef {
     pub module: ModIdx,
     pub integration: Option<IntegIdx>,
-    pub name: String,
     /// `Customer`, `slack.Message`.
     pub display: String,
     pub doc: Option<String>,
@@ -133,8 +131,6 @@ pub(crate) struct EventSig {
     pub params: Vec<ParamSig>,
     pub result: Type,
     pub ast: ast::Event,
-    /// The webhook path, when it is a constant string.
-    pub webhook: Option<String>,
 }
 
 pub(crate) struct IntegDef {
@@ -156,7 +152,6 @@ pub(crate) struct WfDef {
     pub module: ModIdx,
     pub name: String,
     pub doc: Option<String>,
-    pub span: Span,
     pub ast: Rc<ast::Workflow>,
     pub params: Vec<ParamSig>,
     /// The declared result type.
@@ -244,10 +239,5 @@ fn dedup(diagnostics: &mut Vec<Diagnostic>) {
 impl Checker<'_> {
     pub(crate) fn report(&mut self, d: Diagnostic) {
         self.diagnostics.push(d);
-    }
-
-    /// Which module a workflow, test or type belongs to is a stdlib module.
-    pub(crate) fn is_stdlib(&self, m: ModIdx) -> bool {
-        self.modules.get(m).is_some_and(|m| m.stdlib.is_some())
     }
 }

@@ -59,7 +59,6 @@ impl Checker<'_> {
                         self.types.push(TypeDef {
                             module: m,
                             integration: None,
-                            name: t.name.name.clone(),
                             display: t.name.name.clone(),
                             doc: t.doc.clone(),
                             span: t.name.span,
@@ -105,7 +104,6 @@ impl Checker<'_> {
                                 self.types.push(TypeDef {
                                     module: m,
                                     integration: Some(idx),
-                                    name: t.name.name.clone(),
                                     display: format!("{}.{}", i.name.name, t.name.name),
                                     doc: t.doc.clone(),
                                     span: t.name.span,
@@ -137,7 +135,6 @@ impl Checker<'_> {
                             module: m,
                             name: w.name.name.clone(),
                             doc: w.doc.clone(),
-                            span: w.name.span,
                             ast: Rc::new(w.clone()),
                             params: Vec::new(),
                             result: None,
@@ -187,23 +184,11 @@ impl Checker<'_> {
                 match alias {
                     Some(alias) => {
                         let sym = match self.modules[target].stdlib {
+                            // A stdlib module stands for the integration it declares; one
+                            // that declares none (or several) is a namespace.
                             Some(_) => match self.module_integration(target) {
                                 Some(integ) => Symbol::Integration(integ),
-                                None => {
-                                    self.report(
-                                        Diagnostic::new(
-                                            codes::MODULE_WITHOUT_INTEGRATION,
-                                            span,
-                                            format!(
-                                                "module `{}` does not declare exactly one integration",
-                                                self.modules[target].stdlib.clone().unwrap_or_default()
-                                            ),
-                                        )
-                                        .with_label("its items are reachable only by qualified name")
-                                        .with_note("a standard-library import binds the integration the module declares"),
-                                    );
-                                    Symbol::Module(target)
-                                }
+                                None => Symbol::Module(target),
                             },
                             None => Symbol::Module(target),
                         };

@@ -45,10 +45,15 @@ const RETRY_FIELDS: &[&str] = &["attempts", "delay", "backoff", "max_delay", "ji
 impl Checker<'_> {
     /// The value of a literal, or of a constant bound to one (through other constants).
     pub(crate) fn fold(&self, m: ModIdx, expr: &ast::Expr) -> Option<ConstVal> {
-        self.fold_depth(m, expr, FOLD_DEPTH)
+        self.fold_depth(m, expr, FOLD_DEPTH, false)
     }
 
-    fn fold_depth(&self, m: ModIdx, expr: &ast::Expr, depth: u32) -> Option<ConstVal> {
+    /// Like [`Checker::fold`], but a bare word that names nothing is a value (`priority = high`).
+    fn fold_setting(&self, m: ModIdx, expr: &ast::Expr) -> Option<ConstVal> {
+        self.fold_depth(m, expr, FOLD_DEPTH, true)
+    }
+
+    fn fold_depth(&self, m: ModIdx, expr: &ast::Expr, depth: u32, words: bool) -> Option<ConstVal> {
         if depth == 0 {
             return None;
         }
@@ -76,7 +81,7 @@ impl Checker<'_> {
             ExprKind::Unary {
                 op: UnaryOp::Neg,
                 operand,
-            } => match self.fold_depth(m, operand, depth - 1)? {
+            } => match self.fold_depth(m, operand, depth - 1, words)? {
                 ConstVal::Int(i) => ConstVal::Int(i.checked_neg()?),
                 ConstVal::Double(d) => ConstVal::Double(-d),
                 ConstVal::Duration(d) => ConstVal::Duration(d.checked_neg()?),
@@ -85,10 +90,11 @@ impl Checker<'_> {
             ExprKind::Ident { name, root: false } => match self.lookup(m, name).map(|e| e.sym) {
                 Some(Symbol::Const(c)) => {
                     let def = self.consts.get(c)?;
-                    self.fold_depth(def.module, &def.decl.value, depth - 1)?
+                    self.fold_depth(def.module, &def.decl.value, depth - 1, words)?
                 }
                 Some(_) => return None,
-                None => ConstVal::Word(name.clone()),
+                None if words => ConstVal::Word(name.clone()),
+                None => return None,
             },
             ExprKind::Record(fields) => ConstVal::Record(
                 fields
@@ -96,7 +102,7 @@ impl Checker<'_> {
                     .map(|f| {
                         Some((
                             f.name.name.clone(),
-                            self.fold_depth(m, &f.value, depth - 1)?,
+                            self.fold_depth(m, &f.value, depth - 1, words)?,
                             f.span,
                         ))
                     })
@@ -256,7 +262,7 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let Some(value) = self.fold(m, &entry.value) else {
+            let Some(value) = self.fold_setting(m, &entry.value) else {
                 self.not_constant(entry.value.span, &format!("setting `{name}`"));
                 continue;
             };

@@ -119,7 +119,6 @@ impl Wf {
         block: BlockId,
         span: Span,
         ancestors: &[StmtId],
-        path: &[BlockId],
         label: String,
     ) -> StmtId {
         let id = StmtId::from_index(self.stmts.len());
@@ -132,7 +131,6 @@ impl Wf {
         self.shapes.push(StmtShape {
             block,
             ancestors: ancestors.to_vec(),
-            blocks: path.to_vec(),
         });
         self.labels.push(label);
         if let Some(b) = self.blocks.get_mut(block.index()) {
@@ -256,6 +254,19 @@ impl Checker<'_> {
         wf.settings_retry = settings.retry.clone();
         let mut event = None;
         let trigger = trigger_ast.and_then(|t| self.lower_trigger(&mut wf, t, &mut event));
+        if let (Some(t), None) = (trigger_ast, &event) {
+            // The trigger was reported; `event` still names something, so its uses
+            // are not reported again.
+            let local = wf.arena.new_local("event", Type::Error);
+            wf.bindings.push(Binding {
+                name: "event".into(),
+                local,
+                ty: Type::Error,
+                def: t.span,
+                kind: SymbolKind::Variable,
+                doc: None,
+            });
+        }
 
         // Pass 1: ids, shapes, step targets.
         let body = wf.new_block(None, BlockRole::Body);
@@ -742,7 +753,7 @@ impl Checker<'_> {
                 continue;
             }
             let label = stmt_label(s);
-            let sid = wf.new_stmt(id, s.span, ancestors, path, label);
+            let sid = wf.new_stmt(id, s.span, ancestors, label);
             match &s.kind {
                 StatementKind::Step(step) => {
                     let (target, ty) = self.resolve_step_target(wf.m, wf.w, step);
@@ -1140,6 +1151,7 @@ impl Checker<'_> {
                     to: wait,
                     span: s.span,
                     kind: EdgeKind::Barrier,
+                    name: String::new(),
                 });
             }
             let barrier = matches!(
@@ -1153,6 +1165,7 @@ impl Checker<'_> {
                         to: p,
                         span: s.span,
                         kind: EdgeKind::Barrier,
+                        name: String::new(),
                     });
                 }
             }
@@ -1230,11 +1243,13 @@ impl Checker<'_> {
                     if wf.ancestors.contains(&target) {
                         continue;
                     }
+                    let name = format!("`{}`", wf.steps[step].name.clone().unwrap_or_default());
                     wf.edges.push(Edge {
                         from: wf.current,
                         to: target,
                         span,
                         kind: EdgeKind::Data,
+                        name,
                     });
                 }
                 Owner::Unavailable { step } => {
@@ -1251,11 +1266,13 @@ impl Checker<'_> {
                     wf.lets[index].used = true;
                     let target = wf.lets[index].stmt;
                     if target != wf.current {
+                        let name = format!("`{}`", wf.lets[index].name);
                         wf.edges.push(Edge {
                             from: wf.current,
                             to: target,
                             span,
                             kind: EdgeKind::Data,
+                            name,
                         });
                     }
                 }
@@ -1834,6 +1851,7 @@ impl Checker<'_> {
             to: stmt,
             span: name.span,
             kind: EdgeKind::After,
+            name: format!("`{}`", name.name),
         });
     }
 
