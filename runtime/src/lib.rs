@@ -16,7 +16,9 @@ pub mod engine;
 pub mod error;
 mod exec;
 pub mod invoke;
+pub mod optimize;
 pub mod policy;
+pub mod report;
 pub mod store;
 pub mod testing;
 

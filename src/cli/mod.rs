@@ -6,6 +6,8 @@ mod fmt;
 mod graph;
 mod output;
 mod run;
+mod runs;
+mod stats;
 mod test;
 mod sources;
 
@@ -80,6 +82,21 @@ pub enum Command {
     /// for real; retry delays and `wait`s elapse at once. Reports like `cargo test` and
     /// ends with `N passed, M failed`. Exits 0 when every test passed, 1 otherwise.
     Test(test::TestArgs),
+
+    /// List, inspect, cancel and prune journaled runs.
+    ///
+    /// `--format json` prints machine-readable runs: status, input, output, error and
+    /// each step's status, attempts, duration and error.
+    Runs(runs::RunsArgs),
+
+    /// Statistics of past runs: count, success rate, mean/p50/p95 duration, and per
+    /// step durations and retries.
+    Stats(stats::StatsArgs),
+
+    /// Recommendations for a workflow from its past runs, with a 0-100 score: the
+    /// critical path, `after` edges that carry no data but lengthen it, steps that
+    /// usually need retries, idempotent calls worth caching.
+    Optimize(stats::OptimizeArgs),
 }
 
 /// Exit status for a command that found errors in the user's input.
@@ -97,6 +114,9 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args, cli.color),
         Command::Resume(args) => run::resume(args, cli.color),
         Command::Test(args) => test::run(args, cli.color),
+        Command::Runs(args) => runs::run(args, cli.color),
+        Command::Stats(args) => stats::run_stats(args, cli.color),
+        Command::Optimize(args) => stats::run_optimize(args, cli.color),
     };
     match result {
         Ok(code) => code,

@@ -37,7 +37,7 @@ pub enum DurabilityArg {
 #[derive(Args, Clone)]
 pub struct StoreArgs {
     /// The journal file (SQLite). Created when missing.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_STORE)]
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_STORE, global = true)]
     pub store: PathBuf,
 }
 
