@@ -296,6 +296,8 @@ struct Exec {
     timers_in_flight: usize,
     outcome: Option<Result<Json, StepError>>,
     admission: Option<(Option<Permit>, i64)>,
+    /// When each timer in flight fires (Unix ms), by frame and statement position.
+    wakes: HashMap<(usize, usize), i64>,
 }
 
 /// Runs a workflow to its end (or its deadline) and returns its output.
@@ -337,6 +339,7 @@ pub(crate) async fn execute(
         timers_in_flight: 0,
         outcome: None,
         admission: admission.map(|(p, prio)| (Some(p), prio)),
+        wakes: HashMap::new(),
     };
     let run = async {
         let locals = exec.initial_locals(wf, &input)?;
@@ -615,11 +618,12 @@ impl Exec {
         if self.steps_in_flight == 0 && self.timers_in_flight > 0 {
             if let Some((permit @ Some(_), _)) = self.admission.as_mut() {
                 *permit = None;
+                let wake = self.wakes.values().min().copied();
                 let _ =
                     self.shared
                         .inner
                         .store
-                        .set_status(self.shared.key, RunStatus::Waiting, None);
+                        .set_status(self.shared.key, RunStatus::Waiting, wake);
             }
         }
     }
@@ -639,6 +643,7 @@ impl Exec {
     fn on_task_done(&mut self, done: TaskDone) {
         if done.timer {
             self.timers_in_flight = self.timers_in_flight.saturating_sub(1);
+            self.wakes.remove(&(done.frame, done.pos));
         } else {
             self.steps_in_flight = self.steps_in_flight.saturating_sub(1);
         }
@@ -1461,6 +1466,7 @@ impl Exec {
             }
         };
         let shared = Arc::clone(&self.shared);
+        self.wakes.insert((fi, p), fire_at);
         self.shared.progress(&Progress::Waiting {
             key: key.clone(),
             until_ms: fire_at,
@@ -1477,10 +1483,6 @@ impl Exec {
                     )
                     .await;
             }
-            let _ = shared
-                .inner
-                .store
-                .set_status(shared.key, RunStatus::Waiting, Some(fire_at));
             if !shared.inner.config.skip_delays {
                 tokio::time::sleep(shared.inner.clock.until_millis(fire_at)).await;
             }

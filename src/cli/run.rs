@@ -268,8 +268,12 @@ pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
     })
 }
 
-/// Waits for resumed runs that are still working; those parked on a timer are left for
-/// `flow resume` (their journal already holds everything they did).
+/// A resumed run parked on a timer firing later than this is left for `flow resume`.
+const PARK_LIMIT_MS: i64 = 60_000;
+
+/// Waits for resumed runs to finish, except those parked on a timer firing more than a
+/// minute from now: they are left for `flow resume` (their journal holds everything
+/// they did).
 async fn finish_recovered(engine: &Engine, mut handles: Vec<RunHandle>) {
     while !handles.is_empty() {
         let mut keep = Vec::new();
@@ -280,12 +284,17 @@ async fn finish_recovered(engine: &Engine, mut handles: Vec<RunHandle>) {
             }
             let store = engine.store().clone();
             let key = h.key;
-            let status = tokio::task::spawn_blocking(move || store.status_of(key))
+            let row = tokio::task::spawn_blocking(move || store.run_by_key(key))
                 .await
                 .ok()
                 .and_then(Result::ok)
                 .flatten();
-            if status == Some(RunStatus::Waiting) {
+            let parked_long = row.is_some_and(|r| {
+                r.status == RunStatus::Waiting
+                    && r.wake_at
+                        .is_some_and(|at| at - super::runs::now_ms() > PARK_LIMIT_MS)
+            });
+            if parked_long {
                 h.abort();
             } else {
                 keep.push(h);
