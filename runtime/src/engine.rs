@@ -227,6 +227,9 @@ pub(crate) struct Inner {
     programs: Mutex<HashMap<String, Arc<Loaded>>>,
     pub clock: Clock,
     pub observer: Arc<dyn Observer>,
+    /// Runs executing here, woken when `flow runs cancel` marks them cancelled.
+    cancels: Mutex<HashMap<RunKey, Arc<tokio::sync::Notify>>>,
+    watcher: std::sync::OnceLock<()>,
 }
 
 /// The executor. Cheap to clone.
@@ -257,6 +260,8 @@ impl Engine {
                 programs: Mutex::new(HashMap::new()),
                 clock: Clock::system(),
                 observer,
+                cancels: Mutex::new(HashMap::new()),
+                watcher: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -501,6 +506,53 @@ impl Inner {
         ))
     }
 
+    /// Registers a run for cancellation and starts the watcher on first use.
+    pub(crate) fn cancel_signal(self: &Arc<Self>, key: RunKey) -> Arc<tokio::sync::Notify> {
+        self.watcher.get_or_init(|| {
+            let weak = Arc::downgrade(self);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    if inner
+                        .cancels
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .is_empty()
+                    {
+                        continue;
+                    }
+                    let store = inner.store.clone();
+                    let me = inner.lease_token.clone();
+                    let cancelled =
+                        tokio::task::spawn_blocking(move || store.cancelled_of(&me)).await;
+                    if let Ok(Ok(keys)) = cancelled {
+                        let cancels = inner.cancels.lock().unwrap_or_else(PoisonError::into_inner);
+                        for k in keys {
+                            if let Some(n) = cancels.get(&k) {
+                                n.notify_one();
+                            }
+                        }
+                    }
+                }
+            });
+        });
+        let notify = Arc::new(tokio::sync::Notify::new());
+        self.cancels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, Arc::clone(&notify));
+        notify
+    }
+
+    pub(crate) fn forget_run(&self, key: RunKey) {
+        self.cancels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&key);
+    }
+
     pub(crate) async fn admit(self: &Arc<Self>, priority: i64) -> Permit {
         self.admission.acquire(priority).await
     }
@@ -582,6 +634,7 @@ impl Inner {
             resumed,
             None,
             true,
+            None,
         ))
         .await;
         match outcome.status {
@@ -619,8 +672,21 @@ async fn drive_top(
         None => None,
     };
     let priority = priority_value(wf_ir.settings.priority);
-    let permit = inner.admit(priority).await;
-    drive(
+    let cancel = inner.cancel_signal(key);
+    let permit = tokio::select! {
+        p = inner.admit(priority) => p,
+        _ = cancel.notified() => {
+            inner.forget_run(key);
+            return RunOutcome {
+                run_id,
+                status: RunStatus::Cancelled,
+                output: Json::Null,
+                error: Some(StepError::runtime("cancelled")),
+            };
+        }
+    };
+    let done = Arc::clone(&inner);
+    let outcome = drive(
         inner,
         loaded,
         wf,
@@ -630,8 +696,11 @@ async fn drive_top(
         resumed,
         Some((permit, priority)),
         false,
+        Some(cancel),
     )
-    .await
+    .await;
+    done.forget_run(key);
+    outcome
 }
 
 fn failed_outcome(run_id: String, error: StepError) -> RunOutcome {
@@ -654,6 +723,7 @@ async fn drive(
     resumed: bool,
     admission: Option<(Permit, i64)>,
     child: bool,
+    cancel: Option<Arc<tokio::sync::Notify>>,
 ) -> RunOutcome {
     let Some(wf_ir) = loaded.program.workflow(wf) else {
         return failed_outcome(
@@ -712,14 +782,26 @@ async fn drive(
         .settings
         .timeout
         .map(|ns| started_at.saturating_add(ns / 1_000_000));
-    let result = exec::execute(Arc::clone(&shared), replay, input, admission, deadline).await;
-
+    let execution = exec::execute(Arc::clone(&shared), replay, input, admission, deadline);
+    let result = match cancel {
+        Some(cancel) => tokio::select! {
+            r = execution => Some(r),
+            _ = cancel.notified() => None,
+        },
+        None => Some(execution.await),
+    };
     let (status, output, error) = match result {
-        Ok(output) => (RunStatus::Completed, output, None),
-        Err(e) => (RunStatus::Failed, Json::Null, Some(e)),
+        Some(Ok(output)) => (RunStatus::Completed, output, None),
+        Some(Err(e)) => (RunStatus::Failed, Json::Null, Some(e)),
+        None => (
+            RunStatus::Cancelled,
+            Json::Null,
+            Some(StepError::runtime("cancelled")),
+        ),
     };
     let at = inner.clock.now_millis();
     let (kind, data) = match &error {
+        _ if status == RunStatus::Cancelled => (EventKind::RunCancelled, String::new()),
         None => (EventKind::RunCompleted, output.to_string()),
         Some(e) => (
             EventKind::RunFailed,

@@ -682,6 +682,18 @@ impl Store {
         })
     }
 
+    /// Runs of executor `executor` marked cancelled (by `flow runs cancel`). Executor
+    /// tokens are new in every process, so this never drags old runs along.
+    pub fn cancelled_of(&self, executor: &str) -> Result<Vec<RunKey>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM runs WHERE executor = ?1 AND status = 'cancelled'",
+            )?;
+            let rows = stmt.query_map([executor], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
     /// Deletes finished runs created before `before` (Unix ms), with their events and
     /// children; returns how many top-level runs went.
     pub async fn prune(&self, before: i64) -> Result<usize, StoreError> {
