@@ -5,3 +5,4 @@
 //! able to check and navigate a workflow without being able to run it.
 
 pub mod format;
+pub mod lsp;

@@ -4,6 +4,7 @@ mod check;
 mod compile;
 mod fmt;
 mod graph;
+mod lsp;
 mod output;
 mod run;
 mod runs;
@@ -46,6 +47,12 @@ pub enum Command {
     /// formatted), 1 when a file would change under `--check` or could not be formatted,
     /// 2 when a file cannot be read or written.
     Fmt(fmt::FmtArgs),
+
+    /// Run the language server on standard input and output (for editors).
+    ///
+    /// Diagnostics as `flow check` reports them, hover, go to definition, references,
+    /// rename, completion, signature help, outline, semantic highlighting and formatting.
+    Lsp(lsp::LspArgs),
 
     /// Compile a `.flow` file into a `.flowc` artefact that runs without its sources.
     ///
@@ -109,6 +116,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args, cli.color),
         Command::Fmt(args) => fmt::run(args, cli.color),
+        Command::Lsp(args) => lsp::run(args),
         Command::Compile(args) => compile::run(args, cli.color),
         Command::Graph(args) => graph::run(args, cli.color),
         Command::Run(args) => run::run(args, cli.color),

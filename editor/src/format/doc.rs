@@ -231,10 +231,18 @@ impl Renderer {
         }
     }
 
-    fn flush_suffixes(&mut self) {
-        for comment in std::mem::take(&mut self.suffixes) {
+    /// Writes the pending trailing comments: the first at the end of the current line,
+    /// any others (several comments moved to one line) each on a line of its own at
+    /// `indent`, where the code that follows them will start.
+    fn flush_suffixes(&mut self, indent: usize) {
+        for (i, comment) in std::mem::take(&mut self.suffixes).into_iter().enumerate() {
             self.trim_trailing_spaces();
-            if !self.at_line_start() {
+            if i > 0 {
+                self.out.push('\n');
+                for _ in 0..indent {
+                    self.out.push_str(INDENT);
+                }
+            } else if !self.at_line_start() {
                 self.out.push(' ');
             }
             self.out.push_str(&comment);
@@ -247,7 +255,7 @@ impl Renderer {
     }
 
     fn newline(&mut self, indent: usize) {
-        self.flush_suffixes();
+        self.flush_suffixes(indent);
         self.trim_trailing_spaces();
         if !self.out.is_empty() {
             self.out.push('\n');
@@ -285,7 +293,7 @@ impl Renderer {
     }
 
     fn finish(mut self) -> String {
-        self.flush_suffixes();
+        self.flush_suffixes(0);
         let kept = self.out.trim_end().len();
         self.out.truncate(kept);
         if !self.out.is_empty() {

@@ -176,14 +176,21 @@ impl<'s> Printer<'s> {
 
     /// Consumes the next significant token, which must read `expected`.
     fn token(&mut self, expected: &str) -> R<Doc> {
+        let (mut docs, trailing) = self.token_split(expected)?;
+        docs.extend(trailing);
+        Ok(Doc::Seq(docs))
+    }
+
+    /// Like [`Printer::token`], with the comments that trail the token kept apart, so a
+    /// closing bracket's trailing comment can sit outside the group it closes.
+    fn token_split(&mut self, expected: &str) -> R<(Vec<Doc>, Vec<Doc>)> {
         let mut docs = self.leading();
         match self.tokens.get(self.next).copied() {
             Some(t) if self.text_of(&t) == expected => {
                 self.next += 1;
                 self.previous = Some(t.kind);
                 docs.push(Doc::text(expected));
-                docs.extend(self.trailing());
-                Ok(Doc::Seq(docs))
+                Ok((docs, self.trailing()))
             }
             _ => Err(self.mismatch(format!("`{expected}`"))),
         }
@@ -309,7 +316,13 @@ impl<'s> Printer<'s> {
         for (i, it) in items.iter().enumerate() {
             inner.push(item(self, it)?);
             if i + 1 < items.len() {
-                inner.push(self.token(",")?);
+                // Record type fields may be separated by line breaks alone; the canonical
+                // layout writes the comma.
+                if self.peek_is(",") {
+                    inner.push(self.token(",")?);
+                } else {
+                    inner.push(Doc::text(","));
+                }
                 inner.push(SPACE);
             } else {
                 inner.push(Doc::IfBreak {
@@ -320,23 +333,27 @@ impl<'s> Printer<'s> {
             }
         }
         inner.extend(self.leading());
-        let close_doc = self.token(close)?;
-        if inner.iter().all(Doc::is_empty) {
-            return Ok(Doc::Seq(vec![open_doc, close_doc]));
-        }
-        let line = if spaced && !items.is_empty() {
-            SPACE
+        let (close_docs, after_close) = self.token_split(close)?;
+        let close_doc = Doc::Seq(close_docs);
+        let mut docs = if inner.iter().all(Doc::is_empty) {
+            vec![open_doc, close_doc]
         } else {
-            SOFT
+            let line = if spaced && !items.is_empty() {
+                SPACE
+            } else {
+                SOFT
+            };
+            let mut body = vec![line.clone()];
+            body.extend(inner);
+            vec![Doc::group(vec![
+                open_doc,
+                Doc::Indent(body),
+                line,
+                close_doc,
+            ])]
         };
-        let mut body = vec![line.clone()];
-        body.extend(inner);
-        Ok(Doc::group(vec![
-            open_doc,
-            Doc::Indent(body),
-            line,
-            close_doc,
-        ]))
+        docs.extend(after_close);
+        Ok(Doc::Seq(docs))
     }
 
     /// `{` one entry per line `}`; `{}` when empty.
@@ -1042,7 +1059,14 @@ impl<'s> Printer<'s> {
             link_docs.push(self.link(link)?);
         }
         if calls >= 2 {
-            Ok(Doc::group(vec![base_doc, Doc::Indent(link_docs)]))
+            // A comment after the chain's last token belongs after the chain, not inside it.
+            let after = link_docs
+                .last_mut()
+                .map(take_trailing_comments)
+                .unwrap_or_default();
+            let mut docs = vec![Doc::group(vec![base_doc, Doc::Indent(link_docs)])];
+            docs.extend(after);
+            Ok(Doc::Seq(docs))
         } else {
             let mut docs = vec![base_doc];
             docs.extend(link_docs);
@@ -1085,6 +1109,25 @@ impl<'s> Printer<'s> {
             _ => Err(self.mismatch("a member, index or call")),
         }
     }
+}
+
+/// Removes the trailing comments that end `doc` and returns them.
+fn take_trailing_comments(doc: &mut Doc) -> Vec<Doc> {
+    let Doc::Seq(docs) = doc else {
+        return Vec::new();
+    };
+    let mut taken = Vec::new();
+    while matches!(docs.last(), Some(Doc::LineSuffix(_))) {
+        taken.extend(docs.pop());
+    }
+    if taken.is_empty() {
+        return docs
+            .last_mut()
+            .map(take_trailing_comments)
+            .unwrap_or_default();
+    }
+    taken.reverse();
+    taken
 }
 
 fn postfix_target(e: &Expr) -> Option<&Expr> {

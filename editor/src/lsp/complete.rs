@@ -1,0 +1,864 @@
+//! Completion and signature help. Both work on text that is being typed and so often does
+//! not parse: the context comes from the tokens before the cursor, and the names from
+//! the syntax trees of the document (the last version of each item that parsed) and of
+//! the standard library's modules.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::OnceLock;
+
+use flow_compiler::expr::catalogue;
+use flow_grammar::ast::*;
+use flow_grammar::tokens::{Token, TokenKind, lex};
+use flow_grammar::{FileId, parse};
+use tower_lsp_server::ls_types::{
+    CompletionItem, CompletionItemKind, Documentation, InsertTextFormat, MarkupContent, MarkupKind,
+    ParameterInformation, ParameterLabel, SignatureHelp, SignatureInformation,
+};
+
+/// The statements a workflow body can hold, with the snippet each inserts.
+const STATEMENTS: &[(&str, &str)] = &[
+    ("step", "step ${1:name} = ${2:integration}.${3:action}($0)"),
+    ("let", "let ${1:name} = $0"),
+    ("if", "if ${1:condition} {\n  $0\n}"),
+    ("for", "for ${1:item} in ${2:list} {\n  $0\n}"),
+    ("try", "try {\n  $1\n} catch ${2:err} {\n  $0\n}"),
+    ("wait", "wait ${1:10m}"),
+    ("notify", "notify ${1:slack} \"${2:#channel}\" \"$0\""),
+    ("return", "return $0"),
+    ("fail", "fail \"$0\""),
+    ("log", "log $0"),
+    ("on", "on ${1:schedule}(\"$0\")"),
+    ("settings", "settings {\n  $0\n}"),
+];
+
+const ITEMS: &[(&str, &str)] = &[
+    ("import", "import $0"),
+    ("type", "type ${1:Name} = { $0 }"),
+    ("const", "const ${1:NAME} = $0"),
+    ("workflow", "workflow ${1:name} {\n  $0\n}"),
+    (
+        "integration",
+        "integration ${1:name} {\n  base_url = \"$0\"\n}",
+    ),
+    ("test", "test \"${1:what it checks}\" {\n  $0\n}"),
+];
+
+const MODIFIERS: &[&str] = &["after", "retry", "timeout", "cache", "idempotency_key"];
+const DURATIONS: &[&str] = &[
+    "250ms", "1s", "5s", "10s", "30s", "1m", "5m", "10m", "30m", "1h", "1h30m", "1d",
+];
+const DURATION_KEYWORDS: &[&str] = &["timeout", "delay", "max_delay", "cache", "wait"];
+
+/// The parsed standard library, once per process.
+fn stdlib() -> &'static HashMap<&'static str, Module> {
+    static STDLIB: OnceLock<HashMap<&'static str, Module>> = OnceLock::new();
+    STDLIB.get_or_init(|| {
+        flow_stdlib::MODULES
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.name, parse(FileId(10_000 + i as u32), m.source).0))
+            .collect()
+    })
+}
+
+/// What a document declares, gathered from its current items and, for items that do not
+/// parse right now, from the last version that did.
+pub struct Names<'a> {
+    items: Vec<&'a Item>,
+    /// Integration name (or import alias) to its declaration.
+    integrations: BTreeMap<String, &'a Integration>,
+}
+
+impl<'a> Names<'a> {
+    pub fn new(current: &'a Module, last_good: &'a [Item]) -> Names<'a> {
+        let mut items: Vec<&Item> = current.items.iter().collect();
+        let present: HashSet<String> = items.iter().map(|i| item_key(i)).collect();
+        items.extend(last_good.iter().filter(|i| !present.contains(&item_key(i))));
+        let mut integrations = BTreeMap::new();
+        let library = stdlib();
+        for prelude in flow_stdlib::PRELUDE {
+            if let Some(i) = library.get(prelude).and_then(|m| first_integration(m)) {
+                integrations.insert((*prelude).to_owned(), i);
+            }
+        }
+        for item in &items {
+            match item {
+                Item::Import(Import {
+                    target: ImportTarget::Module(name),
+                    alias,
+                    ..
+                }) => {
+                    if let Some(i) = library
+                        .get(name.name.as_str())
+                        .and_then(|m| first_integration(m))
+                    {
+                        let shown = alias.as_ref().unwrap_or(name);
+                        integrations.insert(shown.name.clone(), i);
+                    }
+                }
+                Item::Integration(i) => {
+                    integrations.insert(i.name.name.clone(), i);
+                }
+                _ => {}
+            }
+        }
+        Names {
+            items,
+            integrations,
+        }
+    }
+
+    fn workflow(&self, name: &str) -> Option<&'a Workflow> {
+        self.items.iter().find_map(|i| match i {
+            Item::Workflow(w) if w.name.name == name => Some(w),
+            _ => None,
+        })
+    }
+
+    fn type_decl(&self, name: &str) -> Option<&'a TypeDecl> {
+        self.items.iter().find_map(|i| match i {
+            Item::Type(t) if t.name.name == name => Some(t),
+            _ => None,
+        })
+    }
+
+    fn action(&self, integration: &str, action: &str) -> Option<(&'a Integration, &'a Action)> {
+        let i = self.integrations.get(integration)?;
+        i.members.iter().find_map(|m| match m {
+            IntegrationMember::Action(a) if a.name.name == action => Some((*i, a)),
+            _ => None,
+        })
+    }
+}
+
+/// Items that are the same declaration across edits share a key.
+pub fn item_key(item: &Item) -> String {
+    match item {
+        Item::Import(i) => match &i.target {
+            ImportTarget::Module(m) => format!("import {}", m.name),
+            ImportTarget::File { path, .. } => format!("import {path}"),
+        },
+        Item::Type(t) => format!("type {}", t.name.name),
+        Item::Const(c) => format!("const {}", c.name.name),
+        Item::Integration(i) => format!("integration {}", i.name.name),
+        Item::Workflow(w) => format!("workflow {}", w.name.name),
+        Item::Test(t) => format!("test {}", t.name),
+    }
+}
+
+fn first_integration(module: &Module) -> Option<&Integration> {
+    module.items.iter().find_map(|i| match i {
+        Item::Integration(i) => Some(i),
+        _ => None,
+    })
+}
+
+/// The tokens before the cursor, without trivia, and the word being typed.
+struct Context<'t> {
+    text: &'t str,
+    before: Vec<Token>,
+    /// The identifier the cursor is at the end of, if any.
+    prefix: Option<Token>,
+}
+
+impl<'t> Context<'t> {
+    fn new(text: &'t str, offset: usize) -> Context<'t> {
+        let offset = offset.min(text.len());
+        let mut before: Vec<Token> = lex(&text[..offset])
+            .into_iter()
+            .filter(|t| !t.kind.is_trivia())
+            .collect();
+        // Inside a comment or a string nothing is completed.
+        let prefix = match before.last() {
+            Some(t) if t.kind == TokenKind::Ident && t.end == offset => before.pop(),
+            _ => None,
+        };
+        Context {
+            text,
+            before,
+            prefix,
+        }
+    }
+
+    fn word(&self, i: usize) -> &'t str {
+        self.before
+            .get(i)
+            .map_or("", |t| &self.text[t.start..t.end])
+    }
+
+    fn last_word(&self) -> &'t str {
+        self.before
+            .len()
+            .checked_sub(1)
+            .map_or("", |i| self.word(i))
+    }
+
+    fn last_kind(&self) -> Option<TokenKind> {
+        self.before.last().map(|t| t.kind)
+    }
+
+    /// `a.b.c.` right before the cursor: the names before the last dot.
+    fn dotted_chain(&self) -> Option<Vec<&'t str>> {
+        if !matches!(
+            self.last_kind(),
+            Some(TokenKind::Dot | TokenKind::QuestionDot)
+        ) {
+            return None;
+        }
+        let mut names = Vec::new();
+        let mut i = self.before.len() - 1;
+        loop {
+            let name = i.checked_sub(1)?;
+            if self.before.get(name)?.kind != TokenKind::Ident {
+                return None;
+            }
+            names.push(self.word(name));
+            match name
+                .checked_sub(1)
+                .and_then(|p| self.before.get(p))
+                .map(|t| t.kind)
+            {
+                Some(TokenKind::Dot | TokenKind::QuestionDot) => i = name - 1,
+                _ => break,
+            }
+        }
+        names.reverse();
+        Some(names)
+    }
+
+    /// The innermost `(` still open before the cursor, and the index of its token.
+    fn open_call(&self) -> Option<usize> {
+        let mut depth = 0i32;
+        for (i, t) in self.before.iter().enumerate().rev() {
+            match t.kind {
+                TokenKind::RParen | TokenKind::RBracket | TokenKind::RBrace => depth += 1,
+                TokenKind::LBracket | TokenKind::LBrace if depth > 0 => depth -= 1,
+                TokenKind::LBracket | TokenKind::LBrace => return None,
+                TokenKind::LParen if depth > 0 => depth -= 1,
+                TokenKind::LParen => return Some(i),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The dotted name right before token `i` (`slack.post_message` before its `(`).
+    fn callee(&self, i: usize) -> Vec<&'t str> {
+        let mut names = Vec::new();
+        let mut j = i;
+        while let Some(k) = j.checked_sub(1) {
+            if self.before.get(k).map(|t| t.kind) != Some(TokenKind::Ident) {
+                break;
+            }
+            names.push(self.word(k));
+            match k
+                .checked_sub(1)
+                .and_then(|p| self.before.get(p))
+                .map(|t| t.kind)
+            {
+                Some(TokenKind::Dot) => j = k - 1,
+                _ => break,
+            }
+        }
+        names.reverse();
+        names
+    }
+
+    /// The workflow the cursor is in: the last `workflow NAME` before it.
+    fn enclosing_workflow(&self) -> Option<&'t str> {
+        (0..self.before.len()).rev().find_map(|i| {
+            (self.word(i) == "workflow" && self.before.get(i + 1)?.kind == TokenKind::Ident)
+                .then(|| self.word(i + 1))
+        })
+    }
+
+    /// Brace depth at the cursor.
+    fn depth(&self) -> usize {
+        let mut depth = 0usize;
+        for t in &self.before {
+            match t.kind {
+                TokenKind::LBrace => depth += 1,
+                TokenKind::RBrace => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        depth
+    }
+
+    /// Whether the cursor starts a new line's first word.
+    fn at_line_start(&self, offset: usize) -> bool {
+        let start = self.prefix.map_or(offset, |p| p.start);
+        self.text[..start.min(self.text.len())]
+            .rsplit('\n')
+            .next()
+            .is_some_and(|l| l.trim().is_empty())
+    }
+}
+
+pub fn completion(text: &str, offset: usize, names: &Names<'_>) -> Vec<CompletionItem> {
+    let cx = Context::new(text, offset);
+    let in_trivia = lex(&text[..offset.min(text.len())])
+        .last()
+        .is_some_and(|t| {
+            matches!(
+                t.kind,
+                TokenKind::LineComment
+                    | TokenKind::DocComment
+                    | TokenKind::UnterminatedBlockComment
+                    | TokenKind::UnterminatedString
+            ) || (t.kind == TokenKind::String && t.end == offset)
+        });
+    if in_trivia {
+        return Vec::new();
+    }
+    let mut items = Vec::new();
+
+    if let Some(chain) = cx.dotted_chain() {
+        members(&cx, &chain, names, &mut items);
+        return items;
+    }
+    if cx.last_word() == "import" {
+        for m in flow_stdlib::MODULES {
+            items.push(simple(m.name, CompletionItemKind::MODULE, "stdlib module"));
+        }
+        return items;
+    }
+    if DURATION_KEYWORDS.contains(&cx.last_word()) {
+        for (i, d) in DURATIONS.iter().enumerate() {
+            let mut item = simple(d, CompletionItemKind::VALUE, "duration");
+            item.sort_text = Some(format!("{i:02}"));
+            items.push(item);
+        }
+        if cx.last_word() == "wait" {
+            items.push(simple(
+                "until",
+                CompletionItemKind::KEYWORD,
+                "wait until a time",
+            ));
+        }
+        return items;
+    }
+    let workflow = cx.enclosing_workflow().and_then(|w| names.workflow(w));
+    if after_list(&cx) {
+        if let Some(w) = workflow {
+            for (step, call) in steps_of(&w.body) {
+                items.push(simple(
+                    &step,
+                    CompletionItemKind::VARIABLE,
+                    &format!("step = {call}"),
+                ));
+            }
+        }
+        return items;
+    }
+    if let Some(open) = cx.open_call() {
+        let callee = cx.callee(open);
+        let at_name = matches!(cx.last_kind(), Some(TokenKind::LParen | TokenKind::Comma));
+        if at_name
+            && let [integration, action] = callee.as_slice()
+            && let Some((_, a)) = names.action(integration, action)
+        {
+            let given = given_arguments(&cx, open);
+            for p in a
+                .params
+                .iter()
+                .filter(|p| !given.contains(p.name.name.as_str()))
+            {
+                let ty = type_text(&p.ty);
+                let mut item = simple(&format!("{}:", p.name.name), CompletionItemKind::FIELD, &ty);
+                item.insert_text = Some(format!("{}: ", p.name.name));
+                item.sort_text = Some(format!("0{}", if p.default.is_some() { 1 } else { 0 }));
+                item.documentation = p.doc.clone().map(markdown);
+                items.push(item);
+            }
+        }
+    }
+    let depth = cx.depth();
+    if cx.at_line_start(offset) {
+        if depth == 0 {
+            for (word, snippet) in ITEMS {
+                items.push(snippet_item(word, snippet));
+            }
+            return items;
+        }
+        if workflow.is_some() {
+            for (word, snippet) in STATEMENTS {
+                items.push(snippet_item(word, snippet));
+            }
+            for m in MODIFIERS {
+                items.push(simple(m, CompletionItemKind::KEYWORD, "step modifier"));
+            }
+        }
+    }
+    // Names in scope.
+    if let Some(w) = workflow {
+        for p in &w.params {
+            items.push(simple(
+                &p.name.name,
+                CompletionItemKind::VARIABLE,
+                &type_text(&p.ty),
+            ));
+        }
+        for (step, call) in steps_of(&w.body) {
+            items.push(simple(
+                &step,
+                CompletionItemKind::VARIABLE,
+                &format!("step = {call}"),
+            ));
+        }
+        for name in lets_of(&w.body) {
+            items.push(simple(&name, CompletionItemKind::VARIABLE, "let"));
+        }
+    }
+    for item in &names.items {
+        match item {
+            Item::Const(c) => {
+                items.push(simple(&c.name.name, CompletionItemKind::CONSTANT, "const"))
+            }
+            Item::Type(t) => items.push(simple(
+                &t.name.name,
+                CompletionItemKind::STRUCT,
+                &type_text(&t.ty),
+            )),
+            Item::Workflow(w) => items.push(simple(
+                &w.name.name,
+                CompletionItemKind::FUNCTION,
+                "workflow",
+            )),
+            _ => {}
+        }
+    }
+    for (name, integration) in &names.integrations {
+        let mut item = simple(name, CompletionItemKind::MODULE, "integration");
+        item.documentation = integration.doc.clone().map(markdown);
+        items.push(item);
+    }
+    for f in catalogue::functions() {
+        for signature in f.signatures {
+            let Some((name, _)) = signature.split_once('(') else {
+                continue;
+            };
+            if name.contains('.') || name.contains('_') && name.starts_with('_') {
+                continue;
+            }
+            let mut item = simple(name, CompletionItemKind::FUNCTION, signature);
+            item.documentation = Some(markdown(f.doc.to_owned()));
+            items.push(item);
+            break;
+        }
+    }
+    for word in ["true", "false", "null"] {
+        items.push(simple(word, CompletionItemKind::KEYWORD, "literal"));
+    }
+    dedup(items)
+}
+
+/// After `a.b.`: the actions (and events) of an integration, or the fields of a record.
+fn members(cx: &Context<'_>, chain: &[&str], names: &Names<'_>, items: &mut Vec<CompletionItem>) {
+    if let [integration] = chain
+        && let Some(i) = names.integrations.get(*integration)
+    {
+        let in_trigger = cx
+            .before
+            .iter()
+            .rev()
+            .take(4)
+            .any(|t| &cx.text[t.start..t.end] == "on");
+        for member in &i.members {
+            match member {
+                IntegrationMember::Action(a) if !in_trigger => {
+                    let mut item = simple(
+                        &a.name.name,
+                        CompletionItemKind::METHOD,
+                        &action_signature(&i.name.name, a),
+                    );
+                    item.documentation = a.doc.clone().map(markdown);
+                    item.insert_text = Some(format!("{}($0)", a.name.name));
+                    item.insert_text_format = Some(InsertTextFormat::SNIPPET);
+                    items.push(item);
+                }
+                IntegrationMember::Event(e) if in_trigger => {
+                    let mut item = simple(
+                        &e.name.name,
+                        CompletionItemKind::EVENT,
+                        &format!("event -> {}", type_text(&e.result)),
+                    );
+                    item.documentation = e.doc.clone().map(markdown);
+                    items.push(item);
+                }
+                IntegrationMember::Type(t) => {
+                    items.push(simple(
+                        &t.name.name,
+                        CompletionItemKind::STRUCT,
+                        &type_text(&t.ty),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        return;
+    }
+    let workflow = cx.enclosing_workflow().and_then(|w| names.workflow(w));
+    if let Some(fields) = resolve_chain(chain, workflow, names) {
+        for f in fields {
+            let mut item = simple(&f.name.name, CompletionItemKind::FIELD, &type_text(&f.ty));
+            item.documentation = f.doc.clone().map(markdown);
+            items.push(item);
+        }
+    }
+    for f in catalogue::functions() {
+        for signature in f.signatures {
+            let Some((receiver_and_name, _)) = signature.split_once('(') else {
+                continue;
+            };
+            let Some((_, name)) = receiver_and_name.rsplit_once('.') else {
+                continue;
+            };
+            let mut item = simple(name, CompletionItemKind::METHOD, signature);
+            item.documentation = Some(markdown(f.doc.to_owned()));
+            item.sort_text = Some(format!("z{name}"));
+            items.push(item);
+            break;
+        }
+    }
+    let unique = dedup(std::mem::take(items));
+    items.extend(unique);
+}
+
+/// A type and the integration whose names it is written with (`None`: the user's file).
+type Scoped<'a> = (&'a TypeExpr, Option<&'a Integration>);
+
+/// The record fields reached by `chain` (`contact`, `issue.fields`), when the names can be
+/// followed from the syntax alone.
+fn resolve_chain<'a>(
+    chain: &[&str],
+    workflow: Option<&'a Workflow>,
+    names: &Names<'a>,
+) -> Option<Vec<&'a FieldType>> {
+    let (first, rest) = chain.split_first()?;
+    let workflow = workflow?;
+    let mut current: Scoped<'a> =
+        if let Some(p) = workflow.params.iter().find(|p| p.name.name == *first) {
+            (&p.ty, None)
+        } else if let Some(step) = find_step(&workflow.body, first) {
+            match &step.call {
+                StepCall::Action { target, .. } => {
+                    let [integration, action] = target.segments.as_slice() else {
+                        return None;
+                    };
+                    let (i, a) = names.action(&integration.name, &action.name)?;
+                    (a.result.as_ref()?, Some(i))
+                }
+                StepCall::Workflow { target, .. } => {
+                    let w = names.workflow(&target.segments.first()?.name)?;
+                    (w.result.as_ref()?, None)
+                }
+            }
+        } else if let Some(ty) = find_let_type(&workflow.body, first) {
+            (ty, None)
+        } else {
+            return None;
+        };
+    for segment in rest {
+        let fields = record_fields(current, names)?;
+        let field = fields.into_iter().find(|f| f.name.name == *segment)?;
+        let scope = current.1;
+        current = (&field.ty, scope);
+    }
+    record_fields(current, names)
+}
+
+fn record_fields<'a>(ty: Scoped<'a>, names: &Names<'a>) -> Option<Vec<&'a FieldType>> {
+    let (ty, scope) = ty;
+    match &ty.kind {
+        TypeExprKind::Record(fields) => Some(fields.iter().collect()),
+        TypeExprKind::Optional(inner) => record_fields((inner, scope), names),
+        TypeExprKind::Named(path) => match path.segments.as_slice() {
+            [name] => {
+                if let Some(i) = scope {
+                    let decl = i.members.iter().find_map(|m| match m {
+                        IntegrationMember::Type(t) if t.name.name == name.name => Some(t),
+                        _ => None,
+                    })?;
+                    record_fields((&decl.ty, Some(i)), names)
+                } else {
+                    let decl = names.type_decl(&name.name)?;
+                    record_fields((&decl.ty, None), names)
+                }
+            }
+            [integration, name] => {
+                let i = names.integrations.get(&integration.name)?;
+                let decl = i.members.iter().find_map(|m| match m {
+                    IntegrationMember::Type(t) if t.name.name == name.name => Some(t),
+                    _ => None,
+                })?;
+                record_fields((&decl.ty, Some(*i)), names)
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn each_statement<'a>(block: &'a Block, f: &mut dyn FnMut(&'a Statement)) {
+    for s in &block.statements {
+        f(s);
+        match &s.kind {
+            StatementKind::If {
+                branches,
+                otherwise,
+            } => {
+                for b in branches {
+                    each_statement(&b.body, f);
+                }
+                if let Some(o) = otherwise {
+                    each_statement(o, f);
+                }
+            }
+            StatementKind::For { body, .. } => each_statement(body, f),
+            StatementKind::Try { body, handler, .. } => {
+                each_statement(body, f);
+                each_statement(handler, f);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn find_step<'a>(block: &'a Block, name: &str) -> Option<&'a Step> {
+    let mut found = None;
+    each_statement(block, &mut |s| {
+        if let StatementKind::Step(step) = &s.kind
+            && step.name.name == name
+        {
+            found = Some(step);
+        }
+    });
+    found
+}
+
+fn find_let_type<'a>(block: &'a Block, name: &str) -> Option<&'a TypeExpr> {
+    let mut found = None;
+    each_statement(block, &mut |s| {
+        if let StatementKind::Let {
+            name: n,
+            ty: Some(ty),
+            ..
+        } = &s.kind
+            && n.name == name
+        {
+            found = Some(ty);
+        }
+    });
+    found
+}
+
+fn steps_of(block: &Block) -> Vec<(String, String)> {
+    let mut steps = Vec::new();
+    each_statement(block, &mut |s| {
+        if let StatementKind::Step(step) = &s.kind {
+            let call = match &step.call {
+                StepCall::Action { target, .. } => target.dotted(),
+                StepCall::Workflow { target, .. } => format!("run {}", target.dotted()),
+            };
+            steps.push((step.name.name.clone(), call));
+        }
+    });
+    steps
+}
+
+fn lets_of(block: &Block) -> Vec<String> {
+    let mut lets = Vec::new();
+    each_statement(block, &mut |s| {
+        if let StatementKind::Let { name, .. } = &s.kind {
+            lets.push(name.name.clone());
+        }
+    });
+    lets
+}
+
+/// Whether the cursor is in an `after a, b` list.
+fn after_list(cx: &Context<'_>) -> bool {
+    let mut i = cx.before.len();
+    loop {
+        let Some(j) = i.checked_sub(1) else {
+            return false;
+        };
+        match cx.before.get(j).map(|t| t.kind) {
+            Some(TokenKind::Comma) => {
+                let Some(k) = j.checked_sub(1) else {
+                    return false;
+                };
+                if cx.before.get(k).map(|t| t.kind) != Some(TokenKind::Ident) {
+                    return false;
+                }
+                i = k;
+            }
+            Some(TokenKind::Ident) => return cx.word(j) == "after",
+            _ => return false,
+        }
+    }
+}
+
+/// Argument names already written in the call whose `(` is token `open`.
+fn given_arguments<'t>(cx: &Context<'t>, open: usize) -> HashSet<&'t str> {
+    let mut given = HashSet::new();
+    let mut depth = 0i32;
+    for i in open + 1..cx.before.len() {
+        match cx.before.get(i).map(|t| t.kind) {
+            Some(TokenKind::LParen | TokenKind::LBracket | TokenKind::LBrace) => depth += 1,
+            Some(TokenKind::RParen | TokenKind::RBracket | TokenKind::RBrace) => depth -= 1,
+            Some(TokenKind::Colon) if depth == 0 => {
+                if let Some(name) = i.checked_sub(1) {
+                    given.insert(cx.word(name));
+                }
+            }
+            _ => {}
+        }
+    }
+    given
+}
+
+pub fn signature_help(text: &str, offset: usize, names: &Names<'_>) -> Option<SignatureHelp> {
+    let cx = Context::new(text, offset);
+    let open = cx.open_call()?;
+    let callee = cx.callee(open);
+    let [integration, action] = callee.as_slice() else {
+        return None;
+    };
+    let (i, a) = names.action(integration, action)?;
+    let label = action_signature(&i.name.name, a);
+    let mut parameters = Vec::new();
+    let mut cursor = label.find('(').map_or(0, |p| p + 1);
+    for p in &a.params {
+        let text = param_text(p);
+        let start = label[cursor..].find(&text).map_or(cursor, |s| cursor + s);
+        let end = start + text.len();
+        parameters.push(ParameterInformation {
+            label: ParameterLabel::LabelOffsets([
+                utf16_len(&label[..start]),
+                utf16_len(&label[..end]),
+            ]),
+            documentation: p
+                .doc
+                .clone()
+                .map(|d| Documentation::MarkupContent(markup(d))),
+        });
+        cursor = end;
+    }
+    // The active parameter: the named argument being written, else by position.
+    let mut depth = 0i32;
+    let mut commas = 0usize;
+    let mut current_name: Option<&str> = None;
+    for i in open + 1..cx.before.len() {
+        match cx.before.get(i).map(|t| t.kind) {
+            Some(TokenKind::LParen | TokenKind::LBracket | TokenKind::LBrace) => depth += 1,
+            Some(TokenKind::RParen | TokenKind::RBracket | TokenKind::RBrace) => depth -= 1,
+            Some(TokenKind::Comma) if depth == 0 => {
+                commas += 1;
+                current_name = None;
+            }
+            Some(TokenKind::Colon) if depth == 0 => {
+                current_name = i.checked_sub(1).map(|n| cx.word(n))
+            }
+            _ => {}
+        }
+    }
+    let active = match current_name {
+        Some(name) => a.params.iter().position(|p| p.name.name == name),
+        None => Some(commas.min(a.params.len().saturating_sub(1))),
+    };
+    Some(SignatureHelp {
+        signatures: vec![SignatureInformation {
+            label,
+            documentation: a
+                .doc
+                .clone()
+                .map(|d| Documentation::MarkupContent(markup(d))),
+            parameters: Some(parameters),
+            active_parameter: active.and_then(|a| u32::try_from(a).ok()),
+        }],
+        active_signature: Some(0),
+        active_parameter: active.and_then(|a| u32::try_from(a).ok()),
+    })
+}
+
+fn utf16_len(s: &str) -> u32 {
+    u32::try_from(s.encode_utf16().count()).unwrap_or(u32::MAX)
+}
+
+fn param_text(p: &Param) -> String {
+    match &p.default {
+        Some(_) => format!("{}: {} = …", p.name.name, type_text(&p.ty)),
+        None => format!("{}: {}", p.name.name, type_text(&p.ty)),
+    }
+}
+
+pub fn action_signature(integration: &str, a: &Action) -> String {
+    let params: Vec<String> = a.params.iter().map(param_text).collect();
+    let result = a
+        .result
+        .as_ref()
+        .map(|r| format!(" -> {}", type_text(r)))
+        .unwrap_or_default();
+    format!(
+        "{integration}.{}({}){result}",
+        a.name.name,
+        params.join(", ")
+    )
+}
+
+/// A type as written, in canonical spacing.
+pub fn type_text(ty: &TypeExpr) -> String {
+    match &ty.kind {
+        TypeExprKind::Named(path) => path.dotted(),
+        TypeExprKind::List(t) => format!("list<{}>", type_text(t)),
+        TypeExprKind::Map(k, v) => format!("map<{}, {}>", type_text(k), type_text(v)),
+        TypeExprKind::Record(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name.name, type_text(&f.ty)))
+                .collect();
+            format!("{{ {} }}", fields.join(", "))
+        }
+        TypeExprKind::Optional(t) => format!("{}?", type_text(t)),
+    }
+}
+
+fn markup(text: String) -> MarkupContent {
+    MarkupContent {
+        kind: MarkupKind::Markdown,
+        value: text,
+    }
+}
+
+fn markdown(text: String) -> Documentation {
+    Documentation::MarkupContent(markup(text))
+}
+
+fn simple(label: &str, kind: CompletionItemKind, detail: &str) -> CompletionItem {
+    CompletionItem {
+        label: label.to_owned(),
+        kind: Some(kind),
+        detail: (!detail.is_empty()).then(|| detail.to_owned()),
+        ..CompletionItem::default()
+    }
+}
+
+fn snippet_item(word: &str, snippet: &str) -> CompletionItem {
+    CompletionItem {
+        label: word.to_owned(),
+        kind: Some(CompletionItemKind::KEYWORD),
+        insert_text: Some(snippet.to_owned()),
+        insert_text_format: Some(InsertTextFormat::SNIPPET),
+        ..CompletionItem::default()
+    }
+}
+
+fn dedup(items: Vec<CompletionItem>) -> Vec<CompletionItem> {
+    let mut seen = HashSet::new();
+    items
+        .into_iter()
+        .filter(|i| seen.insert(i.label.clone()))
+        .collect()
+}
