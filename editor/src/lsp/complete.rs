@@ -272,6 +272,96 @@ impl<'t> Context<'t> {
         })
     }
 
+    /// The index of the enclosing workflow's `workflow` keyword.
+    fn workflow_start(&self) -> Option<usize> {
+        (0..self.before.len()).rev().find(|&i| {
+            self.word(i) == "workflow"
+                && self
+                    .before
+                    .get(i + 1)
+                    .is_some_and(|t| t.kind == TokenKind::Ident)
+        })
+    }
+
+    /// The enclosing workflow's header (name, parameters, result), parsed on its own: it
+    /// stays known while the body is being edited and does not parse.
+    fn workflow_header(&self) -> Option<Workflow> {
+        let start = self.workflow_start()?;
+        let open = (start..self.before.len()).find(|&i| {
+            self.before
+                .get(i)
+                .is_some_and(|t| t.kind == TokenKind::LBrace)
+                && self
+                    .before
+                    .get(i.checked_sub(1).unwrap_or(0))
+                    .is_some_and(|t| {
+                        matches!(
+                            t.kind,
+                            TokenKind::Ident
+                                | TokenKind::RParen
+                                | TokenKind::Gt
+                                | TokenKind::RBrace
+                                | TokenKind::Question
+                        )
+                    })
+                && self.paren_depth(start, i) == 0
+        })?;
+        let (from, to) = (self.before.get(start)?.start, self.before.get(open)?.end);
+        let header = format!("{}}}", self.text.get(from..to)?);
+        let module = parse(FileId(0), &header).0;
+        module.items.into_iter().find_map(|i| match i {
+            Item::Workflow(w) => Some(w),
+            _ => None,
+        })
+    }
+
+    fn paren_depth(&self, from: usize, to: usize) -> i32 {
+        let mut depth = 0;
+        for t in self.before.get(from..to).into_iter().flatten() {
+            match t.kind {
+                TokenKind::LParen | TokenKind::LBrace | TokenKind::LBracket => depth += 1,
+                TokenKind::RParen | TokenKind::RBrace | TokenKind::RBracket => depth -= 1,
+                _ => {}
+            }
+        }
+        depth
+    }
+
+    /// `step NAME = a.b(` and `step NAME = run w(` written in the enclosing workflow
+    /// before the cursor, read from the tokens (the body may not parse yet).
+    fn step_calls(&self) -> Vec<(String, Vec<String>)> {
+        let Some(start) = self.workflow_start() else {
+            return Vec::new();
+        };
+        let mut steps = Vec::new();
+        for i in start..self.before.len() {
+            if self.word(i) != "step"
+                || self.before.get(i + 2).map(|t| t.kind) != Some(TokenKind::Eq)
+            {
+                continue;
+            }
+            let mut target = Vec::new();
+            let mut j = i + 3;
+            if self.word(j) == "run" {
+                target.push("run".to_owned());
+                j += 1;
+            }
+            while self
+                .before
+                .get(j)
+                .is_some_and(|t| t.kind == TokenKind::Ident)
+            {
+                target.push(self.word(j).to_owned());
+                if self.before.get(j + 1).map(|t| t.kind) != Some(TokenKind::Dot) {
+                    break;
+                }
+                j += 2;
+            }
+            steps.push((self.word(i + 1).to_owned(), target));
+        }
+        steps
+    }
+
     /// Brace depth at the cursor.
     fn depth(&self) -> usize {
         let mut depth = 0usize;
@@ -338,16 +428,18 @@ pub fn completion(text: &str, offset: usize, names: &Names<'_>) -> Vec<Completio
         }
         return items;
     }
-    let workflow = cx.enclosing_workflow().and_then(|w| names.workflow(w));
+    let header = cx.workflow_header();
+    let workflow = cx
+        .enclosing_workflow()
+        .and_then(|w| names.workflow(w))
+        .or(header.as_ref());
     if after_list(&cx) {
-        if let Some(w) = workflow {
-            for (step, call) in steps_of(&w.body) {
-                items.push(simple(
-                    &step,
-                    CompletionItemKind::VARIABLE,
-                    &format!("step = {call}"),
-                ));
-            }
+        for (step, call) in scope_steps(&cx, workflow) {
+            items.push(simple(
+                &step,
+                CompletionItemKind::VARIABLE,
+                &format!("step = {call}"),
+            ));
         }
         return items;
     }
@@ -391,19 +483,19 @@ pub fn completion(text: &str, offset: usize, names: &Names<'_>) -> Vec<Completio
         }
     }
     // Names in scope.
+    for (step, call) in scope_steps(&cx, workflow) {
+        items.push(simple(
+            &step,
+            CompletionItemKind::VARIABLE,
+            &format!("step = {call}"),
+        ));
+    }
     if let Some(w) = workflow {
         for p in &w.params {
             items.push(simple(
                 &p.name.name,
                 CompletionItemKind::VARIABLE,
                 &type_text(&p.ty),
-            ));
-        }
-        for (step, call) in steps_of(&w.body) {
-            items.push(simple(
-                &step,
-                CompletionItemKind::VARIABLE,
-                &format!("step = {call}"),
             ));
         }
         for name in lets_of(&w.body) {
@@ -438,7 +530,7 @@ pub fn completion(text: &str, offset: usize, names: &Names<'_>) -> Vec<Completio
             let Some((name, _)) = signature.split_once('(') else {
                 continue;
             };
-            if name.contains('.') || name.contains('_') && name.starts_with('_') {
+            if name.contains('.') || !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
                 continue;
             }
             let mut item = simple(name, CompletionItemKind::FUNCTION, signature);
@@ -498,8 +590,13 @@ fn members(cx: &Context<'_>, chain: &[&str], names: &Names<'_>, items: &mut Vec<
         }
         return;
     }
-    let workflow = cx.enclosing_workflow().and_then(|w| names.workflow(w));
-    if let Some(fields) = resolve_chain(chain, workflow, names) {
+    let header = cx.workflow_header();
+    let workflow = cx
+        .enclosing_workflow()
+        .and_then(|w| names.workflow(w))
+        .or(header.as_ref());
+    let steps = cx.step_calls();
+    if let Some(fields) = resolve_chain(chain, workflow, &steps, names) {
         for f in fields {
             let mut item = simple(&f.name.name, CompletionItemKind::FIELD, &type_text(&f.ty));
             item.documentation = f.doc.clone().map(markdown);
@@ -526,52 +623,60 @@ fn members(cx: &Context<'_>, chain: &[&str], names: &Names<'_>, items: &mut Vec<
 }
 
 /// A type and the integration whose names it is written with (`None`: the user's file).
-type Scoped<'a> = (&'a TypeExpr, Option<&'a Integration>);
+type Scoped<'a, 't> = (&'t TypeExpr, Option<&'a Integration>);
 
 /// The record fields reached by `chain` (`contact`, `issue.fields`), when the names can be
-/// followed from the syntax alone.
-fn resolve_chain<'a>(
+/// followed from the syntax alone: a parameter, a step (through its action's result
+/// type) or a `let` with a declared type, then field after field.
+fn resolve_chain(
     chain: &[&str],
-    workflow: Option<&'a Workflow>,
-    names: &Names<'a>,
-) -> Option<Vec<&'a FieldType>> {
+    workflow: Option<&Workflow>,
+    steps: &[(String, Vec<String>)],
+    names: &Names<'_>,
+) -> Option<Vec<FieldType>> {
     let (first, rest) = chain.split_first()?;
-    let workflow = workflow?;
-    let mut current: Scoped<'a> =
-        if let Some(p) = workflow.params.iter().find(|p| p.name.name == *first) {
-            (&p.ty, None)
-        } else if let Some(step) = find_step(&workflow.body, first) {
-            match &step.call {
-                StepCall::Action { target, .. } => {
-                    let [integration, action] = target.segments.as_slice() else {
-                        return None;
-                    };
-                    let (i, a) = names.action(&integration.name, &action.name)?;
-                    (a.result.as_ref()?, Some(i))
-                }
-                StepCall::Workflow { target, .. } => {
-                    let w = names.workflow(&target.segments.first()?.name)?;
-                    (w.result.as_ref()?, None)
-                }
+    let param = workflow.and_then(|w| w.params.iter().find(|p| p.name.name == *first));
+    let step = workflow.and_then(|w| find_step(&w.body, first));
+    let written = steps
+        .iter()
+        .find(|(name, _)| name == first)
+        .map(|(_, t)| t.as_slice());
+    let mut current: (TypeExpr, Option<&Integration>) = if let Some(p) = param {
+        (p.ty.clone(), None)
+    } else if let Some(step) = step {
+        match &step.call {
+            StepCall::Action { target, .. } => {
+                let [integration, action] = target.segments.as_slice() else {
+                    return None;
+                };
+                let (i, a) = names.action(&integration.name, &action.name)?;
+                (a.result.clone()?, Some(i))
             }
-        } else if let Some(ty) = find_let_type(&workflow.body, first) {
-            (ty, None)
-        } else {
-            return None;
-        };
+            StepCall::Workflow { target, .. } => {
+                let w = names.workflow(&target.segments.first()?.name)?;
+                (w.result.clone()?, None)
+            }
+        }
+    } else if let Some([integration, action]) = written {
+        let (i, a) = names.action(integration, action)?;
+        (a.result.clone()?, Some(i))
+    } else if let Some(ty) = workflow.and_then(|w| find_let_type(&w.body, first)) {
+        (ty.clone(), None)
+    } else {
+        return None;
+    };
     for segment in rest {
-        let fields = record_fields(current, names)?;
+        let fields = record_fields((&current.0, current.1), names)?;
         let field = fields.into_iter().find(|f| f.name.name == *segment)?;
-        let scope = current.1;
-        current = (&field.ty, scope);
+        current = (field.ty.clone(), current.1);
     }
-    record_fields(current, names)
+    record_fields((&current.0, current.1), names)
 }
 
-fn record_fields<'a>(ty: Scoped<'a>, names: &Names<'a>) -> Option<Vec<&'a FieldType>> {
+fn record_fields(ty: Scoped<'_, '_>, names: &Names<'_>) -> Option<Vec<FieldType>> {
     let (ty, scope) = ty;
     match &ty.kind {
-        TypeExprKind::Record(fields) => Some(fields.iter().collect()),
+        TypeExprKind::Record(fields) => Some(fields.clone()),
         TypeExprKind::Optional(inner) => record_fields((inner, scope), names),
         TypeExprKind::Named(path) => match path.segments.as_slice() {
             [name] => {
@@ -664,6 +769,18 @@ fn steps_of(block: &Block) -> Vec<(String, String)> {
             steps.push((step.name.name.clone(), call));
         }
     });
+    steps
+}
+
+/// The steps of the enclosing workflow: from its syntax tree, plus those written in the
+/// text before the cursor.
+fn scope_steps(cx: &Context<'_>, workflow: Option<&Workflow>) -> Vec<(String, String)> {
+    let mut steps = workflow.map(|w| steps_of(&w.body)).unwrap_or_default();
+    for (name, target) in cx.step_calls() {
+        if !steps.iter().any(|(n, _)| *n == name) {
+            steps.push((name, target.join(".").replacen("run.", "run ", 1)));
+        }
+    }
     steps
 }
 

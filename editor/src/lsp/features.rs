@@ -50,8 +50,75 @@ fn location(snapshot: &Snapshot, span: flow_grammar::Span) -> Option<Location> {
     ))
 }
 
+/// The outline entry whose name is at `position`: declarations the index has no
+/// reference for (a type's own name, say).
+fn declaration_at(snapshot: &Snapshot, position: Position) -> Option<&analysis::DocumentSymbol> {
+    let file = snapshot.file()?;
+    let offset = convert::offset(file, position);
+    fn find(
+        symbols: &[analysis::DocumentSymbol],
+        offset: usize,
+    ) -> Option<&analysis::DocumentSymbol> {
+        symbols.iter().find_map(|s| {
+            if s.name_span.contains(offset) {
+                Some(s)
+            } else if s.span.contains(offset) {
+                find(&s.children, offset)
+            } else {
+                None
+            }
+        })
+    }
+    let own: Vec<analysis::DocumentSymbol> = snapshot
+        .compilation
+        .analysis
+        .symbols_of(snapshot.root)
+        .cloned()
+        .collect();
+    let found = find(&own, offset)?;
+    snapshot.compilation.analysis.symbols.iter().find_map(|s| {
+        if s.name_span == found.name_span {
+            Some(s)
+        } else {
+            fn inner<'s>(
+                s: &'s analysis::DocumentSymbol,
+                span: flow_grammar::Span,
+            ) -> Option<&'s analysis::DocumentSymbol> {
+                s.children.iter().find_map(|c| {
+                    if c.name_span == span {
+                        Some(c)
+                    } else {
+                        inner(c, span)
+                    }
+                })
+            }
+            inner(s, found.name_span)
+        }
+    })
+}
+
 pub fn hover(snapshot: &Snapshot, position: Position) -> Option<Hover> {
-    let reference = reference_at(snapshot, position)?;
+    let Some(reference) = reference_at(snapshot, position) else {
+        let symbol = declaration_at(snapshot, position)?;
+        let file = snapshot.file()?;
+        let signature = if symbol.detail.is_empty() {
+            format!("{} {}", kind_word(symbol.kind), symbol.name)
+        } else {
+            format!(
+                "{} {}: {}",
+                kind_word(symbol.kind),
+                symbol.name,
+                symbol.detail
+            )
+        };
+        return Some(Hover {
+            contents: HoverContents::Markup(MarkupContent {
+                kind: MarkupKind::Markdown,
+                value: format!("```flow\n{signature}\n```"),
+            }),
+            range: Some(convert::range(file, symbol.name_span)),
+        });
+    };
     let file = snapshot.file()?;
     let signature = if reference.hover.is_empty() {
         format!("{} {}", kind_word(reference.kind), reference.name)

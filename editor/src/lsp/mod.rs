@@ -86,20 +86,28 @@ impl Backend {
     }
 
     async fn publish(&self, uri: Uri) {
+        publish(self.client.clone(), self.world.clone(), uri).await;
+    }
+
+    /// Publishes the document's diagnostics [`DEBOUNCE`] from now, unless another change
+    /// comes first. The change handler returns at once, so edits are never queued
+    /// behind an analysis.
+    fn schedule(&self, uri: Uri, generation: u64) {
+        let client = self.client.clone();
         let world = self.world.clone();
-        let key = uri.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let snapshot = lock(&world).snapshot(&key)?;
-            Some((snapshot.version, features::diagnostics(&snapshot)))
-        })
-        .await
-        .ok()
-        .flatten();
-        if let Some((version, diagnostics)) = result {
-            self.client
-                .publish_diagnostics(uri, diagnostics, Some(version))
-                .await;
-        }
+        let generations = self.generations.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(DEBOUNCE).await;
+            let current = generations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(uri.as_str())
+                .copied()
+                .unwrap_or(0);
+            if current == generation {
+                publish(client, world, uri).await;
+            }
+        });
     }
 
     fn bump(&self, uri: &Uri) -> u64 {
@@ -109,13 +117,25 @@ impl Backend {
         *generation
     }
 
-    fn current(&self, uri: &Uri) -> u64 {
-        let generations = self.generations.lock().unwrap_or_else(|p| p.into_inner());
-        generations.get(uri.as_str()).copied().unwrap_or(0)
-    }
-
     fn offset_position(&self, params: &TextDocumentPositionParams) -> (Uri, Position) {
         (params.text_document.uri.clone(), params.position)
+    }
+}
+
+/// Analyses the document (if its analysis is stale) and sends its diagnostics.
+async fn publish(client: Client, world: Arc<Mutex<World>>, uri: Uri) {
+    let key = uri.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let snapshot = lock(&world).snapshot(&key)?;
+        Some((snapshot.version, features::diagnostics(&snapshot)))
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some((version, diagnostics)) = result {
+        client
+            .publish_diagnostics(uri, diagnostics, Some(version))
+            .await;
     }
 }
 
@@ -189,10 +209,7 @@ impl LanguageServer for Backend {
         };
         lock(&self.world).change(&uri, change.text, params.text_document.version);
         let generation = self.bump(&uri);
-        tokio::time::sleep(DEBOUNCE).await;
-        if self.current(&uri) == generation {
-            self.publish(uri).await;
-        }
+        self.schedule(uri, generation);
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {

@@ -113,7 +113,13 @@ pub fn tokens(snapshot: &Snapshot) -> SemanticTokens {
                         }
                         (of_kind(kind, &mut mods), mods)
                     }
-                    None => classify_word(token.text(text), prev, next),
+                    None => {
+                        let prev_word = sig
+                            .checked_sub(1)
+                            .and_then(|i| significant.get(i))
+                            .map(|t| t.text(text));
+                        classify_word(token.text(text), prev, prev_word, next)
+                    }
                 })
             }
             kind if is_operator(kind) => Some((Ty::Operator, 0)),
@@ -149,7 +155,28 @@ fn of_kind(kind: SymbolKind, mods: &mut u32) -> Ty {
 }
 
 /// A word the index does not know, coloured by its neighbours.
-fn classify_word(word: &str, prev: Option<TokenKind>, next: Option<TokenKind>) -> (Ty, u32) {
+fn classify_word(
+    word: &str,
+    prev: Option<TokenKind>,
+    prev_word: Option<&str>,
+    next: Option<TokenKind>,
+) -> (Ty, u32) {
+    let declared = match prev_word {
+        Some("import" | "as") => Some((Ty::Namespace, 0)),
+        Some("workflow") => Some((Ty::Function, DECLARATION)),
+        Some("type") => Some((Ty::Type, DECLARATION)),
+        Some("step" | "let") => Some((Ty::Variable, DECLARATION)),
+        Some("const") => Some((Ty::Variable, DECLARATION | READONLY)),
+        Some("integration") => Some((Ty::Namespace, DECLARATION)),
+        Some("action") => Some((Ty::Method, DECLARATION)),
+        Some("event") => Some((Ty::Event, DECLARATION)),
+        _ => None,
+    };
+    if let Some(declared) = declared
+        && !is_keyword(word)
+    {
+        return declared;
+    }
     let after_dot = matches!(
         prev,
         Some(TokenKind::Dot | TokenKind::QuestionDot | TokenKind::DotQuestion)
