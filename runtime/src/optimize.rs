@@ -94,7 +94,7 @@ impl Graph<'_> {
                     continue;
                 }
                 if let Some(f) = finish.get(d) {
-                    if f.0 > best.0 || best.1.is_empty() {
+                    if f.0 > best.0 || (f.0 == best.0 && f.1.len() > best.1.len()) {
                         best = f.clone();
                     }
                 }
@@ -105,7 +105,14 @@ impl Graph<'_> {
         }
         finish
             .into_values()
-            .fold((0.0, Vec::new()), |a, b| if b.0 > a.0 { b } else { a })
+            // On equal time the longer chain wins, so zero-cost steps still show.
+            .fold((0.0, Vec::new()), |a, b| {
+                if b.0 > a.0 || (b.0 == a.0 && b.1.len() > a.1.len()) {
+                    b
+                } else {
+                    a
+                }
+            })
     }
 }
 
