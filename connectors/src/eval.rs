@@ -1,0 +1,191 @@
+//! Evaluating declaration clauses: the connection as an expression context (settings and
+//! secrets), the request-literal walk that leaves out null fields, the lenient reading
+//! of responses in `result`, and the wire encodings of values (JSON and text), which,
+//! unlike `Value::to_json`, reveal secrets because they are what goes to the API.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use flow_compiler::expr::{ExprId, NodeKind};
+use flow_compiler::types::Type;
+use flow_expr::{Context, EvalError, Map, Record, Timestamp, Value};
+use serde_json::Value as Json;
+
+use crate::conform;
+use crate::vault::Connection;
+
+/// The expression context of one call: the connection's settings and secrets.
+pub struct ConnContext<'a> {
+    pub connection: &'a Connection,
+}
+
+impl Context for ConnContext<'_> {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
+    fn secret(&self, name: &str) -> Option<Arc<str>> {
+        self.connection.secret_text(name)
+    }
+
+    fn setting(&self, name: &str) -> Option<Value> {
+        self.connection
+            .settings
+            .get(name)
+            .map(|s| Value::String(Arc::from(s.as_str())))
+    }
+}
+
+/// How the walk treats what it evaluates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A `query`, `headers` or `body` clause: null fields of literals are left out.
+    Request,
+    /// A `result` clause: missing fields read as null; `xml` answers convert leniently.
+    Result { xml: bool },
+}
+
+/// Evaluates `root` of a prepared arena, walking literals (records, maps, lists), field
+/// reads and conversions itself and leaving the rest to the expression engine.
+pub fn walk(
+    program: &flow_expr::Program,
+    root: ExprId,
+    locals: &mut [Value],
+    ctx: &dyn Context,
+    mode: Mode,
+) -> Result<Value, EvalError> {
+    let Some(node) = program.arena().node(root) else {
+        return Err(EvalError::invalid_argument(
+            "internal error: unknown expression",
+        ));
+    };
+    match &node.kind {
+        NodeKind::Record { fields } => {
+            let mut out = Vec::with_capacity(fields.len());
+            for (name, id) in fields {
+                let v = walk(program, *id, locals, ctx, mode)?;
+                if mode == Mode::Request && is_null(&v) {
+                    continue;
+                }
+                out.push((Arc::from(name.as_str()), v));
+            }
+            Ok(Value::Record(Arc::new(Record::new(out))))
+        }
+        NodeKind::Map { entries } => {
+            let mut out = Vec::with_capacity(entries.len());
+            for e in entries {
+                let k = walk(program, e.key, locals, ctx, mode)?;
+                let v = walk(program, e.value, locals, ctx, mode)?;
+                if mode == Mode::Request && is_null(&v) {
+                    continue;
+                }
+                out.push((k, v));
+            }
+            Ok(Value::Map(Arc::new(Map::new(out)?)))
+        }
+        NodeKind::List { items, optional } if !optional.iter().any(|o| *o) => {
+            let mut out = Vec::with_capacity(items.len());
+            for id in items {
+                out.push(walk(program, *id, locals, ctx, mode)?);
+            }
+            Ok(Value::list(out))
+        }
+        NodeKind::Convert { value, to } => {
+            let v = walk(program, *value, locals, ctx, mode)?;
+            match mode {
+                // The wire encodings do not depend on static types.
+                Mode::Request => Ok(v),
+                Mode::Result { xml } => conform::conform(&v, to, xml, "")
+                    .map_err(|e| EvalError::conversion(e.to_string())),
+            }
+        }
+        NodeKind::Field {
+            target,
+            field,
+            null_safe,
+            ..
+        } if matches!(mode, Mode::Result { .. }) => {
+            let t = walk(program, *target, locals, ctx, mode)?;
+            match &t {
+                Value::Map(m) => Ok(m.get_str(field).cloned().unwrap_or(Value::Null)),
+                Value::Record(r) => Ok(r.get(field).cloned().unwrap_or(Value::Null)),
+                Value::Null => Ok(Value::Null),
+                _ if *null_safe => Ok(Value::Null),
+                _ => program.eval(root, locals, ctx),
+            }
+        }
+        _ => program.eval(root, locals, ctx),
+    }
+}
+
+pub fn is_null(v: &Value) -> bool {
+    matches!(v, Value::Null | Value::Optional(None))
+}
+
+/// The value as JSON for the wire: like `Value::to_json`, but secrets are their text.
+pub fn wire_json(v: &Value) -> Json {
+    match v {
+        Value::Secret(s) => Json::String(s.to_string()),
+        Value::List(items) => Json::Array(items.iter().map(wire_json).collect()),
+        Value::Map(m) => Json::Object(
+            m.entries
+                .iter()
+                .map(|(k, v)| (text(k), wire_json(v)))
+                .collect(),
+        ),
+        Value::Record(r) => Json::Object(
+            r.fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), wire_json(v)))
+                .collect(),
+        ),
+        Value::Optional(Some(inner)) => wire_json(inner),
+        other => other.to_json(),
+    }
+}
+
+/// A scalar as text on the wire (a query parameter, a header, a form field).
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) | Value::Secret(s) => s.to_string(),
+        Value::Null | Value::Optional(None) => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Double(d) => match serde_json::Number::from_f64(*d) {
+            Some(n) => n.to_string(),
+            None => d.to_string(),
+        },
+        Value::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b),
+        Value::Timestamp(t) => t.to_rfc3339(),
+        Value::Duration(d) => d.to_string(),
+        Value::Optional(Some(inner)) => text(inner),
+        Value::Type(t) => t.to_string(),
+        other => wire_json(other).to_string(),
+    }
+}
+
+/// `(name, value)` pairs of a record or map, in order.
+pub fn fields(v: &Value) -> Option<Vec<(String, Value)>> {
+    match v {
+        Value::Record(r) => Some(
+            r.fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        ),
+        Value::Map(m) => Some(
+            m.entries
+                .iter()
+                .map(|(k, v)| (text(k), v.clone()))
+                .collect(),
+        ),
+        Value::Optional(Some(inner)) => fields(inner),
+        _ => None,
+    }
+}
+
+/// Whether a type admits the literal `null`.
+pub fn admits_null(ty: &Type) -> bool {
+    matches!(ty, Type::Optional(_) | Type::Dyn | Type::Null | Type::Error)
+}

@@ -1,0 +1,191 @@
+//! Where the driver finds connections: the vault next to the run store (opened on first
+//! use, so runs that call no connected integration never create it), or connections
+//! held in memory (tests, benchmarks).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::vault::{AuditEntry, BreakerRecord, Connection, Vault, VaultError};
+
+/// A source of connections and the sink of their audit log.
+pub trait Connections: Send + Sync {
+    /// The connection of `owner` (or the default one) to `integration`.
+    fn load(&self, integration: &str, owner: Option<&str>) -> Result<Arc<Connection>, VaultError>;
+    /// Stores rotated credentials.
+    fn update_secrets(
+        &self,
+        integration: &str,
+        owner: &str,
+        changes: Vec<(String, String)>,
+    ) -> Result<(), VaultError>;
+    /// Records a use of the credentials.
+    fn audit(&self, entry: AuditEntry);
+    /// Records a circuit breaker's new state.
+    fn record_breaker(&self, integration: &str, owner: &str, record: BreakerRecord);
+}
+
+/// The vault file of a store, opened on first use; loaded connections are kept for the
+/// life of the process (a rotation updates both).
+pub struct VaultConnections {
+    path: PathBuf,
+    vault: OnceLock<Result<Vault, String>>,
+    loaded: Mutex<HashMap<(String, Option<String>), Arc<Connection>>>,
+}
+
+impl VaultConnections {
+    pub fn new(path: PathBuf) -> VaultConnections {
+        VaultConnections {
+            path,
+            vault: OnceLock::new(),
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// An already opened vault.
+    pub fn with_vault(vault: Vault) -> VaultConnections {
+        let path = vault.path().to_owned();
+        let cell = OnceLock::new();
+        let _ = cell.set(Ok(vault));
+        VaultConnections {
+            path,
+            vault: cell,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn vault(&self) -> Result<&Vault, VaultError> {
+        match self
+            .vault
+            .get_or_init(|| Vault::open(&self.path).map_err(|e| e.to_string()))
+        {
+            Ok(v) => Ok(v),
+            Err(message) => Err(VaultError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other(message.clone()),
+            }),
+        }
+    }
+}
+
+impl Connections for VaultConnections {
+    fn load(&self, integration: &str, owner: Option<&str>) -> Result<Arc<Connection>, VaultError> {
+        let key = (integration.to_owned(), owner.map(str::to_owned));
+        if let Some(c) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(Arc::clone(c));
+        }
+        let c = Arc::new(self.vault()?.load(integration, owner)?);
+        self.loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, Arc::clone(&c));
+        Ok(c)
+    }
+
+    fn update_secrets(
+        &self,
+        integration: &str,
+        owner: &str,
+        changes: Vec<(String, String)>,
+    ) -> Result<(), VaultError> {
+        self.vault()?.update_secrets(integration, owner, changes)?;
+        self.loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|(i, _), _| i != integration);
+        Ok(())
+    }
+
+    fn audit(&self, entry: AuditEntry) {
+        if let Ok(v) = self.vault() {
+            v.audit(entry);
+        }
+    }
+
+    fn record_breaker(&self, integration: &str, owner: &str, record: BreakerRecord) {
+        if let Ok(v) = self.vault() {
+            v.record_breaker(integration, owner, record);
+        }
+    }
+}
+
+/// Connections held in memory; the audit log is kept in memory too.
+#[derive(Default)]
+pub struct MemoryConnections {
+    connections: Mutex<Vec<Arc<Connection>>>,
+    pub audit_log: Mutex<Vec<AuditEntry>>,
+    pub breaker_log: Mutex<Vec<(String, String, BreakerRecord)>>,
+}
+
+impl MemoryConnections {
+    pub fn new(connections: Vec<Connection>) -> MemoryConnections {
+        MemoryConnections {
+            connections: Mutex::new(connections.into_iter().map(Arc::new).collect()),
+            ..MemoryConnections::default()
+        }
+    }
+}
+
+impl Connections for MemoryConnections {
+    fn load(&self, integration: &str, owner: Option<&str>) -> Result<Arc<Connection>, VaultError> {
+        let all = self
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.iter()
+            .find(|c| c.integration == integration && owner.is_none_or(|o| c.owner == o))
+            .cloned()
+            .ok_or_else(|| VaultError::NoConnection {
+                integration: integration.to_owned(),
+                owner: owner.map(str::to_owned),
+            })
+    }
+
+    fn update_secrets(
+        &self,
+        integration: &str,
+        owner: &str,
+        changes: Vec<(String, String)>,
+    ) -> Result<(), VaultError> {
+        let mut all = self
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for c in all.iter_mut() {
+            if c.integration == integration && c.owner == owner {
+                let mut next = Connection::new(integration, owner);
+                next.settings = c.settings.clone();
+                next.base_url = c.base_url.clone();
+                for name in c.secret_names() {
+                    if let Some(v) = c.secret_text(name) {
+                        next = next.with_secret(name, &v);
+                    }
+                }
+                for (k, v) in &changes {
+                    next = next.with_secret(k, v);
+                }
+                *c = Arc::new(next);
+            }
+        }
+        Ok(())
+    }
+
+    fn audit(&self, entry: AuditEntry) {
+        self.audit_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(entry);
+    }
+
+    fn record_breaker(&self, integration: &str, owner: &str, record: BreakerRecord) {
+        self.breaker_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((integration.to_owned(), owner.to_owned(), record));
+    }
+}
