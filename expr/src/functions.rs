@@ -25,6 +25,15 @@ fn no(o: Overload, args: &[Value]) -> EvalError {
     EvalError::no_overload(&name_of(o), &refs)
 }
 
+/// Calls a builtin; text computed from a secret stays a secret.
+pub fn call_tainted(o: Overload, args: &[Value]) -> R {
+    let secret = args.iter().any(Value::is_secret);
+    Ok(match call(o, args)? {
+        Value::String(s) if secret => Value::Secret(s),
+        other => other,
+    })
+}
+
 /// Calls a builtin on evaluated arguments.
 pub fn call(o: Overload, args: &[Value]) -> R {
     use Overload as O;

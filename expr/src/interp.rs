@@ -352,17 +352,10 @@ impl Interpreter<'_> {
             }
         }
         let mut values: smallvec_like::Args = smallvec_like::Args::new();
-        let mut secret = false;
         for arg in args {
-            let v = self.eval(*arg, locals)?;
-            secret |= v.is_secret();
-            values.push(v);
+            values.push(self.eval(*arg, locals)?);
         }
-        let result = functions::call(overload, values.as_slice())?;
-        Ok(match result {
-            Value::String(s) if secret => Value::Secret(s),
-            other => other,
-        })
+        functions::call_tainted(overload, values.as_slice())
     }
 
     fn comprehension(&self, c: &Comprehension, locals: &mut [Value]) -> Result<Value, EvalError> {
