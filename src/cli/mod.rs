@@ -2,6 +2,7 @@
 
 mod check;
 mod compile;
+mod connect;
 mod fmt;
 mod graph;
 mod lsp;
@@ -104,6 +105,26 @@ pub enum Command {
     /// critical path, `after` edges that carry no data but lengthen it, steps that
     /// usually need retries, idempotent calls worth caching.
     Optimize(stats::OptimizeArgs),
+
+    /// Connect an integration for an owner: settings with `--set k=v`, credentials with
+    /// `--secret k` (asked for without echo, or read from standard input), stored
+    /// encrypted in the vault next to the store.
+    Connect(connect::ConnectArgs),
+
+    /// List connections (`--format json`), activate or deactivate one, or read the
+    /// audit log of credential uses.
+    Connections(connect::ConnectionsArgs),
+
+    /// Delete a connection and its credentials.
+    Disconnect(connect::DisconnectArgs),
+
+    /// Probe each connection's health endpoint: status, latency, circuit state, recent
+    /// error rate and an overall score. Exits 1 when a connection is unhealthy.
+    Health(connect::HealthArgs),
+
+    /// The standard library's integrations, or one integration's actions with their
+    /// signatures, its events and what a connection needs.
+    Integrations(connect::IntegrationsArgs),
 }
 
 /// Exit status for a command that found errors in the user's input.
@@ -125,6 +146,11 @@ pub fn main() -> ExitCode {
         Command::Runs(args) => runs::run(args, cli.color),
         Command::Stats(args) => stats::run_stats(args, cli.color),
         Command::Optimize(args) => stats::run_optimize(args, cli.color),
+        Command::Connect(args) => connect::connect(args, cli.color),
+        Command::Connections(args) => connect::connections(args, cli.color),
+        Command::Disconnect(args) => connect::disconnect(args, cli.color),
+        Command::Health(args) => connect::health(args, cli.color),
+        Command::Integrations(args) => connect::integrations(args, cli.color),
     };
     match result {
         Ok(code) => code,

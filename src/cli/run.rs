@@ -216,7 +216,8 @@ fn engine(
         owner,
         ..EngineConfig::default()
     };
-    Engine::new(store, Arc::new(Router::new(builtins)), config, observer)
+    let router = flow_connectors::install(Router::new(builtins), store.path());
+    Engine::new(store, Arc::new(router), config, observer)
         .map_err(|e| miette!("{e}"))
 }
 
