@@ -95,7 +95,7 @@ pub fn walk(
             match mode {
                 // The wire encodings do not depend on static types.
                 Mode::Request => Ok(v),
-                Mode::Result { xml } => conform::conform(&v, to, xml, "")
+                Mode::Result { xml } => conform::conform(&v, to, xml, "result")
                     .map_err(|e| EvalError::conversion(e.to_string())),
             }
         }
