@@ -192,8 +192,17 @@ pub fn xml(v: &Value) -> Option<String> {
         Value::Null | Value::Optional(None) => None,
         Value::String(s) | Value::Secret(s) => Some(s.to_string()),
         _ => {
+            // The root is the record's one non-null field; a null root sends no body.
+            let roots: Vec<(String, Value)> = fields(v)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(_, val)| !eval::is_null(val))
+                .collect();
+            if roots.is_empty() {
+                return None;
+            }
             let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
-            for (k, val) in fields(v).unwrap_or_default() {
+            for (k, val) in roots {
                 xml_element(&k, &val, &mut out);
             }
             Some(out)
@@ -340,6 +349,7 @@ mod tests {
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Tagging><TagSet><Tag><Key>a&amp;b</Key><Value>1</Value></Tag><Tag><Key>c</Key></Tag></TagSet></Tagging>"
         );
         assert_eq!(xml(&Value::Null), None);
+        assert_eq!(xml(&json(r#"{"CreateBucketConfiguration":null}"#)), None);
     }
 
     #[test]
