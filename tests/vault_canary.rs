@@ -1,0 +1,340 @@
+//! The vault canary: a credential planted with `flow connect` is used by real `flow run`
+//! processes (runs that succeed and runs that fail, against a local server that even
+//! echoes the credential back in its errors) and must appear nowhere else: not in the
+//! store or vault files, not in any command's output or logs, not in errors or run
+//! outputs. The connection commands are exercised on the way.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+const CANARY: &str = "xoxb-CANARY-7f3a9c2e51";
+const SIGNING: &str = "SIGNING-CANARY-0b9d";
+
+/// A local stand-in for Slack's Web API: `chat.postMessage` succeeds for channel `C1`
+/// and fails otherwise with an error that echoes the token; `auth.test` answers ok.
+/// Records each request's Authorization header.
+fn slack_server() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let auth = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&auth);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut length = 0usize;
+            let mut authorization = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("authorization:") {
+                    authorization = line["authorization:".len()..].trim().to_owned();
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let body = String::from_utf8_lossy(&body).into_owned();
+            seen.lock().unwrap().push(authorization.clone());
+            let reply = if request_line.contains("/auth.test") {
+                r#"{"ok":true,"team":"T1"}"#.to_owned()
+            } else if body.contains("\"channel\":\"C1\"") {
+                r#"{"ok":true,"channel":"C1","ts":"1700000000.000100","message":{"text":"hello"}}"#
+                    .to_owned()
+            } else {
+                format!(r#"{{"ok":false,"error":"channel_not_found (sent with {authorization})"}}"#)
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    (url, auth)
+}
+
+fn flow(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flow"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_remove("FLOW_MASTER_KEY")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A fresh directory under the system's temporary directory.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("flow-vault-canary-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+const WORKFLOW: &str = r#"
+import slack
+
+workflow announce(channel: string) -> { ts: string } {
+  step posted = slack.post_message(channel: channel, text: "hello")
+  return { ts: posted.ts }
+}
+
+workflow announce_or_report(channel: string) -> string {
+  try {
+    step posted = slack.post_message(channel: channel, text: "hello")
+  } catch err {
+    return err.message
+  }
+  return "posted"
+}
+"#;
+
+#[test]
+fn a_planted_credential_appears_nowhere_but_on_the_wire() {
+    let (url, auth) = slack_server();
+    let dir = temp_dir("runs");
+    let d = dir.as_path();
+    std::fs::write(d.join("announce.flow"), WORKFLOW).unwrap();
+    let mut transcript = String::new();
+
+    let o = flow(
+        d,
+        &[
+            "connect",
+            "slack",
+            "--owner",
+            "ops",
+            "--secret",
+            "bot_token",
+            "--secret",
+            "signing_secret",
+            "--base-url",
+            &url,
+        ],
+        Some(&format!("{CANARY}\n{SIGNING}\n")),
+    );
+    transcript.push_str(&text(&o));
+    assert!(o.status.success(), "{}", text(&o));
+
+    // A run that succeeds.
+    let o = flow(
+        d,
+        &[
+            "run",
+            "announce.flow",
+            "-w",
+            "announce",
+            "-i",
+            r#"{"channel":"C1"}"#,
+        ],
+        None,
+    );
+    transcript.push_str(&text(&o));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1700000000.000100"));
+
+    // A run that fails; Slack's error (echoing the token) is the failure message.
+    let o = flow(
+        d,
+        &[
+            "run",
+            "announce.flow",
+            "-w",
+            "announce",
+            "-i",
+            r#"{"channel":"C404"}"#,
+        ],
+        None,
+    );
+    transcript.push_str(&text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("channel_not_found"), "{}", text(&o));
+
+    // A run whose output is the error message.
+    let o = flow(
+        d,
+        &[
+            "run",
+            "announce.flow",
+            "-w",
+            "announce_or_report",
+            "-i",
+            r#"{"channel":"C404"}"#,
+        ],
+        None,
+    );
+    transcript.push_str(&text(&o));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("****"),
+        "{}",
+        text(&o)
+    );
+
+    for args in [
+        &["connections", "list"][..],
+        &["connections", "list", "--format", "json"],
+        &["connections", "audit", "--format", "json"],
+        &["health", "slack"],
+        &["health", "--format", "json"],
+        &["runs", "list", "--format", "json"],
+    ] {
+        let o = flow(d, args, None);
+        transcript.push_str(&text(&o));
+        assert!(o.status.success(), "flow {args:?}: {}", text(&o));
+    }
+    let audit = flow(d, &["connections", "audit", "--format", "json"], None);
+    let entries: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let purposes: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["purpose"].as_str().unwrap())
+        .collect();
+    assert!(
+        purposes
+            .iter()
+            .filter(|p| **p == "slack.post_message")
+            .count()
+            >= 3,
+        "{purposes:?}"
+    );
+    assert!(
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["run_id"].is_string() && e["step"] == "posted")
+    );
+
+    // The credential went to the server, and only there.
+    assert!(
+        auth.lock()
+            .unwrap()
+            .iter()
+            .any(|a| a == &format!("Bearer {CANARY}"))
+    );
+    for secret in [CANARY, SIGNING] {
+        assert!(
+            !transcript.contains(secret),
+            "a command printed the credential:\n{transcript}"
+        );
+        let mut files = Vec::new();
+        files_under(d, &mut files);
+        assert!(files.iter().any(|f| f.ends_with("vault.db")));
+        assert!(files.iter().any(|f| f.ends_with("flow.db")));
+        for f in files {
+            let bytes = std::fs::read(&f).unwrap();
+            let hit = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!hit, "{} holds the credential", f.display());
+        }
+    }
+
+    // Deactivated, the connection is refused; disconnected, it is gone.
+    let o = flow(
+        d,
+        &["connections", "deactivate", "slack", "--owner", "ops"],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = flow(
+        d,
+        &[
+            "run",
+            "announce.flow",
+            "-w",
+            "announce",
+            "-i",
+            r#"{"channel":"C1"}"#,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("deactivated"), "{}", text(&o));
+    let o = flow(
+        d,
+        &["connections", "activate", "slack", "--owner", "ops"],
+        None,
+    );
+    assert!(o.status.success());
+    let o = flow(d, &["disconnect", "slack", "--owner", "ops"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = flow(d, &["connections", "list", "--format", "json"], None);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
+}
+
+#[test]
+fn secrets_are_never_taken_from_the_command_line() {
+    let dir = temp_dir("argv");
+    let o = flow(
+        &dir,
+        &[
+            "connect",
+            "slack",
+            "--owner",
+            "ops",
+            "--secret",
+            "bot_token=xoxb-1",
+        ],
+        Some(""),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = flow(
+        &dir,
+        &[
+            "connect",
+            "slack",
+            "--owner",
+            "ops",
+            "--secret",
+            "bot_token",
+        ],
+        Some(""),
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert!(text(&o).contains("standard input ended"), "{}", text(&o));
+}
