@@ -320,8 +320,60 @@ pub fn convert(value: &Value, to: &Type) -> Result<Value, EvalError> {
     convert_at(value, to, Path::Root("")).map_err(EvalError::from)
 }
 
+/// Whether a value already has type `to` exactly (no conversion or reshaping needed).
+pub fn conforms(value: &Value, to: &Type) -> bool {
+    match (to, value) {
+        (Type::Dyn | Type::Error, _) => true,
+        (Type::Optional(_) | Type::Null, Value::Null) => true,
+        (Type::Optional(inner), v) => conforms(v, inner),
+        (Type::Bool, Value::Bool(_))
+        | (Type::Int, Value::Int(_))
+        | (Type::UInt, Value::UInt(_))
+        | (Type::Double, Value::Double(_))
+        | (Type::String, Value::String(_))
+        | (Type::Secret, Value::Secret(_))
+        | (Type::Bytes, Value::Bytes(_))
+        | (Type::Timestamp, Value::Timestamp(_))
+        | (Type::Duration, Value::Duration(_))
+        | (Type::TypeOf(_), Value::Type(_)) => true,
+        (Type::List(elem), Value::List(items)) => {
+            matches!(**elem, Type::Dyn) || items.iter().all(|i| conforms(i, elem))
+        }
+        (Type::Record(r), Value::Record(rec)) => {
+            rec.fields.len() == r.fields.len()
+                && rec
+                    .fields
+                    .iter()
+                    .zip(&r.fields)
+                    .all(|((n, v), f)| **n == *f.name && conforms(v, &f.ty))
+        }
+        (Type::Map(k, v), Value::Map(m)) => m
+            .entries
+            .iter()
+            .all(|(key, val)| conforms(key, k) && conforms(val, v)),
+        (Type::CelOptional(inner), Value::Optional(o)) => {
+            o.as_deref().is_none_or(|v| conforms(v, inner))
+        }
+        _ => false,
+    }
+}
+
+/// Like [`convert`], naming the root in error paths (`input.items[3].id: ...`).
+pub fn convert_named(value: &Value, to: &Type, root: &str) -> Result<Value, ConversionError> {
+    convert_at(value, to, Path::Root(root))
+}
+
 fn convert_at(value: &Value, to: &Type, path: Path<'_>) -> Result<Value, ConversionError> {
-    let mismatch = || path.error(format!("expected {}, found {}", describe(to), value.kind()));
+    if conforms(value, to) {
+        return Ok(value.clone());
+    }
+    let mismatch = || {
+        path.error(format!(
+            "expected {}, found {}",
+            describe(to),
+            value.json_kind()
+        ))
+    };
     Ok(match (to, value) {
         (Type::Dyn | Type::Error, v) => v.clone(),
         (Type::Optional(_) | Type::Null, Value::Null) => Value::Null,
@@ -464,7 +516,7 @@ pub fn infer_type(json: &Json) -> Type {
                 let t = infer_type(item);
                 elem = Some(match elem {
                     None => t,
-                    Some(prev) => merge(&prev, &t),
+                    Some(prev) => merge_types(&prev, &t),
                 });
             }
             Type::list(match elem {
@@ -483,12 +535,12 @@ pub fn infer_type(json: &Json) -> Type {
 }
 
 /// Joins two inferred types.
-fn merge(a: &Type, b: &Type) -> Type {
+pub fn merge_types(a: &Type, b: &Type) -> Type {
     match (a, b) {
         _ if a == b => a.clone(),
         (Type::Null, t) | (t, Type::Null) => Type::optional(t.clone()),
         (Type::Optional(x), t) | (t, Type::Optional(x)) => {
-            Type::optional(merge(x, t.non_optional()))
+            Type::optional(merge_types(x, t.non_optional()))
         }
         (Type::Int, Type::Double)
         | (Type::Double, Type::Int)
@@ -497,13 +549,13 @@ fn merge(a: &Type, b: &Type) -> Type {
         (Type::Int, Type::UInt) | (Type::UInt, Type::Int) => Type::Double,
         (Type::List(x), Type::List(y)) => Type::list(match (&**x, &**y) {
             (Type::Dyn, t) | (t, Type::Dyn) => t.clone(),
-            (x, y) => merge(x, y),
+            (x, y) => merge_types(x, y),
         }),
         (Type::Record(x), Type::Record(y)) => {
             let mut fields: Vec<(String, Type)> = Vec::new();
             for f in &x.fields {
                 let t = match y.field(&f.name) {
-                    Some((_, t)) => merge(&f.ty, t),
+                    Some((_, t)) => merge_types(&f.ty, t),
                     None => Type::optional(f.ty.clone()),
                 };
                 fields.push((f.name.clone(), t));

@@ -6,6 +6,7 @@
 //! expressions with [`Program::eval`], giving one value slot per local
 //! ([`Program::new_locals`]) and a [`Context`] for `now()` and credentials.
 
+pub mod decode;
 pub mod error;
 mod format;
 mod functions;

@@ -91,6 +91,17 @@ impl Value {
         }
     }
 
+    /// The kind of value in JSON words (`number`, `object`, `array`), for conversion
+    /// errors about data that came from JSON.
+    pub fn json_kind(&self) -> &'static str {
+        match self {
+            Value::Int(_) | Value::UInt(_) | Value::Double(_) => "number",
+            Value::Map(_) | Value::Record(_) => "object",
+            Value::List(_) => "array",
+            other => other.kind(),
+        }
+    }
+
     /// The text of a string or a secret.
     pub fn as_str(&self) -> Option<&str> {
         match self {

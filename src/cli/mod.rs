@@ -3,6 +3,7 @@
 mod check;
 mod compile;
 mod connect;
+mod eval;
 mod fmt;
 mod graph;
 mod lsp;
@@ -39,6 +40,14 @@ pub enum Command {
     /// Exits 0 when there are no errors (warnings allowed), 1 when there are errors,
     /// 2 when a path cannot be read.
     Check(check::CheckArgs),
+
+    /// Evaluate an expression over JSON input and print the result as JSON (like jq).
+    ///
+    /// The input is bound to `input` (its type inferred from the data unless `--type`
+    /// is given); `--var NAME=JSON` binds more variables. Type errors are reported
+    /// against the expression. Exits 0 with the result, 1 on a type or evaluation
+    /// error, 2 on usage and I/O errors.
+    Eval(eval::EvalArgs),
 
     /// Rewrite `.flow` files in the canonical layout (comments kept, meaning unchanged).
     ///
@@ -136,6 +145,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check::run(args, cli.color),
+        Command::Eval(args) => eval::run(args, cli.color),
         Command::Fmt(args) => fmt::run(args, cli.color),
         Command::Lsp(args) => lsp::run(args),
         Command::Compile(args) => compile::run(args, cli.color),
