@@ -128,7 +128,7 @@ impl Checker<'_> {
             })
             .collect();
         for &w in &wanted {
-            let Some(mut lowered) = self.workflows[w].ir.clone() else {
+            let Some(mut lowered) = self.workflows[w].ir.take() else {
                 continue;
             };
             if self.workflows[w].module != root {
@@ -160,12 +160,12 @@ impl Checker<'_> {
             program.workflows.push(lowered);
         }
         for &i in &integs {
-            if let Some(lowered) = self.integrations[i].ir.clone() {
+            if let Some(lowered) = self.integrations[i].ir.take() {
                 program.integrations.push(lowered);
             }
         }
         for &t in &tests {
-            let Some(mut lowered) = self.tests[t].ir.clone() else {
+            let Some(mut lowered) = self.tests[t].ir.take() else {
                 continue;
             };
             for s in &mut lowered.stmts {

@@ -4,6 +4,8 @@
 use flow_grammar::ast::{
     self, ActionClauseKind, EventClauseKind, ExprKind, IntegrationMember, SettingValue,
 };
+use std::rc::Rc;
+
 use flow_grammar::{Diagnostic, Span, codes};
 
 use super::scope::{Binding, Bindings, check_in};
@@ -52,6 +54,17 @@ impl Checker<'_> {
                             None => Type::Dyn,
                         };
                         let native = self.integrations[i].builtin && a.clauses.is_empty();
+                        let hover = format!(
+                            "{}action {}.{}({}) -> {result}",
+                            if a.idempotent { "idempotent " } else { "" },
+                            ast.name.name,
+                            a.name.name,
+                            params
+                                .iter()
+                                .map(|p| format!("{}: {}", p.name, p.ty))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
                         actions.push(ActionSig {
                             name: a.name.name.clone(),
                             doc: a.doc.clone(),
@@ -60,7 +73,8 @@ impl Checker<'_> {
                             native,
                             params,
                             result,
-                            ast: a.clone(),
+                            ast: Rc::new(a.clone()),
+                            hover,
                         });
                     }
                     IntegrationMember::Event(e) => {
@@ -77,7 +91,7 @@ impl Checker<'_> {
                             span: e.name.span,
                             params,
                             result,
-                            ast: e.clone(),
+                            ast: Rc::new(e.clone()),
                         });
                     }
                     IntegrationMember::Type(_) | IntegrationMember::Setting(_) => {}
@@ -105,7 +119,10 @@ impl Checker<'_> {
         }
         for w in 0..self.workflows.len() {
             let m = self.workflows[w].module;
-            let ast = std::rc::Rc::clone(&self.workflows[w].ast);
+            let holder = Rc::clone(&self.workflows[w].module_ast);
+            let Some(ast) = super::workflow_item(&holder, self.workflows[w].item) else {
+                continue;
+            };
             let params = self.params(m, None, &ast.params);
             let result = ast.result.as_ref().map(|t| self.type_of(m, None, t));
             self.workflows[w].params = params;
@@ -118,7 +135,7 @@ impl Checker<'_> {
         m: ModIdx,
         integ: Option<IntegIdx>,
         params: &[ast::Param],
-    ) -> Vec<ParamSig> {
+    ) -> Rc<[ParamSig]> {
         let mut out: Vec<ParamSig> = Vec::with_capacity(params.len());
         for p in params {
             if let Some(prev) = out.iter().find(|x| x.name == p.name.name) {
@@ -143,7 +160,7 @@ impl Checker<'_> {
                 doc: p.doc.clone(),
             });
         }
-        out
+        Rc::from(out)
     }
 
     /// Checks parameter defaults into `arena` and binds each parameter as a local.
@@ -643,11 +660,7 @@ impl Checker<'_> {
                 doc: None,
             });
         }
-        let params: Vec<(String, Type, bool, Span)> = self.integrations[i].actions[a]
-            .params
-            .iter()
-            .map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span))
-            .collect();
+        let params = Rc::clone(&self.integrations[i].actions[a].params);
         let call_span = e.span;
         let args = self.call_args(
             &params,
@@ -699,11 +712,7 @@ impl Checker<'_> {
             list: Vec::new(),
             credentials: true,
         };
-        let params: Vec<(String, Type, bool, Span)> = self.integrations[i].actions[a]
-            .params
-            .iter()
-            .map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span))
-            .collect();
+        let params = Rc::clone(&self.integrations[i].actions[a].params);
         let args = self.call_args(
             &params,
             args,
@@ -723,7 +732,7 @@ impl Checker<'_> {
     /// Returns one entry per parameter.
     pub(crate) fn call_args(
         &mut self,
-        params: &[(String, Type, bool, Span)],
+        params: &[ParamSig],
         args: &[ast::Arg],
         bindings: &Bindings,
         arena: &mut ExprArena,
@@ -742,9 +751,11 @@ impl Checker<'_> {
                 .with_label("no name");
                 let d = match params
                     .iter()
-                    .find(|p| !given[params.iter().position(|q| q.0 == p.0).unwrap_or(0)].is_some())
+                    .zip(&given)
+                    .find(|(_, g)| g.is_none())
+                    .map(|(p, _)| p)
                 {
-                    Some(p) => d.with_help(format!("write `{}: ...`", p.0)),
+                    Some(p) => d.with_help(format!("write `{}: ...`", p.name)),
                     None => d,
                 };
                 self.report(d);
@@ -758,20 +769,20 @@ impl Checker<'_> {
                 );
                 continue;
             };
-            let Some(index) = params.iter().position(|p| p.0 == name.name) else {
+            let Some(index) = params.iter().position(|p| p.name == name.name) else {
                 let d = Diagnostic::new(
                     codes::UNKNOWN_ARGUMENT,
                     name.span,
                     format!("{callee} has no parameter `{}`", name.name),
                 )
                 .with_label("unknown argument")
-                .with_suggestion(&name.name, params.iter().map(|p| p.0.as_str()));
+                .with_suggestion(&name.name, params.iter().map(|p| p.name.as_str()));
                 let d = if d.help.is_none() && !params.is_empty() {
                     d.with_note(format!(
                         "parameters: {}",
                         params
                             .iter()
-                            .map(|p| format!("{}: {}", p.0, p.1))
+                            .map(|p| format!("{}: {}", p.name, p.ty))
                             .collect::<Vec<_>>()
                             .join(", ")
                     ))
@@ -802,7 +813,8 @@ impl Checker<'_> {
                 continue;
             }
             given[index] = Some(name.span);
-            let (pname, pty, _, pspan) = &params[index];
+            let param = &params[index];
+            let (pname, pty, pspan) = (&param.name, &param.ty, &param.span);
             let before = self.diagnostics.len();
             let id = check_in(
                 &arg.value,
@@ -824,16 +836,16 @@ impl Checker<'_> {
             });
             out[index] = Some(id);
         }
-        let missing: Vec<&(String, Type, bool, Span)> = params
+        let missing: Vec<&ParamSig> = params
             .iter()
             .enumerate()
-            .filter(|(k, p)| given[*k].is_none() && !p.2)
+            .filter(|(k, p)| given[*k].is_none() && !p.optional())
             .map(|(_, p)| p)
             .collect();
         if !missing.is_empty() {
             let names: Vec<String> = missing
                 .iter()
-                .map(|p| format!("`{}: {}`", p.0, p.1))
+                .map(|p| format!("`{}: {}`", p.name, p.ty))
                 .collect();
             let message = if missing.len() == 1 {
                 format!("missing required argument {} of {callee}", names.join(""))
@@ -846,13 +858,13 @@ impl Checker<'_> {
             let mut d = Diagnostic::new(codes::MISSING_ARGUMENT, call_span, message)
                 .with_label("in this call");
             for p in &missing {
-                d = d.with_secondary(p.3, format!("`{}` is declared here", p.0));
+                d = d.with_secondary(p.span, format!("`{}` is declared here", p.name));
             }
             self.report(d.with_help(format!(
                     "add {}",
                     missing
                         .iter()
-                        .map(|p| format!("`{}: ...`", p.0))
+                        .map(|p| format!("`{}: ...`", p.name))
                         .collect::<Vec<_>>()
                         .join(", ")
                 )));
@@ -864,17 +876,7 @@ impl Checker<'_> {
         let sig = &self.integrations[i].actions[a];
         let ast = sig.ast.clone();
         let (idempotent, native, result) = (sig.idempotent, sig.native, sig.result.clone());
-        let params_sig: Vec<ParamSig> = sig
-            .params
-            .iter()
-            .map(|p| ParamSig {
-                name: p.name.clone(),
-                ty: p.ty.clone(),
-                default: p.default.clone(),
-                span: p.span,
-                doc: p.doc.clone(),
-            })
-            .collect();
+        let params_sig = Rc::clone(&sig.params);
         let integ_name = self.integrations[i].name.clone();
         let signature = format!(
             "{}action {integ_name}.{}({}) -> {result}",
@@ -1143,17 +1145,7 @@ impl Checker<'_> {
         let sig = &self.integrations[i].events[e];
         let ast = sig.ast.clone();
         let result = sig.result.clone();
-        let params_sig: Vec<ParamSig> = sig
-            .params
-            .iter()
-            .map(|p| ParamSig {
-                name: p.name.clone(),
-                ty: p.ty.clone(),
-                default: p.default.clone(),
-                span: p.span,
-                doc: p.doc.clone(),
-            })
-            .collect();
+        let params_sig = Rc::clone(&sig.params);
         let integ_name = self.integrations[i].name.clone();
         let signature = format!(
             "event {integ_name}.{}({}) -> {result}",

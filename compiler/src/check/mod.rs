@@ -119,18 +119,20 @@ pub(crate) struct ActionSig {
     pub span: Span,
     pub idempotent: bool,
     pub native: bool,
-    pub params: Vec<ParamSig>,
+    pub params: Rc<[ParamSig]>,
     pub result: Type,
-    pub ast: ast::Action,
+    pub ast: Rc<ast::Action>,
+    /// The signature as hover shows it.
+    pub hover: String,
 }
 
 pub(crate) struct EventSig {
     pub name: String,
     pub doc: Option<String>,
     pub span: Span,
-    pub params: Vec<ParamSig>,
+    pub params: Rc<[ParamSig]>,
     pub result: Type,
-    pub ast: ast::Event,
+    pub ast: Rc<ast::Event>,
 }
 
 pub(crate) struct IntegDef {
@@ -138,7 +140,7 @@ pub(crate) struct IntegDef {
     pub name: String,
     pub doc: Option<String>,
     pub span: Span,
-    pub ast: ast::Integration,
+    pub ast: Rc<ast::Integration>,
     pub types: HashMap<String, TypeIdx>,
     pub actions: Vec<ActionSig>,
     pub events: Vec<EventSig>,
@@ -152,8 +154,10 @@ pub(crate) struct WfDef {
     pub module: ModIdx,
     pub name: String,
     pub doc: Option<String>,
-    pub ast: Rc<ast::Workflow>,
-    pub params: Vec<ParamSig>,
+    /// The declaring module's tree and the workflow's index in its items.
+    pub module_ast: Rc<ast::Module>,
+    pub item: usize,
+    pub params: Rc<[ParamSig]>,
     /// The declared result type.
     pub result: Option<Type>,
     pub ir: Option<ir::Workflow>,
@@ -239,5 +243,13 @@ fn dedup(diagnostics: &mut Vec<Diagnostic>) {
 impl Checker<'_> {
     pub(crate) fn report(&mut self, d: Diagnostic) {
         self.diagnostics.push(d);
+    }
+}
+
+/// The workflow at `item` of a module's items.
+pub(crate) fn workflow_item(module: &ast::Module, item: usize) -> Option<&ast::Workflow> {
+    match module.items.get(item) {
+        Some(ast::Item::Workflow(w)) => Some(w),
+        _ => None,
     }
 }

@@ -51,7 +51,7 @@ impl Checker<'_> {
     pub(super) fn declare(&mut self) {
         for m in 0..self.modules.len() {
             let ast = Rc::clone(&self.modules[m].ast);
-            for item in &ast.items {
+            for (item_index, item) in ast.items.iter().enumerate() {
                 match item {
                     Item::Import(_) => {}
                     Item::Type(t) => {
@@ -119,7 +119,7 @@ impl Checker<'_> {
                             name: i.name.name.clone(),
                             doc: i.doc.clone(),
                             span: i.name.span,
-                            ast: i.clone(),
+                            ast: Rc::new(i.clone()),
                             types,
                             actions: Vec::new(),
                             events: Vec::new(),
@@ -135,8 +135,9 @@ impl Checker<'_> {
                             module: m,
                             name: w.name.name.clone(),
                             doc: w.doc.clone(),
-                            ast: Rc::new(w.clone()),
-                            params: Vec::new(),
+                            module_ast: Rc::clone(&ast),
+                            item: item_index,
+                            params: Rc::from(Vec::new()),
                             result: None,
                             ir: None,
                             webhook: None,

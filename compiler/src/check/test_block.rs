@@ -249,12 +249,7 @@ impl Checker<'_> {
                                 &target.dotted(),
                                 self.workflows[w].doc.clone(),
                             );
-                            let params: Vec<(String, Type, bool, flow_grammar::Span)> = self
-                                .workflows[w]
-                                .params
-                                .iter()
-                                .map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span))
-                                .collect();
+                            let params = std::rc::Rc::clone(&self.workflows[w].params);
                             let callee = format!("workflow `{}`", self.workflows[w].name);
                             let args = self
                                 .call_args(&params, args, &bindings, &mut arena, s.span, &callee);

@@ -101,6 +101,8 @@ struct Wf {
     returned: Vec<Type>,
     settings_retry: Option<ir::Retry>,
     notify_count: usize,
+    /// Where the result type is written.
+    result_span: Option<Span>,
     /// The blocks of each compound statement, in order, consumed by pass 2.
     children: HashMap<StmtId, std::collections::VecDeque<BlockId>>,
 }
@@ -161,14 +163,16 @@ impl Checker<'_> {
     /// Phase 8: check and lower every workflow.
     pub(super) fn check_workflows(&mut self) {
         for w in 0..self.workflows.len() {
-            let lowered = self.lower_workflow(w);
-            self.workflows[w].ir = Some(lowered);
+            self.workflows[w].ir = self.lower_workflow(w);
         }
     }
 
-    fn lower_workflow(&mut self, w: WfIdx) -> ir::Workflow {
+    fn lower_workflow(&mut self, w: WfIdx) -> Option<ir::Workflow> {
         let m = self.workflows[w].module;
-        let ast = Rc::clone(&self.workflows[w].ast);
+        let holder = Rc::clone(&self.workflows[w].module_ast);
+        let Some(ast) = super::workflow_item(&holder, self.workflows[w].item) else {
+            return None;
+        };
         let mut wf = Wf {
             m,
             w,
@@ -195,6 +199,7 @@ impl Checker<'_> {
             returned: Vec::new(),
             settings_retry: None,
             notify_count: 0,
+            result_span: ast.result.as_ref().map(|t| t.span),
             children: HashMap::new(),
         };
 
@@ -408,7 +413,7 @@ impl Checker<'_> {
         }
         inits.sort_by_key(|(order, _)| *order);
 
-        ir::Workflow {
+        Some(ir::Workflow {
             name: self.workflows[w].name.clone(),
             doc: ast.doc.clone(),
             params,
@@ -427,7 +432,7 @@ impl Checker<'_> {
                 stmts: wf.stmt_spans,
                 steps: step_spans,
             },
-        }
+        })
     }
 
     fn lower_trigger(
@@ -647,11 +652,7 @@ impl Checker<'_> {
                 let def = sig.span;
                 let doc = sig.doc.clone();
                 let result = sig.result.clone();
-                let params: Vec<(String, Type, bool, Span)> = sig
-                    .params
-                    .iter()
-                    .map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span))
-                    .collect();
+                let params = std::rc::Rc::clone(&sig.params);
                 self.analysis.reference(
                     event_ident.span,
                     def,
@@ -980,18 +981,7 @@ impl Checker<'_> {
                 {
                     Some(a) => {
                         let sig = &self.integrations[integ].actions[a];
-                        let hover = format!(
-                            "{}action {}.{}({}) -> {}",
-                            if sig.idempotent { "idempotent " } else { "" },
-                            self.integrations[integ].name,
-                            sig.name,
-                            sig.params
-                                .iter()
-                                .map(|p| format!("{}: {}", p.name, p.ty))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            sig.result
-                        );
+                        let hover = sig.hover.clone();
                         let (def, doc, result) = (sig.span, sig.doc.clone(), sig.result.clone());
                         self.analysis.reference_with(
                             action.span,
@@ -1484,12 +1474,7 @@ impl Checker<'_> {
                 let id = match wf.result.clone() {
                     Some(result) => {
                         let span = value.span;
-                        let decl = self.workflows[wf.w]
-                            .ast
-                            .result
-                            .as_ref()
-                            .map(|t| t.span)
-                            .unwrap_or(span);
+                        let decl = wf.result_span.unwrap_or(span);
                         self.convert(&mut wf.arena, id, &result, before, |from, to| {
                             Diagnostic::new(
                                 codes::RETURN_TYPE,
@@ -1667,11 +1652,7 @@ impl Checker<'_> {
         let (call, action_idempotent) = match &target {
             Target::Action(i, a) => {
                 let sig = &self.integrations[*i].actions[*a];
-                let params: Vec<(String, Type, bool, Span)> = sig
-                    .params
-                    .iter()
-                    .map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span))
-                    .collect();
+                let params = std::rc::Rc::clone(&sig.params);
                 let idempotent = sig.idempotent;
                 let callee = format!("`{}.{}`", self.integrations[*i].name, sig.name);
                 let args = self.call_args(
@@ -1694,11 +1675,7 @@ impl Checker<'_> {
                 )
             }
             Target::Workflow(w) => {
-                let params: Vec<(String, Type, bool, Span)> = self.workflows[*w]
-                    .params
-                    .iter()
-                    .map(|p| (p.name.clone(), p.ty.clone(), p.optional(), p.span))
-                    .collect();
+                let params = std::rc::Rc::clone(&self.workflows[*w].params);
                 let callee = format!("workflow `{}`", self.workflows[*w].name);
                 let args = self.call_args(
                     &params,
