@@ -350,6 +350,12 @@ impl Store {
         }
         let write = open_connection(path, &options)?;
         init_schema(&write, path, &options)?;
+        // Checkpoints run on their own connection and thread, so a commit never waits
+        // for one (SQLite's automatic checkpoint would run inside the writer's commit).
+        write
+            .execute_batch("PRAGMA wal_autocheckpoint=0;")
+            .map_err(|e| classify(path, e, options.busy_timeout))?;
+        let checkpointer = open_connection(path, &options)?;
         let read = open_connection(path, &options)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_path = path.to_path_buf();
@@ -360,14 +366,21 @@ impl Store {
                 path: path.to_path_buf(),
                 source,
             })?;
-        Ok(Store {
-            inner: Arc::new(Inner {
+        let inner = Arc::new(Inner {
+            path: path.to_path_buf(),
+            options,
+            tx,
+            read: Mutex::new(read),
+        });
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("flow-store-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, weak))
+            .map_err(|source| StoreError::Io {
                 path: path.to_path_buf(),
-                options,
-                tx,
-                read: Mutex::new(read),
-            }),
-        })
+                source,
+            })?;
+        Ok(Store { inner })
     }
 
     pub fn path(&self) -> &Path {
@@ -864,6 +877,18 @@ fn classify(path: &Path, e: rusqlite::Error, waited: Duration) -> StoreError {
     StoreError::Sqlite {
         path: path.to_path_buf(),
         source: e,
+    }
+}
+
+/// Copies the WAL back into the database every second while the store is open, without
+/// blocking writers (`PASSIVE`); stops when the last handle is dropped.
+fn checkpoint_loop(conn: Connection, store: std::sync::Weak<Inner>) {
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        if store.upgrade().is_none() {
+            return;
+        }
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
 }
 
