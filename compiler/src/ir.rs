@@ -229,8 +229,9 @@ pub struct Param {
     pub name: String,
     pub ty: Type,
     pub local: LocalId,
-    /// Evaluated in the owner's arena when the caller gives no value; a parameter with
-    /// neither a value nor a default is `null` (it is optional, or the call was rejected).
+    /// Evaluated in the owner's arena when the caller gives no value (for a workflow,
+    /// after its [`Workflow::consts`], which a default may read); a parameter with neither
+    /// a value nor a default is `null` (it is optional, or the call was rejected).
     pub default: Option<ExprId>,
 }
 
