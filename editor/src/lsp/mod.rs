@@ -59,7 +59,7 @@ impl Backend {
         let world = self.world.clone();
         let uri = uri.clone();
         tokio::task::spawn_blocking(move || {
-            let snapshot = lock(&world).snapshot(&uri)?;
+            let snapshot = snapshot_of(&world, &uri)?;
             Some(f(&snapshot))
         })
         .await
@@ -125,8 +125,9 @@ impl Backend {
 /// Analyses the document (if its analysis is stale) and sends its diagnostics.
 async fn publish(client: Client, world: Arc<Mutex<World>>, uri: Uri) {
     let key = uri.clone();
+    let world_for_syntax = world.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let snapshot = lock(&world).snapshot(&key)?;
+        let snapshot = snapshot_of(&world, &key)?;
         Some((snapshot.version, features::diagnostics(&snapshot)))
     })
     .await
@@ -134,8 +135,30 @@ async fn publish(client: Client, world: Arc<Mutex<World>>, uri: Uri) {
     .flatten();
     if let Some((version, diagnostics)) = result {
         client
-            .publish_diagnostics(uri, diagnostics, Some(version))
+            .publish_diagnostics(uri.clone(), diagnostics, Some(version))
             .await;
+    }
+    // Keep completion's syntax tree fresh, after the diagnostics are out.
+    let _ = tokio::task::spawn_blocking(move || {
+        let job = lock(&world_for_syntax).syntax_job(&uri);
+        if let Some((version, text)) = job {
+            let module = flow_grammar::parse(flow_grammar::FileId(0), &text).0;
+            lock(&world_for_syntax).store_syntax(&uri, version, module);
+        }
+    })
+    .await;
+}
+
+/// The document's analysis; a stale one is recomputed without holding the world's lock,
+/// so other requests (completion above all) are not kept waiting behind a compilation.
+fn snapshot_of(world: &Mutex<World>, uri: &Uri) -> Option<Arc<world::Snapshot>> {
+    let prepared = lock(world).prepare(uri)?;
+    match prepared {
+        world::Prepared::Ready(snapshot) => Some(snapshot),
+        world::Prepared::Job(job) => {
+            let snapshot = job.run();
+            Some(lock(world).store(snapshot))
+        }
     }
 }
 

@@ -84,7 +84,7 @@ pub struct World {
     parsed: HashMap<String, (i32, Arc<Module>)>,
     /// For each document, the last version of each item that parsed, so completion
     /// still knows a workflow's steps while the workflow is being edited.
-    last_good: HashMap<String, HashMap<String, Item>>,
+    last_good: HashMap<String, (HashMap<String, Item>, Arc<Vec<Item>>)>,
 }
 
 impl World {
@@ -119,30 +119,60 @@ impl World {
         self.last_good.remove(uri.as_str());
     }
 
-    /// The document's text, its current syntax tree and the last good version of items
-    /// that do not parse now. Parsing only: no compilation.
-    pub fn syntax(&mut self, uri: &Uri) -> Option<(Arc<str>, Arc<Module>, Vec<Item>)> {
-        let doc = self.documents.get(uri.as_str())?;
+    /// The document's current text, its latest syntax tree and the last good version of
+    /// every item, for completion. The tree is reparsed only when none exists yet;
+    /// otherwise it may be a few keystrokes old (the debounced analysis refreshes it with
+    /// [`World::refresh_syntax`]), which completion tolerates: it reads the text around
+    /// the cursor from the current text and only names from the tree.
+    pub fn syntax(&mut self, uri: &Uri) -> Option<(Arc<str>, Arc<Module>, Arc<Vec<Item>>)> {
         let key = uri.as_str();
-        let module = match self.parsed.get(key) {
-            Some((version, module)) if *version == doc.version => module.clone(),
-            _ => {
-                let module = Arc::new(parse(FileId(0), &doc.text).0);
-                self.parsed
-                    .insert(key.to_owned(), (doc.version, module.clone()));
-                let good = self.last_good.entry(key.to_owned()).or_default();
-                for item in &module.items {
-                    good.insert(item_key(item), item.clone());
-                }
-                module
-            }
-        };
+        if !self.parsed.contains_key(key) {
+            self.refresh_syntax(uri);
+        }
+        let doc = self.documents.get(key)?;
+        let (_, module) = self.parsed.get(key)?;
         let last_good = self
             .last_good
             .get(key)
-            .map(|m| m.values().cloned().collect())
+            .map(|(_, items)| items.clone())
             .unwrap_or_default();
-        Some((doc.text.clone(), module, last_good))
+        Some((doc.text.clone(), module.clone(), last_good))
+    }
+
+    /// Parses the document's current text (when not parsed yet) and updates the last
+    /// good version of each item.
+    pub fn refresh_syntax(&mut self, uri: &Uri) {
+        if let Some((version, text)) = self.syntax_job(uri) {
+            let module = parse(FileId(0), &text).0;
+            self.store_syntax(uri, version, module);
+        }
+    }
+
+    /// The version and text to parse when the syntax tree is out of date.
+    pub fn syntax_job(&self, uri: &Uri) -> Option<(i32, Arc<str>)> {
+        let doc = self.documents.get(uri.as_str())?;
+        match self.parsed.get(uri.as_str()) {
+            Some((version, _)) if *version >= doc.version => None,
+            _ => Some((doc.version, doc.text.clone())),
+        }
+    }
+
+    /// Keeps a syntax tree of `version` unless a newer one is stored.
+    pub fn store_syntax(&mut self, uri: &Uri, version: i32, module: Module) {
+        let key = uri.as_str();
+        if self.parsed.get(key).is_some_and(|(v, _)| *v >= version) {
+            return;
+        }
+        let (good, _) = self.last_good.entry(key.to_owned()).or_default();
+        for item in &module.items {
+            good.insert(item_key(item), item.clone());
+        }
+        let items = Arc::new(good.values().cloned().collect());
+        if let Some(entry) = self.last_good.get_mut(key) {
+            entry.1 = items;
+        }
+        self.parsed
+            .insert(key.to_owned(), (version, Arc::new(module)));
     }
 
     pub fn document(&self, uri: &Uri) -> Option<&Document> {
@@ -155,30 +185,71 @@ impl World {
 
     /// The analysis of the document's current text, computed when the cached one is stale.
     pub fn snapshot(&mut self, uri: &Uri) -> Option<Arc<Snapshot>> {
+        match self.prepare(uri)? {
+            Prepared::Ready(snapshot) => Some(snapshot),
+            Prepared::Job(job) => Some(self.store(job.run())),
+        }
+    }
+
+    /// The cached analysis when it is current, else the work to compute it, which holds
+    /// copies of what it needs so it can run without the world (and its lock).
+    pub fn prepare(&self, uri: &Uri) -> Option<Prepared> {
         let doc = self.documents.get(uri.as_str())?;
         if let Some(snapshot) = self.snapshots.get(uri.as_str())
             && snapshot.version == doc.version
         {
-            return Some(snapshot.clone());
+            return Some(Prepared::Ready(snapshot.clone()));
         }
-        let snapshot = Arc::new(self.analyze(doc));
-        self.snapshots
-            .insert(uri.as_str().to_owned(), snapshot.clone());
-        Some(snapshot)
+        let open = self
+            .documents
+            .values()
+            .map(|d| (d.name.clone(), d.text.clone()))
+            .collect();
+        Some(Prepared::Job(AnalysisJob {
+            document: doc.clone(),
+            open,
+        }))
     }
 
-    fn analyze(&self, doc: &Document) -> Snapshot {
+    /// Keeps an analysis, unless a newer one was stored meanwhile; returns the newest.
+    pub fn store(&mut self, snapshot: Snapshot) -> Arc<Snapshot> {
+        let key = snapshot.uri.as_str().to_owned();
+        if let Some(existing) = self.snapshots.get(&key)
+            && existing.version > snapshot.version
+        {
+            return existing.clone();
+        }
+        let snapshot = Arc::new(snapshot);
+        self.snapshots.insert(key, snapshot.clone());
+        snapshot
+    }
+}
+
+pub enum Prepared {
+    Ready(Arc<Snapshot>),
+    Job(AnalysisJob),
+}
+
+/// Compiling one version of a document, detached from the world.
+pub struct AnalysisJob {
+    document: Document,
+    open: Vec<(String, Arc<str>)>,
+}
+
+impl AnalysisJob {
+    pub fn run(self) -> Snapshot {
+        let doc = self.document;
         let mut sources = SourceMap::new();
         let root = sources.add(doc.name.clone(), doc.text.to_string());
         let open: HashMap<&str, &str> = self
-            .documents
-            .values()
-            .map(|d| (d.name.as_str(), &*d.text))
+            .open
+            .iter()
+            .map(|(name, text)| (name.as_str(), &**text))
             .collect();
         let mut loader = WorldLoader { open };
         let compilation = compile(&mut sources, root, &mut loader);
         Snapshot {
-            uri: doc.uri.clone(),
+            uri: doc.uri,
             version: doc.version,
             sources,
             root,
