@@ -493,7 +493,8 @@ impl Exec {
         indices: Vec<u32>,
         locals: Vec<Value>,
     ) -> usize {
-        let n = self.program.workflows[self.shared.wf.index()]
+        let n = self
+            .wf()
             .blocks
             .get(block.index())
             .map(|b| b.stmts.len())
@@ -650,8 +651,10 @@ impl Exec {
         if !matches!(self.frames.get(done.frame), Some(Some(_))) {
             return;
         }
-        let wf = Arc::clone(&self.program);
-        let wf = &wf.workflows[self.shared.wf.index()];
+        let program = Arc::clone(&self.program);
+        let Some(wf) = program.workflow(self.shared.wf) else {
+            return;
+        };
         match done.result {
             TaskResult::Timer => self.complete(done.frame, done.pos),
             TaskResult::Step(Ok(v)) => {
@@ -960,7 +963,9 @@ impl Exec {
         let block = frame.block;
         match (kind, parent) {
             (FrameKind::Root, _) => {
-                self.frames[fi] = None;
+                if let Some(slot) = self.frames.get_mut(fi) {
+                    *slot = None;
+                }
                 if self.outcome.is_none() {
                     self.outcome = Some(Ok(Json::Null));
                 }
@@ -1024,7 +1029,9 @@ impl Exec {
             }
             (_, None) => {
                 let _ = block;
-                self.frames[fi] = None;
+                if let Some(slot) = self.frames.get_mut(fi) {
+                    *slot = None;
+                }
             }
         }
     }
