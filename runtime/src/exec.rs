@@ -1625,17 +1625,30 @@ async fn run_step(
         }
         Call::Child(wf, input) => {
             observer.started(first).await;
-            let r = shared
-                .inner
-                .run_child(Arc::clone(&shared.loaded), wf, input, &shared, &key)
-                .await
-                .and_then(|json| {
-                    Value::from_json(&json, &result_ty).map_err(|e| {
-                        StepError::validation(format!(
-                            "the child run's output does not fit its type: {e}"
-                        ))
-                    })
-                });
+            let child =
+                shared
+                    .inner
+                    .run_child(Arc::clone(&shared.loaded), wf, input, &shared, &key);
+            // A `timeout` on a `run` step bounds the child run; the child stays journaled
+            // and is picked up again if the parent runs the step again.
+            let r = match step.timeout {
+                Some(limit) => tokio::time::timeout(limit, child)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(StepError::timeout(format!(
+                            "the child run did not finish within {}",
+                            crate::format_duration(limit)
+                        )))
+                    }),
+                None => child.await,
+            };
+            let r = r.and_then(|json| {
+                Value::from_json(&json, &result_ty).map_err(|e| {
+                    StepError::validation(format!(
+                        "the child run's output does not fit its type: {e}"
+                    ))
+                })
+            });
             match r {
                 Ok(v) => Ok((v, first)),
                 Err(mut e) => {

@@ -157,3 +157,24 @@ workflow fan(base: string) -> list<int> {
         "{trace:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_on_a_run_step_bounds_the_child_run() {
+    let h = common::harness();
+    let src = r#"
+workflow sleeper {
+  wait 30s
+}
+
+workflow impatient -> string {
+  try {
+    step c = run sleeper() timeout 200ms
+  } catch err {
+    return err.kind
+  }
+  return "finished"
+}
+"#;
+    let outcome = h.run(src, "impatient", serde_json::json!({})).await;
+    assert_eq!(outcome.output, serde_json::json!("timeout"), "{:?}", outcome.error);
+}
