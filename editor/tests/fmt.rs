@@ -145,12 +145,132 @@ fn comments(source: &str) -> Vec<String> {
     texts
 }
 
+/// Expressions of every form the grammar has, with random spacing and line breaks
+/// between tokens.
+fn expression() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("x".to_owned()),
+        Just("user".to_owned()),
+        Just(".root".to_owned()),
+        Just("42".to_owned()),
+        Just("-7".to_owned()),
+        Just("0x1F".to_owned()),
+        Just("3u".to_owned()),
+        Just("2.5e3".to_owned()),
+        Just("1h30m".to_owned()),
+        Just("'single'".to_owned()),
+        Just(r#""a ${ x  +  1 } b""#.to_owned()),
+        Just(r#"r"raw\d""#.to_owned()),
+        Just(r#"b"\x00""#.to_owned()),
+        Just("true".to_owned()),
+        Just("null".to_owned()),
+    ];
+    let space = prop_oneof![Just(""), Just(" "), Just("  "), Just("\n  ")];
+    leaf.prop_recursive(4, 48, 4, move |inner| {
+        let s = space.clone();
+        prop_oneof![
+            (
+                inner.clone(),
+                prop_oneof![
+                    Just("+"),
+                    Just("-"),
+                    Just("*"),
+                    Just("/"),
+                    Just("%"),
+                    Just("=="),
+                    Just("!="),
+                    Just("<"),
+                    Just(">="),
+                    Just("&&"),
+                    Just("||"),
+                    Just("??"),
+                    Just("in")
+                ],
+                inner.clone(),
+                s.clone()
+            )
+                .prop_map(|(a, op, b, s)| format!("{a} {s}{op} {b}")),
+            (prop_oneof![Just("!"), Just("-")], inner.clone())
+                .prop_map(|(op, a)| format!("{op}({a})")),
+            (inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(c, a, b)| format!("{c} ? {a} : {b}")),
+            inner.clone().prop_map(|a| format!("({a})")),
+            (
+                inner.clone(),
+                prop_oneof![Just("."), Just("?."), Just(".?")]
+            )
+                .prop_map(|(a, dot)| format!("({a}){dot}field")),
+            (inner.clone(), inner.clone(), any::<bool>())
+                .prop_map(|(a, i, opt)| format!("({a})[{}{i}]", if opt { "?" } else { "" })),
+            (
+                inner.clone(),
+                prop::collection::vec(inner.clone(), 0..4),
+                s.clone()
+            )
+                .prop_map(|(t, args, s)| format!("({t}).map({s}{})", args.join(&format!(",{s}")))),
+            (prop::collection::vec(inner.clone(), 0..4), any::<bool>()).prop_map(
+                |(args, named)| {
+                    let args: Vec<String> = args
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| {
+                            if named {
+                                format!("a{i}: {a}")
+                            } else {
+                                a.clone()
+                            }
+                        })
+                        .collect();
+                    format!("f({})", args.join(", "))
+                }
+            ),
+            prop::collection::vec((inner.clone(), any::<bool>()), 0..4).prop_map(|items| format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(|(v, o)| format!("{}{v}", if *o { "?" } else { "" }))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            prop::collection::vec(inner.clone(), 1..4).prop_map(|fields| format!(
+                "{{ {} }}",
+                fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("k{i}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(",\n")
+            )),
+            prop::collection::vec(inner.clone(), 1..3).prop_map(|entries| format!(
+                "{{{}}}",
+                entries
+                    .iter()
+                    .map(|v| format!("\"key\": {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ]
+    })
+}
+
 proptest! {
     // PROPTEST_CASES raises the number of cases for a longer search.
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
         ..ProptestConfig::default()
     })]
+
+    #[test]
+    fn generated_expressions_format_faithfully_and_idempotently(e in expression()) {
+        let source = format!("workflow w {{\n  let value = {e}\n  step s = crm.call(arg: {e})\n    timeout {e}\n}}\n");
+        let (_, diagnostics) = parse(FileId(0), &source);
+        prop_assume!(!has_errors(&diagnostics));
+        let once = match format_source(&source) {
+            Ok(once) => once,
+            Err(e) => return Err(TestCaseError::fail(format!("{e}\n{source}"))),
+        };
+        prop_assert_eq!(format(&once), once.clone(), "not idempotent:\n{}", source);
+    }
 
     #[test]
     fn layout_does_not_depend_on_spacing(file in any::<prop::sample::Index>(), choices in prop::collection::vec(any::<u8>(), 1..64)) {

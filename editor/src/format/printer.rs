@@ -43,6 +43,7 @@ pub(crate) struct Printer<'s> {
 
 impl<'s> Printer<'s> {
     pub(crate) fn new(source: &'s str, tokens: Vec<Token>) -> Printer<'s> {
+        let tokens = split_compound(source, tokens);
         let matching = match_brackets(&tokens);
         Printer {
             source,
@@ -185,9 +186,23 @@ impl<'s> Printer<'s> {
     /// closing bracket's trailing comment can sit outside the group it closes.
     fn token_split(&mut self, expected: &str) -> R<(Vec<Doc>, Vec<Doc>)> {
         let mut docs = self.leading();
-        match self.tokens.get(self.next).copied() {
-            Some(t) if self.text_of(&t) == expected => {
-                self.next += 1;
+        // An operator such as `?.` may stand for two tokens of the grammar (`[?` then
+        // `.root`); the lexer's compound tokens are split, and joined here when needed.
+        let mut end = self.next;
+        let mut text = String::new();
+        let mut last = None;
+        while text.len() < expected.len()
+            && let Some(t) = self.tokens.get(end).copied()
+            && !t.kind.is_trivia()
+            && last.is_none_or(|l: Token| l.end == t.start)
+        {
+            text.push_str(self.text_of(&t));
+            last = Some(t);
+            end += 1;
+        }
+        match last {
+            Some(t) if text == expected => {
+                self.next = end;
                 self.previous = Some(t.kind);
                 docs.push(Doc::text(expected));
                 Ok((docs, self.trailing()))
@@ -1128,6 +1143,38 @@ fn take_trailing_comments(doc: &mut Doc) -> Vec<Doc> {
     }
     taken.reverse();
     taken
+}
+
+/// Splits the lexer's compound operators that the grammar can read as two tokens
+/// (`[?.5]` is `[`, `?`, `.5`; `list<int>=` ends with `>` then `=`) into one-character
+/// tokens; [`Printer::token_split`] joins them again where one operator is meant.
+fn split_compound(source: &str, tokens: Vec<Token>) -> Vec<Token> {
+    let mut out = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        let kinds = match t.kind {
+            TokenKind::QuestionDot => Some([TokenKind::Question, TokenKind::Dot]),
+            TokenKind::DotQuestion => Some([TokenKind::Dot, TokenKind::Question]),
+            TokenKind::QuestionQuestion => Some([TokenKind::Question, TokenKind::Question]),
+            TokenKind::Ge => Some([TokenKind::Gt, TokenKind::Eq]),
+            _ => None,
+        };
+        match kinds {
+            Some([first, second]) if source.get(t.start..t.end).is_some_and(|s| s.len() == 2) => {
+                out.push(Token {
+                    kind: first,
+                    start: t.start,
+                    end: t.start + 1,
+                });
+                out.push(Token {
+                    kind: second,
+                    start: t.start + 1,
+                    end: t.end,
+                });
+            }
+            _ => out.push(t),
+        }
+    }
+    out
 }
 
 fn postfix_target(e: &Expr) -> Option<&Expr> {
