@@ -97,24 +97,77 @@ fn declaration_at(snapshot: &Snapshot, position: Position) -> Option<&analysis::
     })
 }
 
+/// A declaration as written, for hover on its own name: `type T = {...}`, a workflow's
+/// signature, with its doc comment.
+fn declaration_text(
+    snapshot: &Snapshot,
+    name: flow_grammar::Span,
+) -> Option<(String, Option<String>)> {
+    use super::complete::type_text;
+    use flow_grammar::ast::Item;
+    snapshot.module().items.iter().find_map(|item| match item {
+        Item::Type(t) if t.name.span == name => Some((
+            format!("type {} = {}", t.name.name, type_text(&t.ty)),
+            t.doc.clone(),
+        )),
+        Item::Workflow(w) if w.name.span == name => {
+            let params: Vec<String> = w
+                .params
+                .iter()
+                .map(|p| format!("{}: {}", p.name.name, type_text(&p.ty)))
+                .collect();
+            let result = w
+                .result
+                .as_ref()
+                .map(|r| format!(" -> {}", type_text(r)))
+                .unwrap_or_default();
+            Some((
+                format!("workflow {}({}){result}", w.name.name, params.join(", ")),
+                w.doc.clone(),
+            ))
+        }
+        Item::Const(c) if c.name.span == name => {
+            let ty =
+                c.ty.as_ref()
+                    .map(|t| format!(": {}", type_text(t)))
+                    .unwrap_or_default();
+            Some((format!("const {}{ty}", c.name.name), c.doc.clone()))
+        }
+        Item::Integration(i) if i.name.span == name => {
+            Some((format!("integration {}", i.name.name), i.doc.clone()))
+        }
+        _ => None,
+    })
+}
+
 pub fn hover(snapshot: &Snapshot, position: Position) -> Option<Hover> {
     let Some(reference) = reference_at(snapshot, position) else {
         let symbol = declaration_at(snapshot, position)?;
         let file = snapshot.file()?;
-        let signature = if symbol.detail.is_empty() {
-            format!("{} {}", kind_word(symbol.kind), symbol.name)
-        } else {
-            format!(
-                "{} {}: {}",
-                kind_word(symbol.kind),
-                symbol.name,
-                symbol.detail
-            )
+        let (signature, doc) = match declaration_text(snapshot, symbol.name_span) {
+            Some(found) => found,
+            None if symbol.detail.is_empty() => {
+                (format!("{} {}", kind_word(symbol.kind), symbol.name), None)
+            }
+            None => (
+                format!(
+                    "{} {}: {}",
+                    kind_word(symbol.kind),
+                    symbol.name,
+                    symbol.detail
+                ),
+                None,
+            ),
         };
+        let mut value = format!("```flow\n{signature}\n```");
+        if let Some(doc) = doc.filter(|d| !d.trim().is_empty()) {
+            value.push_str("\n\n---\n\n");
+            value.push_str(&doc);
+        }
         return Some(Hover {
             contents: HoverContents::Markup(MarkupContent {
                 kind: MarkupKind::Markdown,
-                value: format!("```flow\n{signature}\n```"),
+                value,
             }),
             range: Some(convert::range(file, symbol.name_span)),
         });
