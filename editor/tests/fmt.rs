@@ -35,7 +35,12 @@ fn fixtures_format_to_their_snapshots() {
 
 /// Every `.flow` file the repository holds that parses: examples, stdlib modules and
 /// the parser's valid fixtures.
-fn corpus() -> Vec<(PathBuf, String)> {
+fn corpus() -> &'static [(PathBuf, String)] {
+    static CORPUS: std::sync::OnceLock<Vec<(PathBuf, String)>> = std::sync::OnceLock::new();
+    CORPUS.get_or_init(load_corpus)
+}
+
+fn load_corpus() -> Vec<(PathBuf, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
     for dir in [

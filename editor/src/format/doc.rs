@@ -91,7 +91,16 @@ struct Command<'d> {
 
 /// Renders a document. The result ends with exactly one newline (or is empty) and has no
 /// trailing whitespace on any line.
+#[cfg(test)]
 pub fn render(doc: &Doc) -> String {
+    render_checked(doc).0
+}
+
+/// Renders a document and says whether it holds trailing comments, whose placement may
+/// change what formatting the result again does (a comment that broke a group moves to
+/// the end of a line outside it; several comments that meet on one line go to lines of
+/// their own): the formatter then formats again until the text is stable.
+pub fn render_checked(doc: &Doc) -> (String, bool) {
     let mut out = Renderer::default();
     let mut commands = vec![Command {
         indent: 0,
@@ -133,11 +142,18 @@ pub fn render(doc: &Doc) -> String {
                     out.blank_line();
                 }
             }
-            Doc::LineSuffix(comment) => out.suffixes.push(comment.clone()),
+            Doc::LineSuffix(comment) => {
+                // A trailing comment breaks the groups around it, then ends up at the end
+                // of a line that may lie outside them: formatting again can lay the
+                // groups out differently, so the formatter checks for a fixpoint.
+                out.moved_comments = true;
+                out.suffixes.push(comment.clone());
+            }
             Doc::OwnLine(comment) => out.own_line(indent, comment),
         }
     }
-    out.finish()
+    let moved = out.moved_comments;
+    (out.finish(), moved)
 }
 
 fn push_all<'d>(commands: &mut Vec<Command<'d>>, indent: usize, mode: Mode, docs: &'d [Doc]) {
@@ -200,6 +216,8 @@ struct Renderer {
     suffixes: Vec<String>,
     /// Set after an own-line comment: the next text starts a new line.
     need_newline: bool,
+    /// Whether a trailing comment was placed (see [`render_checked`]).
+    moved_comments: bool,
 }
 
 impl Renderer {
@@ -221,7 +239,7 @@ impl Renderer {
             // Nothing but indentation so far: a space here would only double it.
             text = text.trim_start_matches(' ');
         }
-        if text.is_empty() {
+        if text.is_empty() || (text == " " && self.out.ends_with(' ')) {
             return;
         }
         self.out.push_str(text);
@@ -238,6 +256,7 @@ impl Renderer {
         for (i, comment) in std::mem::take(&mut self.suffixes).into_iter().enumerate() {
             self.trim_trailing_spaces();
             if i > 0 {
+                self.moved_comments = true;
                 self.out.push('\n');
                 for _ in 0..indent {
                     self.out.push_str(INDENT);

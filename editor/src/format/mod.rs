@@ -42,12 +42,18 @@ pub fn format_source(source: &str) -> Result<String, FormatError> {
     if has_errors(&diagnostics) {
         return Err(FormatError::Syntax(diagnostics));
     }
-    let formatted = format_parsed(source, &module)?;
-    let (reparsed, problems) = parse(file, &formatted);
-    if has_errors(&problems) {
-        return Err(FormatError::Internal(
-            "the formatted text no longer parses".into(),
-        ));
+    let (mut formatted, mut unstable) = format_parsed(source, &module)?;
+    let mut reparsed = reparse(&formatted)?;
+    // Trailing comments moved off a crowded line settle in at most a pass or two more.
+    let mut passes = 1;
+    while unstable && passes < MAX_PASSES {
+        let (again, still) = format_parsed(&formatted, &reparsed)?;
+        if again == formatted {
+            break;
+        }
+        reparsed = reparse(&again)?;
+        (formatted, unstable) = (again, still);
+        passes += 1;
     }
     if !same_meaning(&module, &reparsed) {
         return Err(FormatError::Internal(
@@ -57,17 +63,30 @@ pub fn format_source(source: &str) -> Result<String, FormatError> {
     Ok(formatted)
 }
 
+/// The most layout passes one call makes (see [`doc::render_checked`]).
+const MAX_PASSES: usize = 4;
+
+fn reparse(formatted: &str) -> Result<Module, FormatError> {
+    let (module, problems) = parse(FileId(0), formatted);
+    if has_errors(&problems) {
+        return Err(FormatError::Internal(
+            "the formatted text no longer parses".into(),
+        ));
+    }
+    Ok(module)
+}
+
 /// Stack for laying out a file: the printer recurses along the AST, whose expressions
 /// may be nested up to the parser's limits.
 const FORMATTER_STACK_BYTES: usize = 64 * 1024 * 1024;
 
 /// Lays out a module that parsed without errors from `source`, without re-checking it.
-fn format_parsed(source: &str, module: &Module) -> Result<String, FormatError> {
+fn format_parsed(source: &str, module: &Module) -> Result<(String, bool), FormatError> {
     let work = || {
         let mut printer = printer::Printer::new(source, tokens::lex(source));
         printer
             .module(module)
-            .map(|d| doc::render(&d))
+            .map(|d| doc::render_checked(&d))
             .map_err(|m| {
                 FormatError::Internal(format!(
                     "expected {} at byte {}, found `{}`",

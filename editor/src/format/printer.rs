@@ -109,6 +109,7 @@ impl<'s> Printer<'s> {
                     let inline_block =
                         t.kind == TokenKind::BlockComment && !self.line_ends_after(self.next + 1);
                     if inline_block {
+                        docs.push(sp());
                         docs.push(Doc::Text(text));
                         docs.push(sp());
                     } else if newlines == 0 && self.previous.is_some() {
@@ -165,6 +166,7 @@ impl<'s> Printer<'s> {
                     } else {
                         docs.push(sp());
                         docs.push(Doc::Text(text));
+                        docs.push(sp());
                     }
                     i += 1;
                     self.next = i;
