@@ -1,1 +1,188 @@
-fn main(){}
+//! Driver overhead per call: the same GET requests against a local hyper server, once in
+//! a bare reqwest loop (send, read, parse JSON) and once through the driver (connection
+//! lookup, policies, request clauses, bearer auth, decoding, the typed result check,
+//! the audit record), at the same concurrency, in the same run.
+//!
+//!     cargo bench -p flow-connectors --bench overhead
+//!
+//! `FLOW_BENCH_REQUESTS` (default 100000) and `FLOW_BENCH_CONCURRENCY` (default 32)
+//! change the load.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flow_compiler::ir::{ActionRef, IntegrationId};
+use flow_connectors::{Connection, Driver, DriverConfig, MemoryConnections};
+use flow_expr::Value;
+use flow_runtime::{ActionCall, CallContext};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+const BODY: &str =
+    r#"{"id":"T-1","title":"Printer on fire","status":"open","priority":2,"tags":["hw","urgent"]}"#;
+
+const SOURCE: &str = r#"
+integration bench {
+  base_url = "https://bench.example"
+  auth = bearer(secret("token"))
+  health = GET "/"
+  type Ticket = { id: string, title: string, status: string, priority: int, tags: list<string> }
+  /// One ticket.
+  idempotent action get_ticket(id: string) -> Ticket {
+    GET "/tickets/${id}"
+    result response.body
+  }
+}
+"#;
+
+async fn serve() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = service_fn(|_req| async {
+                    Ok::<_, Infallible>(
+                        hyper::Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+                            .unwrap(),
+                    )
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+async fn run<F, Fut>(requests: usize, concurrency: usize, f: F) -> Duration
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let f = Arc::new(f);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let f = Arc::clone(&f);
+        let next = Arc::clone(&next);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= requests {
+                    break;
+                }
+                f(i).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    started.elapsed()
+}
+
+fn main() {
+    let requests: usize = std::env::var("FLOW_BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let concurrency: usize = std::env::var("FLOW_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let url = serve().await;
+        let (_, compilation) = flow_compiler::compile_source("bench.flow", SOURCE);
+        assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
+        let program = Arc::new(compilation.program);
+        let conn = Connection::new("bench", "ops").with_secret("token", "bench-token").with_base_url(&url);
+        let driver = Arc::new(Driver::new(Arc::new(MemoryConnections::new(vec![conn])), DriverConfig::default()));
+        let client = reqwest::Client::builder().pool_max_idle_per_host(64).tcp_nodelay(true).build().unwrap();
+
+        let bare = {
+            let client = client.clone();
+            let url = url.clone();
+            move |i: usize| {
+                let client = client.clone();
+                let url = format!("{url}/tickets/T-{i}");
+                async move {
+                    let resp = client.get(&url).header("authorization", "Bearer bench-token").timeout(Duration::from_secs(100)).send().await.unwrap();
+                    let bytes = resp.bytes().await.unwrap();
+                    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                    assert!(v.get("id").is_some());
+                }
+            }
+        };
+        let through_driver = {
+            let driver = Arc::clone(&driver);
+            let program = Arc::clone(&program);
+            move |i: usize| {
+                let driver = Arc::clone(&driver);
+                let program = Arc::clone(&program);
+                async move {
+                    let integ = &program.integrations[0];
+                    let action = &integ.actions[0];
+                    let args = [Value::string(format!("T-{i}"))];
+                    let call = ActionCall {
+                        program: &program,
+                        action_ref: ActionRef { integration: IntegrationId(0), action: 0 },
+                        integration: integ,
+                        action,
+                        args: &args,
+                    };
+                    let ctx = CallContext {
+                        run_id: Arc::from("bench"),
+                        workflow: Arc::from("bench"),
+                        step: "get".into(),
+                        attempt: 1,
+                        owner: None,
+                        idempotency_key: None,
+                        cache: None,
+                        timeout: None,
+                    };
+                    driver.call(&call, &ctx).await.unwrap();
+                }
+            }
+        };
+        // Warm up both paths (connections, JIT tiers), then alternate measured rounds.
+        run(2_000, concurrency, bare.clone()).await;
+        run(2_000, concurrency, through_driver.clone()).await;
+        let mut bare_t = Duration::ZERO;
+        let mut driver_t = Duration::ZERO;
+        let only = std::env::var("FLOW_BENCH_ONLY").unwrap_or_default();
+        for _ in 0..3 {
+            if only != "driver" {
+                bare_t += run(requests / 3, concurrency, bare.clone()).await;
+            }
+            if only != "bare" {
+                driver_t += run(requests / 3, concurrency, through_driver.clone()).await;
+            }
+        }
+        let n = (requests / 3 * 3) as f64;
+        let bare_rate = n / bare_t.as_secs_f64();
+        let driver_rate = n / driver_t.as_secs_f64();
+        let bare_us = bare_t.as_secs_f64() * 1e6 / n;
+        let driver_us = driver_t.as_secs_f64() * 1e6 / n;
+        println!("requests: {n}, concurrency: {concurrency}");
+        println!("bare reqwest: {bare_rate:>9.0} requests/s ({bare_us:.1} µs per request of wall time)");
+        println!("driver:       {driver_rate:>9.0} requests/s ({driver_us:.1} µs per request of wall time)");
+        println!("overhead:     {:+.1}% per call", (driver_us / bare_us - 1.0) * 100.0);
+    });
+}
