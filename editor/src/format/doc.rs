@@ -43,6 +43,10 @@ pub enum Doc {
         flat: Vec<Doc>,
     },
     Seq(Vec<Doc>),
+    /// Printed as a sequence; but when a group before it measures whether it fits, this
+    /// part counts at its flat width. A result type after a parameter list uses it, so
+    /// the parameters break before the result type does.
+    FlatInRest(Vec<Doc>),
 }
 
 impl Doc {
@@ -59,7 +63,9 @@ impl Doc {
     pub fn is_empty(&self) -> bool {
         match self {
             Doc::Text(s) => s.is_empty(),
-            Doc::Seq(docs) | Doc::Indent(docs) => docs.iter().all(Doc::is_empty),
+            Doc::Seq(docs) | Doc::Indent(docs) | Doc::FlatInRest(docs) => {
+                docs.iter().all(Doc::is_empty)
+            }
             _ => false,
         }
     }
@@ -70,7 +76,9 @@ impl Doc {
         match self {
             Doc::Line(LineKind::Hard) | Doc::LineSuffix(_) | Doc::OwnLine(_) => true,
             Doc::Group { broken, .. } => *broken,
-            Doc::Seq(docs) | Doc::Indent(docs) => docs.iter().any(Doc::forces_break),
+            Doc::Seq(docs) | Doc::Indent(docs) | Doc::FlatInRest(docs) => {
+                docs.iter().any(Doc::forces_break)
+            }
             Doc::IfBreak { flat, .. } => flat.iter().any(Doc::forces_break),
             Doc::Text(_) | Doc::Line(_) | Doc::BlankLine => false,
         }
@@ -110,7 +118,7 @@ pub fn render_checked(doc: &Doc) -> (String, bool) {
     while let Some(Command { indent, mode, doc }) = commands.pop() {
         match doc {
             Doc::Text(text) => out.text(indent, text),
-            Doc::Seq(docs) => push_all(&mut commands, indent, mode, docs),
+            Doc::Seq(docs) | Doc::FlatInRest(docs) => push_all(&mut commands, indent, mode, docs),
             Doc::Indent(docs) => push_all(&mut commands, indent + 1, mode, docs),
             Doc::Group { docs, broken } => {
                 let mode =
@@ -188,6 +196,7 @@ fn fits(docs: &[Doc], rest: &[Command<'_>], width: usize) -> bool {
             Doc::Seq(docs) | Doc::Indent(docs) => {
                 stack.extend(docs.iter().rev().map(|d| (mode, d)))
             }
+            Doc::FlatInRest(docs) => stack.extend(docs.iter().rev().map(|d| (Mode::Flat, d))),
             Doc::Group { docs, broken } => {
                 let mode = if *broken { Mode::Break } else { mode };
                 stack.extend(docs.iter().rev().map(|d| (mode, d)));

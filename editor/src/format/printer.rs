@@ -487,12 +487,13 @@ impl<'s> Printer<'s> {
         })
     }
 
+    /// `-> T`; when the header is too long, the parameters break before `T` does.
     fn result_type(&mut self, ty: &TypeExpr) -> R<Doc> {
         Ok(Doc::Seq(vec![
             sp(),
             self.token("->")?,
             sp(),
-            self.type_expr(ty)?,
+            Doc::FlatInRest(vec![self.type_expr(ty)?]),
         ]))
     }
 
