@@ -34,6 +34,52 @@ pub fn call_tainted(o: Overload, args: &[Value]) -> R {
     })
 }
 
+/// A comparison operator's result on borrowed values.
+#[inline]
+pub fn compare_bool(o: Overload, a: &Value, b: &Value) -> Result<bool, EvalError> {
+    use Overload as O;
+    Ok(match o {
+        O::Eq => equals(a, b),
+        O::Ne => !equals(a, b),
+        O::Lt => compare(a, b)? == Some(Ordering::Less),
+        O::Le => matches!(compare(a, b)?, Some(Ordering::Less | Ordering::Equal)),
+        O::Gt => compare(a, b)? == Some(Ordering::Greater),
+        O::Ge => matches!(compare(a, b)?, Some(Ordering::Greater | Ordering::Equal)),
+        _ => {
+            return Err(EvalError::invalid_argument(
+                "internal error: not a comparison",
+            ));
+        }
+    })
+}
+
+/// The common two-argument operators on borrowed values, or `None` for the general
+/// path. Same results as [`call_tainted`].
+#[inline]
+pub fn call2(o: Overload, a: &Value, b: &Value) -> Option<R> {
+    use Overload as O;
+    use Value as V;
+    Some(match (o, a, b) {
+        (O::Eq, _, _) => Ok(V::Bool(equals(a, b))),
+        (O::Ne, _, _) => Ok(V::Bool(!equals(a, b))),
+        (O::Lt, _, _) => compare(a, b).map(|c| V::Bool(c == Some(Ordering::Less))),
+        (O::Le, _, _) => {
+            compare(a, b).map(|c| V::Bool(matches!(c, Some(Ordering::Less | Ordering::Equal))))
+        }
+        (O::Gt, _, _) => compare(a, b).map(|c| V::Bool(c == Some(Ordering::Greater))),
+        (O::Ge, _, _) => {
+            compare(a, b).map(|c| V::Bool(matches!(c, Some(Ordering::Greater | Ordering::Equal))))
+        }
+        (O::Add, _, _) => add(a, b),
+        (O::Sub, _, _) => sub(a, b),
+        (O::StartsWith, V::String(x), V::String(y)) => Ok(V::Bool(x.starts_with(&**y))),
+        (O::EndsWith, V::String(x), V::String(y)) => Ok(V::Bool(x.ends_with(&**y))),
+        (O::Contains, V::String(x), V::String(y)) => Ok(V::Bool(x.contains(&**y))),
+        (O::In, x, V::List(items)) => Ok(V::Bool(items.iter().any(|i| equals(x, i)))),
+        _ => return None,
+    })
+}
+
 /// Calls a builtin on evaluated arguments.
 pub fn call(o: Overload, args: &[Value]) -> R {
     use Overload as O;

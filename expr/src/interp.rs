@@ -182,7 +182,7 @@ impl Interpreter<'_> {
                 then,
                 otherwise,
             } => {
-                if as_bool(self.eval(*condition, locals)?)? {
+                if self.eval_bool(*condition, locals)? {
                     self.eval(*then, locals)
                 } else {
                     self.eval(*otherwise, locals)
@@ -305,18 +305,46 @@ impl Interpreter<'_> {
         absorb: bool,
         locals: &mut [Value],
     ) -> Result<Value, EvalError> {
-        let left = self.eval(a, locals).and_then(as_bool);
+        self.logic_bool(a, b, absorb, locals).map(Value::Bool)
+    }
+
+    /// `&&` / `||` on bools, without building values for the intermediate results.
+    fn logic_bool(
+        &self,
+        a: ExprId,
+        b: ExprId,
+        absorb: bool,
+        locals: &mut [Value],
+    ) -> Result<bool, EvalError> {
+        let left = self.eval_bool(a, locals);
         if let Ok(l) = left {
             if l == absorb {
-                return Ok(Value::Bool(absorb));
+                return Ok(absorb);
             }
         }
-        let right = self.eval(b, locals).and_then(as_bool);
+        let right = self.eval_bool(b, locals);
         match (left, right) {
-            (_, Ok(r)) if r == absorb => Ok(Value::Bool(absorb)),
+            (_, Ok(r)) if r == absorb => Ok(absorb),
             (Err(e), _) => Err(e),
             (_, Err(e)) => Err(e),
-            (Ok(_), Ok(_)) => Ok(Value::Bool(!absorb)),
+            (Ok(_), Ok(_)) => Ok(!absorb),
+        }
+    }
+
+    /// Evaluates a condition: `&&`, `||`, `!` and comparisons of locals and constants
+    /// directly to a bool; anything else through [`Self::eval`].
+    fn eval_bool(&self, id: ExprId, locals: &mut [Value]) -> Result<bool, EvalError> {
+        let node = self.node(id)?;
+        match &node.kind {
+            NodeKind::And(a, b) => self.logic_bool(*a, *b, false, locals),
+            NodeKind::Or(a, b) => self.logic_bool(*a, *b, true, locals),
+            NodeKind::Call { overload, args } if args.len() == 2 && is_comparison(*overload) => {
+                let a = self.operand(args[0], locals)?;
+                let b = self.operand(args[1], locals)?;
+                let (a, b) = (a.get(self, locals), b.get(self, locals));
+                functions::compare_bool(*overload, a, b)
+            }
+            _ => as_bool(self.eval(id, locals)?),
         }
     }
 
@@ -351,11 +379,87 @@ impl Interpreter<'_> {
                 };
             }
         }
+        // `s.startsWith(a + b)` without building `a + b`.
+        if overload == Overload::StartsWith {
+            if let [s, concat] = args {
+                if let Some((a, b)) = self.string_concat(*concat) {
+                    let s = self.operand(*s, locals)?;
+                    let a = self.operand(a, locals)?;
+                    let b = self.operand(b, locals)?;
+                    let (s, a, b) = (
+                        s.get(self, locals),
+                        a.get(self, locals),
+                        b.get(self, locals),
+                    );
+                    if let (Some(s), Some(a), Some(b)) = (s.as_str(), a.as_str(), b.as_str()) {
+                        return Ok(Value::Bool(
+                            s.len() >= a.len() + b.len()
+                                && s.starts_with(a)
+                                && s[a.len()..].starts_with(b),
+                        ));
+                    }
+                }
+            }
+        }
+        // One or two arguments: read locals and constants in place instead of cloning them.
+        match args {
+            [a] => {
+                let a = self.operand(*a, locals)?;
+                return functions::call_tainted(
+                    overload,
+                    std::slice::from_ref(a.get(self, locals)),
+                );
+            }
+            [a, b] => {
+                let a = self.operand(*a, locals)?;
+                let b = self.operand(*b, locals)?;
+                let (a, b) = (a.get(self, locals), b.get(self, locals));
+                if let Some(r) = functions::call2(overload, a, b) {
+                    return r;
+                }
+                return functions::call_tainted(overload, &[a.clone(), b.clone()]);
+            }
+            _ => {}
+        }
         let mut values: smallvec_like::Args = smallvec_like::Args::new();
         for arg in args {
             values.push(self.eval(*arg, locals)?);
         }
         functions::call_tainted(overload, values.as_slice())
+    }
+
+    /// Evaluates an argument, keeping locals and constants by reference (they cannot
+    /// fail, so evaluation order and errors are unchanged).
+    fn operand(&self, id: ExprId, locals: &mut [Value]) -> Result<Operand, EvalError> {
+        match self.arena.node(id).map(|n| &n.kind) {
+            Some(NodeKind::Local(l)) if (l.0 as usize) < locals.len() => {
+                Ok(Operand::Local(l.0 as usize))
+            }
+            Some(NodeKind::Const(_) | NodeKind::TypeValue(_))
+                if matches!(self.consts.get(id.0 as usize), Some(Some(_))) =>
+            {
+                Ok(Operand::Const(id.0 as usize))
+            }
+            _ => Ok(Operand::Owned(self.eval(id, locals)?)),
+        }
+    }
+
+    /// `(a, b)` when `id` is `a + b` on strings.
+    fn string_concat(&self, id: ExprId) -> Option<(ExprId, ExprId)> {
+        let node = self.arena.node(id)?;
+        match (&node.kind, &node.ty) {
+            (
+                NodeKind::Call {
+                    overload: Overload::Add,
+                    args,
+                },
+                flow_compiler::types::Type::String,
+            ) => match args.as_slice() {
+                [a, b] => Some((*a, *b)),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     fn comprehension(&self, c: &Comprehension, locals: &mut [Value]) -> Result<Value, EvalError> {
@@ -447,14 +551,14 @@ impl Interpreter<'_> {
     ) -> Result<bool, EvalError> {
         use ComprehensionKind as K;
         if let Some(f) = c.filter {
-            if !as_bool(self.eval(f, locals)?)? {
+            if !self.eval_bool(f, locals)? {
                 return Ok(true);
             }
         }
         match c.kind {
             K::All | K::Exists => {
                 let stop_on = c.kind == K::Exists;
-                match self.eval(c.body, locals).and_then(as_bool) {
+                match self.eval_bool(c.body, locals) {
                     Ok(b) if b == stop_on => {
                         state.decided = Some(stop_on);
                         return Ok(false);
@@ -468,7 +572,7 @@ impl Interpreter<'_> {
                 }
             }
             K::ExistsOne | K::CountIf => {
-                if as_bool(self.eval(c.body, locals)?)? {
+                if self.eval_bool(c.body, locals)? {
                     state.count += 1;
                 }
             }
@@ -477,7 +581,7 @@ impl Interpreter<'_> {
                 state.push(v)?;
             }
             K::Filter => {
-                if as_bool(self.eval(c.body, locals)?)? {
+                if self.eval_bool(c.body, locals)? {
                     state.push(elem)?;
                 }
             }
@@ -495,6 +599,13 @@ impl Interpreter<'_> {
     }
 }
 
+fn is_comparison(o: Overload) -> bool {
+    matches!(
+        o,
+        Overload::Eq | Overload::Ne | Overload::Lt | Overload::Le | Overload::Gt | Overload::Ge
+    )
+}
+
 fn set(locals: &mut [Value], slot: u32, v: Value) -> Result<(), EvalError> {
     match locals.get_mut(slot as usize) {
         Some(s) => {
@@ -502,6 +613,25 @@ fn set(locals: &mut [Value], slot: u32, v: Value) -> Result<(), EvalError> {
             Ok(())
         }
         None => Err(internal("missing comprehension slot")),
+    }
+}
+
+/// An evaluated argument: a local or constant read in place, or a computed value.
+enum Operand {
+    Local(usize),
+    Const(usize),
+    Owned(Value),
+}
+
+static NULL: Value = Value::Null;
+
+impl Operand {
+    fn get<'a>(&'a self, i: &'a Interpreter<'_>, locals: &'a [Value]) -> &'a Value {
+        match self {
+            Operand::Local(k) => locals.get(*k).unwrap_or(&NULL),
+            Operand::Const(k) => i.consts.get(*k).and_then(Option::as_ref).unwrap_or(&NULL),
+            Operand::Owned(v) => v,
+        }
     }
 }
 

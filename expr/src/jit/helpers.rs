@@ -319,6 +319,54 @@ pub extern "C" fn jit_call(
     ctx!(ctx).result(r)
 }
 
+/// A two-argument builtin whose result is a bool, without boxing the result.
+pub extern "C" fn jit_call2_bool(
+    ctx: *mut JitCtx,
+    overload: *const Overload,
+    a: *const Value,
+    b: *const Value,
+) -> i8 {
+    let overload = *val!(overload);
+    let (a, b) = (val!(a), val!(b));
+    let r = match functions::call2(overload, a, b) {
+        Some(r) => r,
+        None => functions::call_tainted(overload, &[a.clone(), b.clone()]),
+    };
+    match r {
+        Ok(Value::Bool(v)) => i8::from(v),
+        Ok(other) => {
+            ctx!(ctx).fail(EvalError::conversion(format!(
+                "expected bool, found {}",
+                other.kind()
+            )));
+            0
+        }
+        Err(e) => {
+            ctx!(ctx).fail(e);
+            0
+        }
+    }
+}
+
+/// A one-argument builtin on a borrowed value.
+pub extern "C" fn jit_call1(
+    ctx: *mut JitCtx,
+    overload: *const Overload,
+    a: *const Value,
+) -> *const Value {
+    let overload = *val!(overload);
+    let r = functions::call_tainted(overload, std::slice::from_ref(val!(a)));
+    ctx!(ctx).result(r)
+}
+
+/// `s.startsWith(a + b)` on strings without building `a + b`.
+pub extern "C" fn jit_starts_with_concat(s: *const Value, a: *const Value, b: *const Value) -> i8 {
+    match (val!(s).as_str(), val!(a).as_str(), val!(b).as_str()) {
+        (Some(s), Some(a), Some(b)) => i8::from(s.starts_with(a) && s[a.len()..].starts_with(b)),
+        _ => 0,
+    }
+}
+
 pub extern "C" fn jit_equals(a: *const Value, b: *const Value) -> i8 {
     i8::from(equals(val!(a), val!(b)))
 }
@@ -459,6 +507,9 @@ pub fn all() -> Vec<Helper> {
         h!(jit_index, [I64, I64, I64, I8], Some(I64)),
         h!(jit_call, [I64, I64, I64, I64], Some(I64)),
         h!(jit_equals, [I64, I64], Some(I8)),
+        h!(jit_call2_bool, [I64, I64, I64, I64], Some(I8)),
+        h!(jit_call1, [I64, I64, I64], Some(I64)),
+        h!(jit_starts_with_concat, [I64, I64, I64], Some(I8)),
         h!(jit_compare, [I64, I64, I64], Some(I64)),
         h!(jit_list_len, [I64, I64, I64], Some(I64)),
         h!(jit_list_get, [I64, I64], Some(I64)),

@@ -715,6 +715,40 @@ impl Translator<'_> {
             };
             return self.coerce_kind(v, JTy::Bool, want);
         }
+        // `s.startsWith(a + b)` on strings: no concatenation.
+        if *overload == O::StartsWith
+            && args.len() == 2
+            && self.arena.ty(args[0]) == Some(&Type::String)
+        {
+            if let Some((a, b)) = string_concat(self.arena, args[1]) {
+                let (s, st) = self.expr(args[0])?;
+                let s = self.boxed(s, st)?;
+                let (a, at) = self.expr(a)?;
+                let a = self.boxed(a, at)?;
+                let (b, bt) = self.expr(b)?;
+                let b = self.boxed(b, bt)?;
+                let v = self.call1("jit_starts_with_concat", &[s, a, b])?;
+                return self.coerce_kind(v, JTy::Bool, want);
+            }
+        }
+        // One argument, or two with a bool result: borrowed arguments, no array.
+        if args.len() == 1 || (args.len() == 2 && want == JTy::Bool) {
+            let mut ptrs = Vec::with_capacity(2);
+            for a in args {
+                let (v, ty) = self.expr(*a)?;
+                ptrs.push(self.boxed(v, ty)?);
+            }
+            let o = self.ptr_const(overload as *const Overload);
+            let ctx = self.ctx_ptr;
+            if let [a, b] = ptrs.as_slice() {
+                let v = self.call1("jit_call2_bool", &[ctx, o, *a, *b])?;
+                self.check();
+                return Ok((v, JTy::Bool));
+            }
+            let r = self.call1("jit_call1", &[ctx, o, ptrs[0]])?;
+            self.check();
+            return Ok((self.unbox(r, want)?, want));
+        }
         // Everything else: the interpreter's function through a helper.
         let mut ptrs = Vec::with_capacity(args.len());
         for a in args {
@@ -1085,6 +1119,24 @@ impl Translator<'_> {
         self.b.switch_to_block(exit);
         self.bound.remove(&c.var);
         Ok((result, want))
+    }
+}
+
+/// `(a, b)` when `id` is `a + b` on strings.
+fn string_concat(arena: &ExprArena, id: ExprId) -> Option<(ExprId, ExprId)> {
+    let node = arena.node(id)?;
+    match (&node.kind, &node.ty) {
+        (
+            NodeKind::Call {
+                overload: Overload::Add,
+                args,
+            },
+            Type::String,
+        ) => match args.as_slice() {
+            [a, b] => Some((*a, *b)),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
