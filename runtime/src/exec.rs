@@ -405,6 +405,16 @@ impl Exec {
             }
         }
         let ctx = self.clock_ctx("input".into());
+        // Constants first: a parameter's default may read them.
+        for c in &wf.consts {
+            let v = self
+                .eval
+                .eval(c.value, &mut locals, &ctx)
+                .map_err(|e| expr_error(&c.name, &e))?;
+            if let Some(slot) = locals.get_mut(c.local.0 as usize) {
+                *slot = v;
+            }
+        }
         for p in &wf.params {
             let v = match args.get(&p.name) {
                 Some(j) => Value::from_json_named(j, &p.ty, &p.name)
@@ -418,15 +428,6 @@ impl Exec {
                 },
             };
             if let Some(slot) = locals.get_mut(p.local.0 as usize) {
-                *slot = v;
-            }
-        }
-        for c in &wf.consts {
-            let v = self
-                .eval
-                .eval(c.value, &mut locals, &ctx)
-                .map_err(|e| expr_error(&c.name, &e))?;
-            if let Some(slot) = locals.get_mut(c.local.0 as usize) {
                 *slot = v;
             }
         }
