@@ -3,7 +3,7 @@
 //! Run with `cargo bench -p flow-grammar --bench parse`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use flow_grammar::{FileId, parse, tokens};
+use flow_grammar::{FileId, ParseCache, parse, parse_incremental, tokens};
 use std::hint::black_box;
 
 /// 500 workflows × 20 steps, each step a call with arguments, modifiers on some,
@@ -44,6 +44,23 @@ fn bench(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("10k_lines", |b| b.iter(|| parse(FileId(0), black_box(&source))));
     group.bench_function("lex_10k_lines", |b| b.iter(|| tokens::lex(black_box(&source))));
+
+    // An editor's case: one edit in the middle of the file, parsed with the cache warm
+    // from the previous version (the edit alternates so every iteration changes an item).
+    let middle = source.find("workflow sync_250(").unwrap_or(0);
+    let edited = [source.clone(), format!("{}{}", &source[..middle], source[middle..].replacen("limit: int = 10", "limit: int = 11", 1))];
+    let mut cache = ParseCache::new();
+    let _ = parse_incremental(FileId(0), &edited[0], &mut cache);
+    cache.end_round();
+    let mut turn = 0;
+    group.bench_function("10k_lines_after_one_edit", |b| {
+        b.iter(|| {
+            turn ^= 1;
+            let result = parse_incremental(FileId(0), black_box(&edited[turn]), &mut cache);
+            cache.end_round();
+            result
+        })
+    });
     group.finish();
 }
 

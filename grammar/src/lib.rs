@@ -6,6 +6,7 @@
 //! explains, in the user's words, why a text is not Flow.
 
 pub mod ast;
+pub mod ast_spans;
 pub mod codes;
 pub mod diagnostic;
 mod parse;
@@ -16,5 +17,8 @@ pub mod tokens;
 
 pub use codes::Code;
 pub use diagnostic::{Diagnostic, Label, Severity, has_errors};
-pub use parse::{MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_SOURCE_BYTES, decode_source, parse, parse_expression, parse_type};
+pub use parse::{
+    MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_SOURCE_BYTES, ParseCache, decode_source, parse, parse_expression, parse_incremental,
+    parse_type,
+};
 pub use span::{FileId, LineColumn, SourceFile, SourceMap, Span};

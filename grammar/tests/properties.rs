@@ -116,3 +116,43 @@ fn precedence_follows_cel_with_coalesce_above_comparison() {
     let ExprKind::Binary { op: BinaryOp::Sub, lhs, .. } = sub.kind else { panic!() };
     assert!(matches!(lhs.kind, ExprKind::Binary { op: BinaryOp::Sub, .. }), "left associative");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// Whatever was parsed before with the same cache, an incremental parse equals a
+    /// fresh one, spans and diagnostics included.
+    #[test]
+    fn incremental_parse_equals_fresh_parse(before in flowish(), after in flowish(), file in 0u32..3) {
+        let mut cache = flow_grammar::ParseCache::new();
+        let _ = flow_grammar::parse_incremental(FileId(file), &before, &mut cache);
+        cache.end_round();
+        let incremental = flow_grammar::parse_incremental(FileId(file), &after, &mut cache);
+        prop_assert_eq!(incremental, parse(FileId(file), &after));
+    }
+}
+
+#[test]
+fn incremental_parse_moves_cached_items_after_an_edit() {
+    let original: String = std::fs::read_dir("../examples")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "flow"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut cache = flow_grammar::ParseCache::new();
+    let first = flow_grammar::parse_incremental(FileId(0), &original, &mut cache);
+    assert_eq!(first, parse(FileId(0), &original));
+    let cached = cache.len();
+    assert!(cached > 5, "clean items are cached: {cached}");
+    cache.end_round();
+    assert_eq!(cache.len(), cached, "items used in the round are kept");
+    // An edit near the start shifts every later item.
+    let edited = original.replacen("workflow", "\n\n// an added comment\nworkflow", 1);
+    let second = flow_grammar::parse_incremental(FileId(1), &edited, &mut cache);
+    assert_eq!(second, parse(FileId(1), &edited));
+    cache.end_round();
+    cache.end_round();
+    assert!(cache.is_empty(), "a round that uses nothing forgets everything");
+}

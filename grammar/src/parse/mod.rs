@@ -14,7 +14,10 @@ mod syntax_error;
 use pest::Parser;
 use pest_derive::Parser;
 
+use std::collections::HashMap;
+
 use crate::ast::{Expr, Item, Module, TypeExpr};
+use crate::ast_spans::SpansMut;
 use crate::codes;
 use crate::diagnostic::Diagnostic;
 use crate::span::{FileId, Span};
@@ -45,6 +48,17 @@ pub const MAX_SOURCE_BYTES: usize = 8 * 1024 * 1024;
 /// Parses a whole `.flow` file. Returns every item that parsed, plus diagnostics for
 /// the ones that did not.
 pub fn parse(file: FileId, source: &str) -> (Module, Vec<Diagnostic>) {
+    parse_with(file, source, None)
+}
+
+/// Parses a file again after an edit: items whose text the cache remembers are taken
+/// from it (moved to where they now sit in this file), only the others are parsed. The
+/// result is exactly what [`parse`] returns.
+pub fn parse_incremental(file: FileId, source: &str, cache: &mut ParseCache) -> (Module, Vec<Diagnostic>) {
+    parse_with(file, source, Some(cache))
+}
+
+fn parse_with(file: FileId, source: &str, cache: Option<&mut ParseCache>) -> (Module, Vec<Diagnostic>) {
     let span = Span::new(file, 0, source.len());
     if source.len() > MAX_SOURCE_BYTES {
         let mib = |n: usize| n as f64 / (1024.0 * 1024.0);
@@ -56,8 +70,49 @@ pub fn parse(file: FileId, source: &str) -> (Module, Vec<Diagnostic>) {
         .with_help("split the program into modules and `import` them, or check that this is the file you meant");
         return (Module { file, items: Vec::new(), span }, vec![d]);
     }
-    on_large_stack(span, || parse_module(file, source))
+    on_large_stack(span, || parse_module(file, source, cache))
         .unwrap_or_else(|d| (Module { file, items: Vec::new(), span }, vec![d]))
+}
+
+/// Parsed items remembered by their text (see [`parse_incremental`]), for any number of
+/// files: an item's text is its key, wherever it appears. Only items that parsed without
+/// any diagnostic are kept. A caller that re-parses a set of files (a compilation, an
+/// editor session) calls [`ParseCache::end_round`] after each pass over them, which
+/// drops what that pass did not use, so the cache holds about one program's worth.
+#[derive(Default)]
+pub struct ParseCache {
+    entries: HashMap<Box<str>, CachedChunk>,
+    generation: u64,
+}
+
+struct CachedChunk {
+    items: Vec<Item>,
+    /// Where the text started when it was parsed, to move the spans to its new place.
+    start: usize,
+    used: u64,
+}
+
+impl ParseCache {
+    pub fn new() -> ParseCache {
+        ParseCache::default()
+    }
+
+    /// Number of items' texts remembered.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Ends a pass over the caller's files: forgets every item not used since the
+    /// previous call.
+    pub fn end_round(&mut self) {
+        let generation = self.generation;
+        self.entries.retain(|_, entry| entry.used == generation);
+        self.generation += 1;
+    }
 }
 
 /// Parses one expression (for `flow eval`, the conformance harness and the language server).
@@ -115,42 +170,56 @@ fn parse_fragment<T>(
     }
 }
 
-fn parse_module(file: FileId, source: &str) -> (Module, Vec<Diagnostic>) {
+fn parse_module(file: FileId, source: &str, mut cache: Option<&mut ParseCache>) -> (Module, Vec<Diagnostic>) {
     let tokens = tokens::lex(source);
     let chunks = split_items(source, &tokens);
-    let workers = worker_count(source.len(), chunks.len());
-    let (mut items, mut diagnostics) = (Vec::new(), Vec::new());
-    if workers <= 1 {
-        (items, diagnostics) = parse_chunks(file, source, &tokens, &chunks);
-    } else {
-        // Items are independent, so large files are parsed by several threads, each on a
-        // contiguous run of items of about the same size; results keep source order.
-        let ranges = balanced_ranges(&chunks, workers);
-        let results: Vec<(Vec<Item>, Vec<Diagnostic>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = ranges
-                .iter()
-                .map(|range| {
-                    let chunks = &chunks[range.clone()];
-                    let tokens = &tokens;
-                    std::thread::Builder::new()
-                        .name("flow-parser".into())
-                        .stack_size(PARSER_STACK_BYTES)
-                        .spawn_scoped(scope, move || parse_chunks(file, source, tokens, chunks))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .zip(&ranges)
-                .map(|(handle, range)| match handle {
-                    Ok(h) => h.join().unwrap_or_else(|_| internal_failure(file, &chunks[range.clone()])),
-                    Err(_) => parse_chunks(file, source, &tokens, &chunks[range.clone()]),
-                })
-                .collect()
-        });
-        for (mut i, mut d) in results {
-            items.append(&mut i);
-            diagnostics.append(&mut d);
+
+    // Items found in the cache are moved into place; the rest are parsed below.
+    let mut results: Vec<Option<ChunkResult>> = Vec::with_capacity(chunks.len());
+    let mut misses: Vec<usize> = Vec::new();
+    if let Some(cache) = cache.as_deref_mut() {
+        let generation = cache.generation;
+        for (i, chunk) in chunks.iter().enumerate() {
+            match cache.entries.get_mut(&source[chunk.start..chunk.end]) {
+                Some(hit) => {
+                    hit.used = generation;
+                    let mut items = hit.items.clone();
+                    let delta = chunk.start as i64 - hit.start as i64;
+                    if delta != 0 || items.first().is_some_and(|item| item.span().file != file) {
+                        items.relocate(file, delta);
+                    }
+                    results.push(Some(ChunkResult { items, diagnostics: Vec::new() }));
+                }
+                None => {
+                    results.push(None);
+                    misses.push(i);
+                }
+            }
         }
+    } else {
+        results.resize_with(chunks.len(), || None);
+        misses.extend(0..chunks.len());
+    }
+
+    let to_parse: Vec<&Chunk> = misses.iter().map(|&i| &chunks[i]).collect();
+    let bytes: usize = to_parse.iter().map(|c| c.end - c.start).sum();
+    let parsed = parse_chunks_maybe_parallel(file, source, &tokens, &to_parse, bytes);
+    for (&i, result) in misses.iter().zip(parsed) {
+        if let Some(cache) = cache.as_deref_mut()
+            && result.diagnostics.is_empty()
+        {
+            let chunk = &chunks[i];
+            let entry = CachedChunk { items: result.items.clone(), start: chunk.start, used: cache.generation };
+            cache.entries.insert(source[chunk.start..chunk.end].into(), entry);
+        }
+        results[i] = Some(result);
+    }
+
+    let mut items = Vec::new();
+    let mut diagnostics = Vec::new();
+    for mut result in results.into_iter().flatten() {
+        items.append(&mut result.items);
+        diagnostics.append(&mut result.diagnostics);
     }
     if items.is_empty() && diagnostics.is_empty() && tokens.iter().all(|t| t.kind.is_trivia()) {
         diagnostics.push(
@@ -159,6 +228,43 @@ fn parse_module(file: FileId, source: &str) -> (Module, Vec<Diagnostic>) {
         );
     }
     (Module { file, items, span: Span::new(file, 0, source.len()) }, diagnostics)
+}
+
+/// What parsing one chunk produced.
+struct ChunkResult {
+    items: Vec<Item>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses chunks, on several threads when there is enough text to be worth it. Items
+/// are independent, so each thread takes a contiguous run of chunks of about the same
+/// size; results come back in the order of `chunks`.
+fn parse_chunks_maybe_parallel(file: FileId, source: &str, tokens: &[Token], chunks: &[&Chunk], bytes: usize) -> Vec<ChunkResult> {
+    let workers = worker_count(bytes, chunks.len());
+    if workers <= 1 {
+        return parse_chunks(file, source, tokens, chunks);
+    }
+    let ranges = balanced_ranges(chunks, workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges
+            .iter()
+            .map(|range| {
+                let run = &chunks[range.clone()];
+                std::thread::Builder::new()
+                    .name("flow-parser".into())
+                    .stack_size(PARSER_STACK_BYTES)
+                    .spawn_scoped(scope, move || parse_chunks(file, source, tokens, run))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(&ranges)
+            .flat_map(|(handle, range)| match handle {
+                Ok(h) => h.join().unwrap_or_else(|_| internal_failure(file, &chunks[range.clone()])),
+                Err(_) => parse_chunks(file, source, tokens, &chunks[range.clone()]),
+            })
+            .collect()
+    })
 }
 
 /// Below this size a file is parsed by one thread: starting others costs more than it saves.
@@ -172,7 +278,7 @@ fn worker_count(bytes: usize, chunks: usize) -> usize {
 }
 
 /// Splits the chunks into `parts` contiguous ranges of roughly equal byte size.
-fn balanced_ranges(chunks: &[Chunk], parts: usize) -> Vec<std::ops::Range<usize>> {
+fn balanced_ranges(chunks: &[&Chunk], parts: usize) -> Vec<std::ops::Range<usize>> {
     let total: usize = chunks.iter().map(|c| c.end - c.start).sum();
     let target = total.div_ceil(parts.max(1));
     let mut ranges = Vec::with_capacity(parts);
@@ -191,41 +297,44 @@ fn balanced_ranges(chunks: &[Chunk], parts: usize) -> Vec<std::ops::Range<usize>
     ranges
 }
 
-/// What a parsing thread that stopped unexpectedly contributes: one internal error.
-fn internal_failure(file: FileId, chunks: &[Chunk]) -> (Vec<Item>, Vec<Diagnostic>) {
+/// What a parsing thread that stopped unexpectedly contributes: one internal error, and
+/// nothing for the other chunks of its run.
+fn internal_failure(file: FileId, chunks: &[&Chunk]) -> Vec<ChunkResult> {
     let start = chunks.first().map_or(0, |c| c.start);
     let d = Diagnostic::new(codes::SYNTAX, Span::new(file, start, start), "internal error: the parser stopped unexpectedly")
         .with_note("this is a bug in Flow; please report it with the input that caused it");
-    (Vec::new(), vec![d])
+    let mut results: Vec<ChunkResult> = chunks.iter().map(|_| ChunkResult { items: Vec::new(), diagnostics: Vec::new() }).collect();
+    if let Some(first) = results.first_mut() {
+        first.diagnostics.push(d);
+    }
+    results
 }
 
 /// Parses a run of chunks: pre-check each, run pest, build the items.
-fn parse_chunks(file: FileId, source: &str, tokens: &[Token], chunks: &[Chunk]) -> (Vec<Item>, Vec<Diagnostic>) {
-    let mut items = Vec::new();
-    let mut diagnostics = Vec::new();
-    for chunk in chunks {
-        let problems = precheck(file, source, tokens, chunk);
-        if !problems.is_empty() {
-            diagnostics.extend(problems);
-            continue;
-        }
-        let text = &source[chunk.start..chunk.end];
-        match FlowParser::parse(Rule::module, text) {
-            Ok(mut pairs) => {
-                let builder = Builder::new(file, chunk.start, source, tokens);
-                if let Some(module) = pairs.next() {
-                    let (mut built, mut problems) = builder.module_items(module);
-                    items.append(&mut built);
-                    diagnostics.append(&mut problems);
-                }
+fn parse_chunks(file: FileId, source: &str, tokens: &[Token], chunks: &[&Chunk]) -> Vec<ChunkResult> {
+    chunks.iter().map(|chunk| parse_chunk(file, source, tokens, chunk)).collect()
+}
+
+fn parse_chunk(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> ChunkResult {
+    let problems = precheck(file, source, tokens, chunk);
+    if !problems.is_empty() {
+        return ChunkResult { items: Vec::new(), diagnostics: problems };
+    }
+    let text = &source[chunk.start..chunk.end];
+    match FlowParser::parse(Rule::module, text) {
+        Ok(mut pairs) => match pairs.next() {
+            Some(module) => {
+                let (items, diagnostics) = Builder::new(file, chunk.start, source, tokens).module_items(module);
+                ChunkResult { items, diagnostics }
             }
-            Err(error) => {
-                let detailed = reparse_with_detail(Rule::module, text);
-                diagnostics.push(syntax_error::convert(&error, detailed.as_ref(), file, chunk.start, source, tokens));
-            }
+            None => ChunkResult { items: Vec::new(), diagnostics: Vec::new() },
+        },
+        Err(error) => {
+            let detailed = reparse_with_detail(Rule::module, text);
+            let d = syntax_error::convert(&error, detailed.as_ref(), file, chunk.start, source, tokens);
+            ChunkResult { items: Vec::new(), diagnostics: vec![d] }
         }
     }
-    (items, diagnostics)
 }
 
 /// Parses again with pest's attempt tracking switched on, to learn the furthest position
