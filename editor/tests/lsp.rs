@@ -408,3 +408,34 @@ fn a_burst_of_edits_publishes_the_last_version() {
         }
     });
 }
+
+/// Editing an imported file re-checks the open files that import it, against its
+/// unsaved text.
+#[test]
+fn editing_an_imported_file_rechecks_its_importers() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let common = "file:///fixtures/multi/common.flow";
+        let main = "file:///fixtures/multi/main.flow";
+        let mut client = Client::start().await;
+        client.request("initialize", json!({ "capabilities": {} })).await;
+        let open = |uri: &str, text: &str| json!({ "textDocument": { "uri": uri, "languageId": "flow", "version": 1, "text": text } });
+        client.notify("textDocument/didOpen", open(common, "type Thing = { a: int }\n")).await;
+        client.diagnostics(common).await;
+        let main_text = "import \"./common.flow\" as common\n\nworkflow w(t: common.Thing) -> int {\n  return t.a\n}\n";
+        client.notify("textDocument/didOpen", open(main, main_text)).await;
+        let before = client.diagnostics(main).await;
+        assert!(before.as_array().unwrap().iter().all(|d| d["severity"] != 1), "{before}");
+        client
+            .notify("textDocument/didChange", json!({ "textDocument": { "uri": common, "version": 2 }, "contentChanges": [{ "text": "type Other = { a: int }\n" }] }))
+            .await;
+        let after = client.diagnostics(main).await;
+        let rendered = render_diagnostics(&after);
+        assert!(after.as_array().unwrap().iter().any(|d| d["severity"] == 1), "{rendered}");
+        assert!(rendered.contains("Thing"), "{rendered}");
+    });
+}

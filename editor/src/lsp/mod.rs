@@ -231,13 +231,24 @@ impl LanguageServer for Backend {
             return;
         };
         lock(&self.world).change(&uri, change.text, params.text_document.version);
+        let importers = lock(&self.world).invalidate_importers(&uri);
         let generation = self.bump(&uri);
         self.schedule(uri, generation);
+        // Files that import the changed one (through `import "./file.flow"`) are checked
+        // again against its unsaved text.
+        for importer in importers {
+            let generation = self.bump(&importer);
+            self.schedule(importer, generation);
+        }
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         let uri = params.text_document.uri;
         lock(&self.world).close(&uri);
+        self.generations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uri.as_str());
         self.client.publish_diagnostics(uri, Vec::new(), None).await;
     }
 

@@ -175,6 +175,21 @@ impl World {
             .insert(key.to_owned(), (version, Arc::new(module)));
     }
 
+    /// The other open documents that import files, whose analyses may depend on the
+    /// document that just changed; their cached analyses are dropped.
+    pub fn invalidate_importers(&mut self, changed: &Uri) -> Vec<Uri> {
+        let importers: Vec<Uri> = self
+            .documents
+            .values()
+            .filter(|d| d.uri.as_str() != changed.as_str() && d.text.contains("import \""))
+            .map(|d| d.uri.clone())
+            .collect();
+        for uri in &importers {
+            self.snapshots.remove(uri.as_str());
+        }
+        importers
+    }
+
     pub fn document(&self, uri: &Uri) -> Option<&Document> {
         self.documents.get(uri.as_str())
     }
