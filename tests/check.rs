@@ -23,13 +23,13 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Reads imports from `tests/inputs/`, relative to the importing fixture.
-struct FixtureLoader;
+/// Reads imports relative to the importing file, under `base` (a directory of the repository).
+struct FixtureLoader(&'static str);
 
 impl Loader for FixtureLoader {
     fn load(&mut self, from: &str, path: &str) -> Result<LoadedFile, LoadError> {
         let name = flow_compiler::loader::join_relative(from, path);
-        std::fs::read(root().join("tests/inputs").join(&name))
+        std::fs::read(root().join(self.0).join(&name))
             .map(|bytes| LoadedFile {
                 name: name.clone(),
                 bytes,
@@ -45,7 +45,7 @@ fn compile_fixture(name: &str) -> (SourceMap, Compilation) {
     match decode_source(flow_grammar::FileId(0), &bytes) {
         Ok(text) => {
             let id = sources.add(name, text);
-            let compilation = compile(&mut sources, id, &mut FixtureLoader);
+            let compilation = compile(&mut sources, id, &mut FixtureLoader("tests/inputs"));
             (sources, compilation)
         }
         Err((lossy, d)) => {
@@ -121,8 +121,7 @@ fn every_example_checks_clean() {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = format!("examples/{}", path.file_name().unwrap().to_string_lossy());
         let id = sources.add(name.clone(), text);
-        let mut loader = flow_compiler::MemoryLoader::new();
-        let c = compile(&mut sources, id, &mut loader);
+        let c = compile(&mut sources, id, &mut FixtureLoader("."));
         assert!(
             c.diagnostics.is_empty(),
             "{name} does not check clean:\n{}",
