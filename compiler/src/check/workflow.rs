@@ -1930,6 +1930,56 @@ impl Checker<'_> {
                 .with_help("give each webhook trigger its own path"),
             );
         }
+        // A workflow's webhook may not take the path of an integration event another
+        // workflow of the program listens to.
+        let mut clashes = Vec::new();
+        for w in &self.workflows {
+            let Some(ir::Trigger {
+                kind: ir::TriggerKind::Event { event, .. },
+                span: trigger,
+                ..
+            }) = w.ir.as_ref().and_then(|i| i.trigger.as_ref())
+            else {
+                continue;
+            };
+            let Some(sig) = self
+                .integrations
+                .get(event.integration.index())
+                .and_then(|i| i.events.get(event.event as usize))
+            else {
+                continue;
+            };
+            let module = self.integrations[event.integration.index()].module;
+            let path = sig.ast.clauses.iter().find_map(|c| match &c.kind {
+                ast::EventClauseKind::Webhook(p) => match self.fold(module, p) {
+                    Some(ConstVal::String(s)) => Some(s),
+                    _ => None,
+                },
+                _ => None,
+            });
+            if let Some(path) = path {
+                if let Some(span) = seen.get(&path) {
+                    let name = format!(
+                        "{}.{}",
+                        self.integrations[event.integration.index()].name,
+                        sig.name
+                    );
+                    clashes.push((path, *span, *trigger, name));
+                }
+            }
+        }
+        for (path, span, trigger, name) in clashes {
+            self.report(
+                Diagnostic::new(
+                    codes::DUPLICATE_WEBHOOK_PATH,
+                    span,
+                    format!("webhook path `{path}` is the path of the `{name}` event"),
+                )
+                .with_label("this webhook would receive that event's deliveries")
+                .with_secondary(trigger, format!("`{name}` is a trigger here"))
+                .with_help("give the webhook trigger another path"),
+            );
+        }
     }
 }
 
