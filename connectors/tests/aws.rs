@@ -381,3 +381,56 @@ async fn health_probes_reach_moto() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// moto started with `INITIAL_NO_AUTH_ACTION_COUNT` checks every request's SigV4
+/// signature against an IAM access key it issued (`scripts/services/moto.sh` creates the
+/// user and key): requests signed by the driver are accepted, and the same requests
+/// signed with a wrong secret are refused.
+#[tokio::test]
+async fn moto_verifies_the_driver_s_signatures() {
+    let Some(url) = service(
+        "FLOW_TEST_MOTO_AUTH_URL",
+        "moto_verifies_the_driver_s_signatures",
+    ) else {
+        return;
+    };
+    let key_id = std::env::var("FLOW_TEST_MOTO_AUTH_KEY_ID").unwrap();
+    let secret = std::env::var("FLOW_TEST_MOTO_AUTH_SECRET").unwrap();
+    let signed = |name: &str, secret: &str| {
+        Connection::new(name, "ops")
+            .with_setting("region", "us-east-1")
+            .with_secret("access_key_id", &key_id)
+            .with_secret("secret_access_key", secret)
+            .with_base_url(&url)
+    };
+    let calls: [(&str, &str, serde_json::Value); 5] = [
+        (
+            "aws_s3",
+            "aws_s3.create_bucket",
+            json!({"bucket": format!("signed-{}", fastrand::u32(..))}),
+        ),
+        ("aws_s3", "aws_s3.list_buckets", json!({})),
+        (
+            "aws_sqs",
+            "aws_sqs.create_queue",
+            json!({"queue_name": format!("signed-{}", fastrand::u32(..))}),
+        ),
+        (
+            "aws_sns",
+            "aws_sns.create_topic",
+            json!({"name": format!("signed-{}", fastrand::u32(..))}),
+        ),
+        ("aws_cloudwatch", "aws_cloudwatch.list_metrics", json!({})),
+    ];
+    for (module, action, args) in &calls {
+        let p = stdlib(module);
+        let (good, _) = driver(vec![signed(module, &secret)]);
+        call(&good, &p, action, args.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{action}: {e}"));
+        let (bad, _) = driver(vec![signed(module, "not-the-secret")]);
+        let e = call(&bad, &p, action, args.clone()).await.unwrap_err();
+        assert_eq!(e.status, Some(403), "{action}: {e}");
+        assert!(!e.message.contains("not-the-secret"));
+    }
+}
