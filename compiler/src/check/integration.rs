@@ -741,6 +741,7 @@ impl Checker<'_> {
     ) -> Vec<Option<ExprId>> {
         let mut out: Vec<Option<ExprId>> = vec![None; params.len()];
         let mut given: Vec<Option<Span>> = vec![None; params.len()];
+        let mut misspelt: Vec<usize> = Vec::new();
         for arg in args {
             let Some(name) = &arg.name else {
                 let d = Diagnostic::new(
@@ -749,13 +750,18 @@ impl Checker<'_> {
                     format!("arguments of {callee} are named"),
                 )
                 .with_label("no name");
-                let d = match params
-                    .iter()
-                    .zip(&given)
-                    .find(|(_, g)| g.is_none())
-                    .map(|(p, _)| p)
-                {
-                    Some(p) => d.with_help(format!("write `{}: ...`", p.name)),
+                // The parameter it most likely stands for: the first one no argument names.
+                let meant = params.iter().enumerate().find(|(k, p)| {
+                    !misspelt.contains(k)
+                        && !args
+                            .iter()
+                            .any(|a| a.name.as_ref().is_some_and(|n| n.name == p.name))
+                });
+                let d = match meant {
+                    Some((k, p)) => {
+                        misspelt.push(k);
+                        d.with_help(format!("write `{}: ...`", p.name))
+                    }
                     None => d,
                 };
                 self.report(d);
@@ -777,6 +783,15 @@ impl Checker<'_> {
                 )
                 .with_label("unknown argument")
                 .with_suggestion(&name.name, params.iter().map(|p| p.name.as_str()));
+                // A misspelt argument is reported once: not also as a missing one.
+                if let Some(meant) = flow_grammar::suggest::did_you_mean(
+                    &name.name,
+                    params.iter().map(|p| p.name.as_str()),
+                ) {
+                    if let Some(k) = params.iter().position(|p| p.name == meant) {
+                        misspelt.push(k);
+                    }
+                }
                 let d = if d.help.is_none() && !params.is_empty() {
                     d.with_note(format!(
                         "parameters: {}",
@@ -839,7 +854,7 @@ impl Checker<'_> {
         let missing: Vec<&ParamSig> = params
             .iter()
             .enumerate()
-            .filter(|(k, p)| given[*k].is_none() && !p.optional())
+            .filter(|(k, p)| given[*k].is_none() && !p.optional() && !misspelt.contains(k))
             .map(|(_, p)| p)
             .collect();
         if !missing.is_empty() {
