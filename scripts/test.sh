@@ -43,8 +43,9 @@ cargo test --workspace --no-fail-fast
 stage "CEL conformance (../shared/conformance/cel when present, else the vendored copy)"
 cargo run --quiet --bin cel-conformance -- --min-pass 95
 
-stage "flow check: examples and the standard library"
+stage "flow check and flow fmt --check: examples and the standard library"
 cargo run --quiet -- check examples stdlib/modules
+cargo run --quiet -- fmt --check examples stdlib/modules
 
 if [[ $quick -eq 0 ]]; then
   for extra in scripts/test.d/*.sh; do

@@ -1008,17 +1008,19 @@ impl<'s> Printer<'s> {
                 condition,
                 then,
                 otherwise,
-            } => Ok(Doc::Seq(vec![
-                self.expr(condition)?,
-                sp(),
-                self.token("?")?,
-                sp(),
-                self.expr(then)?,
-                sp(),
-                self.token(":")?,
-                sp(),
-                self.expr(otherwise)?,
-            ])),
+            } => {
+                // Too long for one line, a conditional breaks before `?` and `:`, each
+                // branch on a line of its own one level deeper.
+                let condition = self.expr(condition)?;
+                let question = self.token("?")?;
+                let then = self.expr(then)?;
+                let colon = self.token(":")?;
+                let otherwise = self.expr(otherwise)?;
+                Ok(Doc::group(vec![
+                    condition,
+                    Doc::Indent(vec![SPACE, question, sp(), then, SPACE, colon, sp(), otherwise]),
+                ]))
+            }
             ExprKind::List(items) => self.delimited("[", "]", false, items, |p, item| {
                 let mut docs = Vec::new();
                 if item.optional {
