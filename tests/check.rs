@@ -290,3 +290,55 @@ proptest! {
         prop_assert_eq!(&back, &program);
     }
 }
+
+#[test]
+fn the_editor_index_resolves_names_to_definitions() {
+    let src = "type Pair = { left: int, right: int }\n\nworkflow w(p: Pair) -> int {\n  step probe = http.get(url: \"https://example.com\")\n  let total = p.left + probe.status\n  return total\n}\n";
+    let (sources, c) = flow_compiler::compile_source("index.flow", src);
+    assert!(c.diagnostics.is_empty(), "{}", render(&sources, &c));
+    let file = flow_grammar::FileId(0);
+    let at = |needle: &str, nth: usize| src.match_indices(needle).nth(nth).unwrap().0 + 1;
+    // `probe` read in the `let` resolves to the step's name.
+    let use_site = c
+        .analysis
+        .at(file, at("probe", 1))
+        .expect("a reference at the use of `probe`");
+    assert_eq!(use_site.definition.start as usize, at("probe", 0) - 1);
+    assert!(
+        use_site.hover.contains("http.Response"),
+        "{}",
+        use_site.hover
+    );
+    // `Pair` in the parameter list resolves to the type declaration, with its fields.
+    let ty = c
+        .analysis
+        .at(file, at("Pair", 1))
+        .expect("a reference at the use of `Pair`");
+    assert_eq!(ty.definition.start as usize, at("Pair", 0) - 1);
+    // `http.get`'s action name resolves into the stdlib module, with the action's signature.
+    let action = c
+        .analysis
+        .at(file, at("get", 0))
+        .expect("a reference at `get`");
+    assert!(
+        action.hover.contains("action http.get("),
+        "{}",
+        action.hover
+    );
+    assert_ne!(action.definition.file, file);
+    // Every reference to the step, its definition included.
+    assert_eq!(c.analysis.references_to(use_site.definition).count(), 2);
+    // The outline: the type and the workflow with its step.
+    let outline: Vec<&str> = c
+        .analysis
+        .symbols_of(file)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(outline, ["Pair", "w"]);
+    let steps: Vec<&str> = c
+        .analysis
+        .symbols_of(file)
+        .flat_map(|s| s.children.iter().map(|c| c.name.as_str()))
+        .collect();
+    assert_eq!(steps, ["probe"]);
+}

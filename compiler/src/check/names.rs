@@ -453,7 +453,29 @@ impl Checker<'_> {
     /// Phase 4: resolve every named type declaration.
     pub(super) fn resolve_types(&mut self) {
         for t in 0..self.types.len() {
-            self.resolve_typedef(t);
+            let ty = self.resolve_typedef(t);
+            let def = &self.types[t];
+            let (span, name, doc) = (def.span, def.display.clone(), def.doc.clone());
+            let shown = match &ty {
+                // A named record displays as its name; show its fields here.
+                Type::Record(r) => {
+                    let fields: Vec<String> = r
+                        .fields
+                        .iter()
+                        .map(|f| format!("{}: {}", f.name, f.ty))
+                        .collect();
+                    format!("{{ {} }}", fields.join(", "))
+                }
+                other => other.to_string(),
+            };
+            self.analysis.reference_with(
+                span,
+                span,
+                crate::analysis::SymbolKind::Type,
+                &name,
+                format!("type {name} = {shown}"),
+                doc,
+            );
         }
     }
 

@@ -203,6 +203,29 @@ impl Checker<'_> {
             children: HashMap::new(),
         };
 
+        let signature = format!(
+            "workflow {}({}){}",
+            ast.name.name,
+            self.workflows[w]
+                .params
+                .iter()
+                .map(|p| format!("{}: {}", p.name, p.ty))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.workflows[w]
+                .result
+                .as_ref()
+                .map(|t| format!(" -> {t}"))
+                .unwrap_or_default()
+        );
+        self.analysis.reference_with(
+            ast.name.span,
+            ast.name.span,
+            SymbolKind::Workflow,
+            &ast.name.name,
+            signature,
+            ast.doc.clone(),
+        );
         // Constants first (evaluated at run start), then parameters.
         let consts = self.visible_consts(m);
         let mut const_locals: Vec<(usize, LocalId, String)> = Vec::new();
