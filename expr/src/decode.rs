@@ -16,7 +16,7 @@ use crate::value::{Record, Value};
 /// key keeps its last value), integers `int` (or `uint` above the int range), other
 /// numbers `double`. Nesting deeper than 128 levels is an error, not a crash.
 pub fn decode_json(bytes: &[u8]) -> Result<Value, serde_json::Error> {
-    let interner = RefCell::new(HashMap::new());
+    let interner = RefCell::new(Strings::default());
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v = ValueSeed {
         interner: &interner,
@@ -26,7 +26,68 @@ pub fn decode_json(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     Ok(v)
 }
 
-type Interner = RefCell<HashMap<Box<str>, Arc<str>>>;
+/// Shared strings: object keys, and short string values (codes, tags, statuses) that
+/// repeat across records.
+#[derive(Default)]
+struct Strings {
+    map: HashMap<Box<str>, Arc<str>>,
+    /// The key last seen at each position of an object: records of one shape hit it
+    /// without hashing.
+    by_position: Vec<Option<Arc<str>>>,
+    values: usize,
+}
+
+/// String values up to this length are shared (codes, tags, statuses).
+const SHORT_VALUE: usize = 6;
+/// At most this many distinct short values are shared.
+const MAX_SHARED_VALUES: usize = 4096;
+/// Upper bound on shared strings, so unique values cannot grow the table without end.
+const MAX_SHARED: usize = 100_000;
+
+impl Strings {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(k) = self.map.get(s) {
+            return k.clone();
+        }
+        let k: Arc<str> = Arc::from(s);
+        if self.map.len() < MAX_SHARED {
+            self.map.insert(Box::from(s), k.clone());
+        }
+        k
+    }
+
+    fn value(&mut self, s: &str) -> Arc<str> {
+        if let Some(k) = self.map.get(s) {
+            return k.clone();
+        }
+        let k: Arc<str> = Arc::from(s);
+        if self.values < MAX_SHARED_VALUES {
+            self.values += 1;
+            self.map.insert(Box::from(s), k.clone());
+        }
+        k
+    }
+
+    fn key(&mut self, position: usize, s: &str) -> Arc<str> {
+        if let Some(Some(k)) = self.by_position.get(position) {
+            if &**k == s {
+                return k.clone();
+            }
+        }
+        let k = self.get(s);
+        if position < 64 {
+            if self.by_position.len() <= position {
+                self.by_position.resize(position + 1, None);
+            }
+            if let Some(slot) = self.by_position.get_mut(position) {
+                *slot = Some(k.clone());
+            }
+        }
+        k
+    }
+}
+
+type Interner = RefCell<Strings>;
 
 #[derive(Clone, Copy)]
 struct ValueSeed<'a> {
@@ -63,6 +124,9 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         Ok(Value::Double(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        if v.len() <= SHORT_VALUE {
+            return Ok(Value::String(self.interner.borrow_mut().value(v)));
+        }
         Ok(Value::String(Arc::from(v)))
     }
     fn visit_string<E>(self, v: String) -> Result<Value, E> {
@@ -87,11 +151,13 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         let mut fields: Vec<(Arc<str>, Value)> = Vec::with_capacity(8);
         while let Some(key) = map.next_key_seed(KeySeed {
             interner: self.interner,
+            position: fields.len(),
         })? {
             let value = map.next_value_seed(self)?;
             fields.push((key, value));
         }
-        // Objects usually arrive with sorted or few keys: an insertion sort is cheap.
+        // Objects usually arrive with their keys sorted; otherwise sort (the last of a
+        // repeated key wins).
         let sorted = fields.windows(2).all(|w| w[0].0 < w[1].0);
         if !sorted {
             fields.sort_by(|a, b| a.0.cmp(&b.0));
@@ -110,6 +176,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 
 struct KeySeed<'a> {
     interner: &'a Interner,
+    position: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -127,15 +194,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Arc<str>, E> {
-        let mut interner = self.interner.borrow_mut();
-        if let Some(k) = interner.get(v) {
-            return Ok(k.clone());
-        }
-        let k: Arc<str> = Arc::from(v);
-        if interner.len() < 100_000 {
-            interner.insert(Box::from(v), k.clone());
-        }
-        Ok(k)
+        Ok(self.interner.borrow_mut().key(self.position, v))
     }
 }
 
@@ -211,6 +270,19 @@ fn kind_fits(v: &Value, t: &Type) -> bool {
         | (Value::String(_), Type::String)
         | (Value::Null, Type::Optional(_) | Type::Null) => true,
         (Value::Int(_) | Value::UInt(_), Type::Double) => true,
+        (Value::List(items), Type::List(elem)) => {
+            !matches!(**elem, Type::Dyn) && items.iter().all(|i| kind_fits(i, elem))
+        }
+        (Value::List(items), Type::Optional(inner)) if matches!(**inner, Type::List(_)) => {
+            items.is_empty() || kind_fits(v, inner)
+        }
+        (Value::Record(r), Type::Record(rt)) => {
+            r.fields.len() == rt.fields.len()
+                && r.fields
+                    .iter()
+                    .zip(&rt.fields)
+                    .all(|((n, v), f)| **n == *f.name && kind_fits(v, &f.ty))
+        }
         (v, Type::Optional(inner)) => kind_fits(v, inner),
         _ => false,
     }

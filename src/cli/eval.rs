@@ -193,6 +193,10 @@ pub fn run(args: EvalArgs, color: ColorChoice) -> miette::Result<ExitCode> {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             let _ = writeln!(out, "{text}");
+            // The process ends here: freeing a large input value by value would only
+            // cost time the operating system saves us.
+            std::mem::forget(locals);
+            std::mem::forget(program);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
