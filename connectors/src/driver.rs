@@ -577,7 +577,11 @@ impl Driver {
             if answer.status >= 400 {
                 return Err(http_error(&name, &answer, &body, conn));
             }
-            let response_value = response_record(&answer, body.clone());
+            let response_value = if reads_headers(&action.exprs) {
+                response_record(&answer, body.clone())
+            } else {
+                response_record_without_headers(&answer, body.clone())
+            };
             if let Some(slot) = locals.get_mut(action.response.0 as usize) {
                 *slot = response_value;
             }
@@ -1507,6 +1511,27 @@ fn with_body_field(body: &Value, dotted: &str, value: Value) -> Value {
             .map(|(k, v)| (Arc::from(k.as_str()), v))
             .collect(),
     )))
+}
+
+/// Whether an action's clauses read `response.headers` (building the map costs an
+/// allocation per header, on every call).
+fn reads_headers(arena: &flow_compiler::expr::ExprArena) -> bool {
+    arena.nodes.iter().any(|n| {
+        matches!(&n.kind, flow_compiler::expr::NodeKind::Field { field, .. } if field == "headers")
+            || matches!(&n.kind, flow_compiler::expr::NodeKind::OptionalField { field, .. } if field == "headers")
+            || matches!(&n.kind, flow_compiler::expr::NodeKind::Has { field, .. } if field == "headers")
+    })
+}
+
+/// `{ body, headers: {}, status }`, for actions that never read the headers.
+fn response_record_without_headers(answer: &Answer, body: Value) -> Value {
+    Value::Record(Arc::new(Record {
+        fields: vec![
+            (Arc::from("body"), body),
+            (Arc::from("headers"), Value::Map(Arc::new(Map::default()))),
+            (Arc::from("status"), Value::Int(i64::from(answer.status))),
+        ],
+    }))
 }
 
 /// The `response` value: `{ body, headers, status }`.

@@ -45,15 +45,87 @@ pub fn format_of(content_type: Option<&str>, body: &[u8]) -> Format {
 pub fn decode(format: Format, body: &[u8]) -> (Value, Format) {
     match format {
         Format::Empty => (Value::Null, Format::Empty),
-        Format::Json => match serde_json::from_slice::<serde_json::Value>(body) {
-            Ok(j) => (Value::from_json_dyn(&j), Format::Json),
-            Err(_) => (text_value(body), Format::Text),
-        },
+        Format::Json => {
+            let mut de = serde_json::Deserializer::from_slice(body);
+            match serde::de::DeserializeSeed::deserialize(DynSeed, &mut de)
+                .and_then(|v| de.end().map(|()| v))
+            {
+                Ok(v) => (v, Format::Json),
+                Err(_) => (text_value(body), Format::Text),
+            }
+        }
         Format::Xml => match xml(body) {
             Some(v) => (v, Format::Xml),
             None => (text_value(body), Format::Text),
         },
         Format::Text => (text_value(body), Format::Text),
+    }
+}
+
+/// Decodes JSON straight into a `dyn` value (what `Value::from_json_dyn` builds from a
+/// `serde_json::Value`), without the intermediate tree.
+struct DynSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for DynSeed {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(DynVisitor)
+    }
+}
+
+struct DynVisitor;
+
+impl<'de> serde::de::Visitor<'de> for DynVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(Value::Int(i))
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        Ok(i64::try_from(u).map_or(Value::UInt(u), Value::Int))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Double(f))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(Arc::from(s)))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(v) = seq.next_element_seed(DynSeed)? {
+            items.push(v);
+        }
+        Ok(Value::list(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries: Vec<(Arc<str>, Value)> = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let v = map.next_value_seed(DynSeed)?;
+            entries.push((Arc::from(k.as_ref()), v));
+        }
+        Ok(Value::Map(Arc::new(Map::from_string_entries(entries))))
     }
 }
 
@@ -234,6 +306,16 @@ mod tests {
             v.to_json(),
             serde_json::json!({"ListTopicsResponse": {"ListTopicsResult": {"Topics": {"member": [{"TopicArn": "arn:a"}, {"TopicArn": "arn:b"}]}, "NextToken": null}}})
         );
+    }
+
+    #[test]
+    fn json_decodes_like_from_json_dyn() {
+        let text = br#"{"a":[1,-2,18446744073709551615,1.5,"x\u00e9",null,true],"b":{"c":{}}}"#;
+        let (v, f) = decode(Format::Json, text);
+        assert_eq!(f, Format::Json);
+        let expected = Value::from_json_dyn(&serde_json::from_slice(text).unwrap());
+        assert!(flow_expr::value::equals(&v, &expected));
+        assert_eq!(decode(Format::Json, b"{\"a\":1} trailing").1, Format::Text);
     }
 
     #[test]
