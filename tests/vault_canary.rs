@@ -67,10 +67,17 @@ fn slack_server() -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 fn flow(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    flow_with_key(dir, args, stdin, None)
+}
+
+fn flow_with_key(dir: &Path, args: &[&str], stdin: Option<&str>, key: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flow"));
+    cmd.env_remove("FLOW_MASTER_KEY");
+    if let Some(k) = key {
+        cmd.env("FLOW_MASTER_KEY", k);
+    }
     cmd.current_dir(dir)
         .args(args)
-        .env_remove("FLOW_MASTER_KEY")
         .env("NO_COLOR", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -337,4 +344,58 @@ fn secrets_are_never_taken_from_the_command_line() {
     );
     assert_ne!(o.status.code(), Some(0));
     assert!(text(&o).contains("standard input ended"), "{}", text(&o));
+}
+
+#[test]
+fn a_master_key_from_the_environment_opens_only_its_own_vault() {
+    let dir = temp_dir("env-key");
+    let connect = [
+        "connect",
+        "jira",
+        "--owner",
+        "ops",
+        "--set",
+        "site=acme",
+        "--set",
+        "email=a@b.c",
+        "--secret",
+        "api_token",
+    ];
+    let o = flow_with_key(
+        &dir,
+        &connect,
+        Some("jira-canary-token\n"),
+        Some("correct horse battery staple"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !dir.join(".flow/master.key").exists(),
+        "no key file when the environment gives the key"
+    );
+    let o = flow_with_key(
+        &dir,
+        &["connections", "list"],
+        None,
+        Some("correct horse battery staple"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("jira"));
+    let o = flow_with_key(
+        &dir,
+        &["connections", "list"],
+        None,
+        Some("another passphrase"),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("master key does not open the vault"),
+        "{}",
+        text(&o)
+    );
+    let hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let other = temp_dir("hex-key");
+    let o = flow_with_key(&other, &connect, Some("jira-canary-token\n"), Some(hex));
+    assert!(o.status.success(), "{}", text(&o));
+    let o = flow_with_key(&other, &["connections", "list"], None, Some(hex));
+    assert!(o.status.success(), "{}", text(&o));
 }
