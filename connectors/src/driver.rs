@@ -282,7 +282,8 @@ impl Driver {
                 return Ok(v);
             }
         }
-        match self.breakers.admit(&key) {
+        let breaker = self.breaker_config(&conn);
+        match self.breakers.admit_with(&key, breaker) {
             Ok(Some(t)) => self.record_transition(&key, t.to.as_str(), t.failures),
             Ok(None) => {}
             Err(refused) => {
@@ -309,7 +310,7 @@ impl Driver {
             )
             .await;
         let failed = result.as_ref().err().is_some_and(counts_against_service);
-        if let Some(t) = self.breakers.report(&key, failed) {
+        if let Some(t) = self.breakers.report_with(&key, failed, breaker) {
             self.record_transition(&key, t.to.as_str(), t.failures);
         }
         self.connections.audit(AuditEntry {
@@ -328,6 +329,28 @@ impl Driver {
             self.cache.put(k, v.clone(), ttl);
         }
         result
+    }
+
+    /// The circuit breaker's thresholds for a connection: the driver's, unless the
+    /// connection sets `breaker_failures` (consecutive failures that open the circuit)
+    /// or `breaker_open_for` (how long it stays open, a duration such as `30s`).
+    fn breaker_config(&self, conn: &Connection) -> BreakerConfig {
+        let mut config = self.config.breaker;
+        if let Some(n) = conn
+            .settings
+            .get("breaker_failures")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        {
+            config.failure_threshold = n.max(1);
+        }
+        if let Some(d) = conn
+            .settings
+            .get("breaker_open_for")
+            .and_then(|v| flow_expr::Duration::parse(v.trim()).ok())
+        {
+            config.open_for = nanos(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        }
+        config
     }
 
     fn record_transition(&self, key: &Key, state: &str, failures: u32) {

@@ -136,6 +136,15 @@ impl Breakers {
     /// Asks to send a call: `Err` when the circuit is open. A call allowed in half-open
     /// state is the trial; others are refused until it reports.
     pub fn admit(&self, key: &Key) -> Result<Option<Transition>, Refused> {
+        self.admit_with(key, self.config)
+    }
+
+    /// [`Breakers::admit`] with a connection's own thresholds.
+    pub fn admit_with(
+        &self,
+        key: &Key,
+        config: BreakerConfig,
+    ) -> Result<Option<Transition>, Refused> {
         let mut map = self
             .map
             .lock()
@@ -147,7 +156,7 @@ impl Breakers {
             State::Closed => Ok(None),
             State::Open => {
                 let elapsed = b.opened_at.map(|t| t.elapsed()).unwrap_or_default();
-                if elapsed >= self.config.open_for {
+                if elapsed >= config.open_for {
                     b.state = State::HalfOpen;
                     b.trial_in_flight = true;
                     Ok(Some(Transition {
@@ -156,7 +165,7 @@ impl Breakers {
                     }))
                 } else {
                     Err(Refused {
-                        retry_in: self.config.open_for - elapsed,
+                        retry_in: config.open_for - elapsed,
                     })
                 }
             }
@@ -175,6 +184,16 @@ impl Breakers {
 
     /// Reports a call's outcome; returns the transition it caused, if any.
     pub fn report(&self, key: &Key, failed: bool) -> Option<Transition> {
+        self.report_with(key, failed, self.config)
+    }
+
+    /// [`Breakers::report`] with a connection's own thresholds.
+    pub fn report_with(
+        &self,
+        key: &Key,
+        failed: bool,
+        config: BreakerConfig,
+    ) -> Option<Transition> {
         let mut map = self
             .map
             .lock()
@@ -193,7 +212,7 @@ impl Breakers {
             b.failures = b.failures.saturating_add(1);
             let open = match b.state {
                 State::HalfOpen => true,
-                State::Closed => b.failures >= self.config.failure_threshold,
+                State::Closed => b.failures >= config.failure_threshold,
                 State::Open => false,
             };
             if open {

@@ -618,3 +618,25 @@ async fn a_missing_connection_is_an_authentication_error() {
         e.message
     );
 }
+
+#[tokio::test]
+async fn a_connection_sets_its_own_breaker_thresholds() {
+    let (base, seen) = server(Arc::new(|_: &Seen, _| {
+        json_reply(500, json!({"message": "down"}))
+    }))
+    .await;
+    let program = compile(ACME);
+    let conn = acme_conn(&base)
+        .with_setting("breaker_failures", "1")
+        .with_setting("breaker_open_for", "10m");
+    let (driver, _) = driver(vec![conn]);
+    call(&driver, &program, "acme.get_ticket", json!({"id": "x"}))
+        .await
+        .unwrap_err();
+    let e = call(&driver, &program, "acme.get_ticket", json!({"id": "x"}))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("is open"), "{}", e.message);
+    assert!(e.retry_after.unwrap() > Duration::from_secs(500));
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}

@@ -127,6 +127,9 @@ pub struct IntegrationsArgs {
     pub format: Format,
 }
 
+/// Connection settings the driver reads itself, accepted for every integration.
+const DRIVER_SETTINGS: &[&str] = &["token_url", "breaker_failures", "breaker_open_for"];
+
 fn open_vault(store: &StoreArgs) -> miette::Result<Vault> {
     Vault::open(&Vault::path_for_store(&store.store)).map_err(|e| miette!("{e}"))
 }
@@ -149,7 +152,7 @@ pub fn connect(args: ConnectArgs, _color: ColorChoice) -> miette::Result<ExitCod
         if let Some(integ) = c.integration() {
             let (need_settings, need_secrets) = catalog::needs(integ);
             for k in settings.keys() {
-                if !need_settings.contains(k) && k != "token_url" {
+                if !need_settings.contains(k) && !DRIVER_SETTINGS.contains(&k.as_str()) {
                     return usage(format!(
                         "`{}` reads no setting `{k}`; its settings: {}",
                         args.integration,
