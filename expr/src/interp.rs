@@ -46,6 +46,10 @@ impl Context for FixedContext {
     }
 }
 
+/// Stack left before recursion grows the stack, and how much it grows by.
+pub(crate) const STACK_RED_ZONE: usize = 128 * 1024;
+pub(crate) const STACK_GROWTH: usize = 4 * 1024 * 1024;
+
 /// The longest list an expression may build (a guard against runaway memory; inputs
 /// may be larger).
 pub const MAX_BUILT_LIST: usize = 100_000_000;
@@ -135,6 +139,12 @@ impl Interpreter<'_> {
     }
 
     fn eval(&self, id: ExprId, locals: &mut [Value]) -> Result<Value, EvalError> {
+        // Deep expressions (the parser allows 512 levels) must not overflow a small
+        // thread stack: grow it on demand.
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || self.eval_node(id, locals))
+    }
+
+    fn eval_node(&self, id: ExprId, locals: &mut [Value]) -> Result<Value, EvalError> {
         let node = self.node(id)?;
         match &node.kind {
             NodeKind::Const(c) => Ok(match self.consts.get(id.0 as usize) {

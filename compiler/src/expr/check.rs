@@ -251,6 +251,12 @@ impl Checker<'_> {
     }
 
     fn expr(&mut self, expr: &ast::Expr) -> ExprId {
+        // The parser allows expressions 512 deep; grow the stack rather than overflow
+        // a small thread's.
+        stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, || self.expr_node(expr))
+    }
+
+    fn expr_node(&mut self, expr: &ast::Expr) -> ExprId {
         let span = expr.span;
         match &expr.kind {
             ExprKind::Null => self.push(NodeKind::Const(Const::Null), Type::Null, span),

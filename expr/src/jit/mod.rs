@@ -404,6 +404,14 @@ impl Translator<'_> {
     }
 
     fn expr(&mut self, id: ExprId) -> Result<(ir::Value, JTy), JitError> {
+        stacker::maybe_grow(
+            crate::interp::STACK_RED_ZONE,
+            crate::interp::STACK_GROWTH,
+            || self.expr_node(id),
+        )
+    }
+
+    fn expr_node(&mut self, id: ExprId) -> Result<(ir::Value, JTy), JitError> {
         let node = self
             .arena
             .node(id)
@@ -1160,6 +1168,19 @@ fn node_name(kind: &NodeKind) -> &'static str {
 
 /// The scope locals an expression reads (not the comprehension variables it binds).
 fn collect_locals(arena: &ExprArena, id: ExprId, out: &mut Vec<LocalId>, bound: &mut Vec<LocalId>) {
+    stacker::maybe_grow(
+        crate::interp::STACK_RED_ZONE,
+        crate::interp::STACK_GROWTH,
+        || collect_locals_node(arena, id, out, bound),
+    )
+}
+
+fn collect_locals_node(
+    arena: &ExprArena,
+    id: ExprId,
+    out: &mut Vec<LocalId>,
+    bound: &mut Vec<LocalId>,
+) {
     let Some(node) = arena.node(id) else { return };
     let visit = |e: ExprId, out: &mut Vec<LocalId>, bound: &mut Vec<LocalId>| {
         collect_locals(arena, e, out, bound)
