@@ -1,7 +1,7 @@
 //! The compiler's entry point: a root file in, the typed IR, diagnostics and the editor
 //! index out.
 
-use flow_grammar::{Diagnostic, FileId, SourceMap, has_errors};
+use flow_grammar::{Diagnostic, FileId, ParseCache, SourceMap, has_errors};
 
 use crate::analysis::Analysis;
 use crate::ir::Program;
@@ -29,7 +29,26 @@ impl Compilation {
 /// names, checks types, builds dependency graphs and lowers to the IR. Never fails:
 /// problems are diagnostics.
 pub fn compile(sources: &mut SourceMap, root: FileId, loader: &mut dyn Loader) -> Compilation {
-    let checked = crate::check::check_program(sources, root, loader);
+    let checked = crate::check::check_program(sources, root, loader, None);
+    Compilation {
+        program: checked.program,
+        diagnostics: checked.diagnostics,
+        analysis: checked.analysis,
+    }
+}
+
+/// [`compile`] for callers that compile the same program again and again (the language
+/// server after each edit, watchers): every file's items whose text is unchanged since
+/// the previous compilation with this cache are reused instead of parsed. Ends a round
+/// of the cache, so it keeps only what this compilation used.
+pub fn compile_incremental(
+    sources: &mut SourceMap,
+    root: FileId,
+    loader: &mut dyn Loader,
+    cache: &mut ParseCache,
+) -> Compilation {
+    let checked = crate::check::check_program(sources, root, loader, Some(&mut *cache));
+    cache.end_round();
     Compilation {
         program: checked.program,
         diagnostics: checked.diagnostics,

@@ -14,5 +14,5 @@ pub mod ir;
 pub mod loader;
 pub mod types;
 
-pub use compile::{Compilation, compile, compile_source};
+pub use compile::{Compilation, compile, compile_incremental, compile_source};
 pub use loader::{LoadError, LoadedFile, Loader, MemoryLoader};

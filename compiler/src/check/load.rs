@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use flow_grammar::ast::{ImportTarget, Item};
-use flow_grammar::{Diagnostic, FileId, Span, codes, decode_source, parse};
+use flow_grammar::{Diagnostic, FileId, Span, codes, decode_source, parse, parse_incremental};
 
 use super::{Checker, ImportRec, ModIdx, Module};
 use crate::loader::{LoadError, Loader};
@@ -95,7 +95,10 @@ impl Checker<'_> {
             .get(file)
             .map(|f| f.text.clone())
             .unwrap_or_default();
-        let (ast, diagnostics) = parse(file, &text);
+        let (ast, diagnostics) = match self.parse_cache.as_deref_mut() {
+            Some(cache) => parse_incremental(file, &text, cache),
+            None => parse(file, &text),
+        };
         self.diagnostics.extend(diagnostics);
         self.modules.push(Module {
             key,

@@ -174,6 +174,8 @@ pub(crate) struct TestDef {
 /// Everything the checker knows; see the module docs for the phases.
 pub(crate) struct Checker<'a> {
     pub sources: &'a mut SourceMap,
+    /// Items parsed by earlier compilations, reused when their text is unchanged.
+    pub parse_cache: Option<&'a mut flow_grammar::ParseCache>,
     pub modules: Vec<Module>,
     pub types: Vec<TypeDef>,
     pub consts: Vec<ConstDef>,
@@ -194,13 +196,15 @@ pub(crate) struct Checked {
     pub analysis: Analysis,
 }
 
-pub(crate) fn check_program(
-    sources: &mut SourceMap,
+pub(crate) fn check_program<'a>(
+    sources: &'a mut SourceMap,
     root: FileId,
     loader: &mut dyn Loader,
+    parse_cache: Option<&'a mut flow_grammar::ParseCache>,
 ) -> Checked {
     let mut checker = Checker {
         sources,
+        parse_cache,
         modules: Vec::new(),
         types: Vec::new(),
         consts: Vec::new(),

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use flow_compiler::loader::join_relative;
-use flow_compiler::{Compilation, LoadError, LoadedFile, Loader, compile};
+use flow_compiler::{Compilation, LoadError, LoadedFile, Loader, compile_incremental};
 use flow_grammar::ast::{Item, Module};
 use flow_grammar::span::SourceFile;
-use flow_grammar::{FileId, SourceMap, parse};
+use flow_grammar::{FileId, ParseCache, SourceMap, parse};
 use tower_lsp_server::ls_types::Uri;
 
 use super::complete::item_key;
@@ -85,12 +85,17 @@ pub struct World {
     /// For each document, the last version of each item that parsed, so completion
     /// still knows a workflow's steps while the workflow is being edited.
     last_good: HashMap<String, (HashMap<String, Item>, Arc<Vec<Item>>)>,
+    /// For each document, the items its last analysis parsed (its own and those of the
+    /// files and stdlib modules it imports), so that an analysis after an edit parses
+    /// only the items whose text changed.
+    parse_caches: HashMap<String, Arc<Mutex<ParseCache>>>,
 }
 
 impl World {
     pub fn open(&mut self, uri: Uri, text: String, version: i32) {
         let name = name_of(&uri);
         let key = uri.as_str().to_owned();
+        self.parse_caches.entry(key.clone()).or_default();
         self.documents.insert(
             key,
             Document {
@@ -117,6 +122,7 @@ impl World {
         self.snapshots.remove(uri.as_str());
         self.parsed.remove(uri.as_str());
         self.last_good.remove(uri.as_str());
+        self.parse_caches.remove(uri.as_str());
     }
 
     /// The document's current text, its latest syntax tree and the last good version of
@@ -220,9 +226,11 @@ impl World {
             .values()
             .map(|d| (d.name.clone(), d.text.clone()))
             .collect();
+        let parse_cache = self.parse_caches.get(uri.as_str()).cloned().unwrap_or_default();
         Some(Prepared::Job(AnalysisJob {
             document: doc.clone(),
             open,
+            parse_cache,
         }))
     }
 
@@ -249,6 +257,7 @@ pub enum Prepared {
 pub struct AnalysisJob {
     document: Document,
     open: Vec<(String, Arc<str>)>,
+    parse_cache: Arc<Mutex<ParseCache>>,
 }
 
 impl AnalysisJob {
@@ -262,7 +271,11 @@ impl AnalysisJob {
             .map(|(name, text)| (name.as_str(), &**text))
             .collect();
         let mut loader = WorldLoader { open };
-        let compilation = compile(&mut sources, root, &mut loader);
+        // A poisoned cache only means an earlier analysis panicked midway; its entries
+        // are still whole items, and a wrong reuse is impossible (keys are texts).
+        let mut cache = self.parse_cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let compilation = compile_incremental(&mut sources, root, &mut loader, &mut cache);
+        drop(cache);
         Snapshot {
             uri: doc.uri,
             version: doc.version,
