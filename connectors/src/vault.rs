@@ -312,10 +312,10 @@ impl Vault {
         db.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .map_err(sql)?;
         db.execute_batch(SCHEMA).map_err(sql)?;
-        restrict_mode(path);
         let master = master_key(path, &db)?;
         check_key(path, &db, &master)?;
         let writer = spawn_writer(path)?;
+        restrict_mode(path);
         Ok(Vault {
             path: path.to_owned(),
             db: Mutex::new(db),
@@ -784,12 +784,20 @@ fn info_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConnectionInfo> {
     })
 }
 
-/// Only the owner may read the vault and its key file.
+/// Only the owner may read the vault (and SQLite's write-ahead log and index beside it).
 fn restrict_mode(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        let mut files = vec![path.to_owned()];
+        for suffix in ["-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            files.push(PathBuf::from(p));
+        }
+        for f in files {
+            let _ = std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600));
+        }
     }
     #[cfg(not(unix))]
     let _ = path;
@@ -1033,11 +1041,13 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
+            for f in [KEY_FILE, "vault.db"] {
+                let mode = std::fs::metadata(dir.path().join(f))
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600, "{f}");
+            }
         }
     }
 
