@@ -527,6 +527,19 @@ impl Checker<'_> {
     }
 
     fn ident(&mut self, name: &str, root: bool, span: Span) -> ExprId {
+        if root {
+            // CEL's `.name` skips container namespaces; Flow has none, so a leading
+            // dot is almost certainly a slip.
+            self.error(
+                Diagnostic::new(
+                    codes::NOT_SUPPORTED_EXPR,
+                    span,
+                    format!("`.{name}`: the root-namespace form is not supported"),
+                )
+                .with_label("Flow has no namespaces to skip")
+                .with_help(format!("write `{name}`")),
+            );
+        }
         if !root {
             if let Some((id, ty)) = self.lookup_bound(name) {
                 return self.push(NodeKind::Local(id), ty, span);
@@ -1188,6 +1201,70 @@ impl Checker<'_> {
                 }
             }
         }
+        let arity_fits = sigs.iter().any(|s| {
+            if s.variadic {
+                types.len() >= s.params.len()
+            } else {
+                types.len() == s.params.len()
+            }
+        });
+        if matched.is_empty() && !arity_fits {
+            let mut counts: Vec<usize> = sigs
+                .iter()
+                .map(|s| s.params.len() - usize::from(s.receiver))
+                .collect();
+            counts.sort_unstable();
+            counts.dedup();
+            let expected = counts
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let found = types.len() - usize::from(receiver);
+            let candidates: Vec<String> = sigs.iter().map(display_signature).collect();
+            let d = Diagnostic::new(
+                codes::WRONG_ARGUMENT_COUNT,
+                span,
+                format!(
+                    "`{name}` takes {expected} argument{}, found {found}",
+                    if expected == "1" { "" } else { "s" }
+                ),
+            )
+            .with_label("wrong number of arguments")
+            .with_note(format!("it takes: {}", candidates.join("; ")));
+            let ty = self.error(d);
+            let overload = sigs.first().map(|s| s.overload).unwrap_or(Overload::ToDyn);
+            return self.push(NodeKind::Call { overload, args }, ty, span);
+        }
+        // A constant regular expression is checked now rather than at run time.
+        if let (Some(first), [_, pattern]) = (sigs.first(), args.as_slice()) {
+            if first.overload == Overload::Matches {
+                if let Some(NodeKind::Const(Const::String(p))) =
+                    self.arena.node(*pattern).map(|n| &n.kind)
+                {
+                    if let Err(e) = regex::Regex::new(p) {
+                        let pspan = self.arena.span(*pattern);
+                        let message = e.to_string();
+                        let detail = message
+                            .lines()
+                            .last()
+                            .unwrap_or("invalid")
+                            .trim()
+                            .trim_start_matches("error: ")
+                            .to_string();
+                        self.error(
+                            Diagnostic::new(
+                                codes::INVALID_REGEX,
+                                pspan,
+                                format!("invalid regular expression: {detail}"),
+                            )
+                            .with_label("this pattern does not compile")
+                            .with_note("patterns use RE2 syntax"),
+                        );
+                    }
+                }
+            }
+        }
         let Some((first, _)) = matched.first() else {
             let shown: Vec<String> = types.iter().map(|t| format!("`{t}`")).collect();
             let what = match name {
@@ -1278,6 +1355,37 @@ impl Checker<'_> {
             ("sort_by", 2) => (K::SortBy, false, false),
             ("group_by", 2) => (K::GroupBy, false, false),
             ("count", 2) => (K::CountIf, false, false),
+            (
+                "all" | "exists" | "exists_one" | "existsOne" | "map" | "filter" | "transformList"
+                | "transformMap" | "optMap" | "optFlatMap" | "sort_by" | "group_by",
+                n,
+            ) => {
+                let (counts, usage) = match name {
+                    "all" | "exists" | "exists_one" | "existsOne" => (
+                        "2 or 3",
+                        format!("`xs.{name}(x, predicate)` or `xs.{name}(i, x, predicate)`"),
+                    ),
+                    "map" => (
+                        "2 or 3",
+                        "`xs.map(x, transform)` or `xs.map(x, filter, transform)`".to_string(),
+                    ),
+                    "transformList" | "transformMap" => (
+                        "3 or 4",
+                        format!(
+                            "`xs.{name}(i, x, transform)` or `xs.{name}(i, x, filter, transform)`"
+                        ),
+                    ),
+                    _ => ("2", format!("`xs.{name}(x, expression)`")),
+                };
+                let d = Diagnostic::new(
+                    codes::WRONG_ARGUMENT_COUNT,
+                    span,
+                    format!("`{name}` takes {counts} arguments, found {n}"),
+                )
+                .with_label("wrong number of arguments")
+                .with_help(format!("write {usage}"));
+                return Some(self.fail(format!("wrong number of arguments to {name}"), d, span));
+            }
             _ => return None,
         };
         let v1 = var_name(idents.first().copied().flatten());
