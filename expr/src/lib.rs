@@ -11,7 +11,7 @@ pub mod error;
 mod format;
 mod functions;
 mod interp;
-pub mod jit;
+mod jit;
 pub mod json;
 pub mod time;
 pub mod value;

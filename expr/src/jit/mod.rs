@@ -117,7 +117,8 @@ impl Compiled {
 
 /// Owns the cranelift module and everything compiled into it.
 pub struct Jit {
-    module: JITModule,
+    /// Freed explicitly when the `Jit` is dropped (see `Drop`).
+    module: std::mem::ManuallyDrop<JITModule>,
     ctx: cranelift_codegen::Context,
     builder_ctx: FunctionBuilderContext,
     helpers: HashMap<&'static str, (FuncId, &'static [Kind], Option<Kind>)>,
@@ -162,7 +163,7 @@ impl Jit {
         }
         Ok(Jit {
             ctx: module.make_context(),
-            module,
+            module: std::mem::ManuallyDrop::new(module),
             builder_ctx: FunctionBuilderContext::new(),
             helpers: table,
         })
@@ -244,6 +245,19 @@ impl Jit {
             func: code as usize,
             result: result_ty,
         })
+    }
+}
+
+impl Drop for Jit {
+    fn drop(&mut self) {
+        // SAFETY: the `Jit` is owned by a `Program` together with every `Compiled` handle
+        // made from it; handles are only used inside `Program::eval` while the program
+        // is borrowed, so when the program (and this `Jit`) is dropped no compiled
+        // function is running or can be called again. `module` is not used after this.
+        unsafe {
+            let module = std::mem::ManuallyDrop::take(&mut self.module);
+            module.free_memory();
+        }
     }
 }
 
