@@ -104,6 +104,7 @@ enum Raw {
     #[token("/*", block_comment)]
     BlockComment(bool),
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*")]
+    #[regex(r"`[^`\n]+`")]
     Ident,
     #[regex(r"(?:0[xX][0-9a-fA-F]+|[0-9]+)")]
     Int,

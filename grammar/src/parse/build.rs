@@ -59,8 +59,11 @@ impl<'s> Builder<'s> {
         doc_comment_before(self.source, self.base + p.as_span().start())
     }
 
+    /// A name as written; a backtick-quoted field name (CEL) without its backticks.
     fn ident(&self, p: P<'_>) -> Ident {
-        Ident { name: p.as_str().to_owned(), span: self.span(&p) }
+        let text = p.as_str();
+        let name = text.strip_prefix('`').and_then(|t| t.strip_suffix('`')).unwrap_or(text);
+        Ident { name: name.to_owned(), span: self.span(&p) }
     }
 
     fn error(&self, code: crate::codes::Code, span: Span, message: impl Into<String>) -> Diagnostic {
