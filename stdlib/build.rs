@@ -7,12 +7,19 @@ fn main() {
     let mut names: Vec<String> = std::fs::read_dir("modules")
         .map(|dir| {
             dir.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".flow")).map(str::to_owned))
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".flow"))
+                        .map(str::to_owned)
+                })
                 .collect()
         })
         .unwrap_or_default();
     names.sort();
-    let mut out = String::from("/// Every embedded module, sorted by name.\npub const MODULES: &[Module] = &[\n");
+    let mut out = String::from(
+        "/// Every embedded module, sorted by name.\npub const MODULES: &[Module] = &[\n",
+    );
     for name in &names {
         let _ = writeln!(
             out,
@@ -20,7 +27,8 @@ fn main() {
         );
     }
     out.push_str("];\n");
-    let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("modules.rs");
+    let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()))
+        .join("modules.rs");
     if let Err(e) = std::fs::write(&dest, out) {
         println!("cargo:warning=cannot write {}: {e}", dest.display());
     }

@@ -13,9 +13,18 @@ fn flow_eval(args: &[&str], stdin: &str) -> (i32, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("flow runs");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("writes stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("writes stdin");
     let out = child.wait_with_output().expect("flow finishes");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 const ORDERS: &str = r#"{"orders": [{"id": "a", "total": 120.5, "items": [1, 2]}, {"id": "b", "total": 80, "items": []}]}"#;
@@ -23,13 +32,26 @@ const ORDERS: &str = r#"{"orders": [{"id": "a", "total": 120.5, "items": [1, 2]}
 #[test]
 fn evaluates_over_inferred_input_in_every_tier() {
     for tier in [&["--no-jit"][..], &["--jit=always"][..], &[][..]] {
-        let mut args = vec!["-c", "input.orders.filter(o, o.total > 100.0).map(o, o.id)", "--input", "-"];
+        let mut args = vec![
+            "-c",
+            "input.orders.filter(o, o.total > 100.0).map(o, o.id)",
+            "--input",
+            "-",
+        ];
         args.extend_from_slice(tier);
         let (code, out, err) = flow_eval(&args, ORDERS);
         assert_eq!(code, 0, "{err}");
         assert_eq!(out.trim(), r#"["a"]"#);
     }
-    let (code, out, _) = flow_eval(&["-c", "input.orders.group_by(o, size(o.items) > 0)", "-i", "-"], ORDERS);
+    let (code, out, _) = flow_eval(
+        &[
+            "-c",
+            "input.orders.group_by(o, size(o.items) > 0)",
+            "-i",
+            "-",
+        ],
+        ORDERS,
+    );
     assert_eq!(code, 0);
     assert!(out.contains(r#""true":[{"id":"a""#), "{out}");
 }
@@ -38,16 +60,31 @@ fn evaluates_over_inferred_input_in_every_tier() {
 fn variables_and_declared_types() {
     let (code, out, _) = flow_eval(&["x * 2", "--var", "x=21"], "");
     assert_eq!((code, out.trim()), (0, "42"));
-    let (code, _, err) = flow_eval(&["input", "-i", "-", "--type", "{ orders: list<{ id: int }> }"], ORDERS);
+    let (code, _, err) = flow_eval(
+        &[
+            "input",
+            "-i",
+            "-",
+            "--type",
+            "{ orders: list<{ id: int }> }",
+        ],
+        ORDERS,
+    );
     assert_eq!(code, 1);
-    assert!(err.contains("input.orders[0].id: expected int, found string"), "{err}");
+    assert!(
+        err.contains("input.orders[0].id: expected int, found string"),
+        "{err}"
+    );
 }
 
 #[test]
 fn type_errors_are_diagnostics_and_evaluation_errors_exit_1() {
     let (code, _, err) = flow_eval(&["input.orders[0].totl", "-i", "-"], ORDERS);
     assert_eq!(code, 1);
-    assert!(err.contains("E2004") && err.contains("did you mean `total`?"), "{err}");
+    assert!(
+        err.contains("E2004") && err.contains("did you mean `total`?"),
+        "{err}"
+    );
     let (code, _, err) = flow_eval(&["1 / 0"], "");
     assert_eq!(code, 1);
     assert!(err.contains("division by zero"), "{err}");

@@ -25,7 +25,11 @@ fn valid_files_parse_to_the_expected_ast() {
         assert!(problem.is_none());
         let text = &sources.get(id).unwrap().text;
         let (module, diagnostics) = parse(id, text);
-        assert!(diagnostics.is_empty(), "{}: unexpected diagnostics {diagnostics:#?}", path.display());
+        assert!(
+            diagnostics.is_empty(),
+            "{}: unexpected diagnostics {diagnostics:#?}",
+            path.display()
+        );
         insta::assert_debug_snapshot!(module);
     });
 }

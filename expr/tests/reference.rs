@@ -23,10 +23,19 @@ fn render() -> String {
         if sigs.is_empty() {
             continue;
         }
-        out.push_str(&format!("### {:?}\n\n{}\n\n{}\n\n", f.overload, sigs.join("<br>"), f.doc));
+        out.push_str(&format!(
+            "### {:?}\n\n{}\n\n{}\n\n",
+            f.overload,
+            sigs.join("<br>"),
+            f.doc
+        ));
         out.push_str("| example | result |\n|---|---|\n");
         for e in f.examples {
-            out.push_str(&format!("| `{}` | `{}` |\n", e.expr.replace('|', "\\|"), e.result.replace('|', "\\|")));
+            out.push_str(&format!(
+                "| `{}` | `{}` |\n",
+                e.expr.replace('|', "\\|"),
+                e.result.replace('|', "\\|")
+            ));
         }
         out.push('\n');
     }
@@ -47,7 +56,9 @@ fn function_reference_matches_the_catalogue() {
             let updated = format!("{}{START}{wanted}{}", &text[..start], &text[end..]);
             std::fs::write(&path, updated).expect("writes docs");
         } else {
-            panic!("docs/expressions.md's function reference is out of date: run UPDATE_DOCS=1 cargo test -p flow-expr --test reference");
+            panic!(
+                "docs/expressions.md's function reference is out of date: run UPDATE_DOCS=1 cargo test -p flow-expr --test reference"
+            );
         }
     }
 }

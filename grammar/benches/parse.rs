@@ -11,7 +11,9 @@ use std::hint::black_box;
 fn program() -> String {
     let mut out = String::new();
     for w in 0..500 {
-        out.push_str(&format!("/// Workflow number {w}.\nworkflow sync_{w}(limit: int = 10) -> {{ count: int }} {{\n"));
+        out.push_str(&format!(
+            "/// Workflow number {w}.\nworkflow sync_{w}(limit: int = 10) -> {{ count: int }} {{\n"
+        ));
         for s in 0..20 {
             if s == 0 {
                 out.push_str("  step s0 = http.get(url: \"https://api.example.com/items\", query: { \"limit\": string(limit) })\n");
@@ -42,13 +44,24 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse");
     group.throughput(Throughput::Bytes(source.len() as u64));
     group.sample_size(20);
-    group.bench_function("10k_lines", |b| b.iter(|| parse(FileId(0), black_box(&source))));
-    group.bench_function("lex_10k_lines", |b| b.iter(|| tokens::lex(black_box(&source))));
+    group.bench_function("10k_lines", |b| {
+        b.iter(|| parse(FileId(0), black_box(&source)))
+    });
+    group.bench_function("lex_10k_lines", |b| {
+        b.iter(|| tokens::lex(black_box(&source)))
+    });
 
     // An editor's case: one edit in the middle of the file, parsed with the cache warm
     // from the previous version (the edit alternates so every iteration changes an item).
     let middle = source.find("workflow sync_250(").unwrap_or(0);
-    let edited = [source.clone(), format!("{}{}", &source[..middle], source[middle..].replacen("limit: int = 10", "limit: int = 11", 1))];
+    let edited = [
+        source.clone(),
+        format!(
+            "{}{}",
+            &source[..middle],
+            source[middle..].replacen("limit: int = 10", "limit: int = 11", 1)
+        ),
+    ];
     let mut cache = ParseCache::new();
     let _ = parse_incremental(FileId(0), &edited[0], &mut cache);
     cache.end_round();

@@ -11,6 +11,10 @@ fn main() {
             }
         };
         let (module, diagnostics) = flow_grammar::parse(flow_grammar::FileId(0), &text);
-        println!("{path}: {} items, {} diagnostics", module.items.len(), diagnostics.len());
+        println!(
+            "{path}: {} items, {} diagnostics",
+            module.items.len(),
+            diagnostics.len()
+        );
     }
 }

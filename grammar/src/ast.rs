@@ -28,7 +28,11 @@ pub struct Path {
 impl Path {
     /// The segments joined with dots.
     pub fn dotted(&self) -> String {
-        self.segments.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(".")
+        self.segments
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(".")
     }
 }
 
@@ -163,9 +167,15 @@ pub struct IntegrationSetting {
 pub enum SettingValue {
     Expr(Expr),
     /// `50 per 1m`
-    RateLimit { count: Expr, per: Expr },
+    RateLimit {
+        count: Expr,
+        per: Expr,
+    },
     /// `GET "/api.test"`
-    Endpoint { method: Ident, path: Expr },
+    Endpoint {
+        method: Ident,
+        path: Expr,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -188,15 +198,27 @@ pub struct ActionClause {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ActionClauseKind {
     /// `POST "/chat.postMessage"`
-    Request { method: Ident, path: Expr },
+    Request {
+        method: Ident,
+        path: Expr,
+    },
     Query(Expr),
     Headers(Expr),
     /// `body json { ... }`; the kind is `json`, `form`, `xml`, `text` or `multipart`.
-    Body { kind: Ident, value: Expr },
+    Body {
+        kind: Ident,
+        value: Expr,
+    },
     /// `paginate cursor(next, param: "cursor")`
-    Paginate { kind: Ident, args: Vec<Arg> },
+    Paginate {
+        kind: Ident,
+        args: Vec<Arg>,
+    },
     /// `error_when COND => MESSAGE`
-    ErrorWhen { condition: Expr, message: Expr },
+    ErrorWhen {
+        condition: Expr,
+        message: Expr,
+    },
     Result(Expr),
     Timeout(Expr),
 }
@@ -221,7 +243,10 @@ pub struct EventClause {
 pub enum EventClauseKind {
     Webhook(Expr),
     /// `verify slack_signature(secret("signing_secret"))`
-    Verify { scheme: Ident, args: Vec<Arg> },
+    Verify {
+        scheme: Ident,
+        args: Vec<Arg>,
+    },
     When(Expr),
     Result(Expr),
 }
@@ -255,13 +280,33 @@ pub struct Statement {
 pub enum StatementKind {
     On(Trigger),
     Settings(Vec<SettingEntry>),
-    Let { name: Ident, ty: Option<TypeExpr>, value: Expr },
+    Let {
+        name: Ident,
+        ty: Option<TypeExpr>,
+        value: Expr,
+    },
     Step(Step),
     Wait(Wait),
-    Notify { integration: Ident, target: Expr, message: Expr },
-    If { branches: Vec<IfBranch>, otherwise: Option<Block> },
-    For { var: Ident, iterable: Expr, parallel: Option<Expr>, body: Block },
-    Try { body: Block, error: Option<Ident>, handler: Block },
+    Notify {
+        integration: Ident,
+        target: Expr,
+        message: Expr,
+    },
+    If {
+        branches: Vec<IfBranch>,
+        otherwise: Option<Block>,
+    },
+    For {
+        var: Ident,
+        iterable: Expr,
+        parallel: Option<Expr>,
+        body: Block,
+    },
+    Try {
+        body: Block,
+        error: Option<Ident>,
+        handler: Block,
+    },
     Fail(Expr),
     Return(Option<Expr>),
     Log(Expr),
@@ -310,9 +355,17 @@ pub struct Step {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepCall {
     /// `integration.action(args)`
-    Action { target: Path, args: Vec<Arg>, span: Span },
+    Action {
+        target: Path,
+        args: Vec<Arg>,
+        span: Span,
+    },
     /// `run workflow(args)`
-    Workflow { target: Path, args: Vec<Arg>, span: Span },
+    Workflow {
+        target: Path,
+        args: Vec<Arg>,
+        span: Span,
+    },
 }
 
 impl StepCall {
@@ -393,11 +446,21 @@ pub struct TestStatement {
 #[derive(Clone, Debug, PartialEq)]
 pub enum TestStatementKind {
     /// `mock jira.create_issue fails communication("x") times 1 then returns {...}`
-    Mock { target: Path, behaviours: Vec<MockBehaviour> },
+    Mock {
+        target: Path,
+        behaviours: Vec<MockBehaviour>,
+    },
     /// `run workflow(args)`
-    Run { target: Path, args: Vec<Arg> },
+    Run {
+        target: Path,
+        args: Vec<Arg>,
+    },
     Expect(Expr),
-    Let { name: Ident, ty: Option<TypeExpr>, value: Expr },
+    Let {
+        name: Ident,
+        ty: Option<TypeExpr>,
+        value: Expr,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -411,7 +474,10 @@ pub struct MockBehaviour {
 pub enum MockOutcome {
     Returns(Expr),
     /// `fails KIND("message")`
-    Fails { kind: Ident, message: Option<Expr> },
+    Fails {
+        kind: Ident,
+        message: Option<Expr>,
+    },
 }
 
 // ------------------------------------------------------------------ expressions
@@ -531,14 +597,42 @@ pub enum ExprKind {
     /// `"Hello ${name}"`
     Interpolated(Vec<StringPart>),
     /// A name; `root` when written with CEL's leading dot (`.a`).
-    Ident { name: String, root: bool },
-    Member { target: Box<Expr>, field: Ident, access: Access },
-    Index { target: Box<Expr>, index: Box<Expr>, access: Access },
+    Ident {
+        name: String,
+        root: bool,
+    },
+    Member {
+        target: Box<Expr>,
+        field: Ident,
+        access: Access,
+    },
+    Index {
+        target: Box<Expr>,
+        index: Box<Expr>,
+        access: Access,
+    },
     /// `f(args)` (no target) or `target.f(args)` (receiver style, `?.` when null-safe).
-    Call { target: Option<Box<Expr>>, function: Ident, args: Vec<Arg>, access: Access, root: bool },
-    Unary { op: UnaryOp, operand: Box<Expr> },
-    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
-    Conditional { condition: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
+    Call {
+        target: Option<Box<Expr>>,
+        function: Ident,
+        args: Vec<Arg>,
+        access: Access,
+        root: bool,
+    },
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    Conditional {
+        condition: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
+    },
     List(Vec<ListElement>),
     Map(Vec<MapEntry>),
     Record(Vec<FieldInit>),
@@ -566,12 +660,18 @@ impl Expr {
                 .collect(),
             ExprKind::Member { target, .. } => vec![target],
             ExprKind::Index { target, index, .. } => vec![target, index],
-            ExprKind::Call { target, args, .. } => {
-                target.iter().map(|t| &**t).chain(args.iter().map(|a| &a.value)).collect()
-            }
+            ExprKind::Call { target, args, .. } => target
+                .iter()
+                .map(|t| &**t)
+                .chain(args.iter().map(|a| &a.value))
+                .collect(),
             ExprKind::Unary { operand, .. } => vec![operand],
             ExprKind::Binary { lhs, rhs, .. } => vec![lhs, rhs],
-            ExprKind::Conditional { condition, then, otherwise } => vec![condition, then, otherwise],
+            ExprKind::Conditional {
+                condition,
+                then,
+                otherwise,
+            } => vec![condition, then, otherwise],
             ExprKind::List(items) => items.iter().map(|e| &e.value).collect(),
             ExprKind::Map(entries) => entries.iter().flat_map(|e| [&e.key, &e.value]).collect(),
             ExprKind::Record(fields) => fields.iter().map(|f| &f.value).collect(),

@@ -194,7 +194,9 @@ impl SpansMut for ActionClauseKind {
 impl SpansMut for EventClauseKind {
     fn for_each_span(&mut self, f: &mut dyn FnMut(&mut Span)) {
         match self {
-            EventClauseKind::Webhook(e) | EventClauseKind::When(e) | EventClauseKind::Result(e) => e.for_each_span(f),
+            EventClauseKind::Webhook(e) | EventClauseKind::When(e) | EventClauseKind::Result(e) => {
+                e.for_each_span(f)
+            }
             EventClauseKind::Verify { scheme, args } => {
                 scheme.for_each_span(f);
                 args.for_each_span(f);
@@ -215,22 +217,38 @@ impl SpansMut for StatementKind {
             }
             StatementKind::Step(step) => step.for_each_span(f),
             StatementKind::Wait(Wait::For(e) | Wait::Until(e)) => e.for_each_span(f),
-            StatementKind::Notify { integration, target, message } => {
+            StatementKind::Notify {
+                integration,
+                target,
+                message,
+            } => {
                 integration.for_each_span(f);
                 target.for_each_span(f);
                 message.for_each_span(f);
             }
-            StatementKind::If { branches, otherwise } => {
+            StatementKind::If {
+                branches,
+                otherwise,
+            } => {
                 branches.for_each_span(f);
                 otherwise.for_each_span(f);
             }
-            StatementKind::For { var, iterable, parallel, body } => {
+            StatementKind::For {
+                var,
+                iterable,
+                parallel,
+                body,
+            } => {
                 var.for_each_span(f);
                 iterable.for_each_span(f);
                 parallel.for_each_span(f);
                 body.for_each_span(f);
             }
-            StatementKind::Try { body, error, handler } => {
+            StatementKind::Try {
+                body,
+                error,
+                handler,
+            } => {
                 body.for_each_span(f);
                 error.for_each_span(f);
                 handler.for_each_span(f);
@@ -258,7 +276,9 @@ impl SpansMut for ModifierKind {
         match self {
             ModifierKind::After(names) => names.for_each_span(f),
             ModifierKind::Retry(retry) => retry.for_each_span(f),
-            ModifierKind::Timeout(e) | ModifierKind::Cache(e) | ModifierKind::IdempotencyKey(e) => e.for_each_span(f),
+            ModifierKind::Timeout(e) | ModifierKind::Cache(e) | ModifierKind::IdempotencyKey(e) => {
+                e.for_each_span(f)
+            }
         }
     }
 }
@@ -325,7 +345,12 @@ impl SpansMut for ExprKind {
                 target.for_each_span(f);
                 index.for_each_span(f);
             }
-            ExprKind::Call { target, function, args, .. } => {
+            ExprKind::Call {
+                target,
+                function,
+                args,
+                ..
+            } => {
                 target.for_each_span(f);
                 function.for_each_span(f);
                 args.for_each_span(f);
@@ -335,7 +360,11 @@ impl SpansMut for ExprKind {
                 lhs.for_each_span(f);
                 rhs.for_each_span(f);
             }
-            ExprKind::Conditional { condition, then, otherwise } => {
+            ExprKind::Conditional {
+                condition,
+                then,
+                otherwise,
+            } => {
                 condition.for_each_span(f);
                 then.for_each_span(f);
                 otherwise.for_each_span(f);

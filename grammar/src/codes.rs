@@ -20,7 +20,11 @@ pub struct Code {
 
 impl Code {
     pub fn severity(self) -> Severity {
-        if self.id.starts_with('W') { Severity::Warning } else { Severity::Error }
+        if self.id.starts_with('W') {
+            Severity::Warning
+        } else {
+            Severity::Error
+        }
     }
 }
 
@@ -170,8 +174,16 @@ mod tests {
         for code in ALL {
             assert!(seen.insert(code.id), "code {} registered twice", code.id);
             assert_eq!(code.id.len(), 5, "{}", code.id);
-            assert!(code.id.starts_with('E') || code.id.starts_with('W'), "{}", code.id);
-            assert!(code.id[1..].chars().all(|c| c.is_ascii_digit()), "{}", code.id);
+            assert!(
+                code.id.starts_with('E') || code.id.starts_with('W'),
+                "{}",
+                code.id
+            );
+            assert!(
+                code.id[1..].chars().all(|c| c.is_ascii_digit()),
+                "{}",
+                code.id
+            );
         }
     }
 }

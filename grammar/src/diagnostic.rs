@@ -64,7 +64,10 @@ impl Diagnostic {
     }
 
     pub fn with_secondary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.labels.push(Label { span, message: message.into() });
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+        });
         self
     }
 
@@ -79,7 +82,11 @@ impl Diagnostic {
     }
 
     /// Adds "did you mean `x`?" when a close candidate exists.
-    pub fn with_suggestion<'a>(self, wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Diagnostic {
+    pub fn with_suggestion<'a>(
+        self,
+        wrong: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> Diagnostic {
         match crate::suggest::did_you_mean(wrong, candidates) {
             Some(best) => self.with_help(format!("did you mean `{best}`?")),
             None => self,

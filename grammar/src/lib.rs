@@ -18,7 +18,7 @@ pub mod tokens;
 pub use codes::Code;
 pub use diagnostic::{Diagnostic, Label, Severity, has_errors};
 pub use parse::{
-    MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_SOURCE_BYTES, ParseCache, decode_source, parse, parse_expression, parse_incremental,
-    parse_type,
+    MAX_EXPRESSION_DEPTH, MAX_NESTING, MAX_SOURCE_BYTES, ParseCache, decode_source, parse,
+    parse_expression, parse_incremental, parse_type,
 };
 pub use span::{FileId, LineColumn, SourceFile, SourceMap, Span};

@@ -29,7 +29,10 @@ impl<'a> ariadne::Cache<FileId> for SourceCache<'a> {
     fn fetch(&mut self, id: &FileId) -> Result<&Source<&'a str>, impl fmt::Debug> {
         let map = self.map;
         let source = match map.get(*id) {
-            Some(file) => self.loaded.entry(*id).or_insert_with(|| Source::from(file.text.as_str())),
+            Some(file) => self
+                .loaded
+                .entry(*id)
+                .or_insert_with(|| Source::from(file.text.as_str())),
             None => &self.empty,
         };
         Ok::<_, String>(source)
@@ -43,7 +46,15 @@ impl<'a> ariadne::Cache<FileId> for SourceCache<'a> {
 impl<'a> Renderer<'a> {
     /// `color`: whether to use ANSI colours (callers decide from TTY and `NO_COLOR`).
     pub fn new(sources: &'a SourceMap, color: bool) -> Renderer<'a> {
-        Renderer { sources, cache: SourceCache { map: sources, loaded: HashMap::new(), empty: Source::from("") }, color }
+        Renderer {
+            sources,
+            cache: SourceCache {
+                map: sources,
+                loaded: HashMap::new(),
+                empty: Source::from(""),
+            },
+            color,
+        }
     }
 
     /// The report as the terminal shows it: code, message, source excerpt with labels, notes, help.
@@ -58,10 +69,16 @@ impl<'a> Renderer<'a> {
         };
         let span = self.clamp(diagnostic.span);
         let mut report = Report::build(kind, (span.file, span.range()))
-            .with_config(Config::default().with_color(self.color).with_index_type(IndexType::Byte))
+            .with_config(
+                Config::default()
+                    .with_color(self.color)
+                    .with_index_type(IndexType::Byte),
+            )
             .with_code(diagnostic.code.id)
             .with_message(&diagnostic.message);
-        let mut primary = Label::new((span.file, span.range())).with_color(primary_color).with_order(0);
+        let mut primary = Label::new((span.file, span.range()))
+            .with_color(primary_color)
+            .with_order(0);
         if let Some(text) = &diagnostic.label {
             primary = primary.with_message(text);
         }
@@ -97,7 +114,12 @@ impl<'a> Renderer<'a> {
             }
             None => ("<unknown>", 1, 1),
         };
-        format!("{name}:{line}:{column}: {}[{}]: {}", diagnostic.severity.as_str(), diagnostic.code.id, diagnostic.message)
+        format!(
+            "{name}:{line}:{column}: {}[{}]: {}",
+            diagnostic.severity.as_str(),
+            diagnostic.code.id,
+            diagnostic.message
+        )
     }
 
     /// The JSON object `--format json` prints for one diagnostic.
@@ -106,7 +128,10 @@ impl<'a> Renderer<'a> {
         let labels: Vec<JsonLabel> = diagnostic
             .labels
             .iter()
-            .map(|l| JsonLabel { message: l.message.clone(), location: self.location(l.span) })
+            .map(|l| JsonLabel {
+                message: l.message.clone(),
+                location: self.location(l.span),
+            })
             .collect();
         let json = JsonDiagnostic {
             code: diagnostic.code.id,
@@ -126,9 +151,21 @@ impl<'a> Renderer<'a> {
             Some(file) => {
                 let start = file.line_column(span.start as usize);
                 let end = file.line_column(span.end as usize);
-                JsonLocation { file: file.name.clone(), line: start.line, column: start.column, end_line: end.line, end_column: end.column }
+                JsonLocation {
+                    file: file.name.clone(),
+                    line: start.line,
+                    column: start.column,
+                    end_line: end.line,
+                    end_column: end.column,
+                }
             }
-            None => JsonLocation { file: String::new(), line: 1, column: 1, end_line: 1, end_column: 1 },
+            None => JsonLocation {
+                file: String::new(),
+                line: 1,
+                column: 1,
+                end_line: 1,
+                end_column: 1,
+            },
         }
     }
 

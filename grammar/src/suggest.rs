@@ -1,7 +1,10 @@
 //! "Did you mean" suggestions by edit distance.
 
 /// The candidate closest to `wrong`, if it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = match wrong.chars().count() {
         0..=2 => 1,
         3..=5 => 2,
@@ -32,7 +35,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=n {
         for j in 1..=m {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -49,7 +54,10 @@ mod tests {
     #[test]
     fn transposition_costs_one() {
         assert_eq!(edit_distance("retyr", "retry"), 1);
-        assert_eq!(did_you_mean("retyr", ["retry", "timeout", "after"]), Some("retry"));
+        assert_eq!(
+            did_you_mean("retyr", ["retry", "timeout", "after"]),
+            Some("retry")
+        );
         assert_eq!(did_you_mean("zzzzzz", ["retry", "timeout"]), None);
     }
 }

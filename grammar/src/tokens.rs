@@ -60,7 +60,10 @@ impl TokenKind {
     pub fn is_trivia(self) -> bool {
         matches!(
             self,
-            TokenKind::Whitespace | TokenKind::LineComment | TokenKind::DocComment | TokenKind::BlockComment
+            TokenKind::Whitespace
+                | TokenKind::LineComment
+                | TokenKind::DocComment
+                | TokenKind::BlockComment
         )
     }
 }
@@ -81,11 +84,62 @@ impl Token {
 
 /// Words with a meaning somewhere in the grammar; used for highlighting and suggestions.
 pub const KEYWORDS: &[&str] = &[
-    "import", "as", "type", "const", "integration", "action", "idempotent", "event", "workflow", "test", "on",
-    "when", "settings", "let", "step", "run", "wait", "until", "notify", "if", "else", "for", "in", "parallel",
-    "try", "catch", "fail", "return", "log", "after", "retry", "delay", "backoff", "max_delay", "jitter",
-    "timeout", "cache", "idempotency_key", "query", "headers", "body", "paginate", "error_when", "result",
-    "webhook", "verify", "per", "mock", "returns", "fails", "times", "then", "expect", "true", "false", "null",
+    "import",
+    "as",
+    "type",
+    "const",
+    "integration",
+    "action",
+    "idempotent",
+    "event",
+    "workflow",
+    "test",
+    "on",
+    "when",
+    "settings",
+    "let",
+    "step",
+    "run",
+    "wait",
+    "until",
+    "notify",
+    "if",
+    "else",
+    "for",
+    "in",
+    "parallel",
+    "try",
+    "catch",
+    "fail",
+    "return",
+    "log",
+    "after",
+    "retry",
+    "delay",
+    "backoff",
+    "max_delay",
+    "jitter",
+    "timeout",
+    "cache",
+    "idempotency_key",
+    "query",
+    "headers",
+    "body",
+    "paginate",
+    "error_when",
+    "result",
+    "webhook",
+    "verify",
+    "per",
+    "mock",
+    "returns",
+    "fails",
+    "times",
+    "then",
+    "expect",
+    "true",
+    "false",
+    "null",
 ];
 
 /// Words that start a top-level item.
@@ -110,7 +164,9 @@ enum Raw {
     Int,
     #[regex(r"(?:0[xX][0-9a-fA-F]+|[0-9]+)[uU]")]
     UInt,
-    #[regex(r"[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+|\.[0-9]+(?:[eE][+-]?[0-9]+)?")]
+    #[regex(
+        r"[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
+    )]
     Double,
     #[regex(r"(?:[0-9]+(?:ns|us|ms|s|m|h|d))+")]
     Duration,
@@ -216,7 +272,12 @@ fn string(lex: &mut logos::Lexer<Raw>) -> bool {
 /// Scans a string body up to and including its closing `quote`. Returns the bytes
 /// consumed and whether the closing quote was found. A single-quoted form stops at a
 /// newline when unterminated, so one bad line does not swallow the file.
-pub(crate) fn scan_string_body(rest: &str, quote: &str, raw: bool, interpolating: bool) -> (usize, bool) {
+pub(crate) fn scan_string_body(
+    rest: &str,
+    quote: &str,
+    raw: bool,
+    interpolating: bool,
+) -> (usize, bool) {
     let bytes = rest.as_bytes();
     let single_line = quote.len() == 1;
     let mut i = 0;
@@ -264,9 +325,14 @@ fn scan_interpolation(rest: &str) -> Option<usize> {
             }
             q @ (b'"' | b'\'') => {
                 let triple = if q == b'"' { "\"\"\"" } else { "'''" };
-                let quote = if rest[i..].starts_with(triple) { triple } else { &rest[i..i + 1] };
+                let quote = if rest[i..].starts_with(triple) {
+                    triple
+                } else {
+                    &rest[i..i + 1]
+                };
                 let raw = i > 0 && matches!(bytes[i - 1], b'r' | b'R');
-                let (n, ok) = scan_string_body(&rest[i + quote.len()..], quote, raw, q == b'"' && !raw);
+                let (n, ok) =
+                    scan_string_body(&rest[i + quote.len()..], quote, raw, q == b'"' && !raw);
                 if !ok {
                     return None;
                 }
@@ -298,7 +364,11 @@ pub fn lex(source: &str) -> Vec<Token> {
             last.end = span.end;
             continue;
         }
-        tokens.push(Token { kind, start: span.start, end: span.end });
+        tokens.push(Token {
+            kind,
+            start: span.start,
+            end: span.end,
+        });
     }
     tokens
 }
@@ -370,23 +440,48 @@ mod tests {
     #[test]
     fn unterminated_forms_are_reported_as_such() {
         assert_eq!(kinds("'abc\nx")[0], (TokenKind::UnterminatedString, "'abc"));
-        assert_eq!(kinds("/* never closed")[0].0, TokenKind::UnterminatedBlockComment);
+        assert_eq!(
+            kinds("/* never closed")[0].0,
+            TokenKind::UnterminatedBlockComment
+        );
         assert_eq!(kinds("\"\"\"open")[0].0, TokenKind::UnterminatedString);
     }
 
     #[test]
     fn literal_forms() {
         let src = "42 42u 0x1F 3.14 1e9 1h30m 250ms r'x' b\"y\" /// doc\n// plain";
-        let ks: Vec<TokenKind> = lex(src).iter().map(|t| t.kind).filter(|k| *k != TokenKind::Whitespace).collect();
+        let ks: Vec<TokenKind> = lex(src)
+            .iter()
+            .map(|t| t.kind)
+            .filter(|k| *k != TokenKind::Whitespace)
+            .collect();
         use TokenKind::*;
-        assert_eq!(ks, vec![Int, UInt, Int, Double, Double, Duration, Duration, String, String, DocComment, LineComment]);
+        assert_eq!(
+            ks,
+            vec![
+                Int,
+                UInt,
+                Int,
+                Double,
+                Double,
+                Duration,
+                Duration,
+                String,
+                String,
+                DocComment,
+                LineComment
+            ]
+        );
     }
 
     #[test]
     fn unknown_characters_are_kept() {
         let src = "a # \0 b";
         let toks = lex(src);
-        assert!(toks.iter().any(|t| t.kind == TokenKind::Unknown && t.text(src) == "#"));
+        assert!(
+            toks.iter()
+                .any(|t| t.kind == TokenKind::Unknown && t.text(src) == "#")
+        );
         let joined: String = toks.iter().map(|t| t.text(src)).collect();
         assert_eq!(joined, src);
     }

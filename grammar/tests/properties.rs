@@ -8,13 +8,67 @@ use proptest::prelude::*;
 /// rather than failing at the first character.
 fn flowish() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
-        "workflow ", "w", " {", "}", "step ", "s = ", "http.get(", "url: ", "\"https://x/${a.b}\"", ")", "\n",
-        "retry 3 delay 1s", "after ", "if ", "else ", "for x in ", "xs", " parallel 2", "try ", "catch err ",
-        "let ", "= ", "1 + 2 * 3", "a ?? b", "a?.b", "[1, 2]", "{ a: 1 }", "{\"k\": v}", "'s'", "r\"raw\"",
-        "b'\\xff'", "\"\"\"multi\nline\"\"\"", "// comment\n", "/// doc\n", "/* block */", "-", "!", "(", "[", "]",
-        ",", ":", "?", ".", "return ", "fail ", "notify console \"t\" \"m\"", "integration i { ", "action a() -> dyn { GET \"/\" }",
-        "type T = { f: list<int>? }", "import slack", "const C = 9223372036854775807", "test \"t\" { expect true }",
-        "wait 5m", "on schedule(\"* * * * *\")", "settings { timeout = 1m }", "${", "\\", "\u{0}", "é", "😀",
+        "workflow ",
+        "w",
+        " {",
+        "}",
+        "step ",
+        "s = ",
+        "http.get(",
+        "url: ",
+        "\"https://x/${a.b}\"",
+        ")",
+        "\n",
+        "retry 3 delay 1s",
+        "after ",
+        "if ",
+        "else ",
+        "for x in ",
+        "xs",
+        " parallel 2",
+        "try ",
+        "catch err ",
+        "let ",
+        "= ",
+        "1 + 2 * 3",
+        "a ?? b",
+        "a?.b",
+        "[1, 2]",
+        "{ a: 1 }",
+        "{\"k\": v}",
+        "'s'",
+        "r\"raw\"",
+        "b'\\xff'",
+        "\"\"\"multi\nline\"\"\"",
+        "// comment\n",
+        "/// doc\n",
+        "/* block */",
+        "-",
+        "!",
+        "(",
+        "[",
+        "]",
+        ",",
+        ":",
+        "?",
+        ".",
+        "return ",
+        "fail ",
+        "notify console \"t\" \"m\"",
+        "integration i { ",
+        "action a() -> dyn { GET \"/\" }",
+        "type T = { f: list<int>? }",
+        "import slack",
+        "const C = 9223372036854775807",
+        "test \"t\" { expect true }",
+        "wait 5m",
+        "on schedule(\"* * * * *\")",
+        "settings { timeout = 1m }",
+        "${",
+        "\\",
+        "\u{0}",
+        "é",
+        "😀",
     ]);
     prop::collection::vec(pieces, 0..40).prop_map(|v| v.concat())
 }
@@ -87,7 +141,10 @@ fn deep_nesting_is_an_error_not_a_crash() {
     assert_eq!(diagnostics[0].code.id, "E0006");
     let chain = format!("const X = {}", vec!["1"; 5_000].join(" + "));
     let (_, diagnostics) = parse(FileId(0), &chain);
-    assert_eq!(diagnostics[0].code.id, "E0006", "a 5,000-operand chain is deeper than the limit");
+    assert_eq!(
+        diagnostics[0].code.id, "E0006",
+        "a 5,000-operand chain is deeper than the limit"
+    );
     let prefixes = format!("const X = {}true", "!".repeat(100_000));
     let (_, diagnostics) = parse(FileId(0), &prefixes);
     assert_eq!(diagnostics[0].code.id, "E0006");
@@ -99,7 +156,10 @@ fn deep_nesting_is_an_error_not_a_crash() {
 #[test]
 fn negative_int_literals_fold() {
     let expr = parse_expression(FileId(0), "-9223372036854775808").expect("parses");
-    assert!(matches!(expr.kind, flow_grammar::ast::ExprKind::Int(i64::MIN)), "{expr:?}");
+    assert!(
+        matches!(expr.kind, flow_grammar::ast::ExprKind::Int(i64::MIN)),
+        "{expr:?}"
+    );
     let too_big = parse_expression(FileId(0), "9223372036854775808").expect_err("out of range");
     assert_eq!(too_big[0].code.id, "E0008");
 }
@@ -108,13 +168,56 @@ fn negative_int_literals_fold() {
 fn precedence_follows_cel_with_coalesce_above_comparison() {
     use flow_grammar::ast::{BinaryOp, ExprKind};
     let expr = parse_expression(FileId(0), "a ?? 0 > 5 && b || c").expect("parses");
-    let ExprKind::Binary { op: BinaryOp::Or, lhs, .. } = expr.kind else { panic!("|| is loosest") };
-    let ExprKind::Binary { op: BinaryOp::And, lhs, .. } = lhs.kind else { panic!("&& next") };
-    let ExprKind::Binary { op: BinaryOp::Gt, lhs, .. } = lhs.kind else { panic!("> next") };
-    assert!(matches!(lhs.kind, ExprKind::Binary { op: BinaryOp::Coalesce, .. }));
+    let ExprKind::Binary {
+        op: BinaryOp::Or,
+        lhs,
+        ..
+    } = expr.kind
+    else {
+        panic!("|| is loosest")
+    };
+    let ExprKind::Binary {
+        op: BinaryOp::And,
+        lhs,
+        ..
+    } = lhs.kind
+    else {
+        panic!("&& next")
+    };
+    let ExprKind::Binary {
+        op: BinaryOp::Gt,
+        lhs,
+        ..
+    } = lhs.kind
+    else {
+        panic!("> next")
+    };
+    assert!(matches!(
+        lhs.kind,
+        ExprKind::Binary {
+            op: BinaryOp::Coalesce,
+            ..
+        }
+    ));
     let sub = parse_expression(FileId(0), "1 - 2 - 3").expect("parses");
-    let ExprKind::Binary { op: BinaryOp::Sub, lhs, .. } = sub.kind else { panic!() };
-    assert!(matches!(lhs.kind, ExprKind::Binary { op: BinaryOp::Sub, .. }), "left associative");
+    let ExprKind::Binary {
+        op: BinaryOp::Sub,
+        lhs,
+        ..
+    } = sub.kind
+    else {
+        panic!()
+    };
+    assert!(
+        matches!(
+            lhs.kind,
+            ExprKind::Binary {
+                op: BinaryOp::Sub,
+                ..
+            }
+        ),
+        "left associative"
+    );
 }
 
 proptest! {
@@ -154,5 +257,8 @@ fn incremental_parse_moves_cached_items_after_an_edit() {
     assert_eq!(second, parse(FileId(1), &edited));
     cache.end_round();
     cache.end_round();
-    assert!(cache.is_empty(), "a round that uses nothing forgets everything");
+    assert!(
+        cache.is_empty(),
+        "a round that uses nothing forgets everything"
+    );
 }

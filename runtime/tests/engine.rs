@@ -176,5 +176,10 @@ workflow impatient -> string {
 }
 "#;
     let outcome = h.run(src, "impatient", serde_json::json!({})).await;
-    assert_eq!(outcome.output, serde_json::json!("timeout"), "{:?}", outcome.error);
+    assert_eq!(
+        outcome.output,
+        serde_json::json!("timeout"),
+        "{:?}",
+        outcome.error
+    );
 }

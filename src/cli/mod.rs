@@ -10,9 +10,9 @@ mod lsp;
 mod output;
 mod run;
 mod runs;
+mod sources;
 mod stats;
 mod test;
-mod sources;
 
 use std::process::ExitCode;
 

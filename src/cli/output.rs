@@ -19,7 +19,9 @@ impl ColorChoice {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            ColorChoice::Auto => {
+                is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
         }
     }
 
@@ -45,7 +47,12 @@ pub struct Tally {
 }
 
 /// Prints diagnostics: human reports on stderr, or JSON lines on stdout.
-pub fn print_diagnostics(sources: &SourceMap, diagnostics: &[Diagnostic], format: Format, color: ColorChoice) -> Tally {
+pub fn print_diagnostics(
+    sources: &SourceMap,
+    diagnostics: &[Diagnostic],
+    format: Format,
+    color: ColorChoice,
+) -> Tally {
     let mut tally = Tally::default();
     let mut renderer = Renderer::new(sources, color.stderr());
     let stdout = std::io::stdout();
@@ -68,5 +75,9 @@ pub fn print_diagnostics(sources: &SourceMap, diagnostics: &[Diagnostic], format
 }
 
 pub fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("{n} {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }

@@ -217,8 +217,7 @@ fn engine(
         ..EngineConfig::default()
     };
     let router = flow_connectors::install(Router::new(builtins), store.path());
-    Engine::new(store, Arc::new(router), config, observer)
-        .map_err(|e| miette!("{e}"))
+    Engine::new(store, Arc::new(router), config, observer).map_err(|e| miette!("{e}"))
 }
 
 pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {

@@ -1018,7 +1018,16 @@ impl<'s> Printer<'s> {
                 let otherwise = self.expr(otherwise)?;
                 Ok(Doc::group(vec![
                     condition,
-                    Doc::Indent(vec![SPACE, question, sp(), then, SPACE, colon, sp(), otherwise]),
+                    Doc::Indent(vec![
+                        SPACE,
+                        question,
+                        sp(),
+                        then,
+                        SPACE,
+                        colon,
+                        sp(),
+                        otherwise,
+                    ]),
                 ]))
             }
             ExprKind::List(items) => self.delimited("[", "]", false, items, |p, item| {

@@ -226,7 +226,11 @@ impl World {
             .values()
             .map(|d| (d.name.clone(), d.text.clone()))
             .collect();
-        let parse_cache = self.parse_caches.get(uri.as_str()).cloned().unwrap_or_default();
+        let parse_cache = self
+            .parse_caches
+            .get(uri.as_str())
+            .cloned()
+            .unwrap_or_default();
         Some(Prepared::Job(AnalysisJob {
             document: doc.clone(),
             open,
@@ -273,7 +277,10 @@ impl AnalysisJob {
         let mut loader = WorldLoader { open };
         // A poisoned cache only means an earlier analysis panicked midway; its entries
         // are still whole items, and a wrong reuse is impossible (keys are texts).
-        let mut cache = self.parse_cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = self
+            .parse_cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let compilation = compile_incremental(&mut sources, root, &mut loader, &mut cache);
         drop(cache);
         Snapshot {

@@ -30,8 +30,18 @@ pub(crate) struct Builder<'s> {
 type Built = (Expr, u32);
 
 impl<'s> Builder<'s> {
-    pub(crate) fn new(file: FileId, base: usize, source: &'s str, tokens: &'s [Token]) -> Builder<'s> {
-        Builder { file, base, source, tokens }
+    pub(crate) fn new(
+        file: FileId,
+        base: usize,
+        source: &'s str,
+        tokens: &'s [Token],
+    ) -> Builder<'s> {
+        Builder {
+            file,
+            base,
+            source,
+            tokens,
+        }
     }
 
     /// The span of a pair, without the whitespace and comments pest lets a rule end with.
@@ -62,11 +72,22 @@ impl<'s> Builder<'s> {
     /// A name as written; a backtick-quoted field name (CEL) without its backticks.
     fn ident(&self, p: P<'_>) -> Ident {
         let text = p.as_str();
-        let name = text.strip_prefix('`').and_then(|t| t.strip_suffix('`')).unwrap_or(text);
-        Ident { name: name.to_owned(), span: self.span(&p) }
+        let name = text
+            .strip_prefix('`')
+            .and_then(|t| t.strip_suffix('`'))
+            .unwrap_or(text);
+        Ident {
+            name: name.to_owned(),
+            span: self.span(&p),
+        }
     }
 
-    fn error(&self, code: crate::codes::Code, span: Span, message: impl Into<String>) -> Diagnostic {
+    fn error(
+        &self,
+        code: crate::codes::Code,
+        span: Span,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::new(code, span, message)
     }
 
@@ -104,12 +125,19 @@ impl<'s> Builder<'s> {
         let target = next(&mut inner)?;
         let target = if is_string_rule(target.as_rule()) {
             let target_span = self.span(&target);
-            ImportTarget::File { path: self.plain_string(target)?, span: target_span }
+            ImportTarget::File {
+                path: self.plain_string(target)?,
+                span: target_span,
+            }
         } else {
             ImportTarget::Module(self.ident(target))
         };
         let alias = inner.next().map(|a| self.ident(a));
-        Ok(Import { target, alias, span })
+        Ok(Import {
+            target,
+            alias,
+            span,
+        })
     }
 
     fn type_decl(&self, p: P<'_>) -> R<TypeDecl> {
@@ -117,7 +145,12 @@ impl<'s> Builder<'s> {
         let mut inner = p.into_children();
         let name = self.ident(next(&mut inner)?);
         let ty = self.type_expr(next(&mut inner)?)?;
-        Ok(TypeDecl { doc, name, ty, span })
+        Ok(TypeDecl {
+            doc,
+            name,
+            ty,
+            span,
+        })
     }
 
     fn const_decl(&self, p: P<'_>) -> R<ConstDecl> {
@@ -132,8 +165,15 @@ impl<'s> Builder<'s> {
                 _ => value = Some(self.expr(part)?),
             }
         }
-        let value = value.ok_or_else(|| self.error(codes::SYNTAX, span, "a `const` needs a value"))?;
-        Ok(ConstDecl { doc, name, ty, value, span })
+        let value =
+            value.ok_or_else(|| self.error(codes::SYNTAX, span, "a `const` needs a value"))?;
+        Ok(ConstDecl {
+            doc,
+            name,
+            ty,
+            value,
+            span,
+        })
     }
 
     // ------------------------------------------------------------ types
@@ -158,7 +198,10 @@ impl<'s> Builder<'s> {
                         TypeExprKind::Map(Box::new(key), Box::new(value))
                     }
                     Rule::record_type => {
-                        let fields = base.into_children().map(|f| self.field_type(f)).collect::<R<Vec<_>>>()?;
+                        let fields = base
+                            .into_children()
+                            .map(|f| self.field_type(f))
+                            .collect::<R<Vec<_>>>()?;
                         TypeExprKind::Record(fields)
                     }
                     _ => TypeExprKind::Named(self.path(base)),
@@ -168,7 +211,10 @@ impl<'s> Builder<'s> {
         };
         for mark in inner {
             let span = ty.span.to(self.span(&mark));
-            ty = TypeExpr { kind: TypeExprKind::Optional(Box::new(ty)), span };
+            ty = TypeExpr {
+                kind: TypeExprKind::Optional(Box::new(ty)),
+                span,
+            };
         }
         Ok(ty)
     }
@@ -178,12 +224,20 @@ impl<'s> Builder<'s> {
         let mut inner = p.into_children();
         let name = self.ident(next(&mut inner)?);
         let ty = self.type_expr(next(&mut inner)?)?;
-        Ok(FieldType { doc, name, ty, span })
+        Ok(FieldType {
+            doc,
+            name,
+            ty,
+            span,
+        })
     }
 
     fn path(&self, p: P<'_>) -> Path {
         let span = self.span(&p);
-        Path { segments: p.into_children().map(|s| self.ident(s)).collect(), span }
+        Path {
+            segments: p.into_children().map(|s| self.ident(s)).collect(),
+            span,
+        }
     }
 
     fn params(&self, p: P<'_>) -> R<Vec<Param>> {
@@ -196,7 +250,13 @@ impl<'s> Builder<'s> {
         let name = self.ident(next(&mut inner)?);
         let ty = self.type_expr(next(&mut inner)?)?;
         let default = inner.next().map(|d| self.expr(d)).transpose()?;
-        Ok(Param { doc, name, ty, default, span })
+        Ok(Param {
+            doc,
+            name,
+            ty,
+            default,
+            span,
+        })
     }
 
     // ------------------------------------------------------------ integrations
@@ -215,7 +275,12 @@ impl<'s> Builder<'s> {
                 _ => IntegrationMember::Setting(self.integration_setting(m)?),
             });
         }
-        Ok(Integration { doc, name, members, span })
+        Ok(Integration {
+            doc,
+            name,
+            members,
+            span,
+        })
     }
 
     fn integration_setting(&self, p: P<'_>) -> R<IntegrationSetting> {
@@ -238,7 +303,12 @@ impl<'s> Builder<'s> {
             }
             _ => SettingValue::Expr(self.expr(value)?),
         };
-        Ok(IntegrationSetting { doc, name, value, span })
+        Ok(IntegrationSetting {
+            doc,
+            name,
+            value,
+            span,
+        })
     }
 
     fn action(&self, p: P<'_>) -> R<Action> {
@@ -258,7 +328,15 @@ impl<'s> Builder<'s> {
             }
         }
         let name = name.ok_or_else(|| self.error(codes::SYNTAX, span, "an action needs a name"))?;
-        Ok(Action { doc, idempotent, name, params, result, clauses, span })
+        Ok(Action {
+            doc,
+            idempotent,
+            name,
+            params,
+            result,
+            clauses,
+            span,
+        })
     }
 
     fn action_clause(&self, p: P<'_>) -> R<ActionClause> {
@@ -269,22 +347,35 @@ impl<'s> Builder<'s> {
         let kind = match rule {
             Rule::request_clause => {
                 let method = self.ident(next(&mut inner)?);
-                ActionClauseKind::Request { method, path: self.expr(next(&mut inner)?)? }
+                ActionClauseKind::Request {
+                    method,
+                    path: self.expr(next(&mut inner)?)?,
+                }
             }
             Rule::query_clause => ActionClauseKind::Query(self.expr(next(&mut inner)?)?),
             Rule::headers_clause => ActionClauseKind::Headers(self.expr(next(&mut inner)?)?),
             Rule::body_clause => {
                 let kind = self.ident(next(&mut inner)?);
-                ActionClauseKind::Body { kind, value: self.expr(next(&mut inner)?)? }
+                ActionClauseKind::Body {
+                    kind,
+                    value: self.expr(next(&mut inner)?)?,
+                }
             }
             Rule::paginate_clause => {
                 let kind = self.ident(next(&mut inner)?);
-                let args = inner.next().map(|a| self.args(a)).transpose()?.unwrap_or_default();
+                let args = inner
+                    .next()
+                    .map(|a| self.args(a))
+                    .transpose()?
+                    .unwrap_or_default();
                 ActionClauseKind::Paginate { kind, args }
             }
             Rule::error_when_clause => {
                 let condition = self.expr(next(&mut inner)?)?;
-                ActionClauseKind::ErrorWhen { condition, message: self.expr(next(&mut inner)?)? }
+                ActionClauseKind::ErrorWhen {
+                    condition,
+                    message: self.expr(next(&mut inner)?)?,
+                }
             }
             Rule::result_clause => ActionClauseKind::Result(self.expr(next(&mut inner)?)?),
             _ => ActionClauseKind::Timeout(self.expr(next(&mut inner)?)?),
@@ -307,8 +398,16 @@ impl<'s> Builder<'s> {
             }
         }
         let name = name.ok_or_else(|| self.error(codes::SYNTAX, span, "an event needs a name"))?;
-        let result = result.ok_or_else(|| self.error(codes::SYNTAX, span, "an event needs a result type"))?;
-        Ok(Event { doc, name, params, result, clauses, span })
+        let result = result
+            .ok_or_else(|| self.error(codes::SYNTAX, span, "an event needs a result type"))?;
+        Ok(Event {
+            doc,
+            name,
+            params,
+            result,
+            clauses,
+            span,
+        })
     }
 
     fn event_clause(&self, p: P<'_>) -> R<EventClause> {
@@ -320,7 +419,10 @@ impl<'s> Builder<'s> {
             Rule::webhook_clause => EventClauseKind::Webhook(self.expr(next(&mut inner)?)?),
             Rule::verify_clause => {
                 let scheme = self.ident(next(&mut inner)?);
-                EventClauseKind::Verify { scheme, args: self.args(next(&mut inner)?)? }
+                EventClauseKind::Verify {
+                    scheme,
+                    args: self.args(next(&mut inner)?)?,
+                }
             }
             Rule::when_clause => EventClauseKind::When(self.expr(next(&mut inner)?)?),
             _ => EventClauseKind::Result(self.expr(next(&mut inner)?)?),
@@ -344,14 +446,26 @@ impl<'s> Builder<'s> {
                 _ => body = Some(self.block(part)?),
             }
         }
-        let name = name.ok_or_else(|| self.error(codes::SYNTAX, span, "a workflow needs a name"))?;
-        let body = body.ok_or_else(|| self.error(codes::SYNTAX, span, "a workflow needs a body"))?;
-        Ok(Workflow { doc, name, params, result, body, span })
+        let name =
+            name.ok_or_else(|| self.error(codes::SYNTAX, span, "a workflow needs a name"))?;
+        let body =
+            body.ok_or_else(|| self.error(codes::SYNTAX, span, "a workflow needs a body"))?;
+        Ok(Workflow {
+            doc,
+            name,
+            params,
+            result,
+            body,
+            span,
+        })
     }
 
     fn block(&self, p: P<'_>) -> R<Block> {
         let span = self.span(&p);
-        let statements = p.into_children().map(|s| self.statement(s)).collect::<R<Vec<_>>>()?;
+        let statements = p
+            .into_children()
+            .map(|s| self.statement(s))
+            .collect::<R<Vec<_>>>()?;
         Ok(Block { statements, span })
     }
 
@@ -373,7 +487,13 @@ impl<'s> Builder<'s> {
                         _ => when = Some(self.expr(part)?),
                     }
                 }
-                StatementKind::On(Trigger { source, args, as_type, when, span: stmt_span })
+                StatementKind::On(Trigger {
+                    source,
+                    args,
+                    as_type,
+                    when,
+                    span: stmt_span,
+                })
             }
             Rule::settings_stmt => StatementKind::Settings(
                 inner
@@ -381,7 +501,11 @@ impl<'s> Builder<'s> {
                         let span = self.span(&entry);
                         let mut parts = entry.into_children();
                         let name = self.ident(next(&mut parts)?);
-                        Ok(SettingEntry { name, value: self.expr(next(&mut parts)?)?, span })
+                        Ok(SettingEntry {
+                            name,
+                            value: self.expr(next(&mut parts)?)?,
+                            span,
+                        })
                     })
                     .collect::<R<Vec<_>>>()?,
             ),
@@ -400,14 +524,24 @@ impl<'s> Builder<'s> {
             }
             Rule::notify_stmt => {
                 let integration = self.ident(next(&mut inner)?);
-                let target = self.operand(&mut next(&mut inner)?.into_children().peekable())?.0;
+                let target = self
+                    .operand(&mut next(&mut inner)?.into_children().peekable())?
+                    .0;
                 let message = self.expr(next(&mut inner)?)?;
-                StatementKind::Notify { integration, target, message }
+                StatementKind::Notify {
+                    integration,
+                    target,
+                    message,
+                }
             }
             Rule::if_stmt => {
                 let condition = self.expr(next(&mut inner)?)?;
                 let body = self.block(next(&mut inner)?)?;
-                let mut branches = vec![IfBranch { span: condition.span.to(body.span), condition, body }];
+                let mut branches = vec![IfBranch {
+                    span: condition.span.to(body.span),
+                    condition,
+                    body,
+                }];
                 let mut otherwise = None;
                 for part in inner {
                     let part_span = self.span(&part);
@@ -415,12 +549,19 @@ impl<'s> Builder<'s> {
                         let mut parts = part.into_children();
                         let condition = self.expr(next(&mut parts)?)?;
                         let body = self.block(next(&mut parts)?)?;
-                        branches.push(IfBranch { condition, body, span: part_span });
+                        branches.push(IfBranch {
+                            condition,
+                            body,
+                            span: part_span,
+                        });
                     } else {
                         otherwise = Some(self.block(first(part))?);
                     }
                 }
-                StatementKind::If { branches, otherwise }
+                StatementKind::If {
+                    branches,
+                    otherwise,
+                }
             }
             Rule::for_stmt => {
                 let var = self.ident(next(&mut inner)?);
@@ -434,8 +575,15 @@ impl<'s> Builder<'s> {
                         body = Some(self.block(part)?);
                     }
                 }
-                let body = body.ok_or_else(|| self.error(codes::SYNTAX, stmt_span, "a `for` loop needs a body"))?;
-                StatementKind::For { var, iterable, parallel, body }
+                let body = body.ok_or_else(|| {
+                    self.error(codes::SYNTAX, stmt_span, "a `for` loop needs a body")
+                })?;
+                StatementKind::For {
+                    var,
+                    iterable,
+                    parallel,
+                    body,
+                }
             }
             Rule::try_stmt => {
                 let body = self.block(next(&mut inner)?)?;
@@ -448,11 +596,19 @@ impl<'s> Builder<'s> {
                         handler = Some(self.block(part)?);
                     }
                 }
-                let handler = handler.ok_or_else(|| self.error(codes::SYNTAX, stmt_span, "`try` needs a `catch` block"))?;
-                StatementKind::Try { body, error, handler }
+                let handler = handler.ok_or_else(|| {
+                    self.error(codes::SYNTAX, stmt_span, "`try` needs a `catch` block")
+                })?;
+                StatementKind::Try {
+                    body,
+                    error,
+                    handler,
+                }
             }
             Rule::fail_stmt => StatementKind::Fail(self.expr(next(&mut inner)?)?),
-            Rule::return_stmt => StatementKind::Return(inner.next().map(|e| self.expr(e)).transpose()?),
+            Rule::return_stmt => {
+                StatementKind::Return(inner.next().map(|e| self.expr(e)).transpose()?)
+            }
             _ => StatementKind::Log(self.expr(next(&mut inner)?)?),
         };
         Ok(Statement { doc, kind, span })
@@ -471,7 +627,11 @@ impl<'s> Builder<'s> {
         }
         match (name, value) {
             (Some(name), Some(value)) => Ok((name, ty, value)),
-            _ => Err(self.error(codes::SYNTAX, Span::new(self.file, self.base, self.base), "incomplete `let`")),
+            _ => Err(self.error(
+                codes::SYNTAX,
+                Span::new(self.file, self.base, self.base),
+                "incomplete `let`",
+            )),
         }
     }
 
@@ -484,24 +644,43 @@ impl<'s> Builder<'s> {
         let target = self.path(next(&mut parts)?);
         let args = self.args(next(&mut parts)?)?;
         let call = if is_run {
-            StepCall::Workflow { target, args, span: call_span }
+            StepCall::Workflow {
+                target,
+                args,
+                span: call_span,
+            }
         } else {
-            StepCall::Action { target, args, span: call_span }
+            StepCall::Action {
+                target,
+                args,
+                span: call_span,
+            }
         };
         let mut modifiers: Vec<Modifier> = Vec::new();
         for m in inner {
             let modifier = self.modifier(m)?;
-            if let Some(previous) = modifiers.iter().find(|p| p.kind.keyword() == modifier.kind.keyword()) {
+            if let Some(previous) = modifiers
+                .iter()
+                .find(|p| p.kind.keyword() == modifier.kind.keyword())
+            {
                 let keyword = modifier.kind.keyword();
                 return Err(self
-                    .error(codes::DUPLICATE_MODIFIER, modifier.span, format!("`{keyword}` is given twice for step `{}`", name.name))
+                    .error(
+                        codes::DUPLICATE_MODIFIER,
+                        modifier.span,
+                        format!("`{keyword}` is given twice for step `{}`", name.name),
+                    )
                     .with_label("second one here")
                     .with_secondary(previous.span, "first one here")
                     .with_help(format!("keep one `{keyword}`")));
             }
             modifiers.push(modifier);
         }
-        Ok(Step { name, call, modifiers })
+        Ok(Step {
+            name,
+            call,
+            modifiers,
+        })
     }
 
     fn modifier(&self, p: P<'_>) -> R<Modifier> {
@@ -513,7 +692,13 @@ impl<'s> Builder<'s> {
             Rule::after_modifier => ModifierKind::After(inner.map(|i| self.ident(i)).collect()),
             Rule::retry_modifier => {
                 let attempts = self.expr(next(&mut inner)?)?;
-                let mut retry = Retry { attempts, delay: None, backoff: None, max_delay: None, jitter: false };
+                let mut retry = Retry {
+                    attempts,
+                    delay: None,
+                    backoff: None,
+                    max_delay: None,
+                    jitter: false,
+                };
                 for option in inner {
                     let option_span = self.span(&option);
                     let o = first(option);
@@ -525,7 +710,11 @@ impl<'s> Builder<'s> {
                     };
                     if slot_taken {
                         return Err(self
-                            .error(codes::DUPLICATE_MODIFIER, option_span, format!("`{word}` is given twice in one `retry`"))
+                            .error(
+                                codes::DUPLICATE_MODIFIER,
+                                option_span,
+                                format!("`{word}` is given twice in one `retry`"),
+                            )
                             .with_help(format!("keep one `{word}`")));
                     }
                     match o.as_rule() {
@@ -552,8 +741,16 @@ impl<'s> Builder<'s> {
         let name_pair = next(&mut inner)?;
         let name_span = self.span(&name_pair);
         let name = self.plain_string(name_pair)?;
-        let statements = inner.map(|s| self.test_statement(s)).collect::<R<Vec<_>>>()?;
-        Ok(TestDecl { doc, name, name_span, statements, span })
+        let statements = inner
+            .map(|s| self.test_statement(s))
+            .collect::<R<Vec<_>>>()?;
+        Ok(TestDecl {
+            doc,
+            name,
+            name_span,
+            statements,
+            span,
+        })
     }
 
     fn test_statement(&self, p: P<'_>) -> R<TestStatement> {
@@ -564,12 +761,17 @@ impl<'s> Builder<'s> {
         let kind = match rule {
             Rule::mock_stmt => {
                 let target = self.path(next(&mut inner)?);
-                let behaviours = inner.map(|b| self.mock_behaviour(b)).collect::<R<Vec<_>>>()?;
+                let behaviours = inner
+                    .map(|b| self.mock_behaviour(b))
+                    .collect::<R<Vec<_>>>()?;
                 TestStatementKind::Mock { target, behaviours }
             }
             Rule::test_run_stmt => {
                 let target = self.path(next(&mut inner)?);
-                TestStatementKind::Run { target, args: self.args(next(&mut inner)?)? }
+                TestStatementKind::Run {
+                    target,
+                    args: self.args(next(&mut inner)?)?,
+                }
             }
             Rule::expect_stmt => TestStatementKind::Expect(self.expr(next(&mut inner)?)?),
             _ => {
@@ -593,7 +795,11 @@ impl<'s> Builder<'s> {
             MockOutcome::Fails { kind, message }
         };
         let times = inner.next().map(|t| self.expr(first(t))).transpose()?;
-        Ok(MockBehaviour { outcome, times, span })
+        Ok(MockBehaviour {
+            outcome,
+            times,
+            span,
+        })
     }
 
     // ------------------------------------------------------------ expressions
@@ -609,7 +815,13 @@ impl<'s> Builder<'s> {
     fn check_depth(&self, depth: u32, span: Span) -> R<()> {
         if depth > MAX_EXPRESSION_DEPTH {
             Err(self
-                .error(codes::NESTING_TOO_DEEP, span, format!("expression nested too deeply (more than {MAX_EXPRESSION_DEPTH} levels)"))
+                .error(
+                    codes::NESTING_TOO_DEEP,
+                    span,
+                    format!(
+                        "expression nested too deeply (more than {MAX_EXPRESSION_DEPTH} levels)"
+                    ),
+                )
                 .with_help("give parts of the expression names with `let`"))
         } else {
             Ok(())
@@ -659,7 +871,11 @@ impl<'s> Builder<'s> {
         let depth = dc.max(dt).max(de) + 1;
         let span = condition.span.to(otherwise.span);
         self.check_depth(depth, span)?;
-        let kind = ExprKind::Conditional { condition: Box::new(condition), then: Box::new(then), otherwise: Box::new(otherwise) };
+        let kind = ExprKind::Conditional {
+            condition: Box::new(condition),
+            then: Box::new(then),
+            otherwise: Box::new(otherwise),
+        };
         Ok((Expr { kind, span }, depth))
     }
 
@@ -670,7 +886,17 @@ impl<'s> Builder<'s> {
         let depth = dl.max(dr) + 1;
         let span = lhs.span.to(rhs.span);
         self.check_depth(depth, span)?;
-        operands.push((Expr { kind: ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span }, depth));
+        operands.push((
+            Expr {
+                kind: ExprKind::Binary {
+                    op,
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs),
+                },
+                span,
+            },
+            depth,
+        ));
         Ok(())
     }
 
@@ -710,14 +936,37 @@ impl<'s> Builder<'s> {
                     match parts.next() {
                         Some(args) => {
                             let (args, d) = self.args_built(args)?;
-                            (ExprKind::Call { target: Some(Box::new(expr)), function: field, args, access, root: false }, d)
+                            (
+                                ExprKind::Call {
+                                    target: Some(Box::new(expr)),
+                                    function: field,
+                                    args,
+                                    access,
+                                    root: false,
+                                },
+                                d,
+                            )
                         }
-                        None => (ExprKind::Member { target: Box::new(expr), field, access }, 0),
+                        None => (
+                            ExprKind::Member {
+                                target: Box::new(expr),
+                                field,
+                                access,
+                            },
+                            0,
+                        ),
                     }
                 }
                 _ => {
                     let (index, d) = self.expr_built(next(&mut parts)?)?;
-                    (ExprKind::Index { target: Box::new(expr), index: Box::new(index), access: access_of(rule) }, d)
+                    (
+                        ExprKind::Index {
+                            target: Box::new(expr),
+                            index: Box::new(index),
+                            access: access_of(rule),
+                        },
+                        d,
+                    )
                 }
             };
             depth = depth.max(child_depth) + 1;
@@ -728,8 +977,18 @@ impl<'s> Builder<'s> {
             depth += 1;
             let span = self.span(&op).to(expr.span);
             self.check_depth(depth, span)?;
-            let op = if op.as_rule() == Rule::op_not { UnaryOp::Not } else { UnaryOp::Neg };
-            expr = Expr { kind: ExprKind::Unary { op, operand: Box::new(expr) }, span };
+            let op = if op.as_rule() == Rule::op_not {
+                UnaryOp::Not
+            } else {
+                UnaryOp::Neg
+            };
+            expr = Expr {
+                kind: ExprKind::Unary {
+                    op,
+                    operand: Box::new(expr),
+                },
+                span,
+            };
         }
         Ok((expr, depth))
     }
@@ -738,11 +997,16 @@ impl<'s> Builder<'s> {
         let span = self.span(&p);
         let leaf = |kind| Ok((Expr { kind, span }, 1));
         match p.as_rule() {
-            Rule::int | Rule::double | Rule::uint | Rule::duration => Ok((self.number(p, false, span)?, 1)),
+            Rule::int | Rule::double | Rule::uint | Rule::duration => {
+                Ok((self.number(p, false, span)?, 1))
+            }
             Rule::bool_true => leaf(ExprKind::Bool(true)),
             Rule::bool_false => leaf(ExprKind::Bool(false)),
             Rule::null => leaf(ExprKind::Null),
-            Rule::raw_string | Rule::bytes_string | Rule::interpolated_string | Rule::plain_string => Ok((self.string(p)?, 1)),
+            Rule::raw_string
+            | Rule::bytes_string
+            | Rule::interpolated_string
+            | Rule::plain_string => Ok((self.string(p)?, 1)),
             Rule::paren => self.expr_built(first(p)),
             Rule::list_literal => {
                 let mut depth = 0;
@@ -759,7 +1023,13 @@ impl<'s> Builder<'s> {
                     items.push(ListElement { optional, value });
                 }
                 self.check_depth(depth + 1, span)?;
-                Ok((Expr { kind: ExprKind::List(items), span }, depth + 1))
+                Ok((
+                    Expr {
+                        kind: ExprKind::List(items),
+                        span,
+                    },
+                    depth + 1,
+                ))
             }
             Rule::record_literal => {
                 let mut depth = 0;
@@ -770,10 +1040,20 @@ impl<'s> Builder<'s> {
                     let name = self.ident(next(&mut parts)?);
                     let (value, d) = self.expr_built(next(&mut parts)?)?;
                     depth = depth.max(d);
-                    fields.push(FieldInit { name, value, span: field_span });
+                    fields.push(FieldInit {
+                        name,
+                        value,
+                        span: field_span,
+                    });
                 }
                 self.check_depth(depth + 1, span)?;
-                Ok((Expr { kind: ExprKind::Record(fields), span }, depth + 1))
+                Ok((
+                    Expr {
+                        kind: ExprKind::Record(fields),
+                        span,
+                    },
+                    depth + 1,
+                ))
             }
             Rule::map_literal => {
                 let mut depth = 0;
@@ -789,10 +1069,21 @@ impl<'s> Builder<'s> {
                     let (key, dk) = self.expr_built(part)?;
                     let (value, dv) = self.expr_built(next(&mut parts)?)?;
                     depth = depth.max(dk).max(dv);
-                    entries.push(MapEntry { optional, key, value, span: entry_span });
+                    entries.push(MapEntry {
+                        optional,
+                        key,
+                        value,
+                        span: entry_span,
+                    });
                 }
                 self.check_depth(depth + 1, span)?;
-                Ok((Expr { kind: ExprKind::Map(entries), span }, depth + 1))
+                Ok((
+                    Expr {
+                        kind: ExprKind::Map(entries),
+                        span,
+                    },
+                    depth + 1,
+                ))
             }
             _ => {
                 let mut parts = p.into_children();
@@ -802,12 +1093,21 @@ impl<'s> Builder<'s> {
                     part = next(&mut parts)?;
                 }
                 let Some(args) = parts.next() else {
-                    return leaf(ExprKind::Ident { name: part.as_str().to_owned(), root });
+                    return leaf(ExprKind::Ident {
+                        name: part.as_str().to_owned(),
+                        root,
+                    });
                 };
                 let function = self.ident(part);
                 let (args, depth) = self.args_built(args)?;
                 self.check_depth(depth + 1, span)?;
-                let kind = ExprKind::Call { target: None, function, args, access: Access::Plain, root };
+                let kind = ExprKind::Call {
+                    target: None,
+                    function,
+                    args,
+                    access: Access::Plain,
+                    root,
+                };
                 Ok((Expr { kind, span }, depth + 1))
             }
         }
@@ -830,7 +1130,13 @@ impl<'s> Builder<'s> {
                 Some(v) if !negative => ExprKind::UInt(v),
                 _ => {
                     return Err(self
-                        .error(codes::INTEGER_OUT_OF_RANGE, span, format!("uint literal `{text}` does not fit in a uint (64-bit unsigned)"))
+                        .error(
+                            codes::INTEGER_OUT_OF_RANGE,
+                            span,
+                            format!(
+                                "uint literal `{text}` does not fit in a uint (64-bit unsigned)"
+                            ),
+                        )
                         .with_label("out of range"));
                 }
             },
@@ -885,7 +1191,11 @@ impl<'s> Builder<'s> {
 
     fn literal_error(&self, e: LiteralError, literal_start: usize) -> Diagnostic {
         let span = Span::new(self.file, literal_start + e.start, literal_start + e.end);
-        let code = if e.message.contains("escape") { codes::INVALID_ESCAPE } else { codes::SYNTAX };
+        let code = if e.message.contains("escape") {
+            codes::INVALID_ESCAPE
+        } else {
+            codes::SYNTAX
+        };
         self.error(code, span, e.message).with_label("here")
     }
 
@@ -894,7 +1204,9 @@ impl<'s> Builder<'s> {
         let span = self.span(&p);
         match self.string(p)?.kind {
             ExprKind::String(s) => Ok(s),
-            _ => Err(self.error(codes::SYNTAX, span, "expected a plain string here").with_help("interpolation `${...}` is not allowed here")),
+            _ => Err(self
+                .error(codes::SYNTAX, span, "expected a plain string here")
+                .with_help("interpolation `${...}` is not allowed here")),
         }
     }
 
@@ -904,8 +1216,14 @@ impl<'s> Builder<'s> {
         let start = self.base + form.as_span().start();
         if form.as_rule() != Rule::interpolated_string {
             return match literal::string_literal(form.as_str()) {
-                Ok(Decoded::String(s)) => Ok(Expr { kind: ExprKind::String(s), span }),
-                Ok(Decoded::Bytes(b)) => Ok(Expr { kind: ExprKind::Bytes(b), span }),
+                Ok(Decoded::String(s)) => Ok(Expr {
+                    kind: ExprKind::String(s),
+                    span,
+                }),
+                Ok(Decoded::Bytes(b)) => Ok(Expr {
+                    kind: ExprKind::Bytes(b),
+                    span,
+                }),
                 Err(e) => Err(self.literal_error(e, start)),
             };
         }
@@ -915,7 +1233,8 @@ impl<'s> Builder<'s> {
             if part.as_rule() == Rule::interpolation {
                 parts.push(StringPart::Expr(self.expr(first(part))?));
             } else {
-                let text = literal::string_segment(part.as_str()).map_err(|e| self.literal_error(e, part_start))?;
+                let text = literal::string_segment(part.as_str())
+                    .map_err(|e| self.literal_error(e, part_start))?;
                 match parts.last_mut() {
                     Some(StringPart::Text(previous)) => previous.push_str(&text),
                     _ => parts.push(StringPart::Text(text)),
@@ -948,68 +1267,82 @@ impl<'i> IntoChildren<'i> for P<'i> {
 }
 
 fn not_keyword(p: &P<'_>) -> bool {
-    !matches!(p.as_rule(), Rule::comment | Rule::kw_import
-        | Rule::kw_as
-        | Rule::kw_type
-        | Rule::kw_const
-        | Rule::kw_integration
-        | Rule::kw_action
-        | Rule::kw_event
-        | Rule::kw_workflow
-        | Rule::kw_test
-        | Rule::kw_on
-        | Rule::kw_when
-        | Rule::kw_settings
-        | Rule::kw_let
-        | Rule::kw_step
-        | Rule::kw_run
-        | Rule::kw_wait
-        | Rule::kw_until
-        | Rule::kw_notify
-        | Rule::kw_if
-        | Rule::kw_else
-        | Rule::kw_for
-        | Rule::kw_in
-        | Rule::kw_parallel
-        | Rule::kw_try
-        | Rule::kw_catch
-        | Rule::kw_fail
-        | Rule::kw_return
-        | Rule::kw_log
-        | Rule::kw_after
-        | Rule::kw_retry
-        | Rule::kw_delay
-        | Rule::kw_backoff
-        | Rule::kw_max_delay
-        | Rule::kw_jitter
-        | Rule::kw_timeout
-        | Rule::kw_cache
-        | Rule::kw_idem_key
-        | Rule::kw_query
-        | Rule::kw_headers
-        | Rule::kw_body
-        | Rule::kw_paginate
-        | Rule::kw_error_when
-        | Rule::kw_result
-        | Rule::kw_webhook
-        | Rule::kw_verify
-        | Rule::kw_per
-        | Rule::kw_mock
-        | Rule::kw_returns
-        | Rule::kw_fails
-        | Rule::kw_times
-        | Rule::kw_then
-        | Rule::kw_expect
-        | Rule::kw_list
-        | Rule::kw_map)
+    !matches!(
+        p.as_rule(),
+        Rule::comment
+            | Rule::kw_import
+            | Rule::kw_as
+            | Rule::kw_type
+            | Rule::kw_const
+            | Rule::kw_integration
+            | Rule::kw_action
+            | Rule::kw_event
+            | Rule::kw_workflow
+            | Rule::kw_test
+            | Rule::kw_on
+            | Rule::kw_when
+            | Rule::kw_settings
+            | Rule::kw_let
+            | Rule::kw_step
+            | Rule::kw_run
+            | Rule::kw_wait
+            | Rule::kw_until
+            | Rule::kw_notify
+            | Rule::kw_if
+            | Rule::kw_else
+            | Rule::kw_for
+            | Rule::kw_in
+            | Rule::kw_parallel
+            | Rule::kw_try
+            | Rule::kw_catch
+            | Rule::kw_fail
+            | Rule::kw_return
+            | Rule::kw_log
+            | Rule::kw_after
+            | Rule::kw_retry
+            | Rule::kw_delay
+            | Rule::kw_backoff
+            | Rule::kw_max_delay
+            | Rule::kw_jitter
+            | Rule::kw_timeout
+            | Rule::kw_cache
+            | Rule::kw_idem_key
+            | Rule::kw_query
+            | Rule::kw_headers
+            | Rule::kw_body
+            | Rule::kw_paginate
+            | Rule::kw_error_when
+            | Rule::kw_result
+            | Rule::kw_webhook
+            | Rule::kw_verify
+            | Rule::kw_per
+            | Rule::kw_mock
+            | Rule::kw_returns
+            | Rule::kw_fails
+            | Rule::kw_times
+            | Rule::kw_then
+            | Rule::kw_expect
+            | Rule::kw_list
+            | Rule::kw_map
+    )
 }
 
 fn is_string_rule(rule: Rule) -> bool {
-    matches!(rule, Rule::raw_string | Rule::bytes_string | Rule::interpolated_string | Rule::plain_string)
+    matches!(
+        rule,
+        Rule::raw_string | Rule::bytes_string | Rule::interpolated_string | Rule::plain_string
+    )
 }
 
 fn is_postfix(rule: Rule) -> bool {
-    matches!(rule, Rule::member | Rule::optional_member | Rule::cel_optional_member | Rule::index | Rule::optional_index)
+    matches!(
+        rule,
+        Rule::member
+            | Rule::optional_member
+            | Rule::cel_optional_member
+            | Rule::index
+            | Rule::optional_index
+    )
 }
 
 fn is_infix(rule: Rule) -> bool {
@@ -1040,7 +1373,13 @@ fn precedence(op: BinaryOp) -> u8 {
     match op {
         BinaryOp::Or => 1,
         BinaryOp::And => 2,
-        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge | BinaryOp::In => 3,
+        BinaryOp::Eq
+        | BinaryOp::Ne
+        | BinaryOp::Lt
+        | BinaryOp::Le
+        | BinaryOp::Gt
+        | BinaryOp::Ge
+        | BinaryOp::In => 3,
         BinaryOp::Coalesce => 4,
         BinaryOp::Add | BinaryOp::Sub => 5,
         BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => 6,
@@ -1089,8 +1428,12 @@ fn next<'i>(pairs: &mut impl Iterator<Item = P<'i>>) -> R<P<'i>> {
 /// The grammar guarantees every node the builder asks for; a miss is a bug, reported
 /// as an internal error rather than a panic.
 fn missing_node() -> Diagnostic {
-    Diagnostic::new(codes::SYNTAX, Span::default(), "internal error: the parse tree is missing a node")
-        .with_note("this is a bug in Flow; please report it with the input that caused it")
+    Diagnostic::new(
+        codes::SYNTAX,
+        Span::default(),
+        "internal error: the parse tree is missing a node",
+    )
+    .with_note("this is a bug in Flow; please report it with the input that caused it")
 }
 
 /// The `///` lines directly above `offset`, without the markers, joined with newlines.

@@ -10,7 +10,11 @@ pub(crate) struct LiteralError {
 }
 
 fn error(message: impl Into<String>, start: usize, end: usize) -> LiteralError {
-    LiteralError { message: message.into(), start, end }
+    LiteralError {
+        message: message.into(),
+        start,
+        end,
+    }
 }
 
 /// Parses an int literal (decimal or `0x` hex), negated when `negative`.
@@ -85,7 +89,11 @@ pub(crate) fn string_literal(text: &str) -> Result<Decoded, LiteralError> {
     let raw = prefix.contains(['r', 'R']);
     let bytes = prefix.contains(['b', 'B']);
     let quoted = &text[prefix_len..];
-    let quote_len = if quoted.starts_with("\"\"\"") || quoted.starts_with("'''") { 3 } else { 1 };
+    let quote_len = if quoted.starts_with("\"\"\"") || quoted.starts_with("'''") {
+        3
+    } else {
+        1
+    };
     let body_start = prefix_len + quote_len;
     let body_end = text.len().saturating_sub(quote_len).max(body_start);
     let body = &text[body_start..body_end];
@@ -93,13 +101,19 @@ pub(crate) fn string_literal(text: &str) -> Result<Decoded, LiteralError> {
     if raw {
         out.extend_from_slice(body.as_bytes());
     } else {
-        unescape_into(body, bytes, &mut out).map_err(|e| LiteralError { start: e.start + body_start, end: e.end + body_start, ..e })?;
+        unescape_into(body, bytes, &mut out).map_err(|e| LiteralError {
+            start: e.start + body_start,
+            end: e.end + body_start,
+            ..e
+        })?;
     }
     if bytes {
         Ok(Decoded::Bytes(out))
     } else {
         // Escapes in strings only produce whole code points, so this cannot fail.
-        String::from_utf8(out).map(Decoded::String).map_err(|_| error("string is not valid UTF-8", 0, text.len()))
+        String::from_utf8(out)
+            .map(Decoded::String)
+            .map_err(|_| error("string is not valid UTF-8", 0, text.len()))
     }
 }
 
@@ -153,7 +167,11 @@ fn unescape_into(body: &str, bytes: bool, out: &mut Vec<u8>) -> Result<(), Liter
                 return Err(error(format!("unknown escape sequence `\\{e}`"), at, end));
             }
         };
-        let mut value: u32 = if radix == 8 { e.to_digit(8).unwrap_or(0) } else { 0 };
+        let mut value: u32 = if radix == 8 {
+            e.to_digit(8).unwrap_or(0)
+        } else {
+            0
+        };
         let mut end = at + 2;
         for _ in 0..digits {
             match chars.peek() {
@@ -163,7 +181,11 @@ fn unescape_into(body: &str, bytes: bool, out: &mut Vec<u8>) -> Result<(), Liter
                     chars.next();
                 }
                 _ => {
-                    return Err(error(format!("escape `\\{e}` needs {width} digits"), at, end));
+                    return Err(error(
+                        format!("escape `\\{e}` needs {width} digits"),
+                        at,
+                        end,
+                    ));
                 }
             }
         }
@@ -176,7 +198,13 @@ fn unescape_into(body: &str, bytes: bool, out: &mut Vec<u8>) -> Result<(), Liter
                     let mut buf = [0u8; 4];
                     out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                 }
-                None => return Err(error(format!("escape `{}` is not a valid code point", &body[at..end]), at, end)),
+                None => {
+                    return Err(error(
+                        format!("escape `{}` is not a valid code point", &body[at..end]),
+                        at,
+                        end,
+                    ));
+                }
             }
         }
     }
@@ -205,11 +233,26 @@ mod tests {
 
     #[test]
     fn escapes() {
-        assert_eq!(string_literal(r"'a\nb'"), Ok(Decoded::String("a\nb".into())));
-        assert_eq!(string_literal(r"r'a\nb'"), Ok(Decoded::String(r"a\nb".into())));
-        assert_eq!(string_literal(r"b'\xff\377'"), Ok(Decoded::Bytes(vec![0xff, 0xff])));
-        assert_eq!(string_literal(r"'\xff'"), Ok(Decoded::String("\u{ff}".into())));
-        assert_eq!(string_literal(r#"'''a'b'''"#), Ok(Decoded::String("a'b".into())));
+        assert_eq!(
+            string_literal(r"'a\nb'"),
+            Ok(Decoded::String("a\nb".into()))
+        );
+        assert_eq!(
+            string_literal(r"r'a\nb'"),
+            Ok(Decoded::String(r"a\nb".into()))
+        );
+        assert_eq!(
+            string_literal(r"b'\xff\377'"),
+            Ok(Decoded::Bytes(vec![0xff, 0xff]))
+        );
+        assert_eq!(
+            string_literal(r"'\xff'"),
+            Ok(Decoded::String("\u{ff}".into()))
+        );
+        assert_eq!(
+            string_literal(r#"'''a'b'''"#),
+            Ok(Decoded::String("a'b".into()))
+        );
         assert!(string_literal(r"'\q'").is_err());
         assert!(string_literal(r"'\uD800'").is_err());
     }

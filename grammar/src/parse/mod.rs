@@ -54,11 +54,19 @@ pub fn parse(file: FileId, source: &str) -> (Module, Vec<Diagnostic>) {
 /// Parses a file again after an edit: items whose text the cache remembers are taken
 /// from it (moved to where they now sit in this file), only the others are parsed. The
 /// result is exactly what [`parse`] returns.
-pub fn parse_incremental(file: FileId, source: &str, cache: &mut ParseCache) -> (Module, Vec<Diagnostic>) {
+pub fn parse_incremental(
+    file: FileId,
+    source: &str,
+    cache: &mut ParseCache,
+) -> (Module, Vec<Diagnostic>) {
     parse_with(file, source, Some(cache))
 }
 
-fn parse_with(file: FileId, source: &str, cache: Option<&mut ParseCache>) -> (Module, Vec<Diagnostic>) {
+fn parse_with(
+    file: FileId,
+    source: &str,
+    cache: Option<&mut ParseCache>,
+) -> (Module, Vec<Diagnostic>) {
     let span = Span::new(file, 0, source.len());
     if source.len() > MAX_SOURCE_BYTES {
         let mib = |n: usize| n as f64 / (1024.0 * 1024.0);
@@ -68,10 +76,25 @@ fn parse_with(file: FileId, source: &str, cache: Option<&mut ParseCache>) -> (Mo
             format!("this file is {:.1} MiB; Flow reads source files of up to {:.0} MiB", mib(source.len()), mib(MAX_SOURCE_BYTES)),
         )
         .with_help("split the program into modules and `import` them, or check that this is the file you meant");
-        return (Module { file, items: Vec::new(), span }, vec![d]);
+        return (
+            Module {
+                file,
+                items: Vec::new(),
+                span,
+            },
+            vec![d],
+        );
     }
-    on_large_stack(span, || parse_module(file, source, cache))
-        .unwrap_or_else(|d| (Module { file, items: Vec::new(), span }, vec![d]))
+    on_large_stack(span, || parse_module(file, source, cache)).unwrap_or_else(|d| {
+        (
+            Module {
+                file,
+                items: Vec::new(),
+                span,
+            },
+            vec![d],
+        )
+    })
 }
 
 /// Parsed items remembered by their text (see [`parse_incremental`]), for any number of
@@ -118,15 +141,21 @@ impl ParseCache {
 /// Parses one expression (for `flow eval`, the conformance harness and the language server).
 pub fn parse_expression(file: FileId, source: &str) -> Result<Expr, Vec<Diagnostic>> {
     let span = Span::new(file, 0, source.len());
-    on_large_stack(span, || parse_fragment(file, source, Rule::expression_input, |b, p| b.expression_input(p)))
-        .unwrap_or_else(|d| Err(vec![d]))
+    on_large_stack(span, || {
+        parse_fragment(file, source, Rule::expression_input, |b, p| {
+            b.expression_input(p)
+        })
+    })
+    .unwrap_or_else(|d| Err(vec![d]))
 }
 
 /// Parses one type (for `flow eval --type`).
 pub fn parse_type(file: FileId, source: &str) -> Result<TypeExpr, Vec<Diagnostic>> {
     let span = Span::new(file, 0, source.len());
-    on_large_stack(span, || parse_fragment(file, source, Rule::type_input, |b, p| b.type_input(p)))
-        .unwrap_or_else(|d| Err(vec![d]))
+    on_large_stack(span, || {
+        parse_fragment(file, source, Rule::type_input, |b, p| b.type_input(p))
+    })
+    .unwrap_or_else(|d| Err(vec![d]))
 }
 
 fn on_large_stack<T: Send>(span: Span, work: impl FnOnce() -> T + Send) -> Result<T, Diagnostic> {
@@ -137,10 +166,18 @@ fn on_large_stack<T: Send>(span: Span, work: impl FnOnce() -> T + Send) -> Resul
             .spawn_scoped(scope, work);
         match handle {
             Ok(handle) => handle.join().map_err(|_| {
-                Diagnostic::new(codes::SYNTAX, span, "internal error: the parser stopped unexpectedly")
-                    .with_note("this is a bug in Flow; please report it with the input that caused it")
+                Diagnostic::new(
+                    codes::SYNTAX,
+                    span,
+                    "internal error: the parser stopped unexpectedly",
+                )
+                .with_note("this is a bug in Flow; please report it with the input that caused it")
             }),
-            Err(_) => Err(Diagnostic::new(codes::SYNTAX, span, "could not start the parser: out of resources")),
+            Err(_) => Err(Diagnostic::new(
+                codes::SYNTAX,
+                span,
+                "could not start the parser: out of resources",
+            )),
         }
     })
 }
@@ -152,7 +189,11 @@ fn parse_fragment<T>(
     build: impl FnOnce(&Builder<'_>, pest::iterators::Pair<'_, Rule>) -> Result<T, Diagnostic>,
 ) -> Result<T, Vec<Diagnostic>> {
     let tokens = tokens::lex(source);
-    let chunk = Chunk { start: 0, end: source.len(), tokens: 0..tokens.len() };
+    let chunk = Chunk {
+        start: 0,
+        end: source.len(),
+        tokens: 0..tokens.len(),
+    };
     let problems = precheck(file, source, &tokens, &chunk);
     if !problems.is_empty() {
         return Err(problems);
@@ -161,16 +202,31 @@ fn parse_fragment<T>(
     match FlowParser::parse(rule, source) {
         Ok(mut pairs) => match pairs.next() {
             Some(pair) => build(&builder, pair).map_err(|d| vec![d]),
-            None => Err(vec![Diagnostic::new(codes::SYNTAX, Span::new(file, 0, 0), "expected an expression")]),
+            None => Err(vec![Diagnostic::new(
+                codes::SYNTAX,
+                Span::new(file, 0, 0),
+                "expected an expression",
+            )]),
         },
         Err(error) => {
             let detailed = reparse_with_detail(rule, source);
-            Err(vec![syntax_error::convert(&error, detailed.as_ref(), file, 0, source, &tokens)])
+            Err(vec![syntax_error::convert(
+                &error,
+                detailed.as_ref(),
+                file,
+                0,
+                source,
+                &tokens,
+            )])
         }
     }
 }
 
-fn parse_module(file: FileId, source: &str, mut cache: Option<&mut ParseCache>) -> (Module, Vec<Diagnostic>) {
+fn parse_module(
+    file: FileId,
+    source: &str,
+    mut cache: Option<&mut ParseCache>,
+) -> (Module, Vec<Diagnostic>) {
     let tokens = tokens::lex(source);
     let chunks = split_items(source, &tokens);
 
@@ -188,7 +244,10 @@ fn parse_module(file: FileId, source: &str, mut cache: Option<&mut ParseCache>) 
                     if delta != 0 || items.first().is_some_and(|item| item.span().file != file) {
                         items.relocate(file, delta);
                     }
-                    results.push(Some(ChunkResult { items, diagnostics: Vec::new() }));
+                    results.push(Some(ChunkResult {
+                        items,
+                        diagnostics: Vec::new(),
+                    }));
                 }
                 None => {
                     results.push(None);
@@ -209,8 +268,14 @@ fn parse_module(file: FileId, source: &str, mut cache: Option<&mut ParseCache>) 
             && result.diagnostics.is_empty()
         {
             let chunk = &chunks[i];
-            let entry = CachedChunk { items: result.items.clone(), start: chunk.start, used: cache.generation };
-            cache.entries.insert(source[chunk.start..chunk.end].into(), entry);
+            let entry = CachedChunk {
+                items: result.items.clone(),
+                start: chunk.start,
+                used: cache.generation,
+            };
+            cache
+                .entries
+                .insert(source[chunk.start..chunk.end].into(), entry);
         }
         results[i] = Some(result);
     }
@@ -227,7 +292,14 @@ fn parse_module(file: FileId, source: &str, mut cache: Option<&mut ParseCache>) 
                 .with_help("a `.flow` file holds `import`, `type`, `const`, `integration`, `workflow` and `test` items"),
         );
     }
-    (Module { file, items, span: Span::new(file, 0, source.len()) }, diagnostics)
+    (
+        Module {
+            file,
+            items,
+            span: Span::new(file, 0, source.len()),
+        },
+        diagnostics,
+    )
 }
 
 /// What parsing one chunk produced.
@@ -239,7 +311,13 @@ struct ChunkResult {
 /// Parses chunks, on several threads when there is enough text to be worth it. Items
 /// are independent, so each thread takes a contiguous run of chunks of about the same
 /// size; results come back in the order of `chunks`.
-fn parse_chunks_maybe_parallel(file: FileId, source: &str, tokens: &[Token], chunks: &[&Chunk], bytes: usize) -> Vec<ChunkResult> {
+fn parse_chunks_maybe_parallel(
+    file: FileId,
+    source: &str,
+    tokens: &[Token],
+    chunks: &[&Chunk],
+    bytes: usize,
+) -> Vec<ChunkResult> {
     let workers = worker_count(bytes, chunks.len());
     if workers <= 1 {
         return parse_chunks(file, source, tokens, chunks);
@@ -260,7 +338,9 @@ fn parse_chunks_maybe_parallel(file: FileId, source: &str, tokens: &[Token], chu
             .into_iter()
             .zip(&ranges)
             .flat_map(|(handle, range)| match handle {
-                Ok(h) => h.join().unwrap_or_else(|_| internal_failure(file, &chunks[range.clone()])),
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| internal_failure(file, &chunks[range.clone()])),
                 Err(_) => parse_chunks(file, source, tokens, &chunks[range.clone()]),
             })
             .collect()
@@ -274,7 +354,10 @@ fn worker_count(bytes: usize, chunks: usize) -> usize {
     if bytes < PARALLEL_PARSE_BYTES || chunks < 4 {
         return 1;
     }
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8).min(chunks)
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(chunks)
 }
 
 /// Splits the chunks into `parts` contiguous ranges of roughly equal byte size.
@@ -301,9 +384,19 @@ fn balanced_ranges(chunks: &[&Chunk], parts: usize) -> Vec<std::ops::Range<usize
 /// nothing for the other chunks of its run.
 fn internal_failure(file: FileId, chunks: &[&Chunk]) -> Vec<ChunkResult> {
     let start = chunks.first().map_or(0, |c| c.start);
-    let d = Diagnostic::new(codes::SYNTAX, Span::new(file, start, start), "internal error: the parser stopped unexpectedly")
-        .with_note("this is a bug in Flow; please report it with the input that caused it");
-    let mut results: Vec<ChunkResult> = chunks.iter().map(|_| ChunkResult { items: Vec::new(), diagnostics: Vec::new() }).collect();
+    let d = Diagnostic::new(
+        codes::SYNTAX,
+        Span::new(file, start, start),
+        "internal error: the parser stopped unexpectedly",
+    )
+    .with_note("this is a bug in Flow; please report it with the input that caused it");
+    let mut results: Vec<ChunkResult> = chunks
+        .iter()
+        .map(|_| ChunkResult {
+            items: Vec::new(),
+            diagnostics: Vec::new(),
+        })
+        .collect();
     if let Some(first) = results.first_mut() {
         first.diagnostics.push(d);
     }
@@ -311,28 +404,47 @@ fn internal_failure(file: FileId, chunks: &[&Chunk]) -> Vec<ChunkResult> {
 }
 
 /// Parses a run of chunks: pre-check each, run pest, build the items.
-fn parse_chunks(file: FileId, source: &str, tokens: &[Token], chunks: &[&Chunk]) -> Vec<ChunkResult> {
-    chunks.iter().map(|chunk| parse_chunk(file, source, tokens, chunk)).collect()
+fn parse_chunks(
+    file: FileId,
+    source: &str,
+    tokens: &[Token],
+    chunks: &[&Chunk],
+) -> Vec<ChunkResult> {
+    chunks
+        .iter()
+        .map(|chunk| parse_chunk(file, source, tokens, chunk))
+        .collect()
 }
 
 fn parse_chunk(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> ChunkResult {
     let problems = precheck(file, source, tokens, chunk);
     if !problems.is_empty() {
-        return ChunkResult { items: Vec::new(), diagnostics: problems };
+        return ChunkResult {
+            items: Vec::new(),
+            diagnostics: problems,
+        };
     }
     let text = &source[chunk.start..chunk.end];
     match FlowParser::parse(Rule::module, text) {
         Ok(mut pairs) => match pairs.next() {
             Some(module) => {
-                let (items, diagnostics) = Builder::new(file, chunk.start, source, tokens).module_items(module);
+                let (items, diagnostics) =
+                    Builder::new(file, chunk.start, source, tokens).module_items(module);
                 ChunkResult { items, diagnostics }
             }
-            None => ChunkResult { items: Vec::new(), diagnostics: Vec::new() },
+            None => ChunkResult {
+                items: Vec::new(),
+                diagnostics: Vec::new(),
+            },
         },
         Err(error) => {
             let detailed = reparse_with_detail(Rule::module, text);
-            let d = syntax_error::convert(&error, detailed.as_ref(), file, chunk.start, source, tokens);
-            ChunkResult { items: Vec::new(), diagnostics: vec![d] }
+            let d =
+                syntax_error::convert(&error, detailed.as_ref(), file, chunk.start, source, tokens);
+            ChunkResult {
+                items: Vec::new(),
+                diagnostics: vec![d],
+            }
         }
     }
 }
@@ -387,7 +499,11 @@ fn split_items(source: &str, tokens: &[Token]) -> Vec<Chunk> {
                 || (depth > 0 && column_one && UNNESTED_ITEMS.contains(&word));
             if starts_item {
                 let start = item_start_with_docs(source, token.start);
-                chunks.push(Chunk { start: chunk_start, end: start, tokens: chunk_first_token..i });
+                chunks.push(Chunk {
+                    start: chunk_start,
+                    end: start,
+                    tokens: chunk_first_token..i,
+                });
                 chunk_start = start;
                 chunk_first_token = tokens[..i].partition_point(|t| t.start < start);
                 depth = 0;
@@ -395,14 +511,20 @@ fn split_items(source: &str, tokens: &[Token]) -> Vec<Chunk> {
         }
         match token.kind {
             TokenKind::LBrace | TokenKind::LParen | TokenKind::LBracket => depth += 1,
-            TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket => depth = depth.saturating_sub(1),
+            TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket => {
+                depth = depth.saturating_sub(1)
+            }
             _ => {}
         }
         at_line_start = false;
         seen_significant = true;
         last_significant = Some(token.kind);
     }
-    chunks.push(Chunk { start: chunk_start, end: source.len(), tokens: chunk_first_token..tokens.len() });
+    chunks.push(Chunk {
+        start: chunk_start,
+        end: source.len(),
+        tokens: chunk_first_token..tokens.len(),
+    });
     chunks
 }
 
@@ -411,7 +533,10 @@ fn item_start_with_docs(source: &str, keyword_start: usize) -> usize {
     let mut start = source[..keyword_start].rfind('\n').map_or(0, |i| i + 1);
     while start > 0 {
         let prev_start = source[..start - 1].rfind('\n').map_or(0, |i| i + 1);
-        if source[prev_start..start - 1].trim_start().starts_with("///") {
+        if source[prev_start..start - 1]
+            .trim_start()
+            .starts_with("///")
+        {
             start = prev_start;
         } else {
             break;
@@ -443,32 +568,52 @@ fn precheck(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> Vec<
             TokenKind::Unknown => {
                 unknown_reported += 1;
                 let text = token.text(source);
-                let shown: String = text.chars().map(describe_char).collect::<Vec<_>>().join(", ");
+                let shown: String = text
+                    .chars()
+                    .map(describe_char)
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 problems.push(
-                    Diagnostic::new(codes::UNEXPECTED_CHARACTER, span, format!("unexpected character {shown}"))
-                        .with_label("Flow has no token starting with this character"),
+                    Diagnostic::new(
+                        codes::UNEXPECTED_CHARACTER,
+                        span,
+                        format!("unexpected character {shown}"),
+                    )
+                    .with_label("Flow has no token starting with this character"),
                 );
             }
             TokenKind::UnterminatedString => {
                 let closing = closing_quote(token.text(source));
                 problems.push(
-                    Diagnostic::new(codes::UNTERMINATED_STRING, Span::new(file, token.start, token.start + 1), "unterminated string")
-                        .with_label("this string is never closed")
-                        .with_help(format!("add the closing {closing}")),
+                    Diagnostic::new(
+                        codes::UNTERMINATED_STRING,
+                        Span::new(file, token.start, token.start + 1),
+                        "unterminated string",
+                    )
+                    .with_label("this string is never closed")
+                    .with_help(format!("add the closing {closing}")),
                 );
             }
             TokenKind::UnterminatedBlockComment => problems.push(
-                Diagnostic::new(codes::UNTERMINATED_COMMENT, Span::new(file, token.start, token.start + 2), "unterminated block comment")
-                    .with_label("this comment is never closed")
-                    .with_help("add `*/` where the comment ends"),
+                Diagnostic::new(
+                    codes::UNTERMINATED_COMMENT,
+                    Span::new(file, token.start, token.start + 2),
+                    "unterminated block comment",
+                )
+                .with_label("this comment is never closed")
+                .with_help("add `*/` where the comment ends"),
             ),
             TokenKind::LBrace | TokenKind::LParen | TokenKind::LBracket if delimiters_ok => {
                 open.push(token);
                 if open.len() > MAX_NESTING {
                     problems.push(
-                        Diagnostic::new(codes::NESTING_TOO_DEEP, span, format!("nesting too deep: more than {MAX_NESTING} levels of brackets"))
-                            .with_label("this bracket is one level too deep")
-                            .with_help("give parts of the expression names with `let`"),
+                        Diagnostic::new(
+                            codes::NESTING_TOO_DEEP,
+                            span,
+                            format!("nesting too deep: more than {MAX_NESTING} levels of brackets"),
+                        )
+                        .with_label("this bracket is one level too deep")
+                        .with_help("give parts of the expression names with `let`"),
                     );
                     delimiters_ok = false;
                 }
@@ -489,17 +634,30 @@ fn precheck(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> Vec<
                     Some(opener) => {
                         let opener_text = opener.text(source);
                         problems.push(
-                            Diagnostic::new(codes::UNMATCHED_DELIMITER, span, format!("mismatched closing delimiter `{text}`"))
-                                .with_label(format!("expected `{}` here", closer_of(opener.kind)))
-                                .with_secondary(Span::new(file, opener.start, opener.end), format!("this `{opener_text}` is still open")),
+                            Diagnostic::new(
+                                codes::UNMATCHED_DELIMITER,
+                                span,
+                                format!("mismatched closing delimiter `{text}`"),
+                            )
+                            .with_label(format!("expected `{}` here", closer_of(opener.kind)))
+                            .with_secondary(
+                                Span::new(file, opener.start, opener.end),
+                                format!("this `{opener_text}` is still open"),
+                            ),
                         );
                         delimiters_ok = false;
                     }
                     None => {
                         problems.push(
-                            Diagnostic::new(codes::UNMATCHED_DELIMITER, span, format!("unmatched closing delimiter `{text}`"))
-                                .with_label("nothing is open here")
-                                .with_help("remove it, or add the opening delimiter it was meant to close"),
+                            Diagnostic::new(
+                                codes::UNMATCHED_DELIMITER,
+                                span,
+                                format!("unmatched closing delimiter `{text}`"),
+                            )
+                            .with_label("nothing is open here")
+                            .with_help(
+                                "remove it, or add the opening delimiter it was meant to close",
+                            ),
                         );
                         delimiters_ok = false;
                     }
@@ -510,16 +668,23 @@ fn precheck(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> Vec<
     }
     if unknown_more > 0 {
         problems.push(
-            Diagnostic::new(codes::UNEXPECTED_CHARACTER, last_unknown, format!("{unknown_more} more runs of unexpected characters"))
-                .with_note("only the first ones in each item are shown in full; is this a Flow file?"),
+            Diagnostic::new(
+                codes::UNEXPECTED_CHARACTER,
+                last_unknown,
+                format!("{unknown_more} more runs of unexpected characters"),
+            )
+            .with_note("only the first ones in each item are shown in full; is this a Flow file?"),
         );
     }
     if delimiters_ok && let Some(opener) = open.last() {
         let text = opener.text(source);
-        let mut diagnostic =
-            Diagnostic::new(codes::UNCLOSED_DELIMITER, Span::new(file, opener.start, opener.end), format!("unclosed delimiter `{text}`"))
-                .with_label(format!("this `{text}` is never closed"))
-                .with_help(format!("add the matching `{}`", closer_of(opener.kind)));
+        let mut diagnostic = Diagnostic::new(
+            codes::UNCLOSED_DELIMITER,
+            Span::new(file, opener.start, opener.end),
+            format!("unclosed delimiter `{text}`"),
+        )
+        .with_label(format!("this `{text}` is never closed"))
+        .with_help(format!("add the matching `{}`", closer_of(opener.kind)));
         if let Some(s) = suspect {
             diagnostic = diagnostic.with_secondary(
                 Span::new(file, s.start, s.end),
@@ -538,13 +703,18 @@ fn line_start(source: &str, offset: usize) -> usize {
 /// The leading whitespace width of the line holding `offset`.
 fn indentation(source: &str, offset: usize) -> usize {
     let start = line_start(source, offset);
-    source[start..].chars().take_while(|c| *c == ' ' || *c == '\t').count()
+    source[start..]
+        .chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .count()
 }
 
 fn matches_delimiter(open: TokenKind, close: TokenKind) -> bool {
     matches!(
         (open, close),
-        (TokenKind::LBrace, TokenKind::RBrace) | (TokenKind::LParen, TokenKind::RParen) | (TokenKind::LBracket, TokenKind::RBracket)
+        (TokenKind::LBrace, TokenKind::RBrace)
+            | (TokenKind::LParen, TokenKind::RParen)
+            | (TokenKind::LBracket, TokenKind::RBracket)
     )
 }
 
@@ -585,13 +755,19 @@ pub fn decode_source(file: FileId, bytes: &[u8]) -> Result<String, (String, Diag
             let at = error.valid_up_to();
             let lossy = String::from_utf8_lossy(bytes).into_owned();
             let end = (at + error.error_len().unwrap_or(1)).min(bytes.len());
-            let bad: Vec<String> = bytes[at..end].iter().map(|b| format!("0x{b:02X}")).collect();
+            let bad: Vec<String> = bytes[at..end]
+                .iter()
+                .map(|b| format!("0x{b:02X}"))
+                .collect();
             let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
             let diagnostic = Diagnostic::new(
                 codes::INVALID_UTF8,
                 // The lossy text holds U+FFFD (three bytes) where the bad bytes were.
                 Span::new(file, at, at + char::REPLACEMENT_CHARACTER.len_utf8()),
-                format!("this file is not valid UTF-8: byte {} on line {line}", bad.join(" ")),
+                format!(
+                    "this file is not valid UTF-8: byte {} on line {line}",
+                    bad.join(" ")
+                ),
             )
             .with_label("not UTF-8")
             .with_help("save the file as UTF-8");
