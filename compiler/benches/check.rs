@@ -5,6 +5,10 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+/// The allocator of the `flow` binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A program of `workflows` workflows with 20 steps each, reading each other's results,
 /// with `if`, `for` and `try` blocks, modifiers and a typed return.
 pub fn generated_program(workflows: usize) -> String {

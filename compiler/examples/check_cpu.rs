@@ -5,6 +5,8 @@
 //!
 //! `cargo run --release -p flow-compiler --example check_cpu`
 
+// The global allocator (the `flow` binary's) comes with the included bench module.
+
 #[path = "../benches/check.rs"]
 #[allow(dead_code)]
 mod bench;

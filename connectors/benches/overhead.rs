@@ -5,8 +5,16 @@
 //!
 //!     cargo bench -p flow-connectors --bench overhead
 //!
-//! `FLOW_BENCH_REQUESTS` (default 100000) and `FLOW_BENCH_CONCURRENCY` (default 32)
-//! change the load.
+//! Two measurements, each side in alternating rounds after a warm-up:
+//! - **paced** (the goal's condition): requests issued open-loop at a fixed rate
+//!   (`FLOW_BENCH_RATE`, default 20000 per second, in 1 ms batches) for
+//!   `FLOW_BENCH_SECONDS` (default 3); each request's latency from issue to decoded
+//!   result, and the process's CPU time per request;
+//! - **saturated**: `FLOW_BENCH_CONCURRENCY` (default 32) requests in flight, as many as
+//!   the machine does (`FLOW_BENCH_REQUESTS`, default 100000): the cost per call when
+//!   CPU is the limit.
+//!
+//! `FLOW_BENCH_ONLY=bare|driver` runs one side alone (for `perf`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,6 +29,10 @@ use hyper::body::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+
+/// The allocator of the `flow` binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BODY: &str =
     r#"{"id":"T-1","title":"Printer on fire","status":"open","priority":2,"tags":["hw","urgent"]}"#;
@@ -94,6 +106,80 @@ where
     started.elapsed()
 }
 
+/// What one paced round measured.
+struct Paced {
+    latencies: Vec<Duration>,
+    cpu: Duration,
+}
+
+/// Issues `rate` requests per second for `seconds`, open-loop (in 1 ms batches, tokio's
+/// timer resolution), and records each one's latency and the process's CPU time.
+async fn paced<F, Fut>(rate: usize, seconds: u64, f: F) -> Paced
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let per_tick = (rate / 1000).max(1);
+    let ticks = seconds as usize * 1000;
+    let mut interval = tokio::time::interval(Duration::from_millis(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let cpu_before = process_cpu();
+    let mut tasks = Vec::with_capacity(per_tick * ticks);
+    for tick in 0..ticks {
+        interval.tick().await;
+        for j in 0..per_tick {
+            let fut = f(tick * per_tick + j);
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                fut.await;
+                t.elapsed()
+            }));
+        }
+    }
+    let mut latencies = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        latencies.push(t.await.unwrap());
+    }
+    latencies.sort();
+    Paced {
+        latencies,
+        cpu: process_cpu().saturating_sub(cpu_before),
+    }
+}
+
+/// CPU time (user + system) of this process so far, from /proc/self/stat.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Fields 14 and 15 of the file (utime, stime) are at 11 and 12 after the name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+fn summary(label: &str, rounds: &[Paced]) -> (f64, f64) {
+    let mut all: Vec<Duration> = rounds
+        .iter()
+        .flat_map(|r| r.latencies.iter().copied())
+        .collect();
+    all.sort();
+    let n = all.len().max(1);
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let mean = all.iter().map(|d| us(*d)).sum::<f64>() / n as f64;
+    let p50 = all.get(n / 2).map_or(0.0, |d| us(*d));
+    let p99 = all.get(n * 99 / 100).map_or(0.0, |d| us(*d));
+    let cpu = rounds.iter().map(|r| r.cpu).sum::<Duration>().as_secs_f64() * 1e6 / n as f64;
+    println!(
+        "{label} p50 {p50:>6.1} µs, mean {mean:>6.1} µs, p99 {p99:>7.1} µs, CPU {cpu:>5.1} µs per request"
+    );
+    (p50, mean)
+}
+
 fn main() {
     let requests: usize = std::env::var("FLOW_BENCH_REQUESTS")
         .ok()
@@ -164,9 +250,31 @@ fn main() {
         // Warm up both paths (connections, JIT tiers), then alternate measured rounds.
         run(2_000, concurrency, bare.clone()).await;
         run(2_000, concurrency, through_driver.clone()).await;
+        let only = std::env::var("FLOW_BENCH_ONLY").unwrap_or_default();
+
+        let rate: usize = std::env::var("FLOW_BENCH_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+        let seconds: u64 = std::env::var("FLOW_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+        let mut bare_rounds = Vec::new();
+        let mut driver_rounds = Vec::new();
+        for _ in 0..2 {
+            if only != "driver" {
+                bare_rounds.push(paced(rate, seconds, bare.clone()).await);
+            }
+            if only != "bare" {
+                driver_rounds.push(paced(rate, seconds, through_driver.clone()).await);
+            }
+        }
+        println!("paced at {rate} requests/s, {seconds} s per round, 2 rounds per side:");
+        let (bare_p50, bare_mean) = summary("  bare reqwest:", &bare_rounds);
+        let (driver_p50, driver_mean) = summary("  driver:      ", &driver_rounds);
+        println!(
+            "  overhead:      {:+.1}% at p50, {:+.1}% in the mean",
+            (driver_p50 / bare_p50 - 1.0) * 100.0,
+            (driver_mean / bare_mean - 1.0) * 100.0
+        );
+
         let mut bare_t = Duration::ZERO;
         let mut driver_t = Duration::ZERO;
-        let only = std::env::var("FLOW_BENCH_ONLY").unwrap_or_default();
         for _ in 0..3 {
             if only != "driver" {
                 bare_t += run(requests / 3, concurrency, bare.clone()).await;
@@ -180,9 +288,9 @@ fn main() {
         let driver_rate = n / driver_t.as_secs_f64();
         let bare_us = bare_t.as_secs_f64() * 1e6 / n;
         let driver_us = driver_t.as_secs_f64() * 1e6 / n;
-        println!("requests: {n}, concurrency: {concurrency}");
-        println!("bare reqwest: {bare_rate:>9.0} requests/s ({bare_us:.1} µs per request of wall time)");
-        println!("driver:       {driver_rate:>9.0} requests/s ({driver_us:.1} µs per request of wall time)");
-        println!("overhead:     {:+.1}% per call", (driver_us / bare_us - 1.0) * 100.0);
+        println!("saturated: {n} requests, {concurrency} in flight:");
+        println!("  bare reqwest: {bare_rate:>9.0} requests/s ({bare_us:.1} µs per request of wall time)");
+        println!("  driver:       {driver_rate:>9.0} requests/s ({driver_us:.1} µs per request of wall time)");
+        println!("  overhead:     {:+.1}% per call", (driver_us / bare_us - 1.0) * 100.0);
     });
 }

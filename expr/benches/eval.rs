@@ -11,6 +11,10 @@ use flow_compiler::expr::{ExprArena, ExprId, LocalId, Scope, check_expression};
 use flow_compiler::types::Type;
 use flow_expr::{FixedContext, Program, Tier, Timestamp, Value};
 
+/// The allocator of the `flow` binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Vars(Vec<(String, Type)>);
 
 impl Scope for Vars {

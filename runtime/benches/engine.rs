@@ -12,6 +12,10 @@ use flow_runtime::{
     Silent, Store, StoreOptions,
 };
 
+/// The allocator of the `flow` binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Answers every action at once with an empty response: a no-op step.
 struct Noop;
 
