@@ -124,21 +124,25 @@ where
     let mut interval = tokio::time::interval(Duration::from_millis(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let cpu_before = process_cpu();
-    let mut tasks = Vec::with_capacity(per_tick * ticks);
+    // Each request reports its latency on a channel, so its task (and the future it
+    // holds) is freed as soon as it finishes.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
     for tick in 0..ticks {
         interval.tick().await;
         for j in 0..per_tick {
             let fut = f(tick * per_tick + j);
-            tasks.push(tokio::spawn(async move {
+            let tx = tx.clone();
+            tokio::spawn(async move {
                 let t = Instant::now();
                 fut.await;
-                t.elapsed()
-            }));
+                let _ = tx.send(t.elapsed());
+            });
         }
     }
-    let mut latencies = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        latencies.push(t.await.unwrap());
+    drop(tx);
+    let mut latencies = Vec::with_capacity(per_tick * ticks);
+    while let Some(d) = rx.recv().await {
+        latencies.push(d);
     }
     latencies.sort();
     Paced {
@@ -200,7 +204,7 @@ fn main() {
         let program = Arc::new(compilation.program);
         let conn = Connection::new("bench", "ops").with_secret("token", "bench-token").with_base_url(&url);
         let driver = Arc::new(Driver::new(Arc::new(MemoryConnections::new(vec![conn])), DriverConfig::default()));
-        let client = reqwest::Client::builder().pool_max_idle_per_host(64).tcp_nodelay(true).build().unwrap();
+        let client = reqwest::Client::builder().pool_max_idle_per_host(256).tcp_nodelay(true).build().unwrap();
 
         let bare = {
             let client = client.clone();

@@ -207,7 +207,7 @@ fn counts_against_service(e: &StepError) -> bool {
 impl Driver {
     pub fn new(connections: Arc<dyn Connections>, config: DriverConfig) -> Driver {
         let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
             .user_agent(concat!("flow/", env!("CARGO_PKG_VERSION")))
             .build()
