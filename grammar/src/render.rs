@@ -79,9 +79,10 @@ impl<'a> Renderer<'a> {
         let mut primary = Label::new((span.file, span.range()))
             .with_color(primary_color)
             .with_order(0);
-        if let Some(text) = &diagnostic.label {
-            primary = primary.with_message(text);
-        }
+        // ariadne draws no underline for a label without a message: every primary
+        // label gets one, the code's meaning when the diagnostic names none.
+        primary =
+            primary.with_message(diagnostic.label.as_deref().unwrap_or(diagnostic.code.title));
         report = report.with_label(primary);
         for (i, label) in diagnostic.labels.iter().enumerate() {
             let s = self.clamp(label.span);
