@@ -456,18 +456,7 @@ impl Checker<'_> {
             let ty = self.resolve_typedef(t);
             let def = &self.types[t];
             let (span, name, doc) = (def.span, def.display.clone(), def.doc.clone());
-            let shown = match &ty {
-                // A named record displays as its name; show its fields here.
-                Type::Record(r) => {
-                    let fields: Vec<String> = r
-                        .fields
-                        .iter()
-                        .map(|f| format!("{}: {}", f.name, f.ty))
-                        .collect();
-                    format!("{{ {} }}", fields.join(", "))
-                }
-                other => other.to_string(),
-            };
+            let shown = definition_text(&ty);
             self.analysis.reference_with(
                 span,
                 span,
@@ -543,7 +532,7 @@ impl Checker<'_> {
                     let ty = self.resolve_typedef(t);
                     if let Some(a) = self.analysis.references.last_mut() {
                         if a.span == path.span && a.hover.is_empty() {
-                            a.hover = format!("type {key} = {ty}");
+                            a.hover = format!("type {key} = {}", definition_text(&ty));
                         }
                     }
                     ty
@@ -632,5 +621,21 @@ fn collect_named<'a>(expr: &'a TypeExpr, out: &mut Vec<&'a Path>) {
                 collect_named(&f.ty, out);
             }
         }
+    }
+}
+
+/// A named type's definition as hover shows it: a named record displays as its name
+/// elsewhere, so its fields are spelled out here.
+fn definition_text(ty: &Type) -> String {
+    match ty {
+        Type::Record(r) => {
+            let fields: Vec<String> = r
+                .fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name, f.ty))
+                .collect();
+            format!("{{ {} }}", fields.join(", "))
+        }
+        other => other.to_string(),
     }
 }
