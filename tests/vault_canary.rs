@@ -79,6 +79,7 @@ fn flow_with_key(dir: &Path, args: &[&str], stdin: Option<&str>, key: Option<&st
     cmd.current_dir(dir)
         .args(args)
         .env("NO_COLOR", "1")
+        .env("USER", "canary-operator")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -256,6 +257,15 @@ fn a_planted_credential_appears_nowhere_but_on_the_wire() {
             .unwrap()
             .iter()
             .any(|e| e["run_id"].is_string() && e["step"] == "posted")
+    );
+    // Every use names who ran it: the operating-system user of the process.
+    assert!(
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor"] == "canary-operator"),
+        "{entries}"
     );
 
     // The credential went to the server, and only there.

@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS audit (
     workflow    TEXT,
     step        TEXT,
     purpose     TEXT NOT NULL,
-    outcome     TEXT NOT NULL
+    outcome     TEXT NOT NULL,
+    actor       TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_by_connection ON audit(integration, owner, at);
 CREATE TABLE IF NOT EXISTS breakers (
@@ -238,6 +239,8 @@ pub struct AuditRecord {
     pub step: Option<String>,
     pub purpose: String,
     pub outcome: String,
+    /// Who ran the process that used the credentials: the operating-system user.
+    pub actor: Option<String>,
 }
 
 /// A circuit breaker's recorded state.
@@ -312,6 +315,7 @@ impl Vault {
         db.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .map_err(sql)?;
         db.execute_batch(SCHEMA).map_err(sql)?;
+        add_actor_column(&db).map_err(sql)?;
         let master = master_key(path, &db)?;
         check_key(path, &db, &master)?;
         let writer = spawn_writer(path)?;
@@ -734,7 +738,7 @@ impl Vault {
         let db = self.db();
         let mut stmt = db
             .prepare(
-                "SELECT at, integration, owner, run_id, workflow, step, purpose, outcome FROM audit
+                "SELECT at, integration, owner, run_id, workflow, step, purpose, outcome, actor FROM audit
                  WHERE ?1 IS NULL OR integration = ?1 ORDER BY id DESC LIMIT ?2",
             )
             .map_err(|e| self.sql(e))?;
@@ -749,6 +753,7 @@ impl Vault {
                     step: r.get(5)?,
                     purpose: r.get(6)?,
                     outcome: r.get(7)?,
+                    actor: r.get(8)?,
                 })
             })
             .map_err(|e| self.sql(e))?;
@@ -940,6 +945,37 @@ fn check_key(path: &Path, db: &Db, master: &SecretBox<[u8; 32]>) -> Result<(), V
     }
 }
 
+/// Vaults created before the audit log recorded its actor get the column.
+fn add_actor_column(db: &Db) -> Result<(), rusqlite::Error> {
+    let has_actor = db
+        .prepare("SELECT 1 FROM pragma_table_info('audit') WHERE name = 'actor'")?
+        .exists([])?;
+    if !has_actor {
+        db.execute_batch("ALTER TABLE audit ADD COLUMN actor TEXT")?;
+    }
+    Ok(())
+}
+
+/// The operating-system user running this process (`USER`, else `LOGNAME`, else the
+/// numeric uid), recorded as the actor of every audit entry it writes.
+fn current_actor() -> String {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(name) = std::env::var(var) {
+            if !name.trim().is_empty() {
+                return name;
+            }
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(meta) = std::fs::metadata("/proc/self") {
+            return format!("uid {}", meta.uid());
+        }
+    }
+    "unknown".to_owned()
+}
+
 /// The background writer of audit entries and breaker states: one transaction per
 /// batch, so recording every call costs the caller a channel send.
 fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
@@ -948,6 +984,7 @@ fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
         source,
     })?;
     let _ = db.busy_timeout(std::time::Duration::from_secs(5));
+    let actor = current_actor();
     let (tx, rx) = mpsc::channel::<Write>();
     let spawned = std::thread::Builder::new()
         .name("flow-vault-audit".into())
@@ -967,8 +1004,8 @@ fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
                         match w {
                             Write::Audit(e, at) => {
                                 let _ = tx.execute(
-                                    "INSERT INTO audit (at, integration, owner, run_id, workflow, step, purpose, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                                    params![at, e.integration, e.owner, e.run_id, e.workflow, e.step, e.purpose, e.outcome],
+                                    "INSERT INTO audit (at, integration, owner, run_id, workflow, step, purpose, outcome, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                    params![at, e.integration, e.owner, e.run_id, e.workflow, e.step, e.purpose, e.outcome, actor],
                                 );
                             }
                             Write::Breaker {
@@ -1049,6 +1086,38 @@ mod tests {
                 assert_eq!(mode & 0o777, 0o600, "{f}");
             }
         }
+    }
+
+    #[test]
+    fn an_audit_log_from_before_actors_gains_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        {
+            let db = Db::open(&path).unwrap();
+            db.execute_batch(
+                "CREATE TABLE audit (id INTEGER PRIMARY KEY, at INTEGER NOT NULL,
+                 integration TEXT NOT NULL, owner TEXT NOT NULL, run_id TEXT, workflow TEXT,
+                 step TEXT, purpose TEXT NOT NULL, outcome TEXT NOT NULL);
+                 INSERT INTO audit (at, integration, owner, purpose, outcome)
+                 VALUES (1, 'slack', 'ops', 'health', 'ok');",
+            )
+            .unwrap();
+        }
+        let vault = Vault::open(&path).unwrap();
+        vault.audit(AuditEntry {
+            integration: "slack".into(),
+            owner: "ops".into(),
+            run_id: None,
+            workflow: None,
+            step: None,
+            purpose: "slack.post_message".into(),
+            outcome: "ok".into(),
+        });
+        vault.flush();
+        let log = vault.audit_log(None, 10).unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].actor.as_deref(), Some(current_actor().as_str()));
+        assert_eq!(log[1].actor, None);
     }
 
     #[test]

@@ -331,7 +331,7 @@ pub fn connections(args: ConnectionsArgs, _color: ColorChoice) -> miette::Result
                 Format::Human => {
                     for e in &entries {
                         println!(
-                            "{} {:<14} {:<10} {:<28} {:<14} run {} step {}",
+                            "{} {:<14} {:<10} {:<28} {:<14} run {} step {} by {}",
                             chrono_ms(e.at),
                             e.integration,
                             e.owner,
@@ -339,6 +339,7 @@ pub fn connections(args: ConnectionsArgs, _color: ColorChoice) -> miette::Result
                             e.outcome,
                             e.run_id.as_deref().unwrap_or("-"),
                             e.step.as_deref().unwrap_or("-"),
+                            e.actor.as_deref().unwrap_or("-"),
                         );
                     }
                 }
