@@ -370,10 +370,7 @@ async fn health_probes_reach_moto() {
     let Some(url) = service("FLOW_TEST_MOTO_URL", "health_probes_reach_moto") else {
         return;
     };
-    // CloudWatch's probe (`GET /?Action=DescribeAlarms...`) is left out: moto 5.2 reads
-    // Query-protocol calls only from form bodies and answers a GET with a 500; its
-    // actions, all POSTs, are exercised above.
-    for name in ["aws_s3", "aws_sqs", "aws_sns"] {
+    for name in ["aws_s3", "aws_sqs", "aws_sns", "aws_cloudwatch"] {
         let p = stdlib(name);
         let (d, _) = driver(vec![]);
         d.probe(&p, 0, &aws(name, &url))
