@@ -307,21 +307,32 @@ impl<'a> Decoder<'a> {
             loop {
                 let item = self.value()?;
                 self.stack.push(item);
-                self.skip_ws();
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b']') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    None => return Err(self.error("EOF while parsing a list")),
-                    Some(_) => return Err(self.error("expected `,` or `]`")),
+                if self.separator(b']', "a list")? {
+                    break;
                 }
             }
         }
         self.depth -= 1;
         let items: Vec<Value> = self.stack.drain(base..).collect();
         Ok(Value::list(items))
+    }
+
+    /// After an item of a list or object: consumes `,` (returns false: more items
+    /// follow) or the closing bracket (returns true).
+    fn separator(&mut self, close: u8, what: &str) -> Result<bool, DecodeError> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(b) if b == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            None => Err(self.error(&format!("EOF while parsing {what}"))),
+            Some(_) => Err(self.error(&format!("expected `,` or `{}`", close as char))),
+        }
     }
 
     fn object(&mut self) -> Result<Value, DecodeError> {
@@ -364,15 +375,8 @@ impl<'a> Decoder<'a> {
                 self.pos += 1;
                 let value = self.value()?;
                 fields.push((key, value));
-                self.skip_ws();
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b'}') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    None => return Err(self.error("EOF while parsing an object")),
-                    Some(_) => return Err(self.error("expected `,` or `}`")),
+                if self.separator(b'}', "an object")? {
+                    break;
                 }
             }
         }
