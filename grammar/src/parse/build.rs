@@ -49,6 +49,18 @@ impl<'s> Builder<'s> {
         let s = p.as_span();
         let start = self.base + s.start();
         let mut end = self.base + s.end();
+        // Most spans end with a token that is not trivia; they need no search. A trivia
+        // token ends with whitespace (the BOM's last byte is 0xBF), with `*/`, or (a line
+        // comment) before a newline or at the end of the file.
+        let bytes = self.source.as_bytes();
+        let may_end_with_trivia = end > start
+            && (matches!(
+                bytes.get(end - 1),
+                Some(b' ' | b'\t' | b'\r' | b'\n' | 0xBF | b'/')
+            ) || matches!(bytes.get(end), None | Some(b'\n')));
+        if !may_end_with_trivia {
+            return Span::new(self.file, start, end);
+        }
         let mut i = self.tokens.partition_point(|t| t.end < end);
         while end > start && i < self.tokens.len() {
             let token = self.tokens[i];
