@@ -11,13 +11,11 @@
 //! per step, not two.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
-use std::sync::mpsc;
-
 use tokio::sync::oneshot;
 
 /// The schema version this build writes (`PRAGMA user_version`).
