@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use flow_compiler::expr::{ExprArena, ExprId, LocalId, Scope, check_expression};
+use flow_compiler::expr::{ExprArena, ExprId, Variables, check_expression};
 use flow_compiler::types::Type;
 use flow_expr::{FixedContext, Program, Tier, Timestamp, Value};
 
@@ -15,22 +15,8 @@ use flow_expr::{FixedContext, Program, Tier, Timestamp, Value};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-struct Vars(Vec<(String, Type)>);
-
-impl Scope for Vars {
-    fn lookup(&self, name: &str) -> Option<(LocalId, Type)> {
-        self.0
-            .iter()
-            .position(|(n, _)| n == name)
-            .map(|i| (LocalId(i as u32), self.0[i].1.clone()))
-    }
-    fn names(&self) -> Vec<String> {
-        self.0.iter().map(|(n, _)| n.clone()).collect()
-    }
-}
-
 fn flow_program(src: &str, vars: &[(&str, Type)], tier: Tier) -> (Program, ExprId) {
-    let scope = Vars(
+    let scope = Variables(
         vars.iter()
             .map(|(n, t)| (n.to_string(), t.clone()))
             .collect(),

@@ -4,27 +4,13 @@
 
 use std::sync::Arc;
 
-use flow_compiler::expr::{ExprArena, LocalId, Scope, check_expression};
+use flow_compiler::expr::{ExprArena, Variables, check_expression};
 use flow_compiler::types::Type;
 use flow_expr::{ErrorKind, FixedContext, Program, Tier, Timestamp, Value};
 
-struct Vars(Vec<(String, Type)>);
-
-impl Scope for Vars {
-    fn lookup(&self, name: &str) -> Option<(LocalId, Type)> {
-        self.0
-            .iter()
-            .position(|(n, _)| n == name)
-            .map(|i| (LocalId(i as u32), self.0[i].1.clone()))
-    }
-    fn names(&self) -> Vec<String> {
-        self.0.iter().map(|(n, _)| n.clone()).collect()
-    }
-}
-
 /// Evaluates in both tiers; both must agree; returns the interpreter's result.
 fn run(src: &str, vars: Vec<(&str, Type, Value)>) -> Result<Value, flow_expr::EvalError> {
-    let scope = Vars(
+    let scope = Variables(
         vars.iter()
             .map(|(n, t, _)| (n.to_string(), t.clone()))
             .collect(),

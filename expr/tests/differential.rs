@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use flow_compiler::expr::{ExprArena, LocalId, Scope, check_expression};
+use flow_compiler::expr::{ExprArena, Variables, check_expression};
 use flow_compiler::types::Type;
 use flow_expr::{FixedContext, Program, Tier, Timestamp, Value};
 use proptest::prelude::*;
@@ -215,21 +215,7 @@ impl Gen {
     }
 }
 
-struct Vars(Vec<(String, Type)>);
-
-impl Scope for Vars {
-    fn lookup(&self, name: &str) -> Option<(LocalId, Type)> {
-        self.0
-            .iter()
-            .position(|(n, _)| n == name)
-            .map(|i| (LocalId(i as u32), self.0[i].1.clone()))
-    }
-    fn names(&self) -> Vec<String> {
-        self.0.iter().map(|(n, _)| n.clone()).collect()
-    }
-}
-
-fn scope() -> Vars {
+fn scope() -> Variables {
     let r = Type::record(
         None,
         vec![
@@ -238,7 +224,7 @@ fn scope() -> Vars {
             ("s".into(), Type::String),
         ],
     );
-    Vars(vec![
+    Variables(vec![
         ("i1".into(), Type::Int),
         ("i2".into(), Type::Int),
         ("u1".into(), Type::UInt),

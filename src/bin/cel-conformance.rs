@@ -15,9 +15,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use flow_compiler::expr::catalogue::{Sig, Signature};
-use flow_compiler::expr::{
-    CheckOptions, ExprArena, LocalId, Overload, Scope, check_expression_with,
-};
+use flow_compiler::expr::{CheckOptions, ExprArena, Overload, Variables, check_expression_with};
 use flow_compiler::types::Type;
 use flow_expr::{Duration, FixedContext, Map, Program, Tier, Timestamp, Value};
 use serde_json::Value as Json;
@@ -218,22 +216,6 @@ fn main() -> ExitCode {
 
 // ------------------------------------------------------------------ one case
 
-struct CaseScope {
-    vars: Vec<(String, Type)>,
-}
-
-impl Scope for CaseScope {
-    fn lookup(&self, name: &str) -> Option<(LocalId, Type)> {
-        self.vars
-            .iter()
-            .position(|(n, _)| n == name)
-            .map(|i| (LocalId(i as u32), self.vars[i].1.clone()))
-    }
-    fn names(&self) -> Vec<String> {
-        self.vars.iter().map(|(n, _)| n.clone()).collect()
-    }
-}
-
 fn protobuf_reason(test: &Json) -> Option<String> {
     if test.get("container").is_some() {
         return Some("uses a protobuf container (message types)".into());
@@ -369,7 +351,7 @@ fn run_case(test: &Json) -> Outcome {
             ));
         }
     };
-    let scope = CaseScope { vars: vars.clone() };
+    let scope = Variables(vars.clone());
     let mut arena = ExprArena::new();
     for (name, ty) in &vars {
         arena.new_local(name.clone(), ty.clone());

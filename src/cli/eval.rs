@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use flow_compiler::expr::{ExprArena, LocalId, Scope, check_expression};
+use flow_compiler::expr::{ExprArena, Variables, check_expression};
 use flow_compiler::types::{Type, type_from_ast};
 use flow_expr::{Program, SystemContext, Tier, Value};
 use flow_grammar::SourceMap;
@@ -51,20 +51,6 @@ pub struct EvalArgs {
     /// How to report type errors: `human` (source excerpts) or `json` (one object per line).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
-}
-
-struct Vars(Vec<(String, Type)>);
-
-impl Scope for Vars {
-    fn lookup(&self, name: &str) -> Option<(LocalId, Type)> {
-        self.0
-            .iter()
-            .position(|(n, _)| n == name)
-            .map(|i| (LocalId(i as u32), self.0[i].1.clone()))
-    }
-    fn names(&self) -> Vec<String> {
-        self.0.iter().map(|(n, _)| n.clone()).collect()
-    }
 }
 
 fn usage(message: impl std::fmt::Display) -> miette::Result<ExitCode> {
@@ -157,7 +143,7 @@ pub fn run(args: EvalArgs, color: ColorChoice) -> miette::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_FAILURE));
         }
     };
-    let scope = Vars(vars);
+    let scope = Variables(vars);
     let mut arena = ExprArena::new();
     for (name, ty) in &scope.0 {
         arena.new_local(name.clone(), ty.clone());

@@ -36,6 +36,20 @@ impl Scope for EmptyScope {
     }
 }
 
+/// Named variables, the i-th bound to local `i` (`flow eval`'s `input` and `--var`s, the
+/// conformance harness's bindings, tests).
+pub struct Variables(pub Vec<(String, Type)>);
+
+impl Scope for Variables {
+    fn lookup(&self, name: &str) -> Option<(LocalId, Type)> {
+        let i = self.0.iter().position(|(n, _)| n == name)?;
+        Some((LocalId(i as u32), self.0[i].1.clone()))
+    }
+    fn names(&self) -> Vec<String> {
+        self.0.iter().map(|(n, _)| n.clone()).collect()
+    }
+}
+
 /// How strictly to check.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CheckOptions<'a> {

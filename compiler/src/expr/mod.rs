@@ -13,7 +13,7 @@ mod ir;
 
 pub use crate::types::is_assignable;
 pub use check::{
-    CheckOptions, EmptyScope, Scope, check_expression, check_expression_with, coerce,
+    CheckOptions, EmptyScope, Scope, Variables, check_expression, check_expression_with, coerce,
     display_signature,
 };
 pub use ir::*;

@@ -5,21 +5,7 @@ use flow_grammar::{FileId, parse_expression};
 
 use super::*;
 
-struct TestScope(Vec<(String, Type)>);
-
-impl Scope for TestScope {
-    fn lookup(&self, name: &str) -> Option<(LocalId, Type)> {
-        self.0
-            .iter()
-            .position(|(n, _)| n == name)
-            .map(|i| (LocalId(i as u32), self.0[i].1.clone()))
-    }
-    fn names(&self) -> Vec<String> {
-        self.0.iter().map(|(n, _)| n.clone()).collect()
-    }
-}
-
-fn scope() -> TestScope {
+fn scope() -> Variables {
     let order = Type::record(
         Some("Order".into()),
         vec![
@@ -35,7 +21,7 @@ fn scope() -> TestScope {
             ("note".into(), Type::optional(Type::String)),
         ],
     );
-    TestScope(vec![
+    Variables(vec![
         ("order".into(), order.clone()),
         ("maybe".into(), Type::optional(order)),
         ("xs".into(), Type::list(Type::Int)),
