@@ -374,20 +374,10 @@ fn convert_at(value: &Value, to: &Type, path: Path<'_>) -> Result<Value, Convers
             value.json_kind()
         ))
     };
+    // From here on the value does not conform: `dyn`, null for an optional and every
+    // value of its own kind returned above.
     Ok(match (to, value) {
-        (Type::Dyn | Type::Error, v) => v.clone(),
-        (Type::Optional(_) | Type::Null, Value::Null) => Value::Null,
         (Type::Optional(inner), v) => convert_at(v, inner, path)?,
-        (Type::Bool, Value::Bool(_))
-        | (Type::Int, Value::Int(_))
-        | (Type::UInt, Value::UInt(_))
-        | (Type::Double, Value::Double(_))
-        | (Type::String, Value::String(_))
-        | (Type::Secret, Value::Secret(_))
-        | (Type::Bytes, Value::Bytes(_))
-        | (Type::Timestamp, Value::Timestamp(_))
-        | (Type::Duration, Value::Duration(_))
-        | (Type::TypeOf(_), Value::Type(_)) => value.clone(),
         (Type::Secret, Value::String(s)) => Value::Secret(s.clone()),
         (Type::Int, Value::UInt(u)) => Value::Int(
             i64::try_from(*u).map_err(|_| path.error(format!("{u} does not fit in an int")))?,
@@ -415,32 +405,24 @@ fn convert_at(value: &Value, to: &Type, path: Path<'_>) -> Result<Value, Convers
             Value::Duration(Duration::parse(s).map_err(|e| path.error(e.message))?)
         }
         (Type::List(elem), Value::List(items)) => {
-            if matches!(**elem, Type::Dyn) {
-                value.clone()
-            } else {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    out.push(convert_at(item, elem, Path::Index(&path, i))?);
-                }
-                Value::list(out)
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                out.push(convert_at(item, elem, Path::Index(&path, i))?);
             }
+            Value::list(out)
         }
         (Type::Map(k, v), Value::Map(m)) => {
-            if matches!(**k, Type::Dyn) && matches!(**v, Type::Dyn) {
-                value.clone()
-            } else {
-                let mut entries = Vec::with_capacity(m.len());
-                for (key, item) in &m.entries {
-                    let name = key.as_str().unwrap_or("?");
-                    entries.push((
-                        convert_at(key, k, path)?,
-                        convert_at(item, v, Path::Field(&path, name))?,
-                    ));
-                }
-                Value::Map(Arc::new(
-                    Map::new(entries).map_err(|e| path.error(e.message))?,
-                ))
+            let mut entries = Vec::with_capacity(m.len());
+            for (key, item) in &m.entries {
+                let name = key.as_str().unwrap_or("?");
+                entries.push((
+                    convert_at(key, k, path)?,
+                    convert_at(item, v, Path::Field(&path, name))?,
+                ));
             }
+            Value::Map(Arc::new(
+                Map::new(entries).map_err(|e| path.error(e.message))?,
+            ))
         }
         (Type::Map(k, v), Value::Record(r)) => {
             let mut entries = Vec::with_capacity(r.fields.len());
