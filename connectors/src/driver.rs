@@ -60,6 +60,9 @@ struct Prepared {
     program: Weak<Program>,
     integration: flow_expr::Program,
     actions: Vec<flow_expr::Program>,
+    /// Per action, whether its clauses read `response.headers` (otherwise the answer's
+    /// headers are not copied into the `response` value).
+    reads_headers: Vec<bool>,
 }
 
 #[derive(Clone)]
@@ -600,7 +603,12 @@ impl Driver {
             if answer.status >= 400 {
                 return Err(http_error(&name, &answer, &body, conn));
             }
-            let response_value = if reads_headers(&action.exprs) {
+            let response_value = if prepared
+                .reads_headers
+                .get(action_index)
+                .copied()
+                .unwrap_or(true)
+            {
                 response_record(&answer, body.clone())
             } else {
                 response_record_without_headers(&answer, body.clone())
@@ -1504,6 +1512,11 @@ fn prepare_integration(integ: &Integration, program: Weak<Program>) -> Prepared 
             .actions
             .iter()
             .map(|a| flow_expr::Program::new(a.exprs.clone()))
+            .collect(),
+        reads_headers: integ
+            .actions
+            .iter()
+            .map(|a| reads_headers(&a.exprs))
             .collect(),
     }
 }
