@@ -3,7 +3,7 @@
 //! while this thread waits) next to the wall-clock time of the whole compile. Linux only
 //! (reads `/proc/thread-self/schedstat`).
 //!
-//! `cargo run --release -p flow-compiler --example check_cpu`
+//! `cargo run --release -p flow-compiler --example check_cpu` (`FLOW_CHECK_RUNS=N` for N runs, 5 by default)
 
 // The global allocator (the `flow` binary's) comes with the included bench module.
 
@@ -23,7 +23,11 @@ fn thread_cpu_ns() -> Option<u64> {
 fn main() {
     let src = bench::generated_program(500);
     println!("{} lines", src.lines().count());
-    for run in 1..=5 {
+    let runs: usize = std::env::var("FLOW_CHECK_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    for run in 1..=runs {
         let cpu0 = thread_cpu_ns();
         let wall = std::time::Instant::now();
         let (_, compilation) = flow_compiler::compile_source("generated.flow", &src);
