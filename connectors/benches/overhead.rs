@@ -1,15 +1,18 @@
 //! Driver overhead per call: the same GET requests against a local hyper server, once in
 //! a bare reqwest loop (send, read, parse JSON) and once through the driver (connection
 //! lookup, policies, request clauses, bearer auth, decoding, the typed result check,
-//! the audit record), at the same concurrency, in the same run.
+//! the audit record), at the same concurrency, in the same run. The driver reads its
+//! connection from a real vault (a SQLite file in a temporary directory) and writes an
+//! audit row there per call, as `flow run` does.
 //!
 //!     cargo bench -p flow-connectors --bench overhead
 //!
 //! Two measurements, each side in alternating rounds after a warm-up:
 //! - **paced** (the goal's condition): requests issued open-loop at a fixed rate
 //!   (`FLOW_BENCH_RATE`, default 20000 per second, in 1 ms batches) for
-//!   `FLOW_BENCH_SECONDS` (default 3); each request's latency from issue to decoded
-//!   result, and the process's CPU time per request;
+//!   `FLOW_BENCH_SECONDS` (default 3) per round, `FLOW_BENCH_ROUNDS` (default 2) rounds
+//!   per side; each request's latency from issue to decoded result, and the process's
+//!   CPU time per request;
 //! - **saturated**: `FLOW_BENCH_CONCURRENCY` (default 32) requests in flight, as many as
 //!   the machine does (`FLOW_BENCH_REQUESTS`, default 100000): the cost per call when
 //!   CPU is the limit.
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flow_compiler::ir::{ActionRef, IntegrationId};
-use flow_connectors::{Connection, Driver, DriverConfig, MemoryConnections};
+use flow_connectors::{Driver, DriverConfig, Vault, VaultConnections};
 use flow_expr::Value;
 use flow_runtime::{ActionCall, CallContext};
 use http_body_util::Full;
@@ -202,8 +205,11 @@ fn main() {
         let (_, compilation) = flow_compiler::compile_source("bench.flow", SOURCE);
         assert!(!compilation.has_errors(), "{:?}", compilation.diagnostics);
         let program = Arc::new(compilation.program);
-        let conn = Connection::new("bench", "ops").with_secret("token", "bench-token").with_base_url(&url);
-        let driver = Arc::new(Driver::new(Arc::new(MemoryConnections::new(vec![conn])), DriverConfig::default()));
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(&dir.path().join("vault.db")).unwrap();
+        let secrets = [("token".to_owned(), secrecy::SecretString::from("bench-token"))].into_iter().collect();
+        vault.connect("bench", "ops", &Default::default(), Some(&url), secrets).unwrap();
+        let driver = Arc::new(Driver::new(Arc::new(VaultConnections::with_vault(vault)), DriverConfig::default()));
         let client = reqwest::Client::builder().pool_max_idle_per_host(256).tcp_nodelay(true).build().unwrap();
 
         let bare = {
@@ -258,9 +264,10 @@ fn main() {
 
         let rate: usize = std::env::var("FLOW_BENCH_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
         let seconds: u64 = std::env::var("FLOW_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+        let rounds: usize = std::env::var("FLOW_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
         let mut bare_rounds = Vec::new();
         let mut driver_rounds = Vec::new();
-        for _ in 0..2 {
+        for _ in 0..rounds {
             if only != "driver" {
                 bare_rounds.push(paced(rate, seconds, bare.clone()).await);
             }
@@ -268,7 +275,7 @@ fn main() {
                 driver_rounds.push(paced(rate, seconds, through_driver.clone()).await);
             }
         }
-        println!("paced at {rate} requests/s, {seconds} s per round, 2 rounds per side:");
+        println!("paced at {rate} requests/s, {seconds} s per round, {rounds} rounds per side:");
         let (bare_p50, bare_mean) = summary("  bare reqwest:", &bare_rounds);
         let (driver_p50, driver_mean) = summary("  driver:      ", &driver_rounds);
         println!(

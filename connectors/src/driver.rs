@@ -4,7 +4,9 @@
 //! circuit breaker and `Retry-After`, decodes each answer, applies `error_when`, follows
 //! pagination, and checks the result against the declared type.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -88,19 +90,40 @@ pub struct Driver {
 /// One HTTP answer.
 pub struct Answer {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub headers: reqwest::header::HeaderMap,
     pub body: Vec<u8>,
     pub url: String,
     pub elapsed: Duration,
 }
 
 impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+    /// A header's value; a header sent several times gives its values joined with `, `
+    /// (RFC 9110, section 5.3). Bytes that are not UTF-8 are replaced.
+    pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        header_text(&self.headers, name)
     }
+
+    /// Every header once, by lower-case name, in the order they first came.
+    fn header_pairs(&self) -> impl Iterator<Item = (&str, Cow<'_, str>)> {
+        self.headers
+            .keys()
+            .filter_map(|k| Some((k.as_str(), header_text(&self.headers, k.as_str())?)))
+    }
+}
+
+fn header_text<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<Cow<'a, str>> {
+    let mut values = headers.get_all(name).iter();
+    let first = String::from_utf8_lossy(values.next()?.as_bytes());
+    let mut rest = values.peekable();
+    if rest.peek().is_none() {
+        return Some(first);
+    }
+    let mut joined = first.into_owned();
+    for v in rest {
+        joined.push_str(", ");
+        joined.push_str(&String::from_utf8_lossy(v.as_bytes()));
+    }
+    Some(Cow::Owned(joined))
 }
 
 /// A request before authentication.
@@ -142,34 +165,52 @@ fn set_header(headers: &mut Vec<(String, Header)>, name: &str, value: Header) {
     headers.push((lower, value));
 }
 
-/// The origin part of an absolute URL (`scheme://host:port`), lower-cased, with the
-/// scheme's default port made explicit; read without a full parse, as it is checked on
-/// every request.
-fn origin(url: &str) -> Option<String> {
+/// `integration.action`, formatted only when a message needs it.
+struct QualifiedName<'a>(&'a str, &'a str);
+
+impl fmt::Display for QualifiedName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+/// The origin of an absolute URL (`scheme://host:port`), read without a full parse or
+/// an allocation, as it is checked on every request. Two origins are equal when their
+/// schemes and hosts are equal ignoring ASCII case and their ports are equal, the
+/// scheme's default port standing in for a missing one.
+#[derive(Debug, Clone, Copy)]
+struct Origin<'a> {
+    scheme: &'a str,
+    host: &'a str,
+    port: &'a str,
+}
+
+impl PartialEq for Origin<'_> {
+    fn eq(&self, other: &Origin<'_>) -> bool {
+        self.scheme.eq_ignore_ascii_case(other.scheme)
+            && self.host.eq_ignore_ascii_case(other.host)
+            && self.port == other.port
+    }
+}
+
+fn origin(url: &str) -> Option<Origin<'_>> {
     let (scheme, rest) = url.split_once("://")?;
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = rest.get(..end)?;
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let scheme = scheme.to_ascii_lowercase();
-    let has_port = host_port
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    let default_port = match scheme.as_str() {
-        "https" => "443",
-        "http" => "80",
-        _ => "",
-    };
     if host_port.is_empty() {
         return None;
     }
-    Some(if has_port {
-        format!("{scheme}://{}", host_port.to_ascii_lowercase())
-    } else {
-        format!(
-            "{scheme}://{}:{default_port}",
-            host_port.to_ascii_lowercase()
-        )
-    })
+    let explicit = host_port
+        .rsplit_once(':')
+        .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let (host, port) = match explicit {
+        Some((host, port)) => (host, port),
+        None if scheme.eq_ignore_ascii_case("https") => (host_port, "443"),
+        None if scheme.eq_ignore_ascii_case("http") => (host_port, "80"),
+        None => (host_port, ""),
+    };
+    Some(Origin { scheme, host, port })
 }
 
 fn nanos(d: i64) -> Duration {
@@ -380,7 +421,7 @@ impl Driver {
         ctx: &CallContext,
         first_page_only: bool,
     ) -> Result<Value, StepError> {
-        let name = format!("{}.{}", integ.name, action.name);
+        let name = QualifiedName(&integ.name, &action.name);
         let program = prepared
             .actions
             .get(action_index)
@@ -572,8 +613,7 @@ impl Driver {
                 }
                 None => None,
             };
-            let page_same_origin =
-                origin(&full_url).is_some() && origin(&full_url) == origin(&base);
+            let page_same_origin = base_origin.is_some() && origin(&full_url) == base_origin;
             if !page_same_origin && same_origin {
                 // A page on another host gets only the action's own headers.
                 out_headers.clear();
@@ -597,7 +637,7 @@ impl Driver {
                 .send(prepared, integ, conn, out, deadline, &name)
                 .await?;
             let (body, format) = response::decode(
-                response::format_of(answer.header("content-type"), &answer.body),
+                response::format_of(answer.header("content-type").as_deref(), &answer.body),
                 &answer.body,
             );
             if answer.status >= 400 {
@@ -715,7 +755,7 @@ impl Driver {
                                 .then(|| text(&v))
                                 .filter(|s| !s.is_empty())
                         }
-                        None => answer.header("link").and_then(response::link_next),
+                        None => answer.header("link").and_then(|l| response::link_next(&l)),
                     };
                     let Some(next) = next.filter(|_| more) else {
                         break;
@@ -826,14 +866,15 @@ impl Driver {
         conn: &Connection,
         out: Outgoing,
         deadline: Option<Instant>,
-        name: &str,
+        name: &(dyn fmt::Display + Sync),
     ) -> Result<Answer, StepError> {
-        let key: Key = (integ.name.clone(), conn.owner.clone());
+        // The connection's key, built only for the rate limit and a token to forget.
+        let key = || -> Key { (integ.name.clone(), conn.owner.clone()) };
         let mut waits = 0;
         let mut reauthenticated = false;
         loop {
             if let Some(rl) = &integ.rate_limit {
-                self.limits.acquire(&key, rl.count, nanos(rl.per)).await;
+                self.limits.acquire(&key(), rl.count, nanos(rl.per)).await;
             }
             let answer = self.exchange(prepared, integ, conn, &out, name).await?;
             let auth_kind = integ.auth.as_ref().map(|a| a.kind);
@@ -843,12 +884,12 @@ impl Driver {
                 && matches!(auth_kind, Some(AuthKind::OAuth2) | Some(AuthKind::Session))
             {
                 // An expired token: sign in or refresh again, once.
-                self.forget_token(&key);
+                self.forget_token(&key());
                 reauthenticated = true;
                 continue;
             }
             if matches!(answer.status, 429 | 503) {
-                if let Some(wait) = answer.header("retry-after").and_then(response::retry_after) {
+                if let Some(wait) = answer.header("retry-after").and_then(|r| response::retry_after(&r)) {
                     let within_deadline = deadline.is_none_or(|d| Instant::now() + wait < d);
                     if waits < self.config.max_retry_after_waits
                         && wait <= self.config.max_retry_after
@@ -870,7 +911,7 @@ impl Driver {
         integ: &Integration,
         conn: &Connection,
         out: &Outgoing,
-        name: &str,
+        name: &(dyn fmt::Display + Sync),
     ) -> Result<Answer, StepError> {
         let mut url = out.url.clone();
         let mut headers = out.headers.clone();
@@ -907,31 +948,22 @@ impl Driver {
             rb = rb.body(body);
         }
         let started = Instant::now();
-        let resp = rb
+        let mut resp = rb
             .send()
             .await
             .map_err(|e| transport_error(name, e, conn))?;
         let status = resp.status().as_u16();
-        let final_url = resp.url().to_string();
-        let mut answer_headers: Vec<(String, String)> = Vec::new();
-        for (k, v) in resp.headers() {
-            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-            match answer_headers.iter_mut().find(|(n, _)| n == k.as_str()) {
-                Some((_, existing)) => {
-                    existing.push_str(", ");
-                    existing.push_str(&v);
-                }
-                None => answer_headers.push((k.as_str().to_owned(), v)),
-            }
-        }
+        let final_url = resp.url().as_str().to_owned();
+        // The headers are moved out of the response, not copied.
+        let headers = std::mem::take(resp.headers_mut());
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| transport_error(name, e, conn))?;
         Ok(Answer {
             status,
-            headers: answer_headers,
-            body: bytes.to_vec(),
+            headers,
+            body: bytes.into(),
             url: final_url,
             elapsed: started.elapsed(),
         })
@@ -1342,7 +1374,12 @@ impl Driver {
         let answer = Answer {
             status,
             headers: ct
-                .map(|c| vec![("content-type".to_owned(), c)])
+                .and_then(|c| reqwest::header::HeaderValue::from_str(&c).ok())
+                .map(|c| {
+                    let mut h = reqwest::header::HeaderMap::new();
+                    h.insert(reqwest::header::CONTENT_TYPE, c);
+                    h
+                })
                 .unwrap_or_default(),
             body: Vec::new(),
             url: sign_in_url,
@@ -1429,7 +1466,7 @@ impl Driver {
             let answer = self.send(&prepared, integ, conn, out, None, &name).await?;
             if answer.status >= 400 {
                 let (body, _) = response::decode(
-                    response::format_of(answer.header("content-type"), &answer.body),
+                    response::format_of(answer.header("content-type").as_deref(), &answer.body),
                     &answer.body,
                 );
                 Err(http_error(&name, &answer, &body, conn))
@@ -1559,13 +1596,23 @@ fn reads_headers(arena: &flow_compiler::expr::ExprArena) -> bool {
     })
 }
 
+/// The field names of the `response` record, shared by every answer.
+fn response_fields() -> &'static (Arc<str>, Arc<str>, Arc<str>) {
+    static FIELDS: std::sync::OnceLock<(Arc<str>, Arc<str>, Arc<str>)> =
+        std::sync::OnceLock::new();
+    FIELDS.get_or_init(|| (Arc::from("body"), Arc::from("headers"), Arc::from("status")))
+}
+
 /// `{ body, headers: {}, status }`, for actions that never read the headers.
 fn response_record_without_headers(answer: &Answer, body: Value) -> Value {
+    static NO_HEADERS: std::sync::OnceLock<Arc<Map>> = std::sync::OnceLock::new();
+    let no_headers = NO_HEADERS.get_or_init(|| Arc::new(Map::default()));
+    let (b, h, s) = response_fields();
     Value::Record(Arc::new(Record {
         fields: vec![
-            (Arc::from("body"), body),
-            (Arc::from("headers"), Value::Map(Arc::new(Map::default()))),
-            (Arc::from("status"), Value::Int(i64::from(answer.status))),
+            (Arc::clone(b), body),
+            (Arc::clone(h), Value::Map(Arc::clone(no_headers))),
+            (Arc::clone(s), Value::Int(i64::from(answer.status))),
         ],
     }))
 }
@@ -1573,23 +1620,23 @@ fn response_record_without_headers(answer: &Answer, body: Value) -> Value {
 /// The `response` value: `{ body, headers, status }`.
 fn response_record(answer: &Answer, body: Value) -> Value {
     let headers: Vec<(Arc<str>, Value)> = answer
-        .headers
-        .iter()
-        .map(|(k, v)| (Arc::from(k.as_str()), Value::String(Arc::from(v.as_str()))))
+        .header_pairs()
+        .map(|(k, v)| (Arc::from(k), Value::String(Arc::from(v.as_ref()))))
         .collect();
+    let (b, h, s) = response_fields();
     Value::Record(Arc::new(Record {
         fields: vec![
-            (Arc::from("body"), body),
+            (Arc::clone(b), body),
             (
-                Arc::from("headers"),
+                Arc::clone(h),
                 Value::Map(Arc::new(Map::from_string_entries(headers))),
             ),
-            (Arc::from("status"), Value::Int(i64::from(answer.status))),
+            (Arc::clone(s), Value::Int(i64::from(answer.status))),
         ],
     }))
 }
 
-fn http_error(name: &str, answer: &Answer, body: &Value, conn: &Connection) -> StepError {
+fn http_error(name: &(dyn fmt::Display + Sync), answer: &Answer, body: &Value, conn: &Connection) -> StepError {
     let api = response::error_message(body)
         .map(|m| format!(": {}", conn.mask(&m)))
         .unwrap_or_default();
@@ -1607,14 +1654,14 @@ fn http_error(name: &str, answer: &Answer, body: &Value, conn: &Connection) -> S
         }));
     }
     if matches!(answer.status, 429 | 503) {
-        if let Some(wait) = answer.header("retry-after").and_then(response::retry_after) {
+        if let Some(wait) = answer.header("retry-after").and_then(|r| response::retry_after(&r)) {
             e = e.with_retry_after(wait);
         }
     }
     e
 }
 
-fn transport_error(name: &str, e: reqwest::Error, conn: &Connection) -> StepError {
+fn transport_error(name: &(dyn fmt::Display + Sync), e: reqwest::Error, conn: &Connection) -> StepError {
     let timed_out = e.is_timeout();
     // Without the URL: a query-string API key must not reach a message.
     let e = e.without_url();
@@ -1654,8 +1701,8 @@ mod tests {
     #[test]
     fn origins_compare_scheme_host_and_port() {
         assert_eq!(
-            origin("https://API.example.com/v2?x=1").as_deref(),
-            Some("https://api.example.com:443")
+            origin("https://API.example.com/v2?x=1"),
+            origin("HTTPS://api.example.com:443")
         );
         assert_eq!(
             origin("https://api.example.com:443"),
@@ -1669,14 +1716,11 @@ mod tests {
             origin("https://api.example.com.evil.net/"),
             origin("https://api.example.com/")
         );
-        assert_eq!(
-            origin("http://127.0.0.1:8080/x").as_deref(),
-            Some("http://127.0.0.1:8080")
-        );
-        assert_eq!(
-            origin("https://user:pw@h.example/").as_deref(),
-            Some("https://h.example:443")
-        );
+        let local = origin("http://127.0.0.1:8080/x").expect("an origin");
+        assert_eq!((local.scheme, local.host, local.port), ("http", "127.0.0.1", "8080"));
+        assert_ne!(origin("http://127.0.0.1:8080/x"), origin("http://127.0.0.1/x"));
+        let with_user = origin("https://user:pw@h.example/").expect("an origin");
+        assert_eq!((with_user.host, with_user.port), ("h.example", "443"));
         assert_eq!(origin("/relative"), None);
     }
 }

@@ -976,8 +976,13 @@ fn current_actor() -> String {
     "unknown".to_owned()
 }
 
+/// How long the background writer waits after the first of a batch of entries before it
+/// writes them: what an entry may wait at most, beyond the write itself.
+const WRITER_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// The background writer of audit entries and breaker states: one transaction per
-/// batch, so recording every call costs the caller a channel send.
+/// batch, with its statements prepared once, so recording every call costs the caller
+/// a channel send.
 fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
     let db = Db::open(path).map_err(|source| VaultError::Sqlite {
         path: path.to_owned(),
@@ -991,6 +996,12 @@ fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
         .spawn(move || {
             let mut db = db;
             while let Ok(first) = rx.recv() {
+                // Entries come one per call: waiting a moment before writing lets a burst
+                // share one transaction, and the callers' sends find the writer asleep
+                // rather than waiting, so they wake no thread. A flush is not delayed.
+                if !matches!(first, Write::Flush(_)) {
+                    std::thread::sleep(WRITER_LINGER);
+                }
                 let mut batch = vec![first];
                 while let Ok(more) = rx.try_recv() {
                     batch.push(more);
@@ -1003,21 +1014,23 @@ fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
                     for w in batch {
                         match w {
                             Write::Audit(e, at) => {
-                                let _ = tx.execute(
+                                let _ = tx.prepare_cached(
                                     "INSERT INTO audit (at, integration, owner, run_id, workflow, step, purpose, outcome, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                                    params![at, e.integration, e.owner, e.run_id, e.workflow, e.step, e.purpose, e.outcome, actor],
-                                );
+                                ).and_then(|mut insert| {
+                                    insert.execute(params![at, e.integration, e.owner, e.run_id, e.workflow, e.step, e.purpose, e.outcome, actor])
+                                });
                             }
                             Write::Breaker {
                                 integration,
                                 owner,
                                 record,
                             } => {
-                                let _ = tx.execute(
+                                let _ = tx.prepare_cached(
                                     "INSERT INTO breakers (integration, owner, state, since, failures) VALUES (?1, ?2, ?3, ?4, ?5)
                                      ON CONFLICT (integration, owner) DO UPDATE SET state = ?3, since = ?4, failures = ?5",
-                                    params![integration, owner, record.state, record.since, record.failures],
-                                );
+                                ).and_then(|mut upsert| {
+                                    upsert.execute(params![integration, owner, record.state, record.since, record.failures])
+                                });
                             }
                             Write::Flush(done) => flushes.push(done),
                         }
