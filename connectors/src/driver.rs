@@ -889,7 +889,10 @@ impl Driver {
                 continue;
             }
             if matches!(answer.status, 429 | 503) {
-                if let Some(wait) = answer.header("retry-after").and_then(|r| response::retry_after(&r)) {
+                if let Some(wait) = answer
+                    .header("retry-after")
+                    .and_then(|r| response::retry_after(&r))
+                {
                     let within_deadline = deadline.is_none_or(|d| Instant::now() + wait < d);
                     if waits < self.config.max_retry_after_waits
                         && wait <= self.config.max_retry_after
@@ -1598,8 +1601,7 @@ fn reads_headers(arena: &flow_compiler::expr::ExprArena) -> bool {
 
 /// The field names of the `response` record, shared by every answer.
 fn response_fields() -> &'static (Arc<str>, Arc<str>, Arc<str>) {
-    static FIELDS: std::sync::OnceLock<(Arc<str>, Arc<str>, Arc<str>)> =
-        std::sync::OnceLock::new();
+    static FIELDS: std::sync::OnceLock<(Arc<str>, Arc<str>, Arc<str>)> = std::sync::OnceLock::new();
     FIELDS.get_or_init(|| (Arc::from("body"), Arc::from("headers"), Arc::from("status")))
 }
 
@@ -1636,7 +1638,12 @@ fn response_record(answer: &Answer, body: Value) -> Value {
     }))
 }
 
-fn http_error(name: &(dyn fmt::Display + Sync), answer: &Answer, body: &Value, conn: &Connection) -> StepError {
+fn http_error(
+    name: &(dyn fmt::Display + Sync),
+    answer: &Answer,
+    body: &Value,
+    conn: &Connection,
+) -> StepError {
     let api = response::error_message(body)
         .map(|m| format!(": {}", conn.mask(&m)))
         .unwrap_or_default();
@@ -1654,14 +1661,21 @@ fn http_error(name: &(dyn fmt::Display + Sync), answer: &Answer, body: &Value, c
         }));
     }
     if matches!(answer.status, 429 | 503) {
-        if let Some(wait) = answer.header("retry-after").and_then(|r| response::retry_after(&r)) {
+        if let Some(wait) = answer
+            .header("retry-after")
+            .and_then(|r| response::retry_after(&r))
+        {
             e = e.with_retry_after(wait);
         }
     }
     e
 }
 
-fn transport_error(name: &(dyn fmt::Display + Sync), e: reqwest::Error, conn: &Connection) -> StepError {
+fn transport_error(
+    name: &(dyn fmt::Display + Sync),
+    e: reqwest::Error,
+    conn: &Connection,
+) -> StepError {
     let timed_out = e.is_timeout();
     // Without the URL: a query-string API key must not reach a message.
     let e = e.without_url();
@@ -1717,8 +1731,14 @@ mod tests {
             origin("https://api.example.com/")
         );
         let local = origin("http://127.0.0.1:8080/x").expect("an origin");
-        assert_eq!((local.scheme, local.host, local.port), ("http", "127.0.0.1", "8080"));
-        assert_ne!(origin("http://127.0.0.1:8080/x"), origin("http://127.0.0.1/x"));
+        assert_eq!(
+            (local.scheme, local.host, local.port),
+            ("http", "127.0.0.1", "8080")
+        );
+        assert_ne!(
+            origin("http://127.0.0.1:8080/x"),
+            origin("http://127.0.0.1/x")
+        );
         let with_user = origin("https://user:pw@h.example/").expect("an origin");
         assert_eq!((with_user.host, with_user.port), ("h.example", "443"));
         assert_eq!(origin("/relative"), None);
