@@ -4,7 +4,7 @@
 use flow_grammar::ast::{
     self, ActionClauseKind, EventClauseKind, ExprKind, IntegrationMember, SettingValue,
 };
-use std::rc::Rc;
+use std::sync::Arc;
 
 use flow_grammar::{Diagnostic, Span, codes};
 
@@ -73,7 +73,7 @@ impl Checker<'_> {
                             native,
                             params,
                             result,
-                            ast: Rc::new(a.clone()),
+                            ast: Arc::new(a.clone()),
                             hover,
                         });
                     }
@@ -91,7 +91,7 @@ impl Checker<'_> {
                             span: e.name.span,
                             params,
                             result,
-                            ast: Rc::new(e.clone()),
+                            ast: Arc::new(e.clone()),
                         });
                     }
                     IntegrationMember::Type(_) | IntegrationMember::Setting(_) => {}
@@ -119,7 +119,7 @@ impl Checker<'_> {
         }
         for w in 0..self.workflows.len() {
             let m = self.workflows[w].module;
-            let holder = Rc::clone(&self.workflows[w].module_ast);
+            let holder = Arc::clone(&self.workflows[w].module_ast);
             let Some(ast) = super::workflow_item(&holder, self.workflows[w].item) else {
                 continue;
             };
@@ -135,7 +135,7 @@ impl Checker<'_> {
         m: ModIdx,
         integ: Option<IntegIdx>,
         params: &[ast::Param],
-    ) -> Rc<[ParamSig]> {
+    ) -> Arc<[ParamSig]> {
         let mut out: Vec<ParamSig> = Vec::with_capacity(params.len());
         for p in params {
             if let Some(prev) = out.iter().find(|x| x.name == p.name.name) {
@@ -160,7 +160,7 @@ impl Checker<'_> {
                 doc: p.doc.clone(),
             });
         }
-        Rc::from(out)
+        Arc::from(out)
     }
 
     /// Checks parameter defaults into `arena` and binds each parameter as a local.
@@ -660,7 +660,7 @@ impl Checker<'_> {
                 doc: None,
             });
         }
-        let params = Rc::clone(&self.integrations[i].actions[a].params);
+        let params = Arc::clone(&self.integrations[i].actions[a].params);
         let call_span = e.span;
         let args = self.call_args(
             &params,
@@ -712,7 +712,7 @@ impl Checker<'_> {
             list: Vec::new(),
             credentials: true,
         };
-        let params = Rc::clone(&self.integrations[i].actions[a].params);
+        let params = Arc::clone(&self.integrations[i].actions[a].params);
         let args = self.call_args(
             &params,
             args,
@@ -891,7 +891,7 @@ impl Checker<'_> {
         let sig = &self.integrations[i].actions[a];
         let ast = sig.ast.clone();
         let (idempotent, native, result) = (sig.idempotent, sig.native, sig.result.clone());
-        let params_sig = Rc::clone(&sig.params);
+        let params_sig = Arc::clone(&sig.params);
         let integ_name = self.integrations[i].name.clone();
         let signature = format!(
             "{}action {integ_name}.{}({}) -> {result}",
@@ -1160,7 +1160,7 @@ impl Checker<'_> {
         let sig = &self.integrations[i].events[e];
         let ast = sig.ast.clone();
         let result = sig.result.clone();
-        let params_sig = Rc::clone(&sig.params);
+        let params_sig = Arc::clone(&sig.params);
         let integ_name = self.integrations[i].name.clone();
         let signature = format!(
             "event {integ_name}.{}({}) -> {result}",

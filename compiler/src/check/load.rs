@@ -2,7 +2,7 @@
 //! modules from `flow-stdlib`), load the prelude, and report import cycles.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use flow_grammar::ast::{ImportTarget, Item};
 use flow_grammar::{Diagnostic, FileId, Span, codes, decode_source, parse, parse_incremental};
@@ -41,7 +41,7 @@ impl Checker<'_> {
         while next < self.modules.len() {
             let m = next;
             next += 1;
-            let ast = Rc::clone(&self.modules[m].ast);
+            let ast = Arc::clone(&self.modules[m].ast);
             for item in &ast.items {
                 let Item::Import(import) = item else { continue };
                 let (target, default_alias) = match &import.target {
@@ -90,19 +90,15 @@ impl Checker<'_> {
     }
 
     fn add_module(&mut self, key: String, file: FileId, stdlib: Option<String>) -> ModIdx {
-        let text = self
-            .sources
-            .get(file)
-            .map(|f| f.text.clone())
-            .unwrap_or_default();
+        let text = self.sources.get(file).map_or("", |f| f.text.as_str());
         let (ast, diagnostics) = match self.parse_cache.as_deref_mut() {
-            Some(cache) => parse_incremental(file, &text, cache),
-            None => parse(file, &text),
+            Some(cache) => parse_incremental(file, text, cache),
+            None => parse(file, text),
         };
         self.diagnostics.extend(diagnostics);
         self.modules.push(Module {
             key,
-            ast: Rc::new(ast),
+            ast: Arc::new(ast),
             stdlib,
             own: HashMap::new(),
             names: HashMap::new(),

@@ -16,7 +16,7 @@ mod test_block;
 mod workflow;
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use flow_grammar::ast;
 use flow_grammar::{Diagnostic, FileId, SourceMap, Span};
@@ -35,10 +35,11 @@ pub(crate) type IntegIdx = usize;
 pub(crate) type WfIdx = usize;
 
 /// One loaded module (a `.flow` file or an embedded stdlib module).
+#[derive(Clone)]
 pub(crate) struct Module {
     /// The loader's name for a file, `std:NAME` for a stdlib module.
     pub key: String,
-    pub ast: Rc<ast::Module>,
+    pub ast: Arc<ast::Module>,
     /// The stdlib module name, for embedded modules.
     pub stdlib: Option<String>,
     /// What this module declares (what `import "./x.flow"` brings in).
@@ -58,6 +59,7 @@ pub(crate) struct Entry {
     pub via_import: Option<usize>,
 }
 
+#[derive(Clone)]
 pub(crate) struct ImportRec {
     pub target: Option<ModIdx>,
     /// The name it binds (`None` for an unqualified file import).
@@ -74,6 +76,7 @@ pub(crate) enum State {
     Done,
 }
 
+#[derive(Clone)]
 pub(crate) struct TypeDef {
     pub module: ModIdx,
     pub integration: Option<IntegIdx>,
@@ -86,6 +89,7 @@ pub(crate) struct TypeDef {
     pub state: State,
 }
 
+#[derive(Clone)]
 pub(crate) struct ConstDef {
     pub module: ModIdx,
     pub name: String,
@@ -113,26 +117,28 @@ impl ParamSig {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct ActionSig {
     pub name: String,
     pub doc: Option<String>,
     pub span: Span,
     pub idempotent: bool,
     pub native: bool,
-    pub params: Rc<[ParamSig]>,
+    pub params: Arc<[ParamSig]>,
     pub result: Type,
-    pub ast: Rc<ast::Action>,
+    pub ast: Arc<ast::Action>,
     /// The signature as hover shows it.
     pub hover: String,
 }
 
+#[derive(Clone)]
 pub(crate) struct EventSig {
     pub name: String,
     pub doc: Option<String>,
     pub span: Span,
-    pub params: Rc<[ParamSig]>,
+    pub params: Arc<[ParamSig]>,
     pub result: Type,
-    pub ast: Rc<ast::Event>,
+    pub ast: Arc<ast::Event>,
 }
 
 pub(crate) struct IntegDef {
@@ -140,7 +146,7 @@ pub(crate) struct IntegDef {
     pub name: String,
     pub doc: Option<String>,
     pub span: Span,
-    pub ast: Rc<ast::Integration>,
+    pub ast: Arc<ast::Integration>,
     pub types: HashMap<String, TypeIdx>,
     pub actions: Vec<ActionSig>,
     pub events: Vec<EventSig>,
@@ -155,9 +161,9 @@ pub(crate) struct WfDef {
     pub name: String,
     pub doc: Option<String>,
     /// The declaring module's tree and the workflow's index in its items.
-    pub module_ast: Rc<ast::Module>,
+    pub module_ast: Arc<ast::Module>,
     pub item: usize,
-    pub params: Rc<[ParamSig]>,
+    pub params: Arc<[ParamSig]>,
     /// The declared result type.
     pub result: Option<Type>,
     pub ir: Option<ir::Workflow>,
@@ -186,7 +192,19 @@ pub(crate) struct Checker<'a> {
     pub analysis: Analysis,
     pub root: ModIdx,
     const_order: usize,
+    /// Threads the workflow phase may use.
+    workers: usize,
 }
+
+/// A checker's tables (see [`Checker::into_tables`]).
+type CheckerTables = (
+    Vec<Module>,
+    Vec<TypeDef>,
+    Vec<ConstDef>,
+    Vec<IntegDef>,
+    Vec<WfDef>,
+    Vec<TestDef>,
+);
 
 /// The result of checking: the lowered program (complete only when there are no
 /// errors), diagnostics, and the editor index of the root file.
@@ -202,6 +220,18 @@ pub(crate) fn check_program<'a>(
     loader: &mut dyn Loader,
     parse_cache: Option<&'a mut flow_grammar::ParseCache>,
 ) -> Checked {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    check_program_with(sources, root, loader, parse_cache, workers)
+}
+
+/// [`check_program`] with at most `workers` threads for the workflow phase.
+fn check_program_with<'a>(
+    sources: &'a mut SourceMap,
+    root: FileId,
+    loader: &mut dyn Loader,
+    parse_cache: Option<&'a mut flow_grammar::ParseCache>,
+    workers: usize,
+) -> Checked {
     let mut checker = Checker {
         sources,
         parse_cache,
@@ -215,6 +245,7 @@ pub(crate) fn check_program<'a>(
         analysis: Analysis::default(),
         root: 0,
         const_order: 0,
+        workers,
     };
     checker.load(root, loader);
     checker.declare();
@@ -231,11 +262,23 @@ pub(crate) fn check_program<'a>(
     let program = checker.assemble();
     let mut diagnostics = std::mem::take(&mut checker.diagnostics);
     dedup(&mut diagnostics);
+    let analysis = std::mem::take(&mut checker.analysis);
+    drop_in_background(checker.into_tables());
     Checked {
         program,
         diagnostics,
-        analysis: std::mem::take(&mut checker.analysis),
+        analysis,
     }
+}
+
+/// Frees on another thread what the caller no longer needs (a large program's syntax
+/// trees and tables take milliseconds to free), so the compilation returns without
+/// waiting for it. Frees in place when no thread can be started.
+fn drop_in_background<T: Send + 'static>(value: T) {
+    // When the thread cannot be started, the closure, and the value with it, is dropped here.
+    let _ = std::thread::Builder::new()
+        .name("flow-free".into())
+        .spawn(move || drop(value));
 }
 
 /// Drops exact repeats (the same code at the same place with the same message).
@@ -248,6 +291,72 @@ impl Checker<'_> {
     pub(crate) fn report(&mut self, d: Diagnostic) {
         self.diagnostics.push(d);
     }
+
+    /// The tables, without the borrowed source map and cache, to be freed elsewhere.
+    fn into_tables(self) -> CheckerTables {
+        (
+            self.modules,
+            self.types,
+            self.consts,
+            self.integrations,
+            self.workflows,
+            self.tests,
+        )
+    }
+
+    /// A checker with the same modules and declarations, no lowered IR and nothing found
+    /// yet, for checking some workflows on another thread. It cannot load files.
+    pub(crate) fn fork<'s>(&self, sources: &'s mut SourceMap) -> Checker<'s> {
+        Checker {
+            sources,
+            parse_cache: None,
+            modules: self.modules.clone(),
+            types: self.types.clone(),
+            consts: self.consts.clone(),
+            integrations: self.integrations.iter().map(IntegDef::without_ir).collect(),
+            workflows: self.workflows.iter().map(WfDef::without_ir).collect(),
+            tests: Vec::new(),
+            diagnostics: Vec::new(),
+            analysis: Analysis::default(),
+            root: self.root,
+            const_order: self.const_order,
+            workers: 1,
+        }
+    }
+}
+
+impl IntegDef {
+    fn without_ir(&self) -> IntegDef {
+        IntegDef {
+            module: self.module,
+            name: self.name.clone(),
+            doc: self.doc.clone(),
+            span: self.span,
+            ast: Arc::clone(&self.ast),
+            types: self.types.clone(),
+            actions: self.actions.clone(),
+            events: self.events.clone(),
+            notify: self.notify,
+            builtin: self.builtin,
+            ir: None,
+        }
+    }
+}
+
+impl WfDef {
+    fn without_ir(&self) -> WfDef {
+        WfDef {
+            module: self.module,
+            name: self.name.clone(),
+            doc: self.doc.clone(),
+            module_ast: Arc::clone(&self.module_ast),
+            item: self.item,
+            params: Arc::clone(&self.params),
+            result: self.result.clone(),
+            ir: None,
+            webhook: self.webhook.clone(),
+        }
+    }
 }
 
 /// The workflow at `item` of a module's items.
@@ -255,5 +364,74 @@ pub(crate) fn workflow_item(module: &ast::Module, item: usize) -> Option<&ast::W
     match module.items.get(item) {
         Some(ast::Item::Workflow(w)) => Some(w),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Enough workflows to be checked on two threads, with mistakes in both halves, calls
+    /// of workflows across the halves, webhook paths that clash across them and an import
+    /// used only in the second half.
+    fn program() -> String {
+        let mut src = String::from("import slack\nimport jira\nimport github\n\n");
+        let n = 2 * super::workflow::PARALLEL_WORKFLOWS;
+        for w in 0..n {
+            src.push_str(&format!("workflow w{w}(n: int) -> int {{\n"));
+            if w % 40 == 7 {
+                src.push_str(&format!("  on webhook(\"/hook/{}\")\n", w % 3));
+            }
+            src.push_str(&format!(
+                "  step a = http.get(url: \"https://example.com/{w}?n=${{n}}\")\n"
+            ));
+            match w % 25 {
+                3 => src.push_str("  step b = http.get(url: missing.url)\n"),
+                11 => src.push_str("  let t: string = a.status + 1\n"),
+                17 => src.push_str(&format!("  step c = run w{}(n: a.status)\n", n - 1 - w)),
+                _ => {}
+            }
+            if w == n - 5 {
+                src.push_str("  step j = jira.create_issue(project: \"OPS\", issue_type: \"Task\", summary: \"s\")\n");
+            }
+            src.push_str("  return a.status + n\n}\n\n");
+        }
+        src
+    }
+
+    fn check(src: &str, workers: usize) -> Checked {
+        let mut sources = SourceMap::new();
+        let root = sources.add("big.flow", src.to_owned());
+        let mut loader = crate::loader::MemoryLoader::new();
+        check_program_with(&mut sources, root, &mut loader, None, workers)
+    }
+
+    #[test]
+    fn checking_on_two_threads_finds_exactly_what_one_thread_finds() {
+        let src = program();
+        let one = check(&src, 1);
+        let two = check(&src, 2);
+        // The program's mistakes are found (and `github` is reported unused, `jira`, used
+        // only in the second half, not).
+        let unknown = one
+            .diagnostics
+            .iter()
+            .filter(|d| d.message.contains("missing"))
+            .count();
+        assert!(unknown >= 4, "{:#?}", one.diagnostics);
+        let unused_imports: Vec<Span> = one
+            .diagnostics
+            .iter()
+            .filter(|d| d.message.contains("import is never used"))
+            .map(|d| d.span)
+            .collect();
+        let text = |span: Span| &src[span.start as usize..span.end as usize];
+        assert!(unused_imports.iter().any(|s| text(*s).contains("github")));
+        assert!(!unused_imports.iter().any(|s| text(*s).contains("jira")));
+        let render = |c: &Checked| format!("{:#?}", c.diagnostics);
+        assert_eq!(render(&one), render(&two));
+        assert_eq!(one.program, two.program);
+        assert_eq!(one.analysis, two.analysis);
+        assert_eq!(one.program.workflows.len(), two.program.workflows.len());
     }
 }

@@ -2,7 +2,7 @@
 //! resolving dotted paths (`slack.post_message`, `common.Customer`), and named types.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use flow_grammar::ast::{self, IntegrationMember, Item, Path, TypeExpr, TypeExprKind};
 use flow_grammar::{Diagnostic, Span, codes};
@@ -50,7 +50,7 @@ impl Checker<'_> {
     /// Phase 2: record every module's own declarations.
     pub(super) fn declare(&mut self) {
         for m in 0..self.modules.len() {
-            let ast = Rc::clone(&self.modules[m].ast);
+            let ast = Arc::clone(&self.modules[m].ast);
             for (item_index, item) in ast.items.iter().enumerate() {
                 match item {
                     Item::Import(_) => {}
@@ -119,7 +119,7 @@ impl Checker<'_> {
                             name: i.name.name.clone(),
                             doc: i.doc.clone(),
                             span: i.name.span,
-                            ast: Rc::new(i.clone()),
+                            ast: Arc::new(i.clone()),
                             types,
                             actions: Vec::new(),
                             events: Vec::new(),
@@ -135,9 +135,9 @@ impl Checker<'_> {
                             module: m,
                             name: w.name.name.clone(),
                             doc: w.doc.clone(),
-                            module_ast: Rc::clone(&ast),
+                            module_ast: Arc::clone(&ast),
                             item: item_index,
-                            params: Rc::from(Vec::new()),
+                            params: Arc::from(Vec::new()),
                             result: None,
                             ir: None,
                             webhook: None,

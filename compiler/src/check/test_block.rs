@@ -249,7 +249,7 @@ impl Checker<'_> {
                                 &target.dotted(),
                                 self.workflows[w].doc.clone(),
                             );
-                            let params = std::rc::Rc::clone(&self.workflows[w].params);
+                            let params = std::sync::Arc::clone(&self.workflows[w].params);
                             let callee = format!("workflow `{}`", self.workflows[w].name);
                             let args = self
                                 .call_args(&params, args, &bindings, &mut arena, s.span, &callee);

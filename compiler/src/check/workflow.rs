@@ -7,10 +7,10 @@
 //! lowers statements and records every dependency edge with the span that caused it.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use flow_grammar::ast::{self, ModifierKind, StatementKind, StepCall};
-use flow_grammar::{Diagnostic, Span, codes};
+use flow_grammar::{Diagnostic, SourceMap, Span, codes};
 
 use super::scope::{Binding, Bindings, check_in, locals_read};
 use super::settings::{ConstVal, DEFAULT_RETRY_DELAY, MAX_RETRIES};
@@ -159,17 +159,102 @@ fn is_declaration(s: &ast::Statement) -> bool {
     matches!(s.kind, StatementKind::On(_) | StatementKind::Settings(_))
 }
 
+/// Fewer workflows than this are checked on one thread: a second costs more than it saves.
+pub(super) const PARALLEL_WORKFLOWS: usize = 64;
+
+/// Stack for the second checking thread, as deep as the main thread's usually is: checking
+/// recurses over expressions up to the parser's depth limit.
+const CHECKER_STACK_BYTES: usize = 64 * 1024 * 1024;
+
 impl Checker<'_> {
-    /// Phase 8: check and lower every workflow.
+    /// Phase 8: check and lower every workflow. A large program's workflows are split in
+    /// two runs of about the same amount of source, the second checked on another thread
+    /// by a fork of the checker (see [`Checker::fork`]); what the fork finds is then
+    /// appended in order, so the result is exactly what checking them one by one gives.
     pub(super) fn check_workflows(&mut self) {
-        for w in 0..self.workflows.len() {
-            self.workflows[w].ir = self.lower_workflow(w);
+        let n = self.workflows.len();
+        if n < PARALLEL_WORKFLOWS || self.workers < 2 {
+            for w in 0..n {
+                self.workflows[w].ir = self.lower_workflow(w);
+            }
+            return;
+        }
+        let split = self.halfway_workflow();
+        let mut fork_sources = SourceMap::new();
+        let mut fork = self.fork(&mut fork_sources);
+        let forked = std::thread::scope(|scope| {
+            let second = std::thread::Builder::new()
+                .name("flow-checker".into())
+                .stack_size(CHECKER_STACK_BYTES)
+                .spawn_scoped(scope, move || {
+                    for w in split..n {
+                        fork.workflows[w].ir = fork.lower_workflow(w);
+                    }
+                    fork
+                });
+            for w in 0..split {
+                self.workflows[w].ir = self.lower_workflow(w);
+            }
+            match second {
+                Ok(handle) => match handle.join() {
+                    Ok(fork) => Some(fork),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                Err(_) => None,
+            }
+        });
+        match forked {
+            Some(fork) => self.absorb(fork, split..n),
+            // No thread to be had: check the second run here.
+            None => {
+                for w in split..n {
+                    self.workflows[w].ir = self.lower_workflow(w);
+                }
+            }
+        }
+    }
+
+    /// The index that splits the workflows into two runs of about the same source size.
+    fn halfway_workflow(&self) -> WfIdx {
+        let size = |w: &super::WfDef| {
+            super::workflow_item(&w.module_ast, w.item)
+                .map_or(0, |a| (a.span.end - a.span.start) as usize)
+        };
+        let total: usize = self.workflows.iter().map(size).sum();
+        let mut seen = 0;
+        for (w, def) in self.workflows.iter().enumerate() {
+            seen += size(def);
+            if seen * 2 >= total {
+                return w + 1;
+            }
+        }
+        self.workflows.len()
+    }
+
+    /// Takes what a fork found while it checked the workflows `range`: their IR and
+    /// webhook paths, its diagnostics and editor references (after this checker's own,
+    /// as checking in order would have put them) and the imports it saw used.
+    fn absorb(&mut self, mut fork: Checker<'_>, range: std::ops::Range<WfIdx>) {
+        for w in range {
+            self.workflows[w].ir = fork.workflows[w].ir.take();
+            self.workflows[w].webhook = fork.workflows[w].webhook.take();
+        }
+        self.diagnostics.append(&mut fork.diagnostics);
+        self.analysis
+            .references
+            .append(&mut fork.analysis.references);
+        for (mine, theirs) in self.modules.iter().zip(&fork.modules) {
+            for (a, b) in mine.imports.iter().zip(&theirs.imports) {
+                if b.used.get() {
+                    a.used.set(true);
+                }
+            }
         }
     }
 
     fn lower_workflow(&mut self, w: WfIdx) -> Option<ir::Workflow> {
         let m = self.workflows[w].module;
-        let holder = Rc::clone(&self.workflows[w].module_ast);
+        let holder = Arc::clone(&self.workflows[w].module_ast);
         let Some(ast) = super::workflow_item(&holder, self.workflows[w].item) else {
             return None;
         };
@@ -675,7 +760,7 @@ impl Checker<'_> {
                 let def = sig.span;
                 let doc = sig.doc.clone();
                 let result = sig.result.clone();
-                let params = std::rc::Rc::clone(&sig.params);
+                let params = Arc::clone(&sig.params);
                 self.analysis.reference(
                     event_ident.span,
                     def,
@@ -1675,7 +1760,7 @@ impl Checker<'_> {
         let (call, action_idempotent) = match &target {
             Target::Action(i, a) => {
                 let sig = &self.integrations[*i].actions[*a];
-                let params = std::rc::Rc::clone(&sig.params);
+                let params = Arc::clone(&sig.params);
                 let idempotent = sig.idempotent;
                 let callee = format!("`{}.{}`", self.integrations[*i].name, sig.name);
                 let args = self.call_args(
@@ -1698,7 +1783,7 @@ impl Checker<'_> {
                 )
             }
             Target::Workflow(w) => {
-                let params = std::rc::Rc::clone(&self.workflows[*w].params);
+                let params = Arc::clone(&self.workflows[*w].params);
                 let callee = format!("workflow `{}`", self.workflows[*w].name);
                 let args = self.call_args(
                     &params,
