@@ -976,6 +976,13 @@ fn current_actor() -> String {
     "unknown".to_owned()
 }
 
+const INSERT_AUDIT: &str =
+    "INSERT INTO audit (at, integration, owner, run_id, workflow, step, purpose, outcome, actor)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+const UPSERT_BREAKER: &str =
+    "INSERT INTO breakers (integration, owner, state, since, failures) VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (integration, owner) DO UPDATE SET state = ?3, since = ?4, failures = ?5";
+
 /// How long the background writer waits after the first of a batch of entries before it
 /// writes them: what an entry may wait at most, beyond the write itself.
 const WRITER_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
@@ -1011,30 +1018,51 @@ fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
                 }
                 let mut flushes = Vec::new();
                 if let Ok(tx) = db.transaction() {
+                    // Each statement is looked up once per batch, not once per row.
+                    let mut insert = None;
+                    let mut upsert = None;
                     for w in batch {
                         match w {
                             Write::Audit(e, at) => {
-                                let _ = tx.prepare_cached(
-                                    "INSERT INTO audit (at, integration, owner, run_id, workflow, step, purpose, outcome, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                                ).and_then(|mut insert| {
-                                    insert.execute(params![at, e.integration, e.owner, e.run_id, e.workflow, e.step, e.purpose, e.outcome, actor])
-                                });
+                                if insert.is_none() {
+                                    insert = tx.prepare_cached(INSERT_AUDIT).ok();
+                                }
+                                if let Some(insert) = insert.as_mut() {
+                                    let _ = insert.execute(params![
+                                        at,
+                                        e.integration,
+                                        e.owner,
+                                        e.run_id,
+                                        e.workflow,
+                                        e.step,
+                                        e.purpose,
+                                        e.outcome,
+                                        actor
+                                    ]);
+                                }
                             }
                             Write::Breaker {
                                 integration,
                                 owner,
                                 record,
                             } => {
-                                let _ = tx.prepare_cached(
-                                    "INSERT INTO breakers (integration, owner, state, since, failures) VALUES (?1, ?2, ?3, ?4, ?5)
-                                     ON CONFLICT (integration, owner) DO UPDATE SET state = ?3, since = ?4, failures = ?5",
-                                ).and_then(|mut upsert| {
-                                    upsert.execute(params![integration, owner, record.state, record.since, record.failures])
-                                });
+                                if upsert.is_none() {
+                                    upsert = tx.prepare_cached(UPSERT_BREAKER).ok();
+                                }
+                                if let Some(upsert) = upsert.as_mut() {
+                                    let _ = upsert.execute(params![
+                                        integration,
+                                        owner,
+                                        record.state,
+                                        record.since,
+                                        record.failures
+                                    ]);
+                                }
                             }
                             Write::Flush(done) => flushes.push(done),
                         }
                     }
+                    drop((insert, upsert));
                     let _ = tx.commit();
                 }
                 for f in flushes {
