@@ -28,25 +28,46 @@ impl fmt::Display for Mismatch {
     }
 }
 
-fn join(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{path}.{field}")
+/// Where a value sits in the answer, kept as borrowed links to its parents and written
+/// out only when a mismatch is reported (most answers fit, and then no path is built).
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root(&'a str),
+    Field(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Root(name) => f.write_str(name),
+            At::Field(parent, field) => {
+                if matches!(parent, At::Root("")) {
+                    f.write_str(field)
+                } else {
+                    write!(f, "{parent}.{field}")
+                }
+            }
+            At::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
     }
 }
 
 /// Converts `v` to `ty`; `path` names `v` in errors.
 pub fn conform(v: &Value, ty: &Type, xml: bool, path: &str) -> Result<Value, Mismatch> {
+    conform_at(v, ty, xml, &At::Root(path))
+}
+
+fn conform_at(v: &Value, ty: &Type, xml: bool, at: &At<'_>) -> Result<Value, Mismatch> {
     let mismatch = || Mismatch {
-        path: path.to_owned(),
+        path: at.to_string(),
         message: format!("expected {ty}, found {}", describe(v)),
     };
     Ok(match (ty, v) {
         (Type::Dyn | Type::Error, _) => v.clone(),
-        (_, Value::Optional(Some(inner))) => return conform(inner, ty, xml, path),
+        (_, Value::Optional(Some(inner))) => return conform_at(inner, ty, xml, at),
         (Type::Optional(_) | Type::Null, Value::Null | Value::Optional(None)) => Value::Null,
-        (Type::Optional(inner), _) => conform(v, inner, xml, path)?,
+        (Type::Optional(inner), _) => conform_at(v, inner, xml, at)?,
         (Type::List(_), Value::Null) if xml => Value::list(Vec::new()),
         (Type::List(elem), Value::List(items)) => {
             if matches!(**elem, Type::Dyn) {
@@ -54,24 +75,26 @@ pub fn conform(v: &Value, ty: &Type, xml: bool, path: &str) -> Result<Value, Mis
             } else {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    out.push(conform(item, elem, xml, &format!("{path}[{i}]"))?);
+                    out.push(conform_at(item, elem, xml, &At::Index(at, i))?);
                 }
                 Value::list(out)
             }
         }
         (Type::List(elem), _) if xml => {
-            Value::list(vec![conform(v, elem, xml, &format!("{path}[0]"))?])
+            Value::list(vec![conform_at(v, elem, xml, &At::Index(at, 0))?])
         }
         (Type::Record(r), Value::Map(_) | Value::Record(_)) => {
             let mut out = Vec::with_capacity(r.fields.len());
             for f in &r.fields {
-                let at = join(path, &f.name);
+                let field_at = At::Field(at, &f.name);
                 let value = match v.get_field(&f.name) {
-                    Some(x) => conform(x, &f.ty, xml, &at)?,
-                    None => conform(&Value::Null, &f.ty, xml, &at).map_err(|_| Mismatch {
-                        path: at.clone(),
-                        message: format!("missing field (expected {})", f.ty),
-                    })?,
+                    Some(x) => conform_at(x, &f.ty, xml, &field_at)?,
+                    None => {
+                        conform_at(&Value::Null, &f.ty, xml, &field_at).map_err(|_| Mismatch {
+                            path: field_at.to_string(),
+                            message: format!("missing field (expected {})", f.ty),
+                        })?
+                    }
                 };
                 out.push((Arc::from(f.name.as_str()), value));
             }
@@ -90,11 +113,11 @@ pub fn conform(v: &Value, ty: &Type, xml: bool, path: &str) -> Result<Value, Mis
             let mut out = Vec::with_capacity(entries.len());
             for (key, item) in entries {
                 let name = crate::eval::text(&key);
-                let key = conform(&key, k, xml, path)?;
-                out.push((key, conform(&item, val, xml, &join(path, &name))?));
+                let key = conform_at(&key, k, xml, at)?;
+                out.push((key, conform_at(&item, val, xml, &At::Field(at, &name))?));
             }
             Value::Map(Arc::new(Map::new(out).map_err(|e| Mismatch {
-                path: path.to_owned(),
+                path: at.to_string(),
                 message: e.message,
             })?))
         }
@@ -111,7 +134,7 @@ pub fn conform(v: &Value, ty: &Type, xml: bool, path: &str) -> Result<Value, Mis
                 },
             };
             parsed.ok_or_else(|| Mismatch {
-                path: path.to_owned(),
+                path: at.to_string(),
                 message: format!("expected {ty}, found the text {s:?}"),
             })?
         }
@@ -166,6 +189,16 @@ mod tests {
             e.to_string(),
             "result[0].id: missing field (expected string)"
         );
+    }
+
+    #[test]
+    fn paths_name_fields_items_and_map_entries() {
+        let ty = rec(&[("tags", Type::map(Type::String, Type::list(Type::Int)))]);
+        let v = json(r#"{"tags":{"a":[1,"x"]}}"#);
+        let e = conform(&v, &ty, false, "").unwrap_err();
+        assert_eq!(e.path, "tags.a[1]");
+        let e = conform(&v, &ty, false, "page").unwrap_err();
+        assert_eq!(e.path, "page.tags.a[1]");
     }
 
     #[test]

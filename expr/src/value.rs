@@ -244,6 +244,16 @@ impl Key {
             _ => return None,
         })
     }
+
+    /// Whether `v` is this key: `Key::of(v) == Some(self)`, without building a key (a
+    /// string key would cost a reference-count round trip per comparison).
+    fn matches(&self, v: &Value) -> bool {
+        match (self, v) {
+            (Key::String(a), Value::String(b) | Value::Secret(b)) => **a == **b,
+            (Key::String(_), _) | (_, Value::String(_) | Value::Secret(_)) => false,
+            _ => Key::of(v).as_ref() == Some(self),
+        }
+    }
 }
 
 /// Maps at or below this size are searched linearly; larger ones get a hash index.
@@ -322,10 +332,7 @@ impl Map {
     fn position(&self, key: &Key) -> Option<usize> {
         match &self.index {
             Some(index) => index.get(key).copied(),
-            None => self
-                .entries
-                .iter()
-                .position(|(k, _)| Key::of(k).as_ref() == Some(key)),
+            None => self.entries.iter().position(|(k, _)| key.matches(k)),
         }
     }
 
@@ -463,6 +470,41 @@ pub fn sort_order(a: &Value, b: &Value) -> Result<Ordering, EvalError> {
             let a_nan = matches!(a, Value::Double(d) if d.is_nan());
             let b_nan = matches!(b, Value::Double(d) if d.is_nan());
             Ok(a_nan.cmp(&b_nan))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_matches_exactly_the_values_it_is_the_key_of() {
+        let values = [
+            Value::Null,
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Int(1),
+            Value::Int(-3),
+            Value::UInt(1),
+            Value::UInt(u64::MAX),
+            Value::Double(1.0),
+            Value::Double(1.5),
+            Value::Double(f64::NAN),
+            Value::Double(1.8e19),
+            Value::String(Arc::from("a")),
+            Value::String(Arc::from("1")),
+            Value::Secret(Arc::from("a")),
+            Value::list(vec![Value::Int(1)]),
+        ];
+        for key in values.iter().filter_map(Key::of) {
+            for v in &values {
+                assert_eq!(
+                    key.matches(v),
+                    Key::of(v).as_ref() == Some(&key),
+                    "{key:?} against {v:?}"
+                );
+            }
         }
     }
 }
