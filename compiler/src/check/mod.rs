@@ -263,13 +263,21 @@ fn check_program_with<'a>(
     let mut diagnostics = std::mem::take(&mut checker.diagnostics);
     dedup(&mut diagnostics);
     let analysis = std::mem::take(&mut checker.analysis);
-    drop_in_background(checker.into_tables());
+    let source_bytes: usize = checker.sources.files().map(|f| f.text.len()).sum();
+    let tables = checker.into_tables();
+    if source_bytes >= BACKGROUND_FREE_BYTES {
+        drop_in_background(tables);
+    }
     Checked {
         program,
         diagnostics,
         analysis,
     }
 }
+
+/// Programs with at least this much source have their tables freed in the background;
+/// freeing a small program's takes less time than starting a thread.
+const BACKGROUND_FREE_BYTES: usize = 256 * 1024;
 
 /// Frees on another thread what the caller no longer needs (a large program's syntax
 /// trees and tables take milliseconds to free), so the compilation returns without
