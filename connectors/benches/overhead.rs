@@ -10,9 +10,10 @@
 //! Two measurements, each side in alternating rounds after a warm-up:
 //! - **paced** (the goal's condition): requests issued open-loop at a fixed rate
 //!   (`FLOW_BENCH_RATE`, default 20000 per second, in 1 ms batches) for
-//!   `FLOW_BENCH_SECONDS` (default 3) per round, `FLOW_BENCH_ROUNDS` (default 2) rounds
-//!   per side; each request's latency from issue to decoded result, and the process's
-//!   CPU time per request;
+//!   `FLOW_BENCH_SECONDS` (default 3) per round, `FLOW_BENCH_ROUNDS` (default 4) rounds
+//!   per side, alternating; each request's latency from issue to decoded result, the
+//!   process's CPU time per request, and the driver's p50 against the bare loop's in
+//!   each pair of rounds;
 //! - **saturated**: `FLOW_BENCH_CONCURRENCY` (default 32) requests in flight, as many as
 //!   the machine does (`FLOW_BENCH_REQUESTS`, default 100000): the cost per call when
 //!   CPU is the limit.
@@ -169,6 +170,15 @@ fn process_cpu() -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
+/// A round's median latency in µs.
+fn round_p50(round: &Paced) -> f64 {
+    let n = round.latencies.len();
+    round
+        .latencies
+        .get(n / 2)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+}
+
 fn summary(label: &str, rounds: &[Paced]) -> (f64, f64) {
     let mut all: Vec<Duration> = rounds
         .iter()
@@ -264,7 +274,7 @@ fn main() {
 
         let rate: usize = std::env::var("FLOW_BENCH_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
         let seconds: u64 = std::env::var("FLOW_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-        let rounds: usize = std::env::var("FLOW_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+        let rounds: usize = std::env::var("FLOW_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
         let mut bare_rounds = Vec::new();
         let mut driver_rounds = Vec::new();
         for _ in 0..rounds {
@@ -283,6 +293,27 @@ fn main() {
             (driver_p50 / bare_p50 - 1.0) * 100.0,
             (driver_mean / bare_mean - 1.0) * 100.0
         );
+        // Each driver round against the bare round just before it: the machine's speed
+        // drifts between rounds, less within a pair.
+        let mut pairs: Vec<f64> = bare_rounds
+            .iter()
+            .zip(&driver_rounds)
+            .map(|(b, d)| (round_p50(d) / round_p50(b) - 1.0) * 100.0)
+            .collect();
+        pairs.sort_by(f64::total_cmp);
+        if !pairs.is_empty() {
+            let shown: Vec<String> = pairs.iter().map(|p| format!("{p:+.1}%")).collect();
+            let n = pairs.len();
+            let median = if n % 2 == 1 {
+                pairs[n / 2]
+            } else {
+                (pairs[n / 2 - 1] + pairs[n / 2]) / 2.0
+            };
+            println!(
+                "  p50 overhead per pair of rounds: {} (median {median:+.1}%)",
+                shown.join(", ")
+            );
+        }
 
         let mut bare_t = Duration::ZERO;
         let mut driver_t = Duration::ZERO;
