@@ -63,7 +63,10 @@ async fn exercise(name: &str, conn: Connection, calls: &[(&str, Value)]) {
 
 /// Prism cannot negotiate GitHub's vendor media type (`application/vnd.github+json`,
 /// which GitHub answers as `application/json`): this pass-through asks Prism for
-/// `application/json` and changes nothing else.
+/// `application/json`. It also drops the `Link` header of Prism's answers: generated at
+/// random, its next-page URLs point at hosts that do not exist, so a listing would fail
+/// or not depending on the draw (link pagination is tested against a local server in
+/// `driver.rs`). It changes nothing else.
 async fn accept_json_proxy(target: String) -> String {
     let client = reqwest::Client::new();
     let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
@@ -88,7 +91,9 @@ async fn accept_json_proxy(target: String) -> String {
                 .unwrap();
             let mut out = axum::response::Response::builder().status(resp.status().as_u16());
             for (k, v) in resp.headers() {
-                out = out.header(k, v);
+                if k != "link" {
+                    out = out.header(k, v);
+                }
             }
             out.body(axum::body::Body::from(
                 resp.bytes().await.unwrap_or_default(),
@@ -147,8 +152,7 @@ async fn github_requests_follow_the_openapi_document() {
                 repo(json!({"issue_number": 7, "labels": ["triage"]})),
             ),
             ("get_pull_request", repo(json!({"pull_number": 3}))),
-            // `list_pull_requests` is left out: Prism's generated `Link` headers point at
-            // random hosts, so following them fails; link pagination is tested locally.
+            ("list_pull_requests", repo(json!({"state": "open"}))),
             (
                 "create_pull_request",
                 repo(json!({"title": "Fix", "head": "fix", "base": "main"})),
