@@ -9,6 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use flow_compiler::types::Type;
+use flow_expr::json::Path;
 use flow_expr::{Map, Record, Value};
 
 /// A value that does not fit the declared type.
@@ -28,39 +29,14 @@ impl fmt::Display for Mismatch {
     }
 }
 
-/// Where a value sits in the answer, kept as borrowed links to its parents and written
-/// out only when a mismatch is reported (most answers fit, and then no path is built).
-#[derive(Clone, Copy)]
-enum At<'a> {
-    Root(&'a str),
-    Field(&'a At<'a>, &'a str),
-    Index(&'a At<'a>, usize),
-}
-
-impl fmt::Display for At<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            At::Root(name) => f.write_str(name),
-            At::Field(parent, field) => {
-                if matches!(parent, At::Root("")) {
-                    f.write_str(field)
-                } else {
-                    write!(f, "{parent}.{field}")
-                }
-            }
-            At::Index(parent, i) => write!(f, "{parent}[{i}]"),
-        }
-    }
-}
-
 /// Converts `v` to `ty`; `path` names `v` in errors.
 pub fn conform(v: &Value, ty: &Type, xml: bool, path: &str) -> Result<Value, Mismatch> {
-    conform_at(v, ty, xml, &At::Root(path))
+    conform_at(v, ty, xml, Path::Root(path))
 }
 
-fn conform_at(v: &Value, ty: &Type, xml: bool, at: &At<'_>) -> Result<Value, Mismatch> {
+fn conform_at(v: &Value, ty: &Type, xml: bool, at: Path<'_>) -> Result<Value, Mismatch> {
     let mismatch = || Mismatch {
-        path: at.to_string(),
+        path: at.render(),
         message: format!("expected {ty}, found {}", describe(v)),
     };
     Ok(match (ty, v) {
@@ -75,23 +51,23 @@ fn conform_at(v: &Value, ty: &Type, xml: bool, at: &At<'_>) -> Result<Value, Mis
             } else {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    out.push(conform_at(item, elem, xml, &At::Index(at, i))?);
+                    out.push(conform_at(item, elem, xml, Path::Index(&at, i))?);
                 }
                 Value::list(out)
             }
         }
         (Type::List(elem), _) if xml => {
-            Value::list(vec![conform_at(v, elem, xml, &At::Index(at, 0))?])
+            Value::list(vec![conform_at(v, elem, xml, Path::Index(&at, 0))?])
         }
         (Type::Record(r), Value::Map(_) | Value::Record(_)) => {
             let mut out = Vec::with_capacity(r.fields.len());
             for f in &r.fields {
-                let field_at = At::Field(at, &f.name);
+                let field_at = Path::Field(&at, &f.name);
                 let value = match v.get_field(&f.name) {
-                    Some(x) => conform_at(x, &f.ty, xml, &field_at)?,
+                    Some(x) => conform_at(x, &f.ty, xml, field_at)?,
                     None => {
-                        conform_at(&Value::Null, &f.ty, xml, &field_at).map_err(|_| Mismatch {
-                            path: field_at.to_string(),
+                        conform_at(&Value::Null, &f.ty, xml, field_at).map_err(|_| Mismatch {
+                            path: field_at.render(),
                             message: format!("missing field (expected {})", f.ty),
                         })?
                     }
@@ -114,10 +90,10 @@ fn conform_at(v: &Value, ty: &Type, xml: bool, at: &At<'_>) -> Result<Value, Mis
             for (key, item) in entries {
                 let name = crate::eval::text(&key);
                 let key = conform_at(&key, k, xml, at)?;
-                out.push((key, conform_at(&item, val, xml, &At::Field(at, &name))?));
+                out.push((key, conform_at(&item, val, xml, Path::Field(&at, &name))?));
             }
             Value::Map(Arc::new(Map::new(out).map_err(|e| Mismatch {
-                path: at.to_string(),
+                path: at.render(),
                 message: e.message,
             })?))
         }
@@ -134,7 +110,7 @@ fn conform_at(v: &Value, ty: &Type, xml: bool, at: &At<'_>) -> Result<Value, Mis
                 },
             };
             parsed.ok_or_else(|| Mismatch {
-                path: at.to_string(),
+                path: at.render(),
                 message: format!("expected {ty}, found the text {s:?}"),
             })?
         }

@@ -38,16 +38,17 @@ impl From<ConversionError> for EvalError {
     }
 }
 
-/// A path being walked, built only when an error is reported.
+/// Where a value sits in a document being walked (`body.items[3].id`), kept as borrowed
+/// links to its parents and written out only when an error is reported.
 #[derive(Clone, Copy)]
-enum Path<'a> {
+pub enum Path<'a> {
     Root(&'a str),
     Field(&'a Path<'a>, &'a str),
     Index(&'a Path<'a>, usize),
 }
 
 impl Path<'_> {
-    fn render(&self) -> String {
+    pub fn render(&self) -> String {
         match self {
             Path::Root(r) => (*r).to_string(),
             Path::Field(parent, name) => {
