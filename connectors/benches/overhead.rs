@@ -170,12 +170,10 @@ fn process_cpu() -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
-/// A round's median latency in µs.
-fn round_p50(round: &Paced) -> f64 {
-    let n = round.latencies.len();
-    round
-        .latencies
-        .get(n / 2)
+/// The median of sorted latencies, in µs.
+fn p50_us(sorted: &[Duration]) -> f64 {
+    sorted
+        .get(sorted.len() / 2)
         .map_or(0.0, |d| d.as_secs_f64() * 1e6)
 }
 
@@ -188,7 +186,7 @@ fn summary(label: &str, rounds: &[Paced]) -> (f64, f64) {
     let n = all.len().max(1);
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let mean = all.iter().map(|d| us(*d)).sum::<f64>() / n as f64;
-    let p50 = all.get(n / 2).map_or(0.0, |d| us(*d));
+    let p50 = p50_us(&all);
     let p99 = all.get(n * 99 / 100).map_or(0.0, |d| us(*d));
     let cpu = rounds.iter().map(|r| r.cpu).sum::<Duration>().as_secs_f64() * 1e6 / n as f64;
     println!(
@@ -298,7 +296,7 @@ fn main() {
         let mut pairs: Vec<f64> = bare_rounds
             .iter()
             .zip(&driver_rounds)
-            .map(|(b, d)| (round_p50(d) / round_p50(b) - 1.0) * 100.0)
+            .map(|(b, d)| (p50_us(&d.latencies) / p50_us(&b.latencies) - 1.0) * 100.0)
             .collect();
         pairs.sort_by(f64::total_cmp);
         if !pairs.is_empty() {

@@ -196,16 +196,6 @@ pub(crate) struct Checker<'a> {
     workers: usize,
 }
 
-/// A checker's tables (see [`Checker::into_tables`]).
-type CheckerTables = (
-    Vec<Module>,
-    Vec<TypeDef>,
-    Vec<ConstDef>,
-    Vec<IntegDef>,
-    Vec<WfDef>,
-    Vec<TestDef>,
-);
-
 /// The result of checking: the lowered program (complete only when there are no
 /// errors), diagnostics, and the editor index of the root file.
 pub(crate) struct Checked {
@@ -264,7 +254,15 @@ fn check_program_with<'a>(
     dedup(&mut diagnostics);
     let analysis = std::mem::take(&mut checker.analysis);
     let source_bytes: usize = checker.sources.files().map(|f| f.text.len()).sum();
-    let tables = checker.into_tables();
+    // The tables, without the borrowed source map and cache.
+    let tables = (
+        checker.modules,
+        checker.types,
+        checker.consts,
+        checker.integrations,
+        checker.workflows,
+        checker.tests,
+    );
     if source_bytes >= BACKGROUND_FREE_BYTES {
         drop_in_background(tables);
     }
@@ -298,18 +296,6 @@ fn dedup(diagnostics: &mut Vec<Diagnostic>) {
 impl Checker<'_> {
     pub(crate) fn report(&mut self, d: Diagnostic) {
         self.diagnostics.push(d);
-    }
-
-    /// The tables, without the borrowed source map and cache, to be freed elsewhere.
-    fn into_tables(self) -> CheckerTables {
-        (
-            self.modules,
-            self.types,
-            self.consts,
-            self.integrations,
-            self.workflows,
-            self.tests,
-        )
     }
 
     /// A checker with the same modules and declarations, no lowered IR and nothing found

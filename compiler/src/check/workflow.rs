@@ -174,9 +174,7 @@ impl Checker<'_> {
     pub(super) fn check_workflows(&mut self) {
         let n = self.workflows.len();
         if n < PARALLEL_WORKFLOWS || self.workers < 2 {
-            for w in 0..n {
-                self.workflows[w].ir = self.lower_workflow(w);
-            }
+            self.lower_workflows(0..n);
             return;
         }
         let split = self.halfway_workflow();
@@ -187,14 +185,10 @@ impl Checker<'_> {
                 .name("flow-checker".into())
                 .stack_size(CHECKER_STACK_BYTES)
                 .spawn_scoped(scope, move || {
-                    for w in split..n {
-                        fork.workflows[w].ir = fork.lower_workflow(w);
-                    }
+                    fork.lower_workflows(split..n);
                     fork
                 });
-            for w in 0..split {
-                self.workflows[w].ir = self.lower_workflow(w);
-            }
+            self.lower_workflows(0..split);
             match second {
                 Ok(handle) => match handle.join() {
                     Ok(fork) => Some(fork),
@@ -206,11 +200,13 @@ impl Checker<'_> {
         match forked {
             Some(fork) => self.absorb(fork, split..n),
             // No thread to be had: check the second run here.
-            None => {
-                for w in split..n {
-                    self.workflows[w].ir = self.lower_workflow(w);
-                }
-            }
+            None => self.lower_workflows(split..n),
+        }
+    }
+
+    fn lower_workflows(&mut self, range: std::ops::Range<WfIdx>) {
+        for w in range {
+            self.workflows[w].ir = self.lower_workflow(w);
         }
     }
 
