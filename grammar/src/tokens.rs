@@ -264,19 +264,57 @@ fn string(lex: &mut logos::Lexer<Raw>) -> bool {
     let raw = prefix.contains(['r', 'R']);
     let bytes = prefix.contains(['b', 'B']);
     let interpolating = !raw && !bytes && quote.starts_with('"');
-    let (len, terminated) = scan_string_body(lex.remainder(), quote, raw, interpolating);
+    let (len, terminated) =
+        scan_string_body(lex.remainder(), quote, raw, interpolating, &mut CodeScan::default());
     lex.bump(len);
     terminated
 }
 
+/// What a string scan notes about the code inside its interpolations (`${...}`).
+#[derive(Default)]
+pub(crate) struct CodeScan {
+    /// Offset of the scanned text where interpolation code starts being scanned.
+    base: usize,
+    /// Offset of the first control character (other than tab, newline and carriage
+    /// return) in interpolation code, outside any nested string.
+    pub(crate) control: Option<usize>,
+}
+
+/// Where, in a string token's text, its interpolation code holds a control character
+/// other than tab, newline or carriage return: such a character separates no tokens and
+/// is content only inside quotes.
+pub fn control_char_in_interpolation(token_text: &str) -> Option<usize> {
+    let has_control = token_text
+        .bytes()
+        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'));
+    let has_interpolation = token_text.contains("${");
+    if !has_control || !has_interpolation {
+        return None;
+    }
+    let prefix_len = token_text.find(['"', '\'']).unwrap_or(0);
+    let (prefix, rest) = token_text.split_at(prefix_len);
+    if prefix.contains(['r', 'R', 'b', 'B']) || !rest.starts_with('"') {
+        return None;
+    }
+    let quote = if rest.starts_with("\"\"\"") { "\"\"\"" } else { "\"" };
+    let mut scan = CodeScan {
+        base: prefix_len + quote.len(),
+        control: None,
+    };
+    scan_string_body(&rest[quote.len()..], quote, false, true, &mut scan);
+    scan.control
+}
+
 /// Scans a string body up to and including its closing `quote`. Returns the bytes
 /// consumed and whether the closing quote was found. A single-quoted form stops at a
-/// newline when unterminated, so one bad line does not swallow the file.
+/// newline when unterminated, so one bad line does not swallow the file. `scan.base` is
+/// the offset of `rest` in the text `scan` reports offsets of.
 pub(crate) fn scan_string_body(
     rest: &str,
     quote: &str,
     raw: bool,
     interpolating: bool,
+    scan: &mut CodeScan,
 ) -> (usize, bool) {
     let bytes = rest.as_bytes();
     let single_line = quote.len() == 1;
@@ -296,7 +334,11 @@ pub(crate) fn scan_string_body(
                 continue;
             }
             b'$' if interpolating && bytes.get(i + 1) == Some(&b'{') => {
-                match scan_interpolation(&rest[i + 2..]) {
+                let base = scan.base;
+                scan.base = base + i + 2;
+                let scanned = scan_interpolation(&rest[i + 2..], scan);
+                scan.base = base;
+                match scanned {
                     Some(n) => i += 2 + n,
                     None => return (rest.len(), false),
                 }
@@ -310,7 +352,7 @@ pub(crate) fn scan_string_body(
 }
 
 /// Scans an interpolation body after `${` up to and including the matching `}`.
-fn scan_interpolation(rest: &str) -> Option<usize> {
+fn scan_interpolation(rest: &str, scan: &mut CodeScan) -> Option<usize> {
     let bytes = rest.as_bytes();
     let mut depth = 1usize;
     let mut i = 0;
@@ -323,6 +365,9 @@ fn scan_interpolation(rest: &str) -> Option<usize> {
                     return Some(i + 1);
                 }
             }
+            b if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') => {
+                scan.control.get_or_insert(scan.base + i);
+            }
             q @ (b'"' | b'\'') => {
                 let triple = if q == b'"' { "\"\"\"" } else { "'''" };
                 let quote = if rest[i..].starts_with(triple) {
@@ -331,8 +376,16 @@ fn scan_interpolation(rest: &str) -> Option<usize> {
                     &rest[i..i + 1]
                 };
                 let raw = i > 0 && matches!(bytes[i - 1], b'r' | b'R');
-                let (n, ok) =
-                    scan_string_body(&rest[i + quote.len()..], quote, raw, q == b'"' && !raw);
+                let base = scan.base;
+                scan.base = base + i + quote.len();
+                let (n, ok) = scan_string_body(
+                    &rest[i + quote.len()..],
+                    quote,
+                    raw,
+                    q == b'"' && !raw,
+                    scan,
+                );
+                scan.base = base;
                 if !ok {
                     return None;
                 }
@@ -472,6 +525,19 @@ mod tests {
                 LineComment
             ]
         );
+    }
+
+    #[test]
+    fn control_characters_are_found_in_interpolation_code_only() {
+        assert_eq!(control_char_in_interpolation("\"a\u{1}${x}\""), None);
+        assert_eq!(control_char_in_interpolation("\"ab${x\u{1}}\""), Some(6));
+        assert_eq!(
+            control_char_in_interpolation("\"${m[\"\u{1}\"]}${\u{b}y}\""),
+            Some(12)
+        );
+        assert_eq!(control_char_in_interpolation("\"\"\"${\u{c}}\"\"\""), Some(5));
+        assert_eq!(control_char_in_interpolation("r\"${\u{1}}\""), None);
+        assert_eq!(control_char_in_interpolation("\"${a}\tb\""), None);
     }
 
     #[test]

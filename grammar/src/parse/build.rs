@@ -1281,8 +1281,7 @@ impl<'i> IntoChildren<'i> for P<'i> {
 fn not_keyword(p: &P<'_>) -> bool {
     !matches!(
         p.as_rule(),
-        Rule::comment
-            | Rule::kw_import
+        Rule::kw_import
             | Rule::kw_as
             | Rule::kw_type
             | Rule::kw_const

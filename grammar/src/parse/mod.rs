@@ -14,6 +14,7 @@ mod syntax_error;
 use pest::Parser;
 use pest_derive::Parser;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::ast::{Expr, Item, Module, TypeExpr};
@@ -199,7 +200,8 @@ fn parse_fragment<T>(
         return Err(problems);
     }
     let builder = Builder::new(file, 0, source, &tokens);
-    match FlowParser::parse(rule, source) {
+    let text = without_trivia(source, &tokens, 0, source.len());
+    match FlowParser::parse(rule, &text) {
         Ok(mut pairs) => match pairs.next() {
             Some(pair) => build(&builder, pair).map_err(|d| vec![d]),
             None => Err(vec![Diagnostic::new(
@@ -209,7 +211,7 @@ fn parse_fragment<T>(
             )]),
         },
         Err(error) => {
-            let detailed = reparse_with_detail(rule, source);
+            let detailed = reparse_with_detail(rule, &text);
             Err(vec![syntax_error::convert(
                 &error,
                 detailed.as_ref(),
@@ -424,7 +426,8 @@ fn parse_chunk(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> C
             diagnostics: problems,
         };
     }
-    let text = &source[chunk.start..chunk.end];
+    let text = without_trivia(source, &tokens[chunk.tokens.clone()], chunk.start, chunk.end);
+    let text = text.as_ref();
     match FlowParser::parse(Rule::module, text) {
         Ok(mut pairs) => match pairs.next() {
             Some(module) => {
@@ -447,6 +450,37 @@ fn parse_chunk(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> C
             }
         }
     }
+}
+
+/// The text pest parses: `source[start..end]` with its comments and byte-order marks
+/// replaced by as many spaces, so every offset stays where it was. The grammar then
+/// skips only plain whitespace between tokens, which is a large part of parsing time;
+/// the lexer has already found the comments, and doc comments are read from the source.
+/// Borrowed unchanged when `tokens` (those of the range) hold neither.
+fn without_trivia<'s>(source: &'s str, tokens: &[Token], start: usize, end: usize) -> Cow<'s, str> {
+    let blanked = |t: &&Token| match t.kind {
+        TokenKind::LineComment | TokenKind::DocComment | TokenKind::BlockComment => true,
+        // Whitespace is ASCII except for the byte-order mark.
+        TokenKind::Whitespace => !source.as_bytes()[t.start..t.end].is_ascii(),
+        _ => false,
+    };
+    let text = &source[start..end];
+    if !tokens.iter().any(|t| blanked(&t)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = start;
+    for token in tokens.iter().filter(blanked) {
+        let (from, to) = (token.start.max(start), token.end.min(end));
+        if from < copied || to < from {
+            continue;
+        }
+        out.push_str(&source[copied..from]);
+        out.extend(std::iter::repeat_n(' ', to - from));
+        copied = to;
+    }
+    out.push_str(&source[copied..end]);
+    Cow::Owned(out)
 }
 
 /// Parses again with pest's attempt tracking switched on, to learn the furthest position
@@ -581,6 +615,21 @@ fn precheck(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> Vec<
                     )
                     .with_label("Flow has no token starting with this character"),
                 );
+            }
+            TokenKind::String => {
+                if let Some(at) = tokens::control_char_in_interpolation(token.text(source)) {
+                    let at = token.start + at;
+                    let c = source[at..].chars().next().unwrap_or('\0');
+                    problems.push(
+                        Diagnostic::new(
+                            codes::UNEXPECTED_CHARACTER,
+                            Span::new(file, at, at + c.len_utf8()),
+                            format!("unexpected character {} inside `${{...}}`", describe_char(c)),
+                        )
+                        .with_label("Flow has no token starting with this character")
+                        .with_help("remove it, or put it inside quotes as an escape such as `\\x01`"),
+                    );
+                }
             }
             TokenKind::UnterminatedString => {
                 let closing = closing_quote(token.text(source));

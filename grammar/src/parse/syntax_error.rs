@@ -265,6 +265,26 @@ fn diagnose(
 
     // An error inside a string token is an error inside an interpolation.
     if found.is_some_and(|t| t.kind == TokenKind::String && t.start < position) {
+        // Pest reads a comment's `/` as division, so the error may sit on its second
+        // character.
+        let comment_at = |at: usize| {
+            let rest = source.get(at..).unwrap_or("");
+            rest.starts_with("//") || rest.starts_with("/*")
+        };
+        let comment = [position, position.saturating_sub(1)]
+            .into_iter()
+            .find(|&at| comment_at(at));
+        if let Some(at) = comment {
+            return Some(
+                Diagnostic::new(
+                    codes::SYNTAX,
+                    Span::new(file, at, at + 2),
+                    "a comment cannot stand inside the interpolation `${...}`",
+                )
+                .with_label("comment starts here")
+                .with_help("move the comment out of the string"),
+            );
+        }
         return Some(
             Diagnostic::new(
                 codes::SYNTAX,
