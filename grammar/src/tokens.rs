@@ -264,8 +264,13 @@ fn string(lex: &mut logos::Lexer<Raw>) -> bool {
     let raw = prefix.contains(['r', 'R']);
     let bytes = prefix.contains(['b', 'B']);
     let interpolating = !raw && !bytes && quote.starts_with('"');
-    let (len, terminated) =
-        scan_string_body(lex.remainder(), quote, raw, interpolating, &mut CodeScan::default());
+    let (len, terminated) = scan_string_body(
+        lex.remainder(),
+        quote,
+        raw,
+        interpolating,
+        &mut CodeScan::default(),
+    );
     lex.bump(len);
     terminated
 }
@@ -296,7 +301,11 @@ pub fn control_char_in_interpolation(token_text: &str) -> Option<usize> {
     if prefix.contains(['r', 'R', 'b', 'B']) || !rest.starts_with('"') {
         return None;
     }
-    let quote = if rest.starts_with("\"\"\"") { "\"\"\"" } else { "\"" };
+    let quote = if rest.starts_with("\"\"\"") {
+        "\"\"\""
+    } else {
+        "\""
+    };
     let mut scan = CodeScan {
         base: prefix_len + quote.len(),
         control: None,
@@ -535,7 +544,10 @@ mod tests {
             control_char_in_interpolation("\"${m[\"\u{1}\"]}${\u{b}y}\""),
             Some(12)
         );
-        assert_eq!(control_char_in_interpolation("\"\"\"${\u{c}}\"\"\""), Some(5));
+        assert_eq!(
+            control_char_in_interpolation("\"\"\"${\u{c}}\"\"\""),
+            Some(5)
+        );
         assert_eq!(control_char_in_interpolation("r\"${\u{1}}\""), None);
         assert_eq!(control_char_in_interpolation("\"${a}\tb\""), None);
     }

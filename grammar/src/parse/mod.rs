@@ -426,7 +426,12 @@ fn parse_chunk(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> C
             diagnostics: problems,
         };
     }
-    let text = without_trivia(source, &tokens[chunk.tokens.clone()], chunk.start, chunk.end);
+    let text = without_trivia(
+        source,
+        &tokens[chunk.tokens.clone()],
+        chunk.start,
+        chunk.end,
+    );
     let text = text.as_ref();
     match FlowParser::parse(Rule::module, text) {
         Ok(mut pairs) => match pairs.next() {
@@ -624,10 +629,15 @@ fn precheck(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> Vec<
                         Diagnostic::new(
                             codes::UNEXPECTED_CHARACTER,
                             Span::new(file, at, at + c.len_utf8()),
-                            format!("unexpected character {} inside `${{...}}`", describe_char(c)),
+                            format!(
+                                "unexpected character {} inside `${{...}}`",
+                                describe_char(c)
+                            ),
                         )
                         .with_label("Flow has no token starting with this character")
-                        .with_help("remove it, or put it inside quotes as an escape such as `\\x01`"),
+                        .with_help(
+                            "remove it, or put it inside quotes as an escape such as `\\x01`",
+                        ),
                     );
                 }
             }
