@@ -116,35 +116,84 @@ struct Paced {
     cpu: Duration,
 }
 
-/// Issues `rate` requests per second for `seconds`, open-loop (in 1 ms batches, tokio's
-/// timer resolution), and records each one's latency and the process's CPU time.
-async fn paced<F, Fut>(rate: usize, seconds: u64, f: F) -> Paced
+/// How paced requests are issued.
+#[derive(Clone, Copy, PartialEq)]
+enum Pacing {
+    /// Evenly spaced: request `i` is due `i / rate` seconds after the start. A pacing
+    /// thread sleeps until the next one is due and issues every request due by then
+    /// (the kernel's timer slack wakes it every 50–100 µs, so one or two at a time).
+    Even,
+    /// In bursts once per millisecond (tokio's timer resolution): the requests of a
+    /// burst queue behind each other, so latency measures CPU cost more than the call.
+    Bursts,
+}
+
+/// Issues `rate` requests per second for `seconds`, open-loop, and records each one's
+/// latency from the moment it was issued to its decoded result, and the process's CPU
+/// time.
+async fn paced<F, Fut>(pacing: Pacing, rate: usize, seconds: u64, f: F) -> Paced
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let per_tick = (rate / 1000).max(1);
-    let ticks = seconds as usize * 1000;
-    let mut interval = tokio::time::interval(Duration::from_millis(1));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let total = rate * seconds as usize;
     let cpu_before = process_cpu();
     // Each request reports its latency on a channel, so its task (and the future it
     // holds) is freed as soon as it finishes.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
-    for tick in 0..ticks {
-        interval.tick().await;
-        for j in 0..per_tick {
-            let fut = f(tick * per_tick + j);
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let t = Instant::now();
-                fut.await;
-                let _ = tx.send(t.elapsed());
+    let issue = move |f: &F,
+                      i: usize,
+                      tx: &tokio::sync::mpsc::UnboundedSender<Duration>,
+                      handle: &tokio::runtime::Handle| {
+        let fut = f(i);
+        let tx = tx.clone();
+        let issued = Instant::now();
+        handle.spawn(async move {
+            fut.await;
+            let _ = tx.send(issued.elapsed());
+        });
+    };
+    let handle = tokio::runtime::Handle::current();
+    match pacing {
+        Pacing::Even => {
+            let pacer = std::thread::spawn(move || {
+                let spacing = Duration::from_secs(1).as_secs_f64() / rate as f64;
+                let start = Instant::now();
+                let mut i = 0;
+                while i < total {
+                    let elapsed = start.elapsed().as_secs_f64();
+                    let due = ((elapsed / spacing) as usize + 1).min(total);
+                    while i < due {
+                        issue(&f, i, &tx, &handle);
+                        i += 1;
+                    }
+                    let next = Duration::from_secs_f64(i as f64 * spacing);
+                    if let Some(wait) = next.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
             });
+            // The pacer owns the last sender; the channel closes when it and every
+            // request are done.
+            tokio::task::spawn_blocking(move || pacer.join())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        Pacing::Bursts => {
+            let per_tick = (rate / 1000).max(1);
+            let mut interval = tokio::time::interval(Duration::from_millis(1));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            for tick in 0..total / per_tick {
+                interval.tick().await;
+                for j in 0..per_tick {
+                    issue(&f, tick * per_tick + j, &tx, &handle);
+                }
+            }
+            drop(tx);
         }
     }
-    drop(tx);
-    let mut latencies = Vec::with_capacity(per_tick * ticks);
+    let mut latencies = Vec::with_capacity(total);
     while let Some(d) = rx.recv().await {
         latencies.push(d);
     }
@@ -273,17 +322,22 @@ fn main() {
         let rate: usize = std::env::var("FLOW_BENCH_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
         let seconds: u64 = std::env::var("FLOW_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
         let rounds: usize = std::env::var("FLOW_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+        let pacing = match std::env::var("FLOW_BENCH_PACING").as_deref() {
+            Ok("bursts") => Pacing::Bursts,
+            _ => Pacing::Even,
+        };
         let mut bare_rounds = Vec::new();
         let mut driver_rounds = Vec::new();
         for _ in 0..rounds {
             if only != "driver" {
-                bare_rounds.push(paced(rate, seconds, bare.clone()).await);
+                bare_rounds.push(paced(pacing, rate, seconds, bare.clone()).await);
             }
             if only != "bare" {
-                driver_rounds.push(paced(rate, seconds, through_driver.clone()).await);
+                driver_rounds.push(paced(pacing, rate, seconds, through_driver.clone()).await);
             }
         }
-        println!("paced at {rate} requests/s, {seconds} s per round, {rounds} rounds per side:");
+        let spacing = if pacing == Pacing::Even { "evenly spaced" } else { "in bursts of 1 ms" };
+        println!("paced at {rate} requests/s ({spacing}), {seconds} s per round, {rounds} rounds per side:");
         let (bare_p50, bare_mean) = summary("  bare reqwest:", &bare_rounds);
         let (driver_p50, driver_mean) = summary("  driver:      ", &driver_rounds);
         println!(

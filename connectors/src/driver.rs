@@ -65,6 +65,10 @@ struct Prepared {
     /// Per action, whether its clauses read `response.headers` (otherwise the answer's
     /// headers are not copied into the `response` value).
     reads_headers: Vec<bool>,
+    /// The integration's name, shared by the audit entries.
+    name: Arc<str>,
+    /// Per action, `integration.action`: the purpose its audit entries give.
+    purposes: Vec<Arc<str>>,
 }
 
 #[derive(Clone)]
@@ -357,16 +361,20 @@ impl Driver {
         if let Some(t) = self.breakers.report_with(&key, failed, breaker) {
             self.record_transition(&key, t.to.as_str(), t.failures);
         }
+        let purpose = match prepared.purposes.get(action_index) {
+            Some(p) => Arc::clone(p),
+            None => Arc::from(call.qualified_name()),
+        };
         self.connections.audit(AuditEntry {
-            integration: integ.name.clone(),
+            integration: Arc::clone(&prepared.name),
             owner: conn.owner.clone(),
-            run_id: Some(ctx.run_id.to_string()),
-            workflow: Some(ctx.workflow.to_string()),
+            run_id: Some(Arc::clone(&ctx.run_id)),
+            workflow: Some(Arc::clone(&ctx.workflow)),
             step: Some(ctx.step.clone()),
-            purpose: call.qualified_name(),
+            purpose,
             outcome: match &result {
-                Ok(_) => "ok".to_owned(),
-                Err(e) => e.kind.as_str().to_owned(),
+                Ok(_) => "ok",
+                Err(e) => e.kind.as_str(),
             },
         });
         if let (Some(k), Some(ttl), Ok(v)) = (cache_key, ctx.cache, &result) {
@@ -1241,7 +1249,7 @@ impl Driver {
             serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         let outcome = if status < 400 { "ok" } else { "authentication" };
         self.connections.audit(AuditEntry {
-            integration: integ.name.clone(),
+            integration: integ.name.as_str().into(),
             owner: conn.owner.clone(),
             run_id: None,
             workflow: None,
@@ -1358,7 +1366,7 @@ impl Driver {
             .map_err(|e| transport_error(&format!("{} sign-in", integ.name), e, conn))?;
         let (decoded, _) = response::decode(response::format_of(ct.as_deref(), &raw), &raw);
         self.connections.audit(AuditEntry {
-            integration: integ.name.clone(),
+            integration: integ.name.as_str().into(),
             owner: conn.owner.clone(),
             run_id: None,
             workflow: None,
@@ -1529,7 +1537,7 @@ impl Driver {
             )))
         };
         self.connections.audit(AuditEntry {
-            integration: integ.name.clone(),
+            integration: integ.name.as_str().into(),
             owner: conn.owner.clone(),
             run_id: None,
             workflow: None,
@@ -1557,6 +1565,12 @@ fn prepare_integration(integ: &Integration, program: Weak<Program>) -> Prepared 
             .actions
             .iter()
             .map(|a| reads_headers(&a.exprs))
+            .collect(),
+        name: Arc::from(integ.name.as_str()),
+        purposes: integ
+            .actions
+            .iter()
+            .map(|a| Arc::from(format!("{}.{}", integ.name, a.name)))
             .collect(),
     }
 }

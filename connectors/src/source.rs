@@ -30,7 +30,9 @@ pub trait Connections: Send + Sync {
 pub struct VaultConnections {
     path: PathBuf,
     vault: OnceLock<Result<Vault, String>>,
-    loaded: Mutex<HashMap<(String, Option<String>), Arc<Connection>>>,
+    /// By integration, then by the owner asked for (`None`: the default one); looked up
+    /// on every call without building a key.
+    loaded: Mutex<HashMap<String, Vec<(Option<String>, Arc<Connection>)>>>,
 }
 
 impl VaultConnections {
@@ -70,20 +72,28 @@ impl VaultConnections {
 
 impl Connections for VaultConnections {
     fn load(&self, integration: &str, owner: Option<&str>) -> Result<Arc<Connection>, VaultError> {
-        let key = (integration.to_owned(), owner.map(str::to_owned));
-        if let Some(c) = self
+        let cached = self
             .loaded
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
-        {
-            return Ok(Arc::clone(c));
+            .get(integration)
+            .and_then(|owners| {
+                owners
+                    .iter()
+                    .find(|(o, _)| o.as_deref() == owner)
+                    .map(|(_, c)| Arc::clone(c))
+            });
+        if let Some(c) = cached {
+            return Ok(c);
         }
         let c = Arc::new(self.vault()?.load(integration, owner)?);
-        self.loaded
+        let mut loaded = self
+            .loaded
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key, Arc::clone(&c));
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let owners = loaded.entry(integration.to_owned()).or_default();
+        owners.retain(|(o, _)| o.as_deref() != owner);
+        owners.push((owner.map(str::to_owned), Arc::clone(&c)));
         Ok(c)
     }
 
@@ -97,7 +107,7 @@ impl Connections for VaultConnections {
         self.loaded
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|(i, _), _| i != integration);
+            .remove(integration);
         Ok(())
     }
 

@@ -216,16 +216,18 @@ pub struct ConnectionInfo {
 
 /// One use of a connection's credentials.
 #[derive(Clone, Debug)]
+/// The names are shared (`Arc<str>`): an entry is made on every call, and the driver
+/// keeps the integration's name and each action's purpose ready.
 pub struct AuditEntry {
-    pub integration: String,
+    pub integration: Arc<str>,
     pub owner: String,
-    pub run_id: Option<String>,
-    pub workflow: Option<String>,
+    pub run_id: Option<Arc<str>>,
+    pub workflow: Option<Arc<str>>,
     pub step: Option<String>,
     /// `slack.post_message`, `health`, `oauth2 refresh`.
-    pub purpose: String,
+    pub purpose: Arc<str>,
     /// `ok`, or the error kind.
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 /// A recorded audit entry, as `flow connections audit` shows it.
@@ -987,6 +989,9 @@ const UPSERT_BREAKER: &str =
 /// writes them: what an entry may wait at most, beyond the write itself.
 const WRITER_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// The most entries one transaction of the background writer takes.
+const MAX_BATCH: usize = 4096;
+
 /// The background writer of audit entries and breaker states: one transaction per
 /// batch, with its statements prepared once, so recording every call costs the caller
 /// a channel send.
@@ -1002,6 +1007,8 @@ fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
         .name("flow-vault-audit".into())
         .spawn(move || {
             let mut db = db;
+            // Kept across batches, so a burst does not grow a fresh vector each time.
+            let mut batch = Vec::with_capacity(MAX_BATCH);
             while let Ok(first) = rx.recv() {
                 // Entries come one per call: waiting a moment before writing lets a burst
                 // share one transaction, and the callers' sends find the writer asleep
@@ -1009,11 +1016,11 @@ fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
                 if !matches!(first, Write::Flush(_)) {
                     std::thread::sleep(WRITER_LINGER);
                 }
-                let mut batch = vec![first];
-                while let Ok(more) = rx.try_recv() {
-                    batch.push(more);
-                    if batch.len() >= 4096 {
-                        break;
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
                     }
                 }
                 let mut flushes = Vec::new();
@@ -1021,7 +1028,7 @@ fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
                     // Each statement is looked up once per batch, not once per row.
                     let mut insert = None;
                     let mut upsert = None;
-                    for w in batch {
+                    for w in batch.drain(..) {
                         match w {
                             Write::Audit(e, at) => {
                                 if insert.is_none() {
@@ -1030,12 +1037,12 @@ fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
                                 if let Some(insert) = insert.as_mut() {
                                     let _ = insert.execute(params![
                                         at,
-                                        e.integration,
+                                        &*e.integration,
                                         e.owner,
-                                        e.run_id,
-                                        e.workflow,
+                                        e.run_id.as_deref(),
+                                        e.workflow.as_deref(),
                                         e.step,
-                                        e.purpose,
+                                        &*e.purpose,
                                         e.outcome,
                                         actor
                                     ]);
@@ -1065,6 +1072,9 @@ fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
                     drop((insert, upsert));
                     let _ = tx.commit();
                 }
+                // A batch whose transaction could not start (the file cannot be
+                // written) is dropped rather than retried without end.
+                batch.clear();
                 for f in flushes {
                     let _ = f.send(());
                 }

@@ -140,7 +140,7 @@ async fn requests_are_built_from_the_declaration() {
     assert_eq!(body, json!({"title": "Hi", "meta": {"source": "flow"}}));
     let log = audit.audit_log.lock().unwrap();
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0].purpose, "acme.create_ticket");
+    assert_eq!(&*log[0].purpose, "acme.create_ticket");
     assert_eq!(log[0].run_id.as_deref(), Some("run-1"));
     assert_eq!(log[0].outcome, "ok");
 }
