@@ -197,16 +197,35 @@ impl PartialEq for Origin<'_> {
     }
 }
 
+/// The origin of an absolute URL; `None` for a relative one. A byte scan: it runs for
+/// every call.
 fn origin(url: &str) -> Option<Origin<'_>> {
-    let (scheme, rest) = url.split_once("://")?;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = rest.get(..end)?;
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let bytes = url.as_bytes();
+    // A scheme is a letter, then letters, digits, `+`, `-` and `.` (RFC 3986).
+    let scheme_end = bytes
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))?;
+    if scheme_end == 0 || !bytes[0].is_ascii_alphabetic() || !url[scheme_end..].starts_with("://") {
+        return None;
+    }
+    let scheme = &url[..scheme_end];
+    let rest = &url[scheme_end + 3..];
+    let end = rest
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host_port = match authority.bytes().rposition(|b| b == b'@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
     if host_port.is_empty() {
         return None;
     }
     let explicit = host_port
-        .rsplit_once(':')
+        .bytes()
+        .rposition(|b| b == b':')
+        .map(|colon| (&host_port[..colon], &host_port[colon + 1..]))
         .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     let (host, port) = match explicit {
         Some((host, port)) => (host, port),
@@ -598,7 +617,8 @@ impl Driver {
                 q.extend(extra_query.iter().cloned());
             }
             let mut full_url = page_url.clone();
-            if page_url == url {
+            let first_page = page_url == url;
+            if first_page {
                 request::append_query(&mut full_url, &q);
             }
             let mut out_headers = headers.clone();
@@ -621,7 +641,12 @@ impl Driver {
                 }
                 None => None,
             };
-            let page_same_origin = base_origin.is_some() && origin(&full_url) == base_origin;
+            // A query appended to the action's URL leaves its origin as it was.
+            let page_same_origin = if first_page {
+                same_origin
+            } else {
+                base_origin.is_some() && origin(&full_url) == base_origin
+            };
             if !page_same_origin && same_origin {
                 // A page on another host gets only the action's own headers.
                 out_headers.clear();
@@ -1756,5 +1781,11 @@ mod tests {
         let with_user = origin("https://user:pw@h.example/").expect("an origin");
         assert_eq!((with_user.host, with_user.port), ("h.example", "443"));
         assert_eq!(origin("/relative"), None);
+        assert_eq!(origin("/relative?next=https://api.example.com/"), None);
+        assert_eq!(origin("://api.example.com/"), None);
+        let ipv6 = origin("http://[::1]:8080/x").expect("an origin");
+        assert_eq!((ipv6.host, ipv6.port), ("[::1]", "8080"));
+        let ipv6 = origin("https://[::1]/x").expect("an origin");
+        assert_eq!((ipv6.host, ipv6.port), ("[::1]", "443"));
     }
 }

@@ -66,7 +66,10 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome     TEXT NOT NULL,
     actor       TEXT
 );
-CREATE INDEX IF NOT EXISTS audit_by_connection ON audit(integration, owner, at);
+-- No index on audit beyond its row id: every call appends a row, and an index entry
+-- would cost each one as much again. Rows are appended in time order, so a time range
+-- is found by a binary search over row ids (`first_audit_row_since`).
+DROP INDEX IF EXISTS audit_by_connection;
 CREATE TABLE IF NOT EXISTS breakers (
     integration TEXT NOT NULL,
     owner       TEXT NOT NULL,
@@ -714,21 +717,23 @@ impl Vault {
             .map_err(|e| self.sql(e))
     }
 
-    /// Calls and failed calls of a connection since `since_ms`.
+    /// Calls and failed calls of a connection since `since_ms`: only the rows from the
+    /// first one recorded at or after `since_ms` are read.
     pub fn recent_calls(
         &self,
         integration: &str,
         owner: &str,
         since_ms: i64,
     ) -> Result<(u64, u64), VaultError> {
-        self.db()
-            .query_row(
-                "SELECT COUNT(*), COALESCE(SUM(outcome <> 'ok'), 0) FROM audit
-                 WHERE integration = ?1 AND owner = ?2 AND at >= ?3 AND purpose <> 'health'",
-                params![integration, owner, since_ms],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-            )
-            .map_err(|e| self.sql(e))
+        let db = self.db();
+        let first = first_audit_row_since(&db, since_ms).map_err(|e| self.sql(e))?;
+        db.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(outcome <> 'ok'), 0) FROM audit
+             WHERE id >= ?4 AND integration = ?1 AND owner = ?2 AND at >= ?3 AND purpose <> 'health'",
+            params![integration, owner, since_ms, first],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )
+        .map_err(|e| self.sql(e))
     }
 
     /// The most recent audit entries, newest first.
@@ -948,6 +953,36 @@ fn check_key(path: &Path, db: &Db, master: &SecretBox<[u8; 32]>) -> Result<(), V
 }
 
 /// Vaults created before the audit log recorded its actor get the column.
+/// The row id from which the audit entries are recorded at or after `since_ms` (one
+/// past the last row when none is). Entries are appended in time order, so this is a
+/// binary search over row ids, each probe one lookup of the row at or after an id (ids
+/// may have gaps). Should clocks step back, a few rows near the boundary may be missed;
+/// the callers filter by time as well.
+fn first_audit_row_since(db: &Db, since_ms: i64) -> Result<i64, rusqlite::Error> {
+    let (min, max): (Option<i64>, Option<i64>) =
+        db.query_row("SELECT MIN(id), MAX(id) FROM audit", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let (Some(mut lo), Some(max)) = (min, max) else {
+        return Ok(0);
+    };
+    let mut hi = max + 1;
+    let mut probe =
+        db.prepare_cached("SELECT id, at FROM audit WHERE id >= ?1 ORDER BY id LIMIT 1")?;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let row: Option<(i64, i64)> = probe
+            .query_row([mid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            // Every row up to `id` is older; there are none between `mid` and `id`.
+            Some((id, at)) if at < since_ms => lo = id + 1,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
 fn add_actor_column(db: &Db) -> Result<(), rusqlite::Error> {
     let has_actor = db
         .prepare("SELECT 1 FROM pragma_table_info('audit') WHERE name = 'actor'")?
@@ -1098,6 +1133,62 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), SecretString::from((*v).to_owned())))
             .collect()
+    }
+
+    #[test]
+    fn recent_calls_count_what_a_full_scan_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(&dir.path().join("vault.db")).unwrap();
+        {
+            let db = vault.db();
+            let mut insert = db
+                .prepare(
+                    "INSERT INTO audit (at, integration, owner, purpose, outcome)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .unwrap();
+            // Time steps of 0 to 2 ms, two connections, failures, health probes.
+            let mut at = 1_000;
+            for i in 0..500i64 {
+                at += i % 3;
+                let owner = if i % 4 == 0 { "ci" } else { "ops" };
+                let purpose = if i % 7 == 0 { "health" } else { "acme.get" };
+                let outcome = if i % 5 == 0 { "communication" } else { "ok" };
+                insert
+                    .execute(params![at, "acme", owner, purpose, outcome])
+                    .unwrap();
+            }
+            // Gaps in the row ids.
+            db.execute(
+                "DELETE FROM audit WHERE id % 11 = 0 OR id BETWEEN 200 AND 260",
+                [],
+            )
+            .unwrap();
+        }
+        let scan = |owner: &str, since: i64| -> (u64, u64) {
+            vault
+                .db()
+                .query_row(
+                    "SELECT COUNT(*), COALESCE(SUM(outcome <> 'ok'), 0) FROM audit
+                     WHERE integration = 'acme' AND owner = ?1 AND at >= ?2 AND purpose <> 'health'",
+                    params![owner, since],
+                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+                )
+                .unwrap()
+        };
+        for since in [
+            0, 1_000, 1_001, 1_137, 1_250, 1_400, 1_498, 1_499, 1_500, 5_000,
+        ] {
+            for owner in ["ops", "ci"] {
+                assert_eq!(
+                    vault.recent_calls("acme", owner, since).unwrap(),
+                    scan(owner, since),
+                    "{owner} since {since}"
+                );
+            }
+        }
+        let empty = Vault::open(&dir.path().join("empty.db")).unwrap();
+        assert_eq!(empty.recent_calls("acme", "ops", 0).unwrap(), (0, 0));
     }
 
     #[test]
