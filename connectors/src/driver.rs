@@ -481,13 +481,17 @@ impl Driver {
             .ok_or_else(|| StepError::runtime(format!("{name} declares no request")))?;
         let path = request::path(program, request.path, &mut locals, &cctx)
             .map_err(|e| fail_expr("path", e))?;
-        let url = if path.starts_with("https://") || path.starts_with("http://") {
+        let absolute = path.starts_with("https://") || path.starts_with("http://");
+        // A path that starts with `/` or `?` (or is empty) keeps the base URL's origin;
+        // any other URL is compared with it.
+        let keeps_origin = !absolute && (path.is_empty() || path.starts_with(['/', '?']));
+        let url = if absolute {
             path
         } else {
             format!("{}{}", base.trim_end_matches('/'), path)
         };
         let base_origin = origin(&base);
-        let same_origin = base_origin.is_some() && origin(&url) == base_origin;
+        let same_origin = base_origin.is_some() && (keeps_origin || origin(&url) == base_origin);
         let mut query = Vec::new();
         if let Some(q) = action.query {
             let v = eval::walk(program, q, &mut locals, &cctx, Mode::Request)

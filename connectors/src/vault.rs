@@ -1024,6 +1024,46 @@ const UPSERT_BREAKER: &str =
 /// writes them: what an entry may wait at most, beyond the write itself.
 const WRITER_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// Inserts one audit row with `insert` (`INSERT_AUDIT`), binding only the fields that
+/// differ from the row inserted before it with the same statement (`previous`):
+/// consecutive entries mostly share their names, SQLite keeps a statement's bindings
+/// from one execution to the next, and binding text copies it.
+fn insert_audit_row(
+    insert: &mut rusqlite::Statement<'_>,
+    e: &AuditEntry,
+    at: i64,
+    previous: Option<&AuditEntry>,
+    actor: &str,
+) -> rusqlite::Result<usize> {
+    let changed = |same: &dyn Fn(&AuditEntry) -> bool| previous.is_none_or(|p| !same(p));
+    insert.raw_bind_parameter(1, at)?;
+    if changed(&|p| p.integration == e.integration) {
+        insert.raw_bind_parameter(2, &*e.integration)?;
+    }
+    if changed(&|p| p.owner == e.owner) {
+        insert.raw_bind_parameter(3, &e.owner)?;
+    }
+    if changed(&|p| p.run_id == e.run_id) {
+        insert.raw_bind_parameter(4, e.run_id.as_deref())?;
+    }
+    if changed(&|p| p.workflow == e.workflow) {
+        insert.raw_bind_parameter(5, e.workflow.as_deref())?;
+    }
+    if changed(&|p| p.step == e.step) {
+        insert.raw_bind_parameter(6, &e.step)?;
+    }
+    if changed(&|p| p.purpose == e.purpose) {
+        insert.raw_bind_parameter(7, &*e.purpose)?;
+    }
+    if changed(&|p| p.outcome == e.outcome) {
+        insert.raw_bind_parameter(8, e.outcome)?;
+    }
+    if previous.is_none() {
+        insert.raw_bind_parameter(9, actor)?;
+    }
+    insert.raw_execute()
+}
+
 /// The most entries one transaction of the background writer takes.
 const MAX_BATCH: usize = 4096;
 
@@ -1063,6 +1103,7 @@ fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
                     // Each statement is looked up once per batch, not once per row.
                     let mut insert = None;
                     let mut upsert = None;
+                    let mut previous: Option<AuditEntry> = None;
                     for w in batch.drain(..) {
                         match w {
                             Write::Audit(e, at) => {
@@ -1070,17 +1111,9 @@ fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
                                     insert = tx.prepare_cached(INSERT_AUDIT).ok();
                                 }
                                 if let Some(insert) = insert.as_mut() {
-                                    let _ = insert.execute(params![
-                                        at,
-                                        &*e.integration,
-                                        e.owner,
-                                        e.run_id.as_deref(),
-                                        e.workflow.as_deref(),
-                                        e.step,
-                                        &*e.purpose,
-                                        e.outcome,
-                                        actor
-                                    ]);
+                                    let _ =
+                                        insert_audit_row(insert, &e, at, previous.as_ref(), &actor);
+                                    previous = Some(e);
                                 }
                             }
                             Write::Breaker {
@@ -1133,6 +1166,83 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), SecretString::from((*v).to_owned())))
             .collect()
+    }
+
+    #[test]
+    fn audit_rows_keep_every_field_when_consecutive_entries_share_some() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(&dir.path().join("vault.db")).unwrap();
+        let slack: Arc<str> = Arc::from("slack");
+        let run: Arc<str> = Arc::from("run-1");
+        let entry = |integration: &Arc<str>,
+                     owner: &str,
+                     run_id: Option<&Arc<str>>,
+                     step: Option<&str>,
+                     purpose: &str,
+                     outcome: &'static str| AuditEntry {
+            integration: Arc::clone(integration),
+            owner: owner.to_owned(),
+            run_id: run_id.cloned(),
+            workflow: run_id.map(|_| Arc::from("notify")),
+            step: step.map(str::to_owned),
+            purpose: Arc::from(purpose),
+            outcome,
+        };
+        let github: Arc<str> = Arc::from("github");
+        let entries = vec![
+            entry(
+                &slack,
+                "ops",
+                Some(&run),
+                Some("a"),
+                "slack.post_message",
+                "ok",
+            ),
+            entry(
+                &slack,
+                "ops",
+                Some(&run),
+                Some("b"),
+                "slack.post_message",
+                "ok",
+            ),
+            entry(&slack, "ops", None, None, "health", "communication"),
+            entry(
+                &github,
+                "ci",
+                Some(&run),
+                Some("c"),
+                "github.get_issue",
+                "ok",
+            ),
+            entry(
+                &github,
+                "ci",
+                Some(&run),
+                Some("c"),
+                "github.get_issue",
+                "validation",
+            ),
+            entry(&slack, "ops", None, None, "oauth2 refresh", "ok"),
+        ];
+        // Sent together, so the writer takes them in one batch.
+        for e in entries.clone() {
+            vault.audit(e);
+        }
+        vault.flush();
+        let mut log = vault.audit_log(None, 10).unwrap();
+        log.reverse();
+        assert_eq!(log.len(), entries.len());
+        for (row, e) in log.iter().zip(&entries) {
+            assert_eq!(row.integration, &*e.integration);
+            assert_eq!(row.owner, e.owner);
+            assert_eq!(row.run_id.as_deref(), e.run_id.as_deref());
+            assert_eq!(row.workflow.as_deref(), e.workflow.as_deref());
+            assert_eq!(row.step, e.step);
+            assert_eq!(row.purpose, &*e.purpose);
+            assert_eq!(row.outcome, e.outcome);
+            assert_eq!(row.actor.as_deref(), Some(current_actor().as_str()));
+        }
     }
 
     #[test]
