@@ -488,7 +488,11 @@ impl Driver {
         let url = if absolute {
             path
         } else {
-            format!("{}{}", base.trim_end_matches('/'), path)
+            let base = base.trim_end_matches('/');
+            let mut url = String::with_capacity(base.len() + path.len());
+            url.push_str(base);
+            url.push_str(&path);
+            url
         };
         let base_origin = origin(&base);
         let same_origin = base_origin.is_some() && (keeps_origin || origin(&url) == base_origin);
@@ -1044,10 +1048,16 @@ impl Driver {
         match kind {
             AuthKind::Bearer => {
                 let token = eval_arg(positional(args, 0), "bearer")?;
+                let value = eval::with_text(&token, |t| {
+                    let mut value = String::with_capacity("Bearer ".len() + t.len());
+                    value.push_str("Bearer ");
+                    value.push_str(t);
+                    zeroize::Zeroizing::new(value)
+                });
                 set_header(
                     headers,
                     "authorization",
-                    Header::Secret(Arc::from(format!("Bearer {}", text(&token)).as_str())),
+                    Header::Secret(Arc::from(value.as_str())),
                 );
             }
             AuthKind::Basic => {

@@ -125,7 +125,7 @@ pub fn is_null(v: &Value) -> bool {
 /// The value as JSON for the wire: like `Value::to_json`, but secrets are their text.
 pub fn wire_json(v: &Value) -> Json {
     match v {
-        Value::Secret(s) => Json::String(s.to_string()),
+        Value::Secret(s) => Json::String(String::from(&**s)),
         Value::List(items) => Json::Array(items.iter().map(wire_json).collect()),
         Value::Map(m) => Json::Object(
             m.entries
@@ -136,7 +136,7 @@ pub fn wire_json(v: &Value) -> Json {
         Value::Record(r) => Json::Object(
             r.fields
                 .iter()
-                .map(|(k, v)| (k.to_string(), wire_json(v)))
+                .map(|(k, v)| (String::from(&**k), wire_json(v)))
                 .collect(),
         ),
         Value::Optional(Some(inner)) => wire_json(inner),
@@ -144,10 +144,20 @@ pub fn wire_json(v: &Value) -> Json {
     }
 }
 
+/// Calls `f` with a scalar's text on the wire, without a copy when it is a string.
+pub fn with_text<T>(v: &Value, f: impl FnOnce(&str) -> T) -> T {
+    match v {
+        Value::String(s) | Value::Secret(s) => f(s),
+        Value::Optional(Some(inner)) => with_text(inner, f),
+        other => f(&text(other)),
+    }
+}
+
 /// A scalar as text on the wire (a query parameter, a header, a form field).
 pub fn text(v: &Value) -> String {
     match v {
-        Value::String(s) | Value::Secret(s) => s.to_string(),
+        // `String::from`, not `to_string`: the latter goes through `Display`.
+        Value::String(s) | Value::Secret(s) => String::from(&**s),
         Value::Null | Value::Optional(None) => String::new(),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),

@@ -22,20 +22,20 @@ pub fn path(
     ctx: &dyn Context,
 ) -> Result<String, EvalError> {
     let parts = match program.arena().node(root).map(|n| &n.kind) {
-        Some(NodeKind::Interpolate(parts)) => parts.clone(),
+        Some(NodeKind::Interpolate(parts)) => parts,
         _ => return program.eval(root, locals, ctx).map(|v| text(&v)),
     };
     let mut out = String::new();
-    for part in parts {
+    for &part in parts {
         let literal = matches!(
             program.arena().node(part).map(|n| &n.kind),
             Some(NodeKind::Const(_))
         );
         let v = program.eval(part, locals, ctx)?;
         if literal {
-            out.push_str(&text(&v));
+            eval::with_text(&v, |t| out.push_str(t));
         } else {
-            out.push_str(&encode_component(&text(&v)));
+            eval::with_text(&v, |t| out.push_str(&encode_component(t)));
         }
     }
     Ok(out)
