@@ -26,6 +26,7 @@ use crate::eval::{self, ConnContext, Mode, text};
 use crate::policy::{BreakerConfig, Breakers, Key, Limits, ResultCache, State};
 use crate::request::{self, FormStyle};
 use crate::response::{self, Format};
+use crate::shape::{self, Shape};
 use crate::sigv4;
 use crate::source::Connections;
 use crate::vault::{AuditEntry, BreakerRecord, Connection, VaultError, now_ms};
@@ -69,6 +70,9 @@ struct Prepared {
     name: Arc<str>,
     /// Per action, `integration.action`: the purpose its audit entries give.
     purposes: Vec<Arc<str>>,
+    /// Per action whose result is the answer's body (and that has no `error_when` and
+    /// no pagination): its declared type, ready to decode a JSON answer into directly.
+    body_shapes: Vec<Option<Shape>>,
 }
 
 #[derive(Clone)]
@@ -677,10 +681,18 @@ impl Driver {
             let answer = self
                 .send(prepared, integ, conn, out, deadline, &name)
                 .await?;
-            let (body, format) = response::decode(
-                response::format_of(answer.header("content-type").as_deref(), &answer.body),
-                &answer.body,
-            );
+            let format =
+                response::format_of(answer.header("content-type").as_deref(), &answer.body);
+            if answer.status < 400 && format == Format::Json {
+                if let Some(Some(shape)) = prepared.body_shapes.get(action_index) {
+                    // The answer as the declared type in one pass; anything the direct
+                    // decoding does not take goes the general way below.
+                    if let Some(v) = shape::decode(shape, &answer.body) {
+                        return Ok(v);
+                    }
+                }
+            }
+            let (body, format) = response::decode(format, &answer.body);
             if answer.status >= 400 {
                 return Err(http_error(&name, &answer, &body, conn));
             }
@@ -1605,6 +1617,7 @@ fn prepare_integration(integ: &Integration, program: Weak<Program>) -> Prepared 
             .iter()
             .map(|a| reads_headers(&a.exprs))
             .collect(),
+        body_shapes: integ.actions.iter().map(body_shape).collect(),
         name: Arc::from(integ.name.as_str()),
         purposes: integ
             .actions
@@ -1640,6 +1653,38 @@ fn with_body_field(body: &Value, dotted: &str, value: Value) -> Value {
             .map(|(k, v)| (Arc::from(k.as_str()), v))
             .collect(),
     )))
+}
+
+/// The shape to decode an action's JSON answers into directly, when its result is the
+/// answer's body converted to the declared type (`result response.body`, or no `result`)
+/// and no other clause reads the answer.
+fn body_shape(action: &Action) -> Option<Shape> {
+    use flow_compiler::expr::NodeKind;
+    if action.paginate.is_some() || !action.error_when.is_empty() {
+        return None;
+    }
+    if let Some(result) = action.result_expr {
+        let node = |id: ExprId| action.exprs.nodes.get(id.0 as usize).map(|n| &n.kind);
+        let Some(NodeKind::Convert { value, to }) = node(result) else {
+            return None;
+        };
+        let Some(NodeKind::Field {
+            target,
+            field,
+            null_safe: false,
+            ..
+        }) = node(*value)
+        else {
+            return None;
+        };
+        if *to != action.result
+            || field != "body"
+            || !matches!(node(*target), Some(NodeKind::Local(l)) if *l == action.response)
+        {
+            return None;
+        }
+    }
+    Some(Shape::of(&action.result))
 }
 
 /// Whether an action's clauses read `response.headers` (building the map costs an

@@ -1,7 +1,8 @@
 //! flow-connectors: Flow's connectors. The declarative HTTP driver that executes the
 //! actions of `integration` declarations ([`driver`]), their auth (including AWS
 //! Signature Version 4, [`sigv4`]), the request and answer encodings ([`request`],
-//! [`response`], [`conform`]), per-connection policies ([`policy`]), the credential
+//! [`response`], [`conform`], and [`shape`], the direct decoding of an answer into its
+//! declared type), per-connection policies ([`policy`]), the credential
 //! vault ([`vault`], [`source`]), webhook verification ([`events`]), health probes and
 //! the integration catalogue ([`catalog`]).
 //!
@@ -17,6 +18,7 @@ pub mod health;
 pub mod policy;
 pub mod request;
 pub mod response;
+pub mod shape;
 pub mod sigv4;
 pub mod source;
 pub mod vault;

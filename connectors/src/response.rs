@@ -64,7 +64,7 @@ pub fn decode(format: Format, body: &[u8]) -> (Value, Format) {
 
 /// Decodes JSON straight into a `dyn` value (what `Value::from_json_dyn` builds from a
 /// `serde_json::Value`), without the intermediate tree.
-struct DynSeed;
+pub(crate) struct DynSeed;
 
 impl<'de> serde::de::DeserializeSeed<'de> for DynSeed {
     type Value = Value;
