@@ -598,7 +598,12 @@ impl Driver {
                     self.config.page_cap
                 )));
             }
-            let mut q = query.clone();
+            // A single request takes the query and headers; pages copy them.
+            let mut q = if paginate.is_some() {
+                query.clone()
+            } else {
+                std::mem::take(&mut query)
+            };
             if let Some(p) = paginate {
                 q.retain(|(k, _)| !extra_query.iter().any(|(e, _)| e == k));
                 match p.kind {
@@ -633,7 +638,11 @@ impl Driver {
             if first_page {
                 request::append_query(&mut full_url, &q);
             }
-            let mut out_headers = headers.clone();
+            let mut out_headers = if paginate.is_some() {
+                headers.clone()
+            } else {
+                std::mem::take(&mut headers)
+            };
             let body = match &body_value {
                 Some((kind, v)) => {
                     let v = match &body_cursor {
@@ -969,7 +978,8 @@ impl Driver {
         out: &Outgoing,
         name: &(dyn fmt::Display + Sync),
     ) -> Result<Answer, StepError> {
-        let mut url = out.url.clone();
+        // Copied only when the authentication changes it (a key in the query, SigV4).
+        let mut url = Cow::Borrowed(out.url.as_str());
         let mut headers = out.headers.clone();
         let body = out.body.clone().unwrap_or_default();
         if out.same_origin {
@@ -990,7 +1000,10 @@ impl Driver {
         }
         let method = reqwest::Method::from_bytes(out.method.as_str().as_bytes())
             .unwrap_or(reqwest::Method::GET);
-        let mut rb = self.client.request(method, &url).timeout(out.timeout);
+        let mut rb = self
+            .client
+            .request(method, url.as_ref())
+            .timeout(out.timeout);
         for (k, v) in &headers {
             let Ok(mut value) = reqwest::header::HeaderValue::from_str(v.text()) else {
                 return Err(StepError::validation(format!(
@@ -1034,7 +1047,7 @@ impl Driver {
         kind: AuthKind,
         args: &[FormArg],
         method: Method,
-        url: &mut String,
+        url: &mut Cow<'_, str>,
         headers: &mut Vec<(String, Header)>,
         body: &[u8],
     ) -> Result<(), StepError> {
@@ -1095,7 +1108,7 @@ impl Driver {
                     );
                 } else if let Some(q) = named(args, "query") {
                     let q = text(&eval_arg(Some(q), "api_key")?);
-                    request::append_query(url, &[(q, text(&value))]);
+                    request::append_query(url.to_mut(), &[(q, text(&value))]);
                 }
             }
             AuthKind::OAuth2 => {
@@ -1129,7 +1142,7 @@ impl Driver {
                     "aws_sigv4",
                 )?));
                 let session = conn.secret_text("session_token");
-                let parsed = url::Url::parse(url).map_err(|_| {
+                let parsed = url::Url::parse(url.as_ref()).map_err(|_| {
                     StepError::validation(format!("{}: {url} is not a URL", integ.name))
                 })?;
                 let host = match parsed.port() {
@@ -1172,7 +1185,7 @@ impl Driver {
                     rebuilt.push('?');
                     rebuilt.push_str(&signed.canonical_query);
                 }
-                *url = rebuilt;
+                *url = Cow::Owned(rebuilt);
                 for (k, v) in signed.headers {
                     let h = if k == "authorization" || k == "x-amz-security-token" {
                         Header::Secret(Arc::from(v.as_str()))
