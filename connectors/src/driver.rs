@@ -334,7 +334,8 @@ impl Driver {
             .connections
             .load(&integ.name, ctx.owner.as_deref())
             .map_err(vault_error)?;
-        let key: Key = (integ.name.clone(), conn.owner.clone());
+        // The breaker's key and thresholds, needed only once a breaker exists.
+        let key = || -> Key { (integ.name.clone(), conn.owner.clone()) };
         let prepared = self
             .prepare(call.program, call.action_ref.integration.0)
             .ok_or_else(|| {
@@ -353,9 +354,14 @@ impl Driver {
                 return Ok(v);
             }
         }
-        let breaker = self.breaker_config(&conn);
-        match self.breakers.admit_with(&key, breaker) {
-            Ok(Some(t)) => self.record_transition(&key, t.to.as_str(), t.failures),
+        let breaker = || self.breaker_config(&conn);
+        let admitted = if self.breakers.is_idle() {
+            Ok(None)
+        } else {
+            self.breakers.admit_with(&key(), breaker())
+        };
+        match admitted {
+            Ok(Some(t)) => self.record_transition(&key(), t.to.as_str(), t.failures),
             Ok(None) => {}
             Err(refused) => {
                 return Err(StepError::communication(format!(
@@ -381,8 +387,12 @@ impl Driver {
             )
             .await;
         let failed = result.as_ref().err().is_some_and(counts_against_service);
-        if let Some(t) = self.breakers.report_with(&key, failed, breaker) {
-            self.record_transition(&key, t.to.as_str(), t.failures);
+        let idle = !failed && self.breakers.is_idle();
+        if let Some(t) = (!idle)
+            .then(|| self.breakers.report_with(&key(), failed, breaker()))
+            .flatten()
+        {
+            self.record_transition(&key(), t.to.as_str(), t.failures);
         }
         let purpose = match prepared.purposes.get(action_index) {
             Some(p) => Arc::clone(p),

@@ -108,11 +108,15 @@ pub struct Transition {
     pub failures: u32,
 }
 
-/// Circuit breakers, one per integration and connection.
+/// Circuit breakers, one per integration and connection. Only connections with recent
+/// failures have one; a breaker that closes again is dropped, so while every service
+/// answers, a call asks nothing of the map ([`Breakers::is_idle`]).
 #[derive(Default)]
 pub struct Breakers {
     config: BreakerConfig,
     map: Mutex<HashMap<Key, Breaker>>,
+    /// How many breakers the map holds, readable without the lock.
+    tracked: std::sync::atomic::AtomicUsize,
 }
 
 /// Why a call was refused without being sent.
@@ -126,7 +130,14 @@ impl Breakers {
         Breakers {
             config,
             map: Mutex::new(HashMap::new()),
+            tracked: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Whether no connection has a breaker: every call is admitted, and a success changes
+    /// nothing.
+    pub fn is_idle(&self) -> bool {
+        self.tracked.load(std::sync::atomic::Ordering::Relaxed) == 0
     }
 
     pub fn config(&self) -> BreakerConfig {
@@ -207,6 +218,10 @@ impl Breakers {
             opened_at: None,
             trial_in_flight: false,
         });
+        let tracked = |map: &HashMap<Key, Breaker>| {
+            self.tracked
+                .store(map.len(), std::sync::atomic::Ordering::Relaxed);
+        };
         b.trial_in_flight = false;
         if failed {
             b.failures = b.failures.saturating_add(1);
@@ -215,20 +230,21 @@ impl Breakers {
                 State::Closed => b.failures >= config.failure_threshold,
                 State::Open => false,
             };
-            if open {
+            let transition = open.then(|| {
                 b.state = State::Open;
                 b.opened_at = Some(Instant::now());
-                return Some(Transition {
+                Transition {
                     to: State::Open,
                     failures: b.failures,
-                });
-            }
-            None
+                }
+            });
+            tracked(&map);
+            transition
         } else {
+            // Closed with no failures is what no breaker means.
             let was = b.state;
-            b.state = State::Closed;
-            b.failures = 0;
-            b.opened_at = None;
+            map.remove(key);
+            tracked(&map);
             (was != State::Closed).then_some(Transition {
                 to: State::Closed,
                 failures: 0,
@@ -317,6 +333,38 @@ mod tests {
             })
         );
         assert_eq!(b.state(&k), State::Closed);
+        assert!(b.is_idle(), "a closed breaker is dropped");
+    }
+
+    #[test]
+    fn breakers_are_idle_until_a_failure_and_again_after_recovery() {
+        let b = Breakers::new(BreakerConfig {
+            failure_threshold: 3,
+            open_for: Duration::from_secs(60),
+        });
+        let (ops, ci): (Key, Key) = (
+            ("slack".into(), "ops".into()),
+            ("slack".into(), "ci".into()),
+        );
+        assert!(b.is_idle());
+        assert_eq!(b.report(&ops, false), None);
+        assert!(b.is_idle(), "a success alone tracks nothing");
+        b.report(&ops, true);
+        b.report(&ci, true);
+        assert!(!b.is_idle());
+        // One failure below the threshold, then a success: counted from zero again.
+        assert_eq!(b.report(&ops, false), None);
+        assert!(!b.is_idle(), "ci still has a failure");
+        b.report(&ops, true);
+        b.report(&ops, true);
+        assert_eq!(
+            b.state(&ops),
+            State::Closed,
+            "two failures since the success"
+        );
+        b.report(&ci, false);
+        b.report(&ops, false);
+        assert!(b.is_idle());
     }
 
     #[test]

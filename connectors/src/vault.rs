@@ -271,7 +271,8 @@ pub struct Vault {
     path: PathBuf,
     db: Mutex<Db>,
     master: SecretBox<[u8; 32]>,
-    writer: Mutex<mpsc::Sender<Write>>,
+    /// To the background writer (`Sender` is `Sync`: callers send without a lock).
+    writer: mpsc::Sender<Write>,
 }
 
 pub fn now_ms() -> i64 {
@@ -329,7 +330,7 @@ impl Vault {
             path: path.to_owned(),
             db: Mutex::new(db),
             master,
-            writer: Mutex::new(writer),
+            writer,
         })
     }
 
@@ -660,20 +661,12 @@ impl Vault {
 
     /// Records a use of a connection's credentials (written in the background).
     pub fn audit(&self, entry: AuditEntry) {
-        let sender = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _ = sender.send(Write::Audit(entry, now_ms()));
+        let _ = self.writer.send(Write::Audit(entry, now_ms()));
     }
 
     /// Records a circuit breaker's new state (written in the background).
     pub fn record_breaker(&self, integration: &str, owner: &str, record: BreakerRecord) {
-        let sender = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _ = sender.send(Write::Breaker {
+        let _ = self.writer.send(Write::Breaker {
             integration: integration.to_owned(),
             owner: owner.to_owned(),
             record,
@@ -683,14 +676,8 @@ impl Vault {
     /// Waits until every audit entry and breaker state sent so far is written.
     pub fn flush(&self) {
         let (tx, rx) = mpsc::channel();
-        {
-            let sender = self
-                .writer
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if sender.send(Write::Flush(tx)).is_err() {
-                return;
-            }
+        if self.writer.send(Write::Flush(tx)).is_err() {
+            return;
         }
         let _ = rx.recv_timeout(std::time::Duration::from_secs(10));
     }
