@@ -700,8 +700,16 @@ impl Driver {
             let answer = self
                 .send(prepared, integ, conn, out, deadline, &name)
                 .await?;
-            let format =
-                response::format_of(answer.header("content-type").as_deref(), &answer.body);
+            // One visible-ASCII value is the usual case; anything else is read leniently.
+            let format = match answer.headers.get(reqwest::header::CONTENT_TYPE) {
+                Some(v)
+                    if v.to_str().is_ok()
+                        && answer.headers.get_all("content-type").iter().count() == 1 =>
+                {
+                    response::format_of(v.to_str().ok(), &answer.body)
+                }
+                _ => response::format_of(answer.header("content-type").as_deref(), &answer.body),
+            };
             if answer.status < 400 && format == Format::Json {
                 if let Some(Some(shape)) = prepared.body_shapes.get(action_index) {
                     // The answer as the declared type in one pass; anything the direct

@@ -20,14 +20,21 @@ pub fn format_of(content_type: Option<&str>, body: &[u8]) -> Format {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Format::Empty;
     }
-    let ct = content_type.unwrap_or("").to_ascii_lowercase();
+    let ct = content_type.unwrap_or("");
     let mime = ct.split(';').next().unwrap_or("").trim();
-    if mime == "application/json"
-        || mime.ends_with("+json")
-        || mime.starts_with("application/x-amz-json")
-    {
+    // Media types compare without regard to case (RFC 9110), here without a copy.
+    let is = |m: &str| mime.eq_ignore_ascii_case(m);
+    let ends = |suffix: &str| {
+        mime.len() >= suffix.len()
+            && mime.as_bytes()[mime.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    let starts = |prefix: &str| {
+        mime.len() >= prefix.len()
+            && mime.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    };
+    if is("application/json") || ends("+json") || starts("application/x-amz-json") {
         Format::Json
-    } else if mime == "application/xml" || mime == "text/xml" || mime.ends_with("+xml") {
+    } else if is("application/xml") || is("text/xml") || ends("+xml") {
         Format::Xml
     } else if mime.is_empty() {
         // No content type: sniff, as several APIs omit it on small answers.
