@@ -70,6 +70,12 @@ struct Prepared {
     name: Arc<str>,
     /// Per action, `integration.action`: the purpose its audit entries give.
     purposes: Vec<Arc<str>>,
+    /// Distinguishes this preparation from every other in the process (connections key
+    /// the credentials derived for it by this).
+    id: u64,
+    /// Whether the integration's expressions are functions of the connection alone (none
+    /// reads the clock), so derived credentials may be kept.
+    auth_from_connection: bool,
     /// Per action whose result is the answer's body (and that has no `error_when` and
     /// no pagination): its declared type, ready to decode a JSON answer into directly.
     body_shapes: Vec<Option<Shape>>,
@@ -99,7 +105,7 @@ pub struct Driver {
 pub struct Answer {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
     pub url: String,
     pub elapsed: Duration,
 }
@@ -499,7 +505,7 @@ impl Driver {
         // A path that starts with `/` or `?` (or is empty) keeps the base URL's origin;
         // any other URL is compared with it.
         let keeps_origin = !absolute && (path.is_empty() || path.starts_with(['/', '?']));
-        let url = if absolute {
+        let mut url = if absolute {
             path
         } else {
             let base = base.trim_end_matches('/');
@@ -571,7 +577,8 @@ impl Driver {
 
         let paginate = action.paginate.as_ref().filter(|_| !first_page_only);
         let mut pages: Vec<Value> = Vec::new();
-        let mut page_url = url.clone();
+        // The next page's URL when a link gives it; `None`: the action's own URL.
+        let mut link_url: Option<String> = None;
         let mut extra_query: Vec<(String, String)> = Vec::new();
         let mut body_cursor: Option<(String, Value)> = None;
         let mut counter: i64 = 0;
@@ -643,9 +650,14 @@ impl Driver {
                 q.retain(|(k, _)| !extra_query.iter().any(|(e, _)| e == k));
                 q.extend(extra_query.iter().cloned());
             }
-            let mut full_url = page_url.clone();
-            let first_page = page_url == url;
-            if first_page {
+            let own_url = link_url.as_deref().is_none_or(|u| u == url);
+            let mut full_url = match &link_url {
+                Some(link) => link.clone(),
+                None if paginate.is_some() => url.clone(),
+                // A single request takes the URL.
+                None => std::mem::take(&mut url),
+            };
+            if own_url {
                 request::append_query(&mut full_url, &q);
             }
             let mut out_headers = if paginate.is_some() {
@@ -673,7 +685,7 @@ impl Driver {
                 None => None,
             };
             // A query appended to the action's URL leaves its origin as it was.
-            let page_same_origin = if first_page {
+            let page_same_origin = if own_url {
                 same_origin
             } else {
                 base_origin.is_some() && origin(&full_url) == base_origin
@@ -854,7 +866,7 @@ impl Driver {
                         )));
                     }
                     seen_cursors.push(resolved.clone());
-                    page_url = resolved;
+                    link_url = Some(resolved);
                 }
                 PaginateKind::Offset => {
                     if count < size || !more || count == 0 {
@@ -892,23 +904,23 @@ impl Driver {
             .map(|v| text(&v))
     }
 
-    fn base_url(
+    fn base_url<'c>(
         &self,
         prepared: &Prepared,
         integ: &Integration,
-        conn: &Connection,
-    ) -> Result<String, StepError> {
+        conn: &'c Connection,
+    ) -> Result<Cow<'c, str>, StepError> {
         if let Some(b) = &conn.base_url {
-            return Ok(b.clone());
+            return Ok(Cow::Borrowed(b));
         }
         let Some(e) = integ.base_url else {
-            return Ok(String::new());
+            return Ok(Cow::Borrowed(""));
         };
         let mut locals = prepared.integration.new_locals();
         prepared
             .integration
             .eval(e, &mut locals, &ConnContext { connection: conn })
-            .map(|v| text(&v))
+            .map(|v| Cow::Owned(text(&v)))
             .map_err(|e| {
                 StepError::new(
                     ErrorKind::Authentication,
@@ -1050,7 +1062,7 @@ impl Driver {
         Ok(Answer {
             status,
             headers,
-            body: bytes.into(),
+            body: bytes,
             url: final_url,
             elapsed: started.elapsed(),
         })
@@ -1069,6 +1081,16 @@ impl Driver {
         headers: &mut Vec<(String, Header)>,
         body: &[u8],
     ) -> Result<(), StepError> {
+        // Bearer and basic credentials depend only on the connection: derived once per
+        // connection (a rotation makes a new one) unless the integration reads the clock.
+        let cacheable =
+            prepared.auth_from_connection && matches!(kind, AuthKind::Bearer | AuthKind::Basic);
+        if cacheable {
+            if let Some(value) = conn.derived_credential(prepared.id) {
+                set_header(headers, "authorization", Header::Secret(value));
+                return Ok(());
+            }
+        }
         let cctx = ConnContext { connection: conn };
         let p = &prepared.integration;
         let mut locals = p.new_locals();
@@ -1097,23 +1119,25 @@ impl Driver {
                     value.push_str(t);
                     zeroize::Zeroizing::new(value)
                 });
-                set_header(
-                    headers,
-                    "authorization",
-                    Header::Secret(Arc::from(value.as_str())),
-                );
+                let value: Arc<str> = Arc::from(value.as_str());
+                if cacheable {
+                    conn.remember_derived_credential(prepared.id, Arc::clone(&value));
+                }
+                set_header(headers, "authorization", Header::Secret(value));
             }
             AuthKind::Basic => {
                 use base64::Engine as _;
                 let user = eval_arg(positional(args, 0), "basic")?;
                 let pass = eval_arg(positional(args, 1), "basic")?;
                 let pair = zeroize::Zeroizing::new(format!("{}:{}", text(&user), text(&pass)));
-                let encoded = base64::engine::general_purpose::STANDARD.encode(pair.as_bytes());
-                set_header(
-                    headers,
-                    "authorization",
-                    Header::Secret(Arc::from(format!("Basic {encoded}").as_str())),
+                let encoded = zeroize::Zeroizing::new(
+                    base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()),
                 );
+                let value: Arc<str> = Arc::from(format!("Basic {}", encoded.as_str()).as_str());
+                if cacheable {
+                    conn.remember_derived_credential(prepared.id, Arc::clone(&value));
+                }
+                set_header(headers, "authorization", Header::Secret(value));
             }
             AuthKind::ApiKey => {
                 let value = eval_arg(named(args, "value"), "api_key")?;
@@ -1474,7 +1498,7 @@ impl Driver {
                     h
                 })
                 .unwrap_or_default(),
-            body: Vec::new(),
+            body: bytes::Bytes::new(),
             url: sign_in_url,
             elapsed: Duration::ZERO,
         };
@@ -1649,6 +1673,15 @@ fn prepare_integration(integ: &Integration, program: Weak<Program>) -> Prepared 
             .map(|a| reads_headers(&a.exprs))
             .collect(),
         body_shapes: integ.actions.iter().map(body_shape).collect(),
+        id: {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        },
+        auth_from_connection: !integ
+            .exprs
+            .nodes
+            .iter()
+            .any(|n| matches!(n.kind, flow_compiler::expr::NodeKind::Now)),
         name: Arc::from(integ.name.as_str()),
         purposes: integ
             .actions

@@ -127,6 +127,9 @@ pub struct Connection {
     pub base_url: Option<String>,
     pub active: bool,
     secrets: BTreeMap<String, SecretString>,
+    /// Credentials derived from the secrets (an `Authorization` value), by the driver's
+    /// preparation that derived them; emptied when a secret changes.
+    derived: Mutex<Vec<(u64, Arc<str>)>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -152,18 +155,47 @@ impl Connection {
             base_url: None,
             active: true,
             secrets: BTreeMap::new(),
+            derived: Mutex::new(Vec::new()),
         }
     }
 
     pub fn with_setting(mut self, name: &str, value: &str) -> Connection {
         self.settings.insert(name.to_owned(), value.to_owned());
+        self.forget_derived();
         self
     }
 
     pub fn with_secret(mut self, name: &str, value: &str) -> Connection {
         self.secrets
             .insert(name.to_owned(), SecretString::from(value.to_owned()));
+        self.forget_derived();
         self
+    }
+
+    /// A credential derived from this connection's secrets by preparation `id`.
+    pub(crate) fn derived_credential(&self, id: u64) -> Option<Arc<str>> {
+        self.derived
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, v)| Arc::clone(v))
+    }
+
+    pub(crate) fn remember_derived_credential(&self, id: u64, value: Arc<str>) {
+        let mut derived = self
+            .derived
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        derived.retain(|(i, _)| *i != id);
+        derived.push((id, value));
+    }
+
+    fn forget_derived(&mut self) {
+        self.derived
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     pub fn with_base_url(mut self, url: &str) -> Connection {
@@ -200,6 +232,7 @@ impl Connection {
     fn set_secret(&mut self, name: &str, value: String) {
         self.secrets
             .insert(name.to_owned(), SecretString::from(value));
+        self.forget_derived();
     }
 }
 
@@ -575,6 +608,7 @@ impl Vault {
             base_url,
             active,
             secrets,
+            derived: Mutex::new(Vec::new()),
         })
     }
 

@@ -640,3 +640,45 @@ async fn a_connection_sets_its_own_breaker_thresholds() {
     assert!(e.retry_after.unwrap() > Duration::from_secs(500));
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_bearer_header_is_derived_once_per_connection_and_again_after_rotation() {
+    use flow_connectors::Connections;
+    let (base, seen) = server(Arc::new(|s: &Seen, _| match s.uri.as_str() {
+        u if u.starts_with("/tickets/") => json_reply(200, json!({"id": "T1", "title": "Hi"})),
+        _ => json_reply(404, json!({"message": "no route"})),
+    }))
+    .await;
+    let program = compile(ACME);
+    let (driver, source) = driver(vec![acme_conn(&base)]);
+    for _ in 0..3 {
+        call(&driver, &program, "acme.get_ticket", json!({"id": "T1"}))
+            .await
+            .unwrap();
+    }
+    source
+        .update_secrets(
+            "acme",
+            "ops",
+            vec![("token".into(), "tok-rotated-88".into())],
+        )
+        .unwrap();
+    call(&driver, &program, "acme.get_ticket", json!({"id": "T1"}))
+        .await
+        .unwrap();
+    let sent: Vec<Option<String>> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.header("authorization").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            Some("Bearer tok-canary-77".to_owned()),
+            Some("Bearer tok-canary-77".to_owned()),
+            Some("Bearer tok-canary-77".to_owned()),
+            Some("Bearer tok-rotated-88".to_owned()),
+        ]
+    );
+}
