@@ -9,16 +9,18 @@
 //!
 //! Two measurements, each side in alternating rounds after a warm-up:
 //! - **paced** (the goal's condition): requests issued open-loop at a fixed rate
-//!   (`FLOW_BENCH_RATE`, default 20000 per second, in 1 ms batches) for
-//!   `FLOW_BENCH_SECONDS` (default 3) per round, `FLOW_BENCH_ROUNDS` (default 4) rounds
-//!   per side, alternating; each request's latency from issue to decoded result, the
-//!   process's CPU time per request, and the driver's p50 against the bare loop's in
-//!   each pair of rounds;
+//!   (`FLOW_BENCH_RATE`, default 20000 per second) for `FLOW_BENCH_SECONDS` (default 3)
+//!   per round, `FLOW_BENCH_ROUNDS` (default 6) rounds per side, alternating; each
+//!   request's latency from the moment it is issued to its decoded result, the process's
+//!   CPU time per request, and the driver's p50 against the bare loop's in each pair of
+//!   rounds. Requests are evenly spaced by a pacing thread; `FLOW_BENCH_PACING=bursts`
+//!   issues them in bursts once per millisecond instead (tokio's timer resolution), where
+//!   the requests of a burst queue behind each other;
 //! - **saturated**: `FLOW_BENCH_CONCURRENCY` (default 32) requests in flight, as many as
 //!   the machine does (`FLOW_BENCH_REQUESTS`, default 100000): the cost per call when
 //!   CPU is the limit.
 //!
-//! `FLOW_BENCH_ONLY=bare|driver` runs one side alone (for `perf`).
+//! `FLOW_BENCH_ONLY=bare|driver` runs one side alone (for `perf` or callgrind).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -286,9 +288,14 @@ fn main() {
         let through_driver = {
             let driver = Arc::clone(&driver);
             let program = Arc::clone(&program);
+            // A run's id and workflow name are made once per run, as the executor does.
+            let run_id: Arc<str> = Arc::from("bench");
+            let workflow: Arc<str> = Arc::from("bench");
             move |i: usize| {
                 let driver = Arc::clone(&driver);
                 let program = Arc::clone(&program);
+                let run_id = Arc::clone(&run_id);
+                let workflow = Arc::clone(&workflow);
                 async move {
                     let integ = &program.integrations[0];
                     let action = &integ.actions[0];
@@ -301,8 +308,8 @@ fn main() {
                         args: &args,
                     };
                     let ctx = CallContext {
-                        run_id: Arc::from("bench"),
-                        workflow: Arc::from("bench"),
+                        run_id,
+                        workflow,
                         step: "get".into(),
                         attempt: 1,
                         owner: None,
@@ -321,7 +328,7 @@ fn main() {
 
         let rate: usize = std::env::var("FLOW_BENCH_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
         let seconds: u64 = std::env::var("FLOW_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-        let rounds: usize = std::env::var("FLOW_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+        let rounds: usize = std::env::var("FLOW_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
         let pacing = match std::env::var("FLOW_BENCH_PACING").as_deref() {
             Ok("bursts") => Pacing::Bursts,
             _ => Pacing::Even,
