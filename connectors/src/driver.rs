@@ -1361,7 +1361,7 @@ impl Driver {
             workflow: None,
             step: None,
             purpose: "oauth2 refresh".into(),
-            outcome: outcome.into(),
+            outcome,
         });
         let access = json.get("access_token").and_then(|v| v.as_str());
         let (Some(access), true) = (access, status < 400) else {
@@ -1478,11 +1478,7 @@ impl Driver {
             workflow: None,
             step: None,
             purpose: "session sign-in".into(),
-            outcome: if status < 400 {
-                "ok".into()
-            } else {
-                "authentication".into()
-            },
+            outcome: if status < 400 { "ok" } else { "authentication" },
         });
         if status >= 400 {
             let m = response::error_message(&decoded).unwrap_or_else(|| format!("HTTP {status}"));
@@ -1650,8 +1646,8 @@ impl Driver {
             step: None,
             purpose: "health".into(),
             outcome: match &result {
-                Ok(()) => "ok".into(),
-                Err(e) => e.kind.as_str().into(),
+                Ok(()) => "ok",
+                Err(e) => e.kind.as_str(),
             },
         });
         result.map(|()| started.elapsed())

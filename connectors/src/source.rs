@@ -30,10 +30,13 @@ pub trait Connections: Send + Sync {
 pub struct VaultConnections {
     path: PathBuf,
     vault: OnceLock<Result<Vault, String>>,
-    /// By integration, then by the owner asked for (`None`: the default one); looked up
-    /// on every call without building a key.
-    loaded: Mutex<HashMap<String, Vec<(Option<String>, Arc<Connection>)>>>,
+    /// By integration, then by the owner asked for; looked up on every call without
+    /// building a key.
+    loaded: Mutex<HashMap<String, ByOwner>>,
 }
+
+/// Loaded connections of one integration, by the owner asked for (`None`: the default).
+type ByOwner = Vec<(Option<String>, Arc<Connection>)>;
 
 impl VaultConnections {
     pub fn new(path: PathBuf) -> VaultConnections {

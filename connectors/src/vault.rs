@@ -1384,7 +1384,7 @@ mod tests {
             workflow: None,
             step: None,
             purpose: "slack.post_message".into(),
-            outcome: "ok".into(),
+            outcome: "ok",
         });
         vault.flush();
         let log = vault.audit_log(None, 10).unwrap();
