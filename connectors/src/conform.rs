@@ -136,10 +136,11 @@ fn describe(v: &Value) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn rec(fields: &[(&str, Type)]) -> Type {
+    /// A record type named `T` with these fields (also used by `shape`'s tests).
+    pub(crate) fn rec(fields: &[(&str, Type)]) -> Type {
         Type::record(
             Some("T".into()),
             fields

@@ -222,17 +222,8 @@ impl<'de> Visitor<'de> for ShapeVisitor<'_> {
 mod tests {
     use super::*;
     use crate::conform::conform;
+    use crate::conform::tests::rec;
     use crate::response::{self, Format};
-
-    fn rec(fields: &[(&str, Type)]) -> Type {
-        Type::record(
-            Some("T".into()),
-            fields
-                .iter()
-                .map(|(n, t)| ((*n).to_owned(), t.clone()))
-                .collect(),
-        )
-    }
 
     /// Values compared by their debug form, which tells every kind of value apart (an
     /// int from a uint or a double, a record from a map).
