@@ -256,19 +256,50 @@ fn block_comment(lex: &mut logos::Lexer<Raw>) -> bool {
     }
 }
 
-/// Consumes a string literal body after its opening quote; `false` when unterminated.
-fn string(lex: &mut logos::Lexer<Raw>) -> bool {
-    let opening = lex.slice();
-    let prefix_len = opening.trim_end_matches(['"', '\'']).len();
-    let (prefix, quote) = opening.split_at(prefix_len);
+/// How a string literal opens: its prefix (`r`, `b`, `rb`, ...) and its quote.
+struct Opening<'a> {
+    /// Bytes of prefix and quote.
+    len: usize,
+    quote: &'a str,
+    raw: bool,
+    /// Only plain double-quoted strings interpolate `${...}`.
+    interpolating: bool,
+}
+
+/// The opening of the string literal `text` starts with.
+fn opening(text: &str) -> Option<Opening<'_>> {
+    let prefix_len = text.find(['"', '\''])?;
+    let (prefix, rest) = text.split_at(prefix_len);
+    let triple = if rest.starts_with('"') {
+        "\"\"\""
+    } else {
+        "'''"
+    };
+    let quote = if rest.starts_with(triple) {
+        triple
+    } else {
+        &rest[..1]
+    };
     let raw = prefix.contains(['r', 'R']);
     let bytes = prefix.contains(['b', 'B']);
-    let interpolating = !raw && !bytes && quote.starts_with('"');
-    let (len, terminated) = scan_string_body(
-        lex.remainder(),
+    Some(Opening {
+        len: prefix_len + quote.len(),
         quote,
         raw,
-        interpolating,
+        interpolating: !raw && !bytes && quote.starts_with('"'),
+    })
+}
+
+/// Consumes a string literal body after its opening quote; `false` when unterminated.
+fn string(lex: &mut logos::Lexer<Raw>) -> bool {
+    let Some(open) = opening(lex.slice()) else {
+        return false;
+    };
+    let (len, terminated) = scan_string_body(
+        lex.remainder(),
+        open.quote,
+        open.raw,
+        open.interpolating,
         &mut CodeScan::default(),
     );
     lex.bump(len);
@@ -282,7 +313,7 @@ pub(crate) struct CodeScan {
     base: usize,
     /// Offset of the first control character (other than tab, newline and carriage
     /// return) in interpolation code, outside any nested string.
-    pub(crate) control: Option<usize>,
+    control: Option<usize>,
 }
 
 /// Where, in a string token's text, its interpolation code holds a control character
@@ -292,25 +323,15 @@ pub fn control_char_in_interpolation(token_text: &str) -> Option<usize> {
     let has_control = token_text
         .bytes()
         .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'));
-    let has_interpolation = token_text.contains("${");
-    if !has_control || !has_interpolation {
+    if !has_control || !token_text.contains("${") {
         return None;
     }
-    let prefix_len = token_text.find(['"', '\'']).unwrap_or(0);
-    let (prefix, rest) = token_text.split_at(prefix_len);
-    if prefix.contains(['r', 'R', 'b', 'B']) || !rest.starts_with('"') {
-        return None;
-    }
-    let quote = if rest.starts_with("\"\"\"") {
-        "\"\"\""
-    } else {
-        "\""
-    };
+    let open = opening(token_text).filter(|o| o.interpolating)?;
     let mut scan = CodeScan {
-        base: prefix_len + quote.len(),
+        base: open.len,
         control: None,
     };
-    scan_string_body(&rest[quote.len()..], quote, false, true, &mut scan);
+    scan_string_body(&token_text[open.len..], open.quote, false, true, &mut scan);
     scan.control
 }
 
