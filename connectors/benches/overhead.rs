@@ -159,7 +159,7 @@ where
     match pacing {
         Pacing::Even => {
             let pacer = std::thread::spawn(move || {
-                let spacing = Duration::from_secs(1).as_secs_f64() / rate as f64;
+                let spacing = 1.0 / rate as f64;
                 let start = Instant::now();
                 let mut i = 0;
                 while i < total {

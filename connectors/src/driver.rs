@@ -127,7 +127,12 @@ impl Answer {
 
 fn header_text<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<Cow<'a, str>> {
     let mut values = headers.get_all(name).iter();
-    let first = String::from_utf8_lossy(values.next()?.as_bytes());
+    let first = values.next()?;
+    // Visible ASCII, the usual case, is read in place; anything else leniently.
+    let first = match first.to_str() {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(first.as_bytes()),
+    };
     let mut rest = values.peekable();
     if rest.peek().is_none() {
         return Some(first);
@@ -361,6 +366,7 @@ impl Driver {
             }
         }
         let breaker = || self.breaker_config(&conn);
+        // While no connection has a breaker, every call is admitted.
         let admitted = if self.breakers.is_idle() {
             Ok(None)
         } else {
@@ -393,12 +399,11 @@ impl Driver {
             )
             .await;
         let failed = result.as_ref().err().is_some_and(counts_against_service);
-        let idle = !failed && self.breakers.is_idle();
-        if let Some(t) = (!idle)
-            .then(|| self.breakers.report_with(&key(), failed, breaker()))
-            .flatten()
-        {
-            self.record_transition(&key(), t.to.as_str(), t.failures);
+        // A success changes nothing while no connection has a breaker.
+        if failed || !self.breakers.is_idle() {
+            if let Some(t) = self.breakers.report_with(&key(), failed, breaker()) {
+                self.record_transition(&key(), t.to.as_str(), t.failures);
+            }
         }
         let purpose = match prepared.purposes.get(action_index) {
             Some(p) => Arc::clone(p),
@@ -712,16 +717,8 @@ impl Driver {
             let answer = self
                 .send(prepared, integ, conn, out, deadline, &name)
                 .await?;
-            // One visible-ASCII value is the usual case; anything else is read leniently.
-            let format = match answer.headers.get(reqwest::header::CONTENT_TYPE) {
-                Some(v)
-                    if v.to_str().is_ok()
-                        && answer.headers.get_all("content-type").iter().count() == 1 =>
-                {
-                    response::format_of(v.to_str().ok(), &answer.body)
-                }
-                _ => response::format_of(answer.header("content-type").as_deref(), &answer.body),
-            };
+            let format =
+                response::format_of(answer.header("content-type").as_deref(), &answer.body);
             if answer.status < 400 && format == Format::Json {
                 if let Some(Some(shape)) = prepared.body_shapes.get(action_index) {
                     // The answer as the declared type in one pass; anything the direct
@@ -1111,29 +1108,21 @@ impl Driver {
             }
         };
         match kind {
-            AuthKind::Bearer => {
-                let token = eval_arg(positional(args, 0), "bearer")?;
-                let value = eval::with_text(&token, |t| {
-                    let mut value = String::with_capacity("Bearer ".len() + t.len());
-                    value.push_str("Bearer ");
-                    value.push_str(t);
-                    zeroize::Zeroizing::new(value)
-                });
+            AuthKind::Bearer | AuthKind::Basic => {
+                let value = if kind == AuthKind::Bearer {
+                    let token = eval_arg(positional(args, 0), "bearer")?;
+                    zeroize::Zeroizing::new(format!("Bearer {}", text(&token)))
+                } else {
+                    use base64::Engine as _;
+                    let user = eval_arg(positional(args, 0), "basic")?;
+                    let pass = eval_arg(positional(args, 1), "basic")?;
+                    let pair = zeroize::Zeroizing::new(format!("{}:{}", text(&user), text(&pass)));
+                    let encoded = zeroize::Zeroizing::new(
+                        base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()),
+                    );
+                    zeroize::Zeroizing::new(format!("Basic {}", encoded.as_str()))
+                };
                 let value: Arc<str> = Arc::from(value.as_str());
-                if cacheable {
-                    conn.remember_derived_credential(prepared.id, Arc::clone(&value));
-                }
-                set_header(headers, "authorization", Header::Secret(value));
-            }
-            AuthKind::Basic => {
-                use base64::Engine as _;
-                let user = eval_arg(positional(args, 0), "basic")?;
-                let pass = eval_arg(positional(args, 1), "basic")?;
-                let pair = zeroize::Zeroizing::new(format!("{}:{}", text(&user), text(&pass)));
-                let encoded = zeroize::Zeroizing::new(
-                    base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()),
-                );
-                let value: Arc<str> = Arc::from(format!("Basic {}", encoded.as_str()).as_str());
                 if cacheable {
                     conn.remember_derived_credential(prepared.id, Arc::clone(&value));
                 }

@@ -1056,27 +1056,26 @@ fn insert_audit_row(
     previous: Option<&AuditEntry>,
     actor: &str,
 ) -> rusqlite::Result<usize> {
-    let changed = |same: &dyn Fn(&AuditEntry) -> bool| previous.is_none_or(|p| !same(p));
     insert.raw_bind_parameter(1, at)?;
-    if changed(&|p| p.integration == e.integration) {
+    if previous.is_none_or(|p| p.integration != e.integration) {
         insert.raw_bind_parameter(2, &*e.integration)?;
     }
-    if changed(&|p| p.owner == e.owner) {
+    if previous.is_none_or(|p| p.owner != e.owner) {
         insert.raw_bind_parameter(3, &e.owner)?;
     }
-    if changed(&|p| p.run_id == e.run_id) {
+    if previous.is_none_or(|p| p.run_id != e.run_id) {
         insert.raw_bind_parameter(4, e.run_id.as_deref())?;
     }
-    if changed(&|p| p.workflow == e.workflow) {
+    if previous.is_none_or(|p| p.workflow != e.workflow) {
         insert.raw_bind_parameter(5, e.workflow.as_deref())?;
     }
-    if changed(&|p| p.step == e.step) {
+    if previous.is_none_or(|p| p.step != e.step) {
         insert.raw_bind_parameter(6, &e.step)?;
     }
-    if changed(&|p| p.purpose == e.purpose) {
+    if previous.is_none_or(|p| p.purpose != e.purpose) {
         insert.raw_bind_parameter(7, &*e.purpose)?;
     }
-    if changed(&|p| p.outcome == e.outcome) {
+    if previous.is_none_or(|p| p.outcome != e.outcome) {
         insert.raw_bind_parameter(8, e.outcome)?;
     }
     if previous.is_none() {
