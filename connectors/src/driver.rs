@@ -400,10 +400,10 @@ impl Driver {
             .await;
         let failed = result.as_ref().err().is_some_and(counts_against_service);
         // A success changes nothing while no connection has a breaker.
-        if failed || !self.breakers.is_idle() {
-            if let Some(t) = self.breakers.report_with(&key(), failed, breaker()) {
-                self.record_transition(&key(), t.to.as_str(), t.failures);
-            }
+        if (failed || !self.breakers.is_idle())
+            && let Some(t) = self.breakers.report_with(&key(), failed, breaker())
+        {
+            self.record_transition(&key(), t.to.as_str(), t.failures);
         }
         let purpose = match prepared.purposes.get(action_index) {
             Some(p) => Arc::clone(p),
@@ -1082,11 +1082,9 @@ impl Driver {
         // connection (a rotation makes a new one) unless the integration reads the clock.
         let cacheable =
             prepared.auth_from_connection && matches!(kind, AuthKind::Bearer | AuthKind::Basic);
-        if cacheable {
-            if let Some(value) = conn.derived_credential(prepared.id) {
-                set_header(headers, "authorization", Header::Secret(value));
-                return Ok(());
-            }
+        if cacheable && let Some(value) = conn.derived_credential(prepared.id) {
+            set_header(headers, "authorization", Header::Secret(value));
+            return Ok(());
         }
         let cctx = ConnContext { connection: conn };
         let p = &prepared.integration;
