@@ -60,7 +60,7 @@ fn compile_writes_an_artefact_that_decodes_to_the_program() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let program = flow_compiler::artefact::decode(&std::fs::read(&out).unwrap()).unwrap();
+    let program = flow_ir::artefact::decode(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(program.workflows.len(), 1);
     assert_eq!(program.workflows[0].name, "customer_onboarding");
     let names: Vec<&str> = program

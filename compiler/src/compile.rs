@@ -4,8 +4,8 @@
 use flow_grammar::{Diagnostic, FileId, ParseCache, SourceMap, has_errors};
 
 use crate::analysis::Analysis;
-use crate::ir::Program;
 use crate::loader::Loader;
+use flow_ir::program::Program;
 
 /// What compiling a file produced. `program` is complete and runnable only when
 /// [`Compilation::has_errors`] is false; with errors it holds what could be lowered.
@@ -64,4 +64,11 @@ pub fn compile_source(name: &str, text: &str) -> (SourceMap, Compilation) {
     let mut loader = crate::loader::MemoryLoader::new();
     let compilation = compile(&mut sources, root, &mut loader);
     (sources, compilation)
+}
+
+/// Compiles the embedded standard-library module `name` on its own, as `flow
+/// integrations`, `flow connect` and `flow health` present it. `None`: no such module.
+pub fn compile_stdlib_module(name: &str) -> Option<Compilation> {
+    let module = flow_stdlib::module(name)?;
+    Some(compile_source(&module.display_name(), module.source).1)
 }

@@ -10,7 +10,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use flow_grammar::{Diagnostic, SourceMap, Span, codes};
 
-use crate::ir::{self, BlockId, Program, StepCall, StmtId, StmtKind, Workflow};
+use flow_ir::program::{self as ir, BlockId, Program, StepCall, StmtId, StmtKind, Workflow};
 
 /// Where a statement sits: its block and the compound statements around it
 /// (outermost first).

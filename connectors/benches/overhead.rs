@@ -26,9 +26,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flow_compiler::ir::{ActionRef, IntegrationId};
 use flow_connectors::{Driver, DriverConfig, Vault, VaultConnections};
 use flow_expr::Value;
+use flow_ir::program::{ActionRef, IntegrationId};
 use flow_runtime::{ActionCall, CallContext};
 use http_body_util::Full;
 use hyper::body::Bytes;

@@ -1,12 +1,12 @@
-//! The integrations of the embedded standard library as compiled declarations: what
-//! `flow integrations` lists (actions with signatures, events, auth), and what a
-//! connection needs (the settings and secrets the declaration reads).
+//! Integrations as compiled declarations: what `flow integrations` lists (actions with
+//! signatures, events, auth), and what a connection needs (the settings and secrets the
+//! declaration reads).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use flow_compiler::expr::{Const, ExprArena, NodeKind};
-use flow_compiler::ir::{Action, AuthKind, Integration, Param, Program};
+use flow_ir::expr::{Const, ExprArena, NodeKind};
+use flow_ir::program::{Action, AuthKind, Integration, Param, Program};
 use serde::Serialize;
 
 /// A compiled standard-library integration: the program holding it and its index.
@@ -17,32 +17,19 @@ pub struct Compiled {
 }
 
 impl Compiled {
+    /// The integration `name` of a compiled program (a standard-library module compiled
+    /// on its own: the binary compiles them, this crate links no compiler).
+    pub fn find(program: Program, name: &str) -> Option<Compiled> {
+        let index = program.integrations.iter().position(|i| i.name == name)?;
+        Some(Compiled {
+            program: Arc::new(program),
+            index: u32::try_from(index).ok()?,
+        })
+    }
+
     pub fn integration(&self) -> Option<&Integration> {
         self.program.integrations.get(self.index as usize)
     }
-}
-
-/// Compiles the standard-library module `name` on its own.
-pub fn stdlib(name: &str) -> Option<Compiled> {
-    let module = flow_stdlib::module(name)?;
-    let (_, compilation) = flow_compiler::compile_source(&module.display_name(), module.source);
-    let index = compilation
-        .program
-        .integrations
-        .iter()
-        .position(|i| i.name == name)?;
-    Some(Compiled {
-        program: Arc::new(compilation.program),
-        index: u32::try_from(index).ok()?,
-    })
-}
-
-/// Every connected (non-built-in) standard-library integration, by name.
-pub fn all() -> Vec<Compiled> {
-    flow_stdlib::names()
-        .filter_map(stdlib)
-        .filter(|c| c.integration().is_some_and(|i| !i.builtin))
-        .collect()
 }
 
 fn collect(arena: &ExprArena, settings: &mut BTreeSet<String>, secrets: &mut BTreeSet<String>) {
@@ -197,31 +184,5 @@ pub fn info(integ: &Integration) -> Info {
                 doc: summary(&e.doc),
             })
             .collect(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_connected_stdlib_integration_compiles_and_has_needs() {
-        let all = all();
-        assert!(all.len() >= 25, "{} integrations", all.len());
-        for c in &all {
-            let i = c.integration().unwrap();
-            let (settings, secrets) = needs(i);
-            assert!(
-                !secrets.is_empty() || !settings.is_empty(),
-                "{} reads no setting or secret",
-                i.name
-            );
-        }
-        let slack = stdlib("slack").unwrap();
-        let info = info(slack.integration().unwrap());
-        assert_eq!(info.secrets, vec!["bot_token", "signing_secret"]);
-        assert!(info.actions.iter().any(|a| a.signature
-            == "post_message(channel: string, text: string, thread_ts: string? = null, blocks: list<dyn>? = null, reply_broadcast: bool = false) -> slack.Message"
-            || a.signature.starts_with("post_message(channel: string, text: string")));
     }
 }

@@ -8,9 +8,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use flow_compiler::types::Type;
 use flow_expr::json::Path;
 use flow_expr::{Map, Record, Value};
+use flow_ir::types::Type;
 
 /// A value that does not fit the declared type.
 #[derive(Clone, Debug, PartialEq, Eq)]

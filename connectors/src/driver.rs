@@ -11,12 +11,12 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use flow_compiler::expr::ExprId;
-use flow_compiler::ir::{
+use flow_expr::{Map, Record, Value};
+use flow_ir::expr::ExprId;
+use flow_ir::program::{
     Action, AuthKind, ConstOr, FormArg, Integration, Method, PaginateKind, Program,
 };
-use flow_compiler::types::Type;
-use flow_expr::{Map, Record, Value};
+use flow_ir::types::Type;
 use flow_runtime::error::kind_for_status;
 use flow_runtime::{ActionCall, CallContext, Connector, ErrorKind, InvokeFuture, StepError};
 use secrecy::{ExposeSecret, SecretString};
@@ -767,7 +767,7 @@ impl Driver {
             let conformed = action.result_expr.is_some_and(|r| {
                 matches!(
                     program.arena().node(r).map(|n| &n.kind),
-                    Some(flow_compiler::expr::NodeKind::Convert { to, .. }) if *to == action.result
+                    Some(flow_ir::expr::NodeKind::Convert { to, .. }) if *to == action.result
                 )
             });
             let page = match action.result_expr {
@@ -1664,7 +1664,7 @@ fn prepare_integration(integ: &Integration, program: Weak<Program>) -> Prepared 
             .exprs
             .nodes
             .iter()
-            .any(|n| matches!(n.kind, flow_compiler::expr::NodeKind::Now)),
+            .any(|n| matches!(n.kind, flow_ir::expr::NodeKind::Now)),
         name: Arc::from(integ.name.as_str()),
         purposes: integ
             .actions
@@ -1706,7 +1706,7 @@ fn with_body_field(body: &Value, dotted: &str, value: Value) -> Value {
 /// answer's body converted to the declared type (`result response.body`, or no `result`)
 /// and no other clause reads the answer.
 fn body_shape(action: &Action) -> Option<Shape> {
-    use flow_compiler::expr::NodeKind;
+    use flow_ir::expr::NodeKind;
     if action.paginate.is_some() || !action.error_when.is_empty() {
         return None;
     }
@@ -1736,11 +1736,11 @@ fn body_shape(action: &Action) -> Option<Shape> {
 
 /// Whether an action's clauses read `response.headers` (building the map costs an
 /// allocation per header, on every call).
-fn reads_headers(arena: &flow_compiler::expr::ExprArena) -> bool {
+fn reads_headers(arena: &flow_ir::expr::ExprArena) -> bool {
     arena.nodes.iter().any(|n| {
-        matches!(&n.kind, flow_compiler::expr::NodeKind::Field { field, .. } if field == "headers")
-            || matches!(&n.kind, flow_compiler::expr::NodeKind::OptionalField { field, .. } if field == "headers")
-            || matches!(&n.kind, flow_compiler::expr::NodeKind::Has { field, .. } if field == "headers")
+        matches!(&n.kind, flow_ir::expr::NodeKind::Field { field, .. } if field == "headers")
+            || matches!(&n.kind, flow_ir::expr::NodeKind::OptionalField { field, .. } if field == "headers")
+            || matches!(&n.kind, flow_ir::expr::NodeKind::Has { field, .. } if field == "headers")
     })
 }
 

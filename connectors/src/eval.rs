@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use flow_compiler::expr::{ExprId, NodeKind};
-use flow_compiler::types::Type;
 use flow_expr::{Context, EvalError, Map, Record, Timestamp, Value};
+use flow_ir::expr::{ExprId, NodeKind};
+use flow_ir::types::Type;
 use serde_json::Value as Json;
 
 use crate::conform;

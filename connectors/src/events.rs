@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use flow_compiler::ir::{Event, FormArg, Integration, VerifyScheme};
 use flow_expr::{Map, Value};
+use flow_ir::program::{Event, FormArg, Integration, VerifyScheme};
 
 use crate::conform::conform;
 use crate::eval::{self, ConnContext};

@@ -2,9 +2,9 @@
 //! one segment, the query string, and the body encodings (`json`, `form` in the
 //! `brackets` or `aws_query` style, `xml`, `text`, `multipart`).
 
-use flow_compiler::expr::{ExprId, NodeKind};
-use flow_compiler::ir::BodyKind;
 use flow_expr::{Context, EvalError, Value};
+use flow_ir::expr::{ExprId, NodeKind};
+use flow_ir::program::BodyKind;
 
 use crate::eval::{self, fields, text, wire_json};
 

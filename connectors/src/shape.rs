@@ -13,8 +13,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use flow_compiler::types::Type;
 use flow_expr::{Record, Value};
+use flow_ir::types::Type;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::response::DynSeed;

@@ -11,7 +11,7 @@ use flow_connectors::sigv4::{hex, hmac};
 use flow_expr::Value;
 use serde_json::json;
 
-fn event_index(p: &flow_compiler::ir::Program, name: &str) -> usize {
+fn event_index(p: &flow_ir::program::Program, name: &str) -> usize {
     p.integrations[0]
         .events
         .iter()

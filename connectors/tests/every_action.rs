@@ -12,8 +12,8 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use flow_compiler::types::Type;
 use flow_connectors::Connection;
+use flow_ir::types::Type;
 use flow_runtime::ErrorKind;
 use serde_json::{Value, json};
 
@@ -71,7 +71,7 @@ async fn every_stdlib_action_builds_and_sends_its_request() {
     let mut report = Vec::new();
     let mut failures = Vec::new();
     let mut count = 0;
-    for compiled in flow_connectors::catalog::all() {
+    for compiled in connected_stdlib() {
         let program = Arc::clone(&compiled.program);
         let integ = compiled.integration().unwrap();
         let (settings, secrets) = flow_connectors::catalog::needs(integ);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use flow_compiler::expr::{ExprArena, ExprId, Variables, check_expression};
-use flow_compiler::types::Type;
 use flow_expr::{FixedContext, Program, Tier, Timestamp, Value};
+use flow_ir::types::Type;
 
 /// The allocator of the `flow` binary, so the figures are the binary's.
 #[global_allocator]

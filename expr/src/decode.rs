@@ -8,7 +8,7 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use flow_compiler::types::Type;
+use flow_ir::types::Type;
 
 use crate::value::{Record, Value};
 

@@ -1,5 +1,5 @@
 //! The builtin functions and operators, dispatched on the resolved function and the
-//! argument values' kinds (the catalogue in `flow_compiler::expr::catalogue` holds
+//! argument values' kinds (the catalogue in `flow_ir::expr::catalogue` holds
 //! their signatures and documentation).
 
 use std::cell::RefCell;
@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use flow_compiler::expr::Overload;
+use flow_ir::expr::Overload;
 
 use crate::error::{ErrorKind, EvalError};
 use crate::format;

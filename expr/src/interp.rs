@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use flow_compiler::expr::{
+use flow_ir::expr::{
     Comprehension, ComprehensionKind, Const, ExprArena, ExprId, Node, NodeKind, Overload,
 };
 
@@ -86,7 +86,7 @@ pub fn constants(arena: &ExprArena) -> Vec<Option<Value>> {
         .collect()
 }
 
-fn type_value_name(t: &flow_compiler::types::Type) -> &'static str {
+fn type_value_name(t: &flow_ir::types::Type) -> &'static str {
     t.cel_type_name()
 }
 
@@ -463,7 +463,7 @@ impl Interpreter<'_> {
                     overload: Overload::Add,
                     args,
                 },
-                flow_compiler::types::Type::String,
+                flow_ir::types::Type::String,
             ) => match args.as_slice() {
                 [a, b] => Some((*a, *b)),
                 _ => None,

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use flow_compiler::types::{RecordType, Type};
+use flow_ir::types::{RecordType, Type};
 use serde_json::Value as Json;
 
 use crate::error::EvalError;

@@ -19,7 +19,7 @@ pub mod value;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use flow_compiler::expr::{ExprArena, ExprId, NodeKind};
+use flow_ir::expr::{ExprArena, ExprId, NodeKind};
 
 pub use error::{ErrorKind, EvalError};
 pub use interp::{Context, FixedContext, SystemContext, new_locals};

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use flow_compiler::expr::{ExprArena, Variables, check_expression};
-use flow_compiler::types::Type;
 use flow_expr::{ErrorKind, FixedContext, Program, Tier, Timestamp, Value};
+use flow_ir::types::Type;
 
 /// Evaluates in both tiers; both must agree; returns the interpreter's result.
 fn run(src: &str, vars: Vec<(&str, Type, Value)>) -> Result<Value, flow_expr::EvalError> {

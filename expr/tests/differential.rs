@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use flow_compiler::expr::{ExprArena, Variables, check_expression};
-use flow_compiler::types::Type;
 use flow_expr::{FixedContext, Program, Tier, Timestamp, Value};
+use flow_ir::types::Type;
 use proptest::prelude::*;
 
 /// A tiny deterministic generator driven by proptest's seeds.

@@ -28,7 +28,7 @@ impl Connector for Noop {
     }
 }
 
-fn compile(src: &str) -> flow_compiler::ir::Program {
+fn compile(src: &str) -> flow_ir::program::Program {
     let (_, c) = flow_compiler::compile_source("bench.flow", src);
     assert!(!c.has_errors(), "{:?}", c.diagnostics);
     c.program

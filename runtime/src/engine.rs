@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use flow_compiler::ir::{Priority, Program, WorkflowId};
+use flow_ir::program::{Priority, Program, WorkflowId};
 use serde_json::Value as Json;
 use tokio::sync::Semaphore;
 

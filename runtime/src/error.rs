@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use flow_compiler::ir::ErrorKind;
+pub use flow_ir::program::ErrorKind;
 
 /// Whether trying again can help. Timeouts and communication failures are transient;
 /// bad credentials, bad data and failing expressions fail the same way every time, so

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use flow_compiler::expr::{ExprId, LocalId};
-use flow_compiler::ir::{
+use flow_expr::{Context, Timestamp, Value};
+use flow_ir::expr::{ExprId, LocalId};
+use flow_ir::program::{
     ActionRef, BlockId, ConstOr, Export, Nanos, Retry, StepCall, StepId, StmtId, StmtKind, Wait,
     Workflow, WorkflowId,
 };
-use flow_expr::{Context, Timestamp, Value};
 use serde_json::Value as Json;
 use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinSet};
@@ -285,7 +285,7 @@ struct TaskDone {
 
 struct Exec {
     shared: Arc<RunShared>,
-    program: Arc<flow_compiler::ir::Program>,
+    program: Arc<flow_ir::program::Program>,
     eval: Arc<flow_expr::Program>,
     replay: Replay,
     /// Position of each statement in its block.
@@ -1095,7 +1095,7 @@ impl Exec {
                 if let Some(local) = err_local {
                     let record = Value::from_json(
                         &error.to_record(),
-                        &flow_compiler::ir::error_record_type(),
+                        &flow_ir::program::error_record_type(),
                     )
                     .unwrap_or_else(|_| Value::from_json_dyn(&error.to_record()));
                     self.set_local(pf, local, record);
@@ -1225,7 +1225,7 @@ impl Exec {
     fn fill_defaults(
         &self,
         action: ActionRef,
-        decl: &flow_compiler::ir::Action,
+        decl: &flow_ir::program::Action,
         given: Vec<Option<Value>>,
         notify: bool,
     ) -> Result<Vec<Value>, StepError> {
@@ -1270,7 +1270,7 @@ impl Exec {
     fn notify_args(
         &mut self,
         fi: usize,
-        integration: flow_compiler::ir::IntegrationId,
+        integration: flow_ir::program::IntegrationId,
         target: ExprId,
         message: ExprId,
         ckey: &str,
@@ -1573,7 +1573,7 @@ async fn run_step(
     key: String,
     step: PreparedStep,
     first: u32,
-    result_ty: flow_compiler::types::Type,
+    result_ty: flow_ir::types::Type,
 ) -> Result<Value, StepError> {
     let permit = Arc::clone(&shared.steps).acquire_owned().await.ok();
     let mut observer = Journaling {

@@ -15,8 +15,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flow_compiler::ir::{Action, ActionRef, Integration, Program};
 use flow_expr::Value;
+use flow_ir::program::{Action, ActionRef, Integration, Program};
 
 use crate::builtins::Builtins;
 use crate::error::StepError;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use flow_compiler::ir::{BlockId, ConstOr, StepCall, StmtId, StmtKind, Workflow};
+use flow_ir::program::{BlockId, ConstOr, StepCall, StmtId, StmtKind, Workflow};
 use serde::Serialize;
 
 use crate::report::Stats;
@@ -117,11 +117,7 @@ impl Graph<'_> {
 }
 
 /// Analyses `wf` with the statistics of its runs.
-pub fn optimize(
-    wf: &Workflow,
-    stats: &Stats,
-    program: &flow_compiler::ir::Program,
-) -> Optimization {
+pub fn optimize(wf: &Workflow, stats: &Stats, program: &flow_ir::program::Program) -> Optimization {
     let mean: HashMap<&str, f64> = stats
         .steps
         .iter()

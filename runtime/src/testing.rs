@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use flow_compiler::ir::{ActionRef, MockOutcome, Program, Test, TestStmt};
 use flow_expr::{SystemContext, Value};
-use flow_grammar::Span;
+use flow_ir::Span;
+use flow_ir::program::{ActionRef, MockOutcome, Program, Test, TestStmt};
 
 use crate::builtins::{Builtins, ConsoleSink};
 use crate::engine::{Engine, EngineConfig, Silent};
@@ -139,7 +139,7 @@ pub async fn run_test(program: Arc<Program>, index: usize, dir: &Path) -> TestRe
     };
     let mocks = match Mocks::new() {
         Ok(m) => Arc::new(m),
-        Err(e) => return failed(test, e.to_string(), test.span, Vec::new()),
+        Err(e) => return failed(test, e.to_string(), test.spans.decl, Vec::new()),
     };
     let console = Arc::clone(&mocks.console);
     let result = execute_test(Arc::clone(&program), test, Arc::clone(&mocks), dir).await;
@@ -171,7 +171,7 @@ async fn execute_test(
     mocks: Arc<Mocks>,
     dir: &Path,
 ) -> Result<(), (String, Span)> {
-    let here = test.span;
+    let here = test.spans.decl;
     let io = |e: String| (e, here);
     let store = Store::open(&dir.join("test.db"), StoreOptions::default())
         .map_err(|e| io(e.to_string()))?;
@@ -193,7 +193,8 @@ async fn execute_test(
     let eval = flow_expr::Program::new(test.exprs.clone());
     let mut locals = eval.new_locals();
     let ctx = SystemContext;
-    for stmt in &test.stmts {
+    for (index, stmt) in test.stmts.iter().enumerate() {
+        let span = test.spans.stmts.get(index).copied().unwrap_or(test.spans.decl);
         match stmt {
             TestStmt::Mock { action, behaviours } => {
                 let mut list = Vec::new();
@@ -258,7 +259,7 @@ async fn execute_test(
                     .exprs
                     .local(test.output)
                     .map(|l| l.ty.clone())
-                    .unwrap_or(flow_compiler::types::Type::Dyn);
+                    .unwrap_or(flow_ir::types::Type::Dyn);
                 let output = Value::from_json(&outcome.output, &output_ty)
                     .unwrap_or_else(|_| Value::from_json_dyn(&outcome.output));
                 set(&mut locals, test.output, output);
@@ -268,7 +269,7 @@ async fn execute_test(
                     .unwrap_or(Value::Null);
                 set(&mut locals, test.error, error);
             }
-            TestStmt::Expect { condition, span } => {
+            TestStmt::Expect { condition } => {
                 for c in &test.calls {
                     set(
                         &mut locals,
@@ -293,9 +294,9 @@ async fn execute_test(
                             }
                             message.push(')');
                         }
-                        return Err((message, *span));
+                        return Err((message, span));
                     }
-                    Err(e) => return Err((format!("expectation failed to evaluate: {e}"), *span)),
+                    Err(e) => return Err((format!("expectation failed to evaluate: {e}"), span)),
                 }
             }
         }
@@ -304,7 +305,7 @@ async fn execute_test(
     Ok(())
 }
 
-fn set(locals: &mut [Value], local: flow_compiler::expr::LocalId, v: Value) {
+fn set(locals: &mut [Value], local: flow_ir::expr::LocalId, v: Value) {
     if let Some(slot) = locals.get_mut(local.0 as usize) {
         *slot = v;
     }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use flow_compiler::expr::catalogue::{Sig, Signature};
 use flow_compiler::expr::{CheckOptions, ExprArena, Overload, Variables, check_expression_with};
-use flow_compiler::types::Type;
 use flow_expr::{Duration, FixedContext, Map, Program, Tier, Timestamp, Value};
+use flow_ir::types::Type;
 use serde_json::Value as Json;
 
 struct Options {

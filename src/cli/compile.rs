@@ -73,7 +73,7 @@ pub fn run(args: CompileArgs, color: ColorChoice) -> miette::Result<ExitCode> {
             }
         }
         Emit::Flowc => {
-            let bytes = flow_compiler::artefact::encode(program).map_err(|e| miette!("{e}"))?;
+            let bytes = flow_ir::artefact::encode(program).map_err(|e| miette!("{e}"))?;
             let out = args
                 .output
                 .clone()

@@ -147,7 +147,7 @@ pub fn connect(args: ConnectArgs, _color: ColorChoice) -> miette::Result<ExitCod
         };
         settings.insert(k.trim().to_owned(), v.to_owned());
     }
-    let known = catalog::stdlib(&args.integration);
+    let known = stdlib_integration(&args.integration);
     if let Some(c) = &known {
         if let Some(integ) = c.integration() {
             let (need_settings, need_secrets) = catalog::needs(integ);
@@ -420,7 +420,7 @@ pub fn health(args: HealthArgs, color: ColorChoice) -> miette::Result<ExitCode> 
         .map(|c| c.integration)
         .collect();
     if let Some(name) = &args.integration {
-        if catalog::stdlib(name).is_none() {
+        if stdlib_integration(name).is_none() {
             return usage(format!(
                 "no integration `{name}` in the standard library (see `flow integrations`)"
             ));
@@ -428,7 +428,7 @@ pub fn health(args: HealthArgs, color: ColorChoice) -> miette::Result<ExitCode> 
     }
     let compiled: Vec<catalog::Compiled> = connected
         .iter()
-        .filter_map(|n| catalog::stdlib(n))
+        .filter_map(|n| stdlib_integration(n))
         .collect();
     let driver = Driver::new(source.clone(), DriverConfig::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -495,10 +495,10 @@ pub fn health(args: HealthArgs, color: ColorChoice) -> miette::Result<ExitCode> 
 
 pub fn integrations(args: IntegrationsArgs, _color: ColorChoice) -> miette::Result<ExitCode> {
     let all = match &args.name {
-        Some(n) => match catalog::stdlib(n) {
+        Some(n) => match stdlib_integration(n) {
             Some(c) => vec![c],
             None => {
-                let names: Vec<String> = catalog::all()
+                let names: Vec<String> = connected_stdlib()
                     .iter()
                     .filter_map(|c| c.integration().map(|i| i.name.clone()))
                     .collect();
@@ -508,7 +508,7 @@ pub fn integrations(args: IntegrationsArgs, _color: ColorChoice) -> miette::Resu
                 ));
             }
         },
-        None => catalog::all(),
+        None => connected_stdlib(),
     };
     let infos: Vec<catalog::Info> = all
         .iter()
@@ -566,4 +566,45 @@ pub fn integrations(args: IntegrationsArgs, _color: ColorChoice) -> miette::Resu
     // A closed pipe (`| head`) is not an error.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The standard library's integration `name`, compiled on its own.
+fn stdlib_integration(name: &str) -> Option<catalog::Compiled> {
+    let compilation = flow_compiler::compile_stdlib_module(name)?;
+    catalog::Compiled::find(compilation.program, name)
+}
+
+/// Every connected (non-built-in) standard-library integration, by name.
+fn connected_stdlib() -> Vec<catalog::Compiled> {
+    flow_stdlib::names()
+        .filter_map(stdlib_integration)
+        .filter(|c| c.integration().is_some_and(|i| !i.builtin))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_connected_stdlib_integration_compiles_and_has_needs() {
+        let all = connected_stdlib();
+        assert!(all.len() >= 25, "{} integrations", all.len());
+        for c in &all {
+            let i = c.integration().unwrap();
+            let (settings, secrets) = catalog::needs(i);
+            assert!(
+                !secrets.is_empty() || !settings.is_empty(),
+                "{} reads no setting or secret",
+                i.name
+            );
+        }
+        let slack = stdlib_integration("slack").unwrap();
+        let info = catalog::info(slack.integration().unwrap());
+        assert_eq!(info.secrets, vec!["bot_token", "signing_secret"]);
+        assert!(info.actions.iter().any(|a| {
+            a.signature
+                .starts_with("post_message(channel: string, text: string")
+        }));
+    }
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use clap::Args;
 use flow_compiler::expr::{ExprArena, Variables, check_expression};
-use flow_compiler::types::{Type, type_from_ast};
+use flow_compiler::type_expr::type_from_ast;
 use flow_expr::{Program, SystemContext, Tier, Value};
 use flow_grammar::SourceMap;
+use flow_ir::types::Type;
 
 use super::output::{self, ColorChoice, Format};
 use super::{EXIT_FAILURE, EXIT_USAGE};

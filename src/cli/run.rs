@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use flow_compiler::ir::Program;
 use flow_grammar::SourceMap;
+use flow_ir::program::Program;
 use flow_runtime::builtins::Builtins;
 use flow_runtime::{
     Durability, Engine, EngineConfig, Observer, Progress, Router, RunHandle, RunStatus, Store,
@@ -129,9 +129,10 @@ pub fn load_program(file: &Path, color: ColorChoice) -> miette::Result<Option<Pr
         let bytes = std::fs::read(file)
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot read `{}`", file.display()))?;
-        return flow_compiler::artefact::decode(&bytes)
-            .map(Some)
-            .map_err(|e| miette!("{}: {e}", file.display()));
+        return flow_ir::artefact::decode(&bytes).map(Some).map_err(|e| {
+            let code = flow_compiler::artefact::error_code(&e);
+            miette!("error[{code}]: {}: {e}", file.display())
+        });
     }
     let mut sources = SourceMap::new();
     let (_, compiled) = compile_file(&mut sources, file)?;

@@ -110,7 +110,7 @@ pub fn run_optimize(args: OptimizeArgs, _color: ColorChoice) -> miette::Result<E
         .program(&latest.program)
         .map_err(|e| miette!("{e}"))?
         .ok_or_else(|| miette!("the program of run {} is missing", latest.run_id))?;
-    let program: flow_compiler::ir::Program = serde_json::from_slice(&bytes).into_diagnostic()?;
+    let program: flow_ir::program::Program = serde_json::from_slice(&bytes).into_diagnostic()?;
     let (_, wf) = program
         .workflow_by_name(&args.workflow)
         .ok_or_else(|| miette!("workflow `{}` is not in its program", args.workflow))?;

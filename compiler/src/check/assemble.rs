@@ -8,7 +8,9 @@ use flow_grammar::ast::{IntegrationMember, Item, StatementKind};
 
 use super::Checker;
 use crate::analysis::{DocumentSymbol, SymbolKind};
-use crate::ir::{self, IntegrationId, Program, StepCall, TestStmt, TriggerKind, WorkflowId};
+use flow_ir::program::{
+    self as ir, IntegrationId, Program, StepCall, TestStmt, TriggerKind, WorkflowId,
+};
 
 impl Checker<'_> {
     pub(super) fn assemble(&mut self) -> Program {

@@ -8,7 +8,7 @@ use super::scope::{Binding, Bindings, check_in};
 use super::{Checker, ConstIdx, State};
 use crate::analysis::SymbolKind;
 use crate::expr::ExprArena;
-use crate::types::Type;
+use flow_ir::types::Type;
 
 impl Checker<'_> {
     /// Phase 5: the type of every constant.

@@ -13,8 +13,10 @@ use super::settings::ConstVal;
 use super::{ActionSig, Checker, EventSig, IntegIdx, ModIdx, ParamSig};
 use crate::analysis::SymbolKind;
 use crate::expr::{ExprArena, ExprId, coerce};
-use crate::ir::{self, AuthKind, BodyKind, ConstOr, FormArg, Method, PaginateKind, VerifyScheme};
-use crate::types::{Type, is_assignable};
+use flow_ir::program::{
+    self as ir, AuthKind, BodyKind, ConstOr, FormArg, Method, PaginateKind, VerifyScheme,
+};
+use flow_ir::types::{Type, is_assignable};
 
 const AUTH_KINDS: &[&str] = &[
     "bearer",
@@ -281,7 +283,10 @@ impl Checker<'_> {
             notify: None,
             actions: Vec::new(),
             events: Vec::new(),
-            span: ast.span,
+            spans: ir::IntegrationSpans {
+                decl: ast.span,
+                ..Default::default()
+            },
         };
         let bindings = Bindings {
             list: Vec::new(),
@@ -376,10 +381,12 @@ impl Checker<'_> {
         out.exprs = arena;
         for a in 0..self.integrations[i].actions.len() {
             let action = self.lower_action(i, a);
+            out.spans.actions.push(self.integrations[i].actions[a].ast.span);
             out.actions.push(action);
         }
         for e in 0..self.integrations[i].events.len() {
             let event = self.lower_event(i, e);
+            out.spans.events.push(self.integrations[i].events[e].ast.span);
             out.events.push(event);
         }
         out
@@ -943,7 +950,6 @@ impl Checker<'_> {
             error_when: Vec::new(),
             result_expr: None,
             timeout: None,
-            span: ast.span,
         };
         let mut seen: Vec<(&'static str, Span)> = Vec::new();
         for clause in &ast.clauses {
@@ -1212,7 +1218,6 @@ impl Checker<'_> {
             verify: None,
             when: None,
             result_expr: None,
-            span: ast.span,
         };
         for clause in &ast.clauses {
             match &clause.kind {

@@ -22,9 +22,9 @@ use flow_grammar::ast;
 use flow_grammar::{Diagnostic, FileId, SourceMap, Span};
 
 use crate::analysis::Analysis;
-use crate::ir;
 use crate::loader::Loader;
-use crate::types::Type;
+use flow_ir::program as ir;
+use flow_ir::types::Type;
 
 pub(crate) use names::Symbol;
 

@@ -11,7 +11,8 @@ use super::{
     Checker, ConstDef, ConstIdx, Entry, ImportRec, IntegDef, IntegIdx, ModIdx, State, TestDef,
     TypeDef, TypeIdx, WfDef, WfIdx,
 };
-use crate::types::{Type, builtin_type, type_from_ast};
+use crate::type_expr::type_from_ast;
+use flow_ir::types::{Type, builtin_type};
 
 /// What a name denotes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -552,7 +553,7 @@ impl Checker<'_> {
                     let mut err = err;
                     if err.segment == 0 {
                         err.candidates.extend(
-                            crate::types::BUILTIN_TYPE_NAMES
+                            flow_ir::types::BUILTIN_TYPE_NAMES
                                 .iter()
                                 .map(|s| (*s).to_owned()),
                         );

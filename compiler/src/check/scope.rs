@@ -7,7 +7,7 @@ use flow_grammar::{Diagnostic, Span};
 use super::{Checker, ConstIdx, ModIdx, Symbol};
 use crate::analysis::{Analysis, SymbolKind};
 use crate::expr::{ExprArena, ExprId, LocalId, NodeKind, Scope, check_expression};
-use crate::types::Type;
+use flow_ir::types::Type;
 
 /// A name bound to a local.
 #[derive(Clone, Debug)]

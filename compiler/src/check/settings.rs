@@ -5,7 +5,7 @@ use flow_grammar::ast::{self, ExprKind, SettingEntry, UnaryOp};
 use flow_grammar::{Diagnostic, Span, codes};
 
 use super::{Checker, ModIdx, Symbol};
-use crate::ir::{self, ConstOr, Nanos, Priority};
+use flow_ir::program::{self as ir, ConstOr, Nanos, Priority};
 
 /// A folded constant.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,8 +10,8 @@ use super::settings::ConstVal;
 use super::{Checker, Symbol};
 use crate::analysis::SymbolKind;
 use crate::expr::ExprArena;
-use crate::ir::{self, ErrorKind};
-use crate::types::Type;
+use flow_ir::program::{self as ir, ErrorKind};
+use flow_ir::types::Type;
 
 impl Checker<'_> {
     /// Phase 9: lower every test block.
@@ -163,7 +163,13 @@ impl Checker<'_> {
         }
         let mut calls: Vec<ir::CallCount> = Vec::new();
         let mut stmts = Vec::new();
+        let mut stmt_spans = Vec::new();
+        let mut previous = ast.span;
         for s in &ast.statements {
+            // What the previous statement lowered to takes its span (a rejected one
+            // lowers to nothing, and a `continue` below may skip the resize at the end).
+            stmt_spans.resize(stmts.len(), previous);
+            previous = s.span;
             match &s.kind {
                 TestStatementKind::Mock { target, behaviours } => {
                     let Some((action, result)) = self.resolve_action(m, target) else {
@@ -289,10 +295,7 @@ impl Checker<'_> {
                         &mut self.diagnostics,
                         &mut self.analysis,
                     );
-                    stmts.push(ir::TestStmt::Expect {
-                        condition,
-                        span: s.span,
-                    });
+                    stmts.push(ir::TestStmt::Expect { condition });
                 }
                 TestStatementKind::Let { name, ty, value } => {
                     let declared = ty.as_ref().map(|t| self.type_of(m, None, t));
@@ -320,6 +323,7 @@ impl Checker<'_> {
                     stmts.push(ir::TestStmt::Let { local, value: id });
                 }
             }
+            stmt_spans.resize(stmts.len(), s.span);
         }
         let _ = ConstVal::Null;
         ir::Test {
@@ -331,7 +335,10 @@ impl Checker<'_> {
             error,
             calls,
             stmts,
-            span: ast.span,
+            spans: ir::TestSpans {
+                decl: ast.span,
+                stmts: stmt_spans,
+            },
         }
     }
 

@@ -18,8 +18,8 @@ use super::{Checker, IntegIdx, ModIdx, ParamSig, Symbol, WfIdx};
 use crate::analysis::SymbolKind;
 use crate::expr::{ExprArena, ExprId, LocalId};
 use crate::graph::{Edge, EdgeKind, StmtShape, check_dependencies};
-use crate::ir::{self, BlockId, ConstOr, StepId, StmtId};
-use crate::types::Type;
+use flow_ir::program::{self as ir, BlockId, ConstOr, StepId, StmtId};
+use flow_ir::types::Type;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BlockRole {
@@ -461,7 +461,7 @@ impl Checker<'_> {
         let result = wf.result.clone().or_else(|| {
             let mut it = wf.returned.iter();
             let first = it.next()?.clone();
-            Some(it.fold(first, |acc, t| crate::types::join(&acc, t)))
+            Some(it.fold(first, |acc, t| flow_ir::types::join(&acc, t)))
         });
 
         // Constants the workflow reads, in dependency order.
@@ -535,6 +535,7 @@ impl Checker<'_> {
                 name: ast.name.span,
                 stmts: wf.stmt_spans,
                 steps: step_spans,
+                trigger: trigger_ast.map(|t| t.span),
             },
         })
     }
@@ -817,11 +818,7 @@ impl Checker<'_> {
                 &mut self.analysis,
             )
         });
-        Some(ir::Trigger {
-            kind,
-            when,
-            span: t.span,
-        })
+        Some(ir::Trigger { kind, when })
     }
 
     // ------------------------------------------------------------------ pass 1
@@ -2038,11 +2035,16 @@ impl Checker<'_> {
         // workflow of the program listens to.
         let mut clashes = Vec::new();
         for w in &self.workflows {
-            let Some(ir::Trigger {
-                kind: ir::TriggerKind::Event { event, .. },
-                span: trigger,
-                ..
-            }) = w.ir.as_ref().and_then(|i| i.trigger.as_ref())
+            let Some((
+                ir::Trigger {
+                    kind: ir::TriggerKind::Event { event, .. },
+                    ..
+                },
+                Some(trigger),
+            )) = w
+                .ir
+                .as_ref()
+                .and_then(|i| Some((i.trigger.as_ref()?, i.spans.trigger.as_ref())))
             else {
                 continue;
             };

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::ir::Overload;
-use crate::types::Type;
+use flow_ir::expr::Overload;
+use flow_ir::types::Type;
 
 /// One builtin function (or operator) and all its overloads.
 #[derive(Debug)]
@@ -245,7 +245,7 @@ fn parse_type(text: &str) -> Option<(Sig, &str)> {
         w if w.len() == 1 && w.chars().all(|c| c.is_ascii_uppercase()) => {
             Some((Sig::Param(w.chars().next()?), rest))
         }
-        w => crate::types::builtin_type(w).map(|t| (Sig::Exact(t), rest)),
+        w => flow_ir::types::builtin_type(w).map(|t| (Sig::Exact(t), rest)),
     }
 }
 

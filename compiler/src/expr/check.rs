@@ -8,8 +8,8 @@ use flow_grammar::ast::{self, Access, BinaryOp, ExprKind, StringPart, UnaryOp};
 use flow_grammar::{Diagnostic, Span, codes};
 
 use super::catalogue::{self, Sig, Signature};
-use super::ir::*;
-use crate::types::{Type, is_assignable, join, unify};
+use flow_ir::expr::*;
+use flow_ir::types::{Type, is_assignable, join, unify};
 
 /// The names visible where an expression is written.
 pub trait Scope {

@@ -1,5 +1,6 @@
-//! Typed expressions: the arena IR the runtime evaluates, and the interface through
-//! which the rest of the compiler checks an AST expression into it.
+//! Typed expressions: the checker through which the rest of the compiler turns an AST
+//! expression into `flow-ir`'s expression arena (re-exported here), and the builtin
+//! function catalogue.
 //!
 //! An expression is checked against a [`Scope`] (the names visible where it is written)
 //! into an [`ExprArena`]: a flat vector of typed nodes addressed by [`ExprId`], with the
@@ -9,11 +10,10 @@
 
 pub mod catalogue;
 mod check;
-mod ir;
 
-pub use crate::types::is_assignable;
 pub use check::{
     CheckOptions, EmptyScope, Scope, Variables, check_expression, check_expression_with, coerce,
     display_signature,
 };
-pub use ir::*;
+pub use flow_ir::expr::*;
+pub use flow_ir::types::is_assignable;

@@ -6,9 +6,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flow_compiler::ir::{ActionRef, IntegrationId, Program};
 use flow_connectors::{Connection, Driver, DriverConfig, MemoryConnections};
 use flow_expr::Value;
+use flow_ir::program::{ActionRef, IntegrationId, Program};
 use flow_runtime::{ActionCall, CallContext, StepError};
 
 /// Compiles a file's text; panics with the diagnostics when it has errors.
@@ -30,9 +30,20 @@ pub fn compile(src: &str) -> Arc<Program> {
 
 /// The standard library's module `name`, compiled on its own.
 pub fn stdlib(name: &str) -> Arc<Program> {
-    flow_connectors::catalog::stdlib(name)
-        .unwrap_or_else(|| panic!("no stdlib module {name}"))
-        .program
+    let compilation = flow_compiler::compile_stdlib_module(name)
+        .unwrap_or_else(|| panic!("no stdlib module {name}"));
+    Arc::new(compilation.program)
+}
+
+/// Every connected (non-built-in) standard-library integration, each compiled on its own.
+pub fn connected_stdlib() -> Vec<flow_connectors::catalog::Compiled> {
+    flow_stdlib::names()
+        .filter_map(|name| {
+            let compilation = flow_compiler::compile_stdlib_module(name)?;
+            flow_connectors::catalog::Compiled::find(compilation.program, name)
+        })
+        .filter(|c| c.integration().is_some_and(|i| !i.builtin))
+        .collect()
 }
 
 pub fn driver(connections: Vec<Connection>) -> (Driver, Arc<MemoryConnections>) {

@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use flow_compiler::expr::Overload;
-use flow_compiler::types::Type;
+use flow_ir::expr::Overload;
+use flow_ir::types::Type;
 
 use crate::error::{ErrorKind, EvalError};
 use crate::functions;

@@ -21,10 +21,10 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
-use flow_compiler::expr::{
+use flow_ir::expr::{
     Comprehension, ComprehensionKind, Const, ExprArena, ExprId, LocalId, NodeKind, Overload,
 };
-use flow_compiler::types::Type;
+use flow_ir::types::Type;
 
 use crate::error::EvalError;
 use crate::value::Value;

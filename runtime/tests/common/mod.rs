@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use flow_compiler::ir::Program;
+use flow_ir::program::Program;
 use flow_runtime::builtins::{Builtins, ConsoleSink};
 use flow_runtime::{
     Connector, Engine, EngineConfig, Observer, Progress, Router, RunOutcome, Store, StoreOptions,

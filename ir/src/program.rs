@@ -29,14 +29,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use flow_grammar::Span;
+use crate::span::Span;
 
 use crate::expr::{ExprArena, ExprId, LocalId};
 use crate::types::Type;
 
 /// Version of this IR's shape; part of the `.flowc` header. Bumped on any change that an
 /// older reader could misread.
-pub const IR_VERSION: u32 = 1;
+pub const IR_VERSION: u32 = 2;
 
 /// Nanoseconds, as durations are everywhere in Flow.
 pub type Nanos = i64;
@@ -222,6 +222,8 @@ pub struct WorkflowSpans {
     pub stmts: Vec<Span>,
     /// Each step's name (for a `notify`, the `notify` statement).
     pub steps: Vec<Span>,
+    /// The `on ...` clause, when the workflow has a trigger.
+    pub trigger: Option<Span>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -247,7 +249,6 @@ pub struct Trigger {
     pub kind: TriggerKind,
     /// `when COND`: the run starts only when it holds (reads `event`).
     pub when: Option<ExprId>,
-    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -464,7 +465,18 @@ pub struct Integration {
     pub notify: Option<Notify>,
     pub actions: Vec<Action>,
     pub events: Vec<Event>,
-    pub span: Span,
+    pub spans: IntegrationSpans,
+}
+
+/// Spans of an integration's parts, indexed like the tables they describe.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationSpans {
+    /// The whole declaration.
+    pub decl: Span,
+    /// Each action's declaration.
+    pub actions: Vec<Span>,
+    /// Each event's declaration.
+    pub events: Vec<Span>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -606,7 +618,6 @@ pub struct Action {
     /// `result EXPR` (reads `response`); `None`: the response body.
     pub result_expr: Option<ExprId>,
     pub timeout: Option<ConstOr<Nanos>>,
-    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -670,7 +681,6 @@ pub struct Event {
     pub when: Option<ExprId>,
     /// The event value (reads `payload`); `None`: the payload itself.
     pub result_expr: Option<ExprId>,
-    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -704,7 +714,16 @@ pub struct Test {
     /// `calls(integration.action)` uses: the local to fill with that action's call count.
     pub calls: Vec<CallCount>,
     pub stmts: Vec<TestStmt>,
-    pub span: Span,
+    pub spans: TestSpans,
+}
+
+/// Spans of a test's parts, indexed like the tables they describe.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TestSpans {
+    /// The whole `test` block.
+    pub decl: Span,
+    /// Each statement, aligned with [`Test::stmts`].
+    pub stmts: Vec<Span>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -725,10 +744,7 @@ pub enum TestStmt {
         args: Vec<Option<ExprId>>,
     },
     /// A `bool` expression that must hold.
-    Expect {
-        condition: ExprId,
-        span: Span,
-    },
+    Expect { condition: ExprId },
     Let {
         local: LocalId,
         value: ExprId,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use flow_grammar::Span;
+use crate::span::Span;
 
 use crate::types::Type;
 

@@ -189,7 +189,7 @@ impl fmt::Display for Type {
 }
 
 /// Whether a value of type `from` may be used where `to` is expected: the same rule
-/// [`crate::expr::coerce`] applies. A `dyn` value is accepted anywhere (a checked
+/// the checker's coercion applies. A `dyn` value is accepted anywhere (a checked
 /// conversion is inserted); `T` fits `T?`; `null` fits only `T?` and `dyn`; records
 /// are structural with width subtyping (extra fields are allowed, missing fields
 /// must be optional in `to`); a secret fits only where a secret is expected.
@@ -303,82 +303,4 @@ pub fn builtin_type(name: &str) -> Option<Type> {
         "null" => Type::Null,
         _ => return None,
     })
-}
-
-/// Converts a written type to a [`Type`]. Builtin names are resolved here; any other
-/// name is passed to `named` (the caller's named types and imports), and an unknown
-/// name is reported (with a suggestion) and becomes [`Type::Error`].
-pub fn type_from_ast(
-    ty: &flow_grammar::ast::TypeExpr,
-    named: &dyn Fn(&flow_grammar::ast::Path) -> Option<Type>,
-    diagnostics: &mut Vec<flow_grammar::Diagnostic>,
-) -> Type {
-    use flow_grammar::ast::TypeExprKind;
-    match &ty.kind {
-        TypeExprKind::Named(path) => {
-            if path.segments.len() == 1 {
-                if let Some(t) = builtin_type(&path.segments[0].name) {
-                    return t;
-                }
-            }
-            match named(path) {
-                Some(t) => t,
-                None => {
-                    let name = path.dotted();
-                    diagnostics.push(
-                        flow_grammar::Diagnostic::new(
-                            flow_grammar::codes::UNKNOWN_TYPE,
-                            path.span,
-                            format!("unknown type `{name}`"),
-                        )
-                        .with_label("no type has this name here")
-                        .with_suggestion(&name, BUILTIN_TYPE_NAMES.iter().copied()),
-                    );
-                    Type::Error
-                }
-            }
-        }
-        TypeExprKind::List(elem) => Type::list(type_from_ast(elem, named, diagnostics)),
-        TypeExprKind::Map(key, value) => {
-            let k = type_from_ast(key, named, diagnostics);
-            if !matches!(
-                k,
-                Type::String | Type::Int | Type::UInt | Type::Bool | Type::Dyn | Type::Error
-            ) {
-                diagnostics.push(
-                    flow_grammar::Diagnostic::new(
-                        flow_grammar::codes::INVALID_MAP_KEY,
-                        key.span,
-                        format!("`{k}` cannot be a map key"),
-                    )
-                    .with_label("map keys are `string`, `int`, `uint` or `bool`"),
-                );
-            }
-            Type::map(k, type_from_ast(value, named, diagnostics))
-        }
-        TypeExprKind::Record(fields) => {
-            let mut seen: Vec<&str> = Vec::new();
-            let mut out = Vec::with_capacity(fields.len());
-            for field in fields {
-                if seen.contains(&field.name.name.as_str()) {
-                    diagnostics.push(
-                        flow_grammar::Diagnostic::new(
-                            flow_grammar::codes::DUPLICATE_FIELD,
-                            field.name.span,
-                            format!("field `{}` is declared twice", field.name.name),
-                        )
-                        .with_label("declared again here"),
-                    );
-                    continue;
-                }
-                seen.push(&field.name.name);
-                out.push((
-                    field.name.name.clone(),
-                    type_from_ast(&field.ty, named, diagnostics),
-                ));
-            }
-            Type::record(None, out)
-        }
-        TypeExprKind::Optional(inner) => Type::optional(type_from_ast(inner, named, diagnostics)),
-    }
 }
