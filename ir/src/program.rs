@@ -744,7 +744,9 @@ pub enum TestStmt {
         args: Vec<Option<ExprId>>,
     },
     /// A `bool` expression that must hold.
-    Expect { condition: ExprId },
+    Expect {
+        condition: ExprId,
+    },
     Let {
         local: LocalId,
         value: ExprId,

@@ -194,7 +194,12 @@ async fn execute_test(
     let mut locals = eval.new_locals();
     let ctx = SystemContext;
     for (index, stmt) in test.stmts.iter().enumerate() {
-        let span = test.spans.stmts.get(index).copied().unwrap_or(test.spans.decl);
+        let span = test
+            .spans
+            .stmts
+            .get(index)
+            .copied()
+            .unwrap_or(test.spans.decl);
         match stmt {
             TestStmt::Mock { action, behaviours } => {
                 let mut list = Vec::new();

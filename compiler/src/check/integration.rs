@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use flow_grammar::{Diagnostic, Span, codes};
 
+use super::members::Member;
 use super::scope::{Binding, Bindings, check_in};
 use super::settings::ConstVal;
 use super::{ActionSig, Checker, EventSig, IntegIdx, ModIdx, ParamSig};
@@ -381,12 +382,16 @@ impl Checker<'_> {
         out.exprs = arena;
         for a in 0..self.integrations[i].actions.len() {
             let action = self.lower_action(i, a);
-            out.spans.actions.push(self.integrations[i].actions[a].ast.span);
+            out.spans
+                .actions
+                .push(self.integrations[i].actions[a].ast.span);
             out.actions.push(action);
         }
         for e in 0..self.integrations[i].events.len() {
             let event = self.lower_event(i, e);
-            out.spans.events.push(self.integrations[i].events[e].ast.span);
+            out.spans
+                .events
+                .push(self.integrations[i].events[e].ast.span);
             out.events.push(event);
         }
         out
@@ -631,23 +636,7 @@ impl Checker<'_> {
             return None;
         };
         let Some(a) = self.integrations[i].notify else {
-            let names: Vec<String> = self.integrations[i]
-                .actions
-                .iter()
-                .map(|a| a.name.clone())
-                .collect();
-            self.report(
-                Diagnostic::new(
-                    codes::UNKNOWN_ACTION,
-                    function.span,
-                    format!("unknown action `{}`", function.name),
-                )
-                .with_label(format!(
-                    "`{}` declares no such action",
-                    self.integrations[i].name
-                ))
-                .with_suggestion(&function.name, names.iter().map(String::as_str)),
-            );
+            self.report_unknown_member(i, Member::Action, &function.name, function.span);
             return None;
         };
         let mut arena = ExprArena::new();
@@ -690,30 +679,7 @@ impl Checker<'_> {
         let ExprKind::Call { function, args, .. } = &e.kind else {
             return None;
         };
-        let Some(a) = self.integrations[i]
-            .actions
-            .iter()
-            .position(|a| a.name == function.name)
-        else {
-            let names: Vec<String> = self.integrations[i]
-                .actions
-                .iter()
-                .map(|a| a.name.clone())
-                .collect();
-            self.report(
-                Diagnostic::new(
-                    codes::UNKNOWN_ACTION,
-                    function.span,
-                    format!("unknown action `{}`", function.name),
-                )
-                .with_label(format!(
-                    "`{}` declares no such action",
-                    self.integrations[i].name
-                ))
-                .with_suggestion(&function.name, names.iter().map(String::as_str)),
-            );
-            return None;
-        };
+        let a = self.find_member(i, Member::Action, &function.name, function.span)?;
         let mut arena = ExprArena::new();
         let bindings = Bindings {
             list: Vec::new(),

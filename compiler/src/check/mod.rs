@@ -9,6 +9,7 @@ mod assemble;
 mod consts;
 mod integration;
 mod load;
+mod members;
 mod names;
 mod scope;
 mod settings;

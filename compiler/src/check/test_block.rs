@@ -5,6 +5,7 @@
 use flow_grammar::ast::{self, ExprKind, TestStatementKind};
 use flow_grammar::{Diagnostic, codes};
 
+use super::members::Member;
 use super::scope::{Binding, Bindings, check_in};
 use super::settings::ConstVal;
 use super::{Checker, Symbol};
@@ -68,11 +69,7 @@ impl Checker<'_> {
             }
         };
         let name = &last[0];
-        match self.integrations[integ]
-            .actions
-            .iter()
-            .position(|a| a.name == name.name)
-        {
+        match self.find_member(integ, Member::Action, &name.name, name.span) {
             Some(a) => {
                 let sig = &self.integrations[integ].actions[a];
                 let (def, doc, result) = (sig.span, sig.doc.clone(), sig.result.clone());
@@ -86,26 +83,7 @@ impl Checker<'_> {
                     result,
                 ))
             }
-            None => {
-                let names: Vec<String> = self.integrations[integ]
-                    .actions
-                    .iter()
-                    .map(|a| a.name.clone())
-                    .collect();
-                self.report(
-                    Diagnostic::new(
-                        codes::UNKNOWN_ACTION,
-                        name.span,
-                        format!(
-                            "integration `{}` has no action `{}`",
-                            self.integrations[integ].name, name.name
-                        ),
-                    )
-                    .with_label("unknown action")
-                    .with_suggestion(&name.name, names.iter().map(String::as_str)),
-                );
-                None
-            }
+            None => None,
         }
     }
 

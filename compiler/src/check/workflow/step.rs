@@ -1,0 +1,485 @@
+//! Steps: what a step calls (an action, a child workflow), its arguments and modifiers
+//! (`retry`, `after`, timeouts), and `notify` statements.
+
+use super::*;
+
+impl Checker<'_> {
+    pub(super) fn resolve_step_target(
+        &mut self,
+        m: ModIdx,
+        w: WfIdx,
+        step: &ast::Step,
+    ) -> (Target, Type) {
+        let path = step.call.target();
+        match &step.call {
+            StepCall::Workflow { .. } => match self.resolve_path(m, None, &path.segments) {
+                Ok((Symbol::Workflow(target), def)) => {
+                    let result = self.workflows[target].result.clone().unwrap_or(Type::Dyn);
+                    let _ = w;
+                    self.analysis.reference_with(
+                        path.span,
+                        def,
+                        SymbolKind::Workflow,
+                        &path.dotted(),
+                        format!("workflow {} -> {result}", path.dotted()),
+                        self.workflows[target].doc.clone(),
+                    );
+                    (Target::Workflow(target), result)
+                }
+                Ok((other, _)) => {
+                    self.report(
+                        Diagnostic::new(
+                            codes::UNKNOWN_WORKFLOW,
+                            path.span,
+                            format!(
+                                "`{}` is {}, not a workflow",
+                                path.dotted(),
+                                other.describe()
+                            ),
+                        )
+                        .with_label("`run` needs a workflow"),
+                    );
+                    (Target::Unresolved, Type::Error)
+                }
+                Err(e) => {
+                    self.unknown_path(codes::UNKNOWN_WORKFLOW, "workflow", &path.segments, e);
+                    (Target::Unresolved, Type::Error)
+                }
+            },
+            StepCall::Action { .. } => {
+                if path.segments.len() < 2 {
+                    let name = path.dotted();
+                    let d = Diagnostic::new(
+                        codes::UNKNOWN_ACTION,
+                        path.span,
+                        format!("`{name}` is not an action"),
+                    )
+                    .with_label("expected `integration.action`");
+                    let d = match self.lookup(m, &name).map(|e| e.sym) {
+                        Some(Symbol::Workflow(_)) => d.with_help(format!(
+                            "to start a child workflow, write `run {name}(...)`"
+                        )),
+                        _ => d,
+                    };
+                    self.report(d);
+                    return (Target::Unresolved, Type::Error);
+                }
+                let (head, last) = path.segments.split_at(path.segments.len() - 1);
+                let integ = match self.resolve_path(m, None, head) {
+                    Ok((Symbol::Integration(i), def)) => {
+                        let name = self.integrations[i].name.clone();
+                        let doc = self.integrations[i].doc.clone();
+                        self.analysis.reference_with(
+                            head[head.len() - 1].span,
+                            def,
+                            SymbolKind::Integration,
+                            &name,
+                            format!("integration {name}"),
+                            doc,
+                        );
+                        i
+                    }
+                    Ok((Symbol::Workflow(_), _)) | Ok((Symbol::Module(_), _))
+                        if head.len() == 1 =>
+                    {
+                        self.report(
+                            Diagnostic::new(
+                                codes::NOT_AN_INTEGRATION,
+                                head[0].span,
+                                format!("`{}` is not an integration", head[0].name),
+                            )
+                            .with_label("a step calls `integration.action(...)`"),
+                        );
+                        return (Target::Unresolved, Type::Error);
+                    }
+                    Ok((other, _)) => {
+                        self.report(
+                            Diagnostic::new(
+                                codes::NOT_AN_INTEGRATION,
+                                path.span,
+                                format!(
+                                    "`{}` is {}, not an integration",
+                                    head.iter()
+                                        .map(|s| s.name.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join("."),
+                                    other.describe()
+                                ),
+                            )
+                            .with_label("a step calls `integration.action(...)`"),
+                        );
+                        return (Target::Unresolved, Type::Error);
+                    }
+                    Err(e) => {
+                        self.unknown_path(codes::UNKNOWN_NAME, "integration", head, e);
+                        return (Target::Unresolved, Type::Error);
+                    }
+                };
+                let action = &last[0];
+                match self.find_member(integ, Member::Action, &action.name, action.span) {
+                    Some(a) => {
+                        let sig = &self.integrations[integ].actions[a];
+                        let hover = sig.hover.clone();
+                        let (def, doc, result) = (sig.span, sig.doc.clone(), sig.result.clone());
+                        self.analysis.reference_with(
+                            action.span,
+                            def,
+                            SymbolKind::Action,
+                            &action.name,
+                            hover,
+                            doc,
+                        );
+                        (Target::Action(integ, a), result)
+                    }
+                    None => (Target::Unresolved, Type::Error),
+                }
+            }
+        }
+    }
+
+    pub(super) fn lower_notify(
+        &mut self,
+        wf: &mut Wf,
+        index: usize,
+        integration: &ast::Ident,
+        target: &ast::Expr,
+        message: &ast::Expr,
+        span: Span,
+    ) {
+        wf.notify_count += 1;
+        let name = format!("notify#{}", wf.notify_count);
+        let integ = match self
+            .lookup(wf.m, &integration.name)
+            .map(|e| (e.sym, e.span))
+        {
+            Some((Symbol::Integration(i), def)) => {
+                let iname = self.integrations[i].name.clone();
+                self.analysis.reference_with(
+                    integration.span,
+                    def,
+                    SymbolKind::Integration,
+                    &iname,
+                    format!("integration {iname}"),
+                    self.integrations[i].doc.clone(),
+                );
+                if self.integrations[i].notify.is_none() {
+                    self.report(
+                        Diagnostic::new(codes::NO_NOTIFY, integration.span, format!("integration `{}` declares no `notify`", iname))
+                            .with_label("cannot notify through this integration")
+                            .with_help("call one of its actions in a `step`, or declare `notify = action(...)` in the integration"),
+                    );
+                }
+                Some(i)
+            }
+            Some((other, _)) => {
+                self.report(
+                    Diagnostic::new(
+                        codes::NOT_AN_INTEGRATION,
+                        integration.span,
+                        format!(
+                            "`{}` is {}, not an integration",
+                            integration.name,
+                            other.describe()
+                        ),
+                    )
+                    .with_label("`notify` needs an integration"),
+                );
+                None
+            }
+            None => {
+                let candidates: Vec<String> = self.modules[wf.m]
+                    .names
+                    .iter()
+                    .filter(|(_, e)| matches!(e.sym, Symbol::Integration(_)))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                let d = Diagnostic::new(
+                    codes::UNKNOWN_NAME,
+                    integration.span,
+                    format!("unknown integration `{}`", integration.name),
+                )
+                .with_label("not declared or imported here")
+                .with_suggestion(&integration.name, candidates.iter().map(String::as_str));
+                let d = match (&d.help, self.import_hint(&integration.name)) {
+                    (None, Some(h)) => d.with_help(h),
+                    _ => d,
+                };
+                self.report(d);
+                None
+            }
+        };
+        let t = self.expr(wf, target, Some(&Type::String));
+        self.no_secret(wf, t, "a notification");
+        let msg = self.expr(wf, message, Some(&Type::String));
+        self.no_secret(wf, msg, "a notification");
+        let info = &wf.steps[index];
+        let idempotent = match integ.and_then(|i| self.integrations[i].notify.map(|a| (i, a))) {
+            Some((i, a)) => self.integrations[i]
+                .actions
+                .get(a)
+                .is_some_and(|a| a.idempotent),
+            None => false,
+        };
+        let _ = span;
+        wf.lowered[index] = Some(ir::Step {
+            name,
+            doc: None,
+            stmt: info.stmt,
+            local: info.views.last().copied().unwrap_or(LocalId(0)),
+            call: ir::StepCall::Notify {
+                integration: integ
+                    .map_or(ir::IntegrationId(u32::MAX), ir::IntegrationId::from_index),
+                target: t,
+                message: msg,
+            },
+            result: info.ty.clone(),
+            idempotent,
+            retry: if idempotent {
+                wf.settings_retry.clone()
+            } else {
+                None
+            },
+            timeout: None,
+            cache: None,
+            idempotency_key: None,
+            reads: Vec::new(),
+            after: Vec::new(),
+        });
+    }
+
+    pub(super) fn lower_step(
+        &mut self,
+        wf: &mut Wf,
+        index: usize,
+        step: &ast::Step,
+        s: &ast::Statement,
+    ) {
+        let target = wf.steps[index].target.clone();
+        let ty = wf.steps[index].ty.clone();
+        self.analysis.reference_with(
+            step.name.span,
+            step.name.span,
+            SymbolKind::Step,
+            &step.name.name,
+            format!("step {}: {ty}", step.name.name),
+            s.doc.clone(),
+        );
+        let call_span = step.call.span();
+        let args = step.call.args();
+        let before = wf.arena.nodes.len();
+        let (call, action_idempotent) = match &target {
+            Target::Action(i, a) => {
+                let sig = &self.integrations[*i].actions[*a];
+                let params = Arc::clone(&sig.params);
+                let idempotent = sig.idempotent;
+                let callee = format!("`{}.{}`", self.integrations[*i].name, sig.name);
+                let args = self.call_args(
+                    &params,
+                    args,
+                    &wf.bindings,
+                    &mut wf.arena,
+                    call_span,
+                    &callee,
+                );
+                (
+                    ir::StepCall::Action {
+                        action: ir::ActionRef {
+                            integration: ir::IntegrationId::from_index(*i),
+                            action: *a as u32,
+                        },
+                        args,
+                    },
+                    idempotent,
+                )
+            }
+            Target::Workflow(w) => {
+                let params = Arc::clone(&self.workflows[*w].params);
+                let callee = format!("workflow `{}`", self.workflows[*w].name);
+                let args = self.call_args(
+                    &params,
+                    args,
+                    &wf.bindings,
+                    &mut wf.arena,
+                    call_span,
+                    &callee,
+                );
+                (
+                    ir::StepCall::Workflow {
+                        workflow: ir::WorkflowId::from_index(*w),
+                        args,
+                    },
+                    false,
+                )
+            }
+            _ => {
+                for a in args {
+                    check_in(
+                        &a.value,
+                        &wf.bindings,
+                        &mut wf.arena,
+                        None,
+                        &mut self.diagnostics,
+                        &mut self.analysis,
+                    );
+                }
+                (
+                    ir::StepCall::Workflow {
+                        workflow: ir::WorkflowId(u32::MAX),
+                        args: Vec::new(),
+                    },
+                    false,
+                )
+            }
+        };
+        self.record_reads(wf, before);
+
+        let mut retry: Option<(ir::Retry, Span)> = None;
+        let mut timeout = None;
+        let mut cache = None;
+        let mut key = None;
+        for modifier in &step.modifiers {
+            match &modifier.kind {
+                ModifierKind::After(names) => {
+                    for n in names {
+                        self.after(wf, index, n);
+                    }
+                }
+                ModifierKind::Retry(r) => retry = Some((self.step_retry(wf, r), modifier.span)),
+                ModifierKind::Timeout(e) => timeout = Some(self.duration(wf, e, "`timeout`")),
+                ModifierKind::Cache(e) => {
+                    if matches!(target, Target::Action(..)) && !action_idempotent {
+                        self.report(
+                            Diagnostic::new(codes::CACHE_NOT_IDEMPOTENT, modifier.span, "`cache` needs an action declared `idempotent`")
+                                .with_label("this action may change something each time it is called")
+                                .with_note("reusing the result of a call with side effects would skip those effects"),
+                        );
+                    }
+                    cache = Some(self.duration(wf, e, "`cache`"));
+                }
+                ModifierKind::IdempotencyKey(e) => {
+                    let id = self.expr(wf, e, Some(&Type::String));
+                    key = Some(id);
+                }
+            }
+        }
+        let idempotent = action_idempotent || key.is_some();
+        if let (Some((_, span)), Target::Action(i, a)) = (&retry, &target) {
+            if !action_idempotent && key.is_none() {
+                let name = format!(
+                    "{}.{}",
+                    self.integrations[*i].name, self.integrations[*i].actions[*a].name
+                );
+                self.report(
+                    Diagnostic::new(codes::RETRY_NOT_IDEMPOTENT, *span, format!("`retry` on `{name}`, which is not idempotent"))
+                        .with_label("a retry may repeat the side effect")
+                        .with_note("if a call fails after the service acted, the retry acts again")
+                        .with_help("add `idempotency_key EXPR` (a key the service deduplicates on), or remove `retry`"),
+                );
+            }
+        }
+        let effective = match retry {
+            Some((r, _)) => Some(r),
+            None if idempotent && !matches!(target, Target::Workflow(_)) => {
+                wf.settings_retry.clone()
+            }
+            None => None,
+        };
+        let info = &wf.steps[index];
+        wf.lowered[index] = Some(ir::Step {
+            name: step.name.name.clone(),
+            doc: s.doc.clone(),
+            stmt: info.stmt,
+            local: info.views.last().copied().unwrap_or(LocalId(0)),
+            call,
+            result: ty,
+            idempotent,
+            retry: effective,
+            timeout,
+            cache,
+            idempotency_key: key,
+            reads: Vec::new(),
+            after: Vec::new(),
+        });
+    }
+
+    pub(super) fn after(&mut self, wf: &mut Wf, index: usize, name: &ast::Ident) {
+        let Some(&target) = wf.step_by_name.get(&name.name) else {
+            let names: Vec<&str> = wf.step_by_name.keys().map(String::as_str).collect();
+            self.report(
+                Diagnostic::new(
+                    codes::UNKNOWN_STEP,
+                    name.span,
+                    format!("no step `{}` in this workflow", name.name),
+                )
+                .with_label("unknown step")
+                .with_suggestion(&name.name, names),
+            );
+            return;
+        };
+        let def = wf.steps[target].name_span;
+        let hover = format!("step {}: {}", name.name, wf.steps[target].ty);
+        self.analysis.reference_with(
+            name.span,
+            def,
+            SymbolKind::Step,
+            &name.name,
+            hover,
+            wf.steps[target].doc.clone(),
+        );
+        wf.steps[target].used = true;
+        wf.steps[index].after.push(target);
+        // The statement to wait for is the target's ancestor in the deepest block
+        // shared with this step.
+        let tb = &wf.steps[target].blocks;
+        let k = tb.iter().zip(&wf.path).take_while(|(a, b)| a == b).count();
+        let info = &wf.steps[target];
+        let stmt = if k >= tb.len() || k == 0 {
+            info.stmt
+        } else {
+            info.ancestors.get(k - 1).copied().unwrap_or(info.stmt)
+        };
+        if wf.ancestors.contains(&stmt) {
+            return;
+        }
+        wf.edges.push(Edge {
+            from: wf.current,
+            to: stmt,
+            span: name.span,
+            kind: EdgeKind::After,
+            name: format!("`{}`", name.name),
+        });
+    }
+
+    pub(super) fn step_retry(&mut self, wf: &mut Wf, r: &ast::Retry) -> ir::Retry {
+        let retries = match self.fold(wf.m, &r.attempts) {
+            Some(v) => ConstOr::Const(
+                self.int_in_range(&v, r.attempts.span, "the number of retries", 0, MAX_RETRIES)
+                    .unwrap_or(0) as u32,
+            ),
+            None => ConstOr::Expr(self.expr(wf, &r.attempts, Some(&Type::Int))),
+        };
+        let delay = match &r.delay {
+            Some(d) => self.duration(wf, d, "`delay`"),
+            None => ConstOr::Const(DEFAULT_RETRY_DELAY),
+        };
+        let backoff = match &r.backoff {
+            Some(b) => match self.fold(wf.m, b) {
+                Some(v) => ConstOr::Const(self.backoff_factor(&v, b.span).unwrap_or(1.0)),
+                None => ConstOr::Expr(self.expr(wf, b, Some(&Type::Double))),
+            },
+            None => ConstOr::Const(1.0),
+        };
+        let max_delay = r
+            .max_delay
+            .as_ref()
+            .map(|d| self.duration(wf, d, "`max_delay`"));
+        ir::Retry {
+            retries,
+            delay,
+            backoff,
+            max_delay,
+            jitter: r.jitter,
+            from_settings: false,
+        }
+    }
+}
