@@ -310,6 +310,12 @@ pub enum StatementKind {
     Fail(Expr),
     Return(Option<Expr>),
     Log(Expr),
+    /// A statement that did not parse (the item's syntax error says why); the rest of the
+    /// item was kept around it. `declares`: the name it was declaring, when its text starts
+    /// `step NAME` or `let NAME`, so reads of the name elsewhere are not reported too.
+    Error {
+        declares: Option<Ident>,
+    },
 }
 
 /// `on schedule("0 6 * * *", tz: "UTC")`, `on webhook("/x") as T`, `on slack.message(...) when C`.
@@ -460,6 +466,11 @@ pub enum TestStatementKind {
         name: Ident,
         ty: Option<TypeExpr>,
         value: Expr,
+    },
+    /// A statement that did not parse (the item's syntax error says why); `declares` as
+    /// for [`StatementKind::Error`].
+    Error {
+        declares: Option<Ident>,
     },
 }
 

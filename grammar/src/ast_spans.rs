@@ -255,6 +255,7 @@ impl SpansMut for StatementKind {
             }
             StatementKind::Fail(e) | StatementKind::Log(e) => e.for_each_span(f),
             StatementKind::Return(e) => e.for_each_span(f),
+            StatementKind::Error { declares } => declares.for_each_span(f),
         }
     }
 }
@@ -295,6 +296,7 @@ impl SpansMut for TestStatementKind {
                 args.for_each_span(f);
             }
             TestStatementKind::Expect(e) => e.for_each_span(f),
+            TestStatementKind::Error { declares } => declares.for_each_span(f),
             TestStatementKind::Let { name, ty, value } => {
                 name.for_each_span(f);
                 ty.for_each_span(f);

@@ -123,7 +123,18 @@ fn valid_items_survive_errors_in_other_items() {
     let source = "workflow a {\n  step x = http.get(url: \"u\") retyr 3\n}\n\nworkflow b {\n  log \"fine\"\n}\n";
     let (module, diagnostics) = parse(FileId(0), source);
     assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
-    assert_eq!(module.items.len(), 1, "the second workflow is still parsed");
+    assert_eq!(module.items.len(), 2, "the second workflow is still parsed");
+    // The first keeps its place, with the broken statement as an error node.
+    let Some(flow_grammar::ast::Item::Workflow(a)) = module.items.first() else {
+        panic!("the first workflow is recovered: {:?}", module.items);
+    };
+    assert!(matches!(
+        a.body.statements[..],
+        [flow_grammar::ast::Statement {
+            kind: flow_grammar::ast::StatementKind::Error { .. },
+            ..
+        }]
+    ));
 }
 
 #[test]

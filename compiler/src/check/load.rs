@@ -95,8 +95,10 @@ impl Checker<'_> {
             Some(cache) => parse_incremental(file, text, cache),
             None => parse(file, text),
         };
+        let syntax_errors = flow_grammar::has_errors(&diagnostics);
         self.diagnostics.extend(diagnostics);
         self.modules.push(Module {
+            syntax_errors,
             key,
             ast: Arc::new(ast),
             stdlib,

@@ -48,6 +48,9 @@ pub(crate) struct Module {
     /// Everything visible by name: own items, imports, the prelude.
     pub names: HashMap<String, Entry>,
     pub imports: Vec<ImportRec>,
+    /// Parsing found syntax errors: what a broken statement used is unknown, so its
+    /// imports are not reported unused.
+    pub syntax_errors: bool,
 }
 
 /// A name bound in a module's namespace.

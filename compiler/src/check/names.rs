@@ -578,7 +578,7 @@ impl Checker<'_> {
     pub(super) fn report_unused_imports(&mut self) {
         let mut found = Vec::new();
         for module in &self.modules {
-            if module.stdlib.is_some() {
+            if module.stdlib.is_some() || module.syntax_errors {
                 continue;
             }
             for import in &module.imports {

@@ -149,6 +149,8 @@ impl Checker<'_> {
             stmt_spans.resize(stmts.len(), previous);
             previous = s.span;
             match &s.kind {
+                // A statement that did not parse: its syntax error is reported.
+                TestStatementKind::Error { .. } => {}
                 TestStatementKind::Mock { target, behaviours } => {
                     let Some((action, result)) = self.resolve_action(m, target) else {
                         continue;

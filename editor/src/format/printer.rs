@@ -652,6 +652,8 @@ impl<'s> Printer<'s> {
 
     fn test_statement(&mut self, statement: &TestStatement) -> R<Doc> {
         match &statement.kind {
+            // Only a file without syntax errors is formatted.
+            TestStatementKind::Error { .. } => Err(self.mismatch("a statement")),
             TestStatementKind::Mock { target, behaviours } => {
                 let mut docs = vec![self.token("mock")?, sp(), self.path(target)?];
                 for (i, behaviour) in behaviours.iter().enumerate() {
@@ -758,6 +760,8 @@ impl<'s> Printer<'s> {
 
     fn statement(&mut self, statement: &Statement) -> R<Doc> {
         match &statement.kind {
+            // Only a file without syntax errors is formatted.
+            StatementKind::Error { .. } => Err(self.mismatch("a statement")),
             StatementKind::On(trigger) => {
                 let mut docs = vec![
                     self.token("on")?,

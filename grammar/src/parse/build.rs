@@ -526,6 +526,7 @@ impl<'s> Builder<'s> {
                 StatementKind::Let { name, ty, value }
             }
             Rule::step_stmt => StatementKind::Step(self.step(inner)?),
+            Rule::error_stmt => StatementKind::Error { declares: None },
             Rule::wait_stmt => {
                 let w = next(&mut inner)?;
                 if w.as_rule() == Rule::wait_until {
@@ -786,6 +787,7 @@ impl<'s> Builder<'s> {
                 }
             }
             Rule::expect_stmt => TestStatementKind::Expect(self.expr(next(&mut inner)?)?),
+            Rule::error_stmt => TestStatementKind::Error { declares: None },
             _ => {
                 let (name, ty, value) = self.let_parts(inner)?;
                 TestStatementKind::Let { name, ty, value }

@@ -9,6 +9,7 @@
 
 mod build;
 mod literal;
+mod recover;
 mod syntax_error;
 
 use pest::Parser;
@@ -421,10 +422,7 @@ fn parse_chunks(
 fn parse_chunk(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> ChunkResult {
     let problems = precheck(file, source, tokens, chunk);
     if !problems.is_empty() {
-        return ChunkResult {
-            items: Vec::new(),
-            diagnostics: problems,
-        };
+        return recovered(file, source, tokens, chunk, problems);
     }
     let text = without_trivia(
         source,
@@ -449,12 +447,28 @@ fn parse_chunk(file: FileId, source: &str, tokens: &[Token], chunk: &Chunk) -> C
             let detailed = reparse_with_detail(Rule::module, text);
             let d =
                 syntax_error::convert(&error, detailed.as_ref(), file, chunk.start, source, tokens);
-            ChunkResult {
-                items: Vec::new(),
-                diagnostics: vec![d],
-            }
+            recovered(file, source, tokens, chunk, vec![d])
         }
     }
+}
+
+/// What a chunk that does not parse gives: its syntax errors, and the items recovery
+/// could keep with the broken statements replaced by error nodes (see `recover.rs`).
+fn recovered(
+    file: FileId,
+    source: &str,
+    tokens: &[Token],
+    chunk: &Chunk,
+    mut diagnostics: Vec<Diagnostic>,
+) -> ChunkResult {
+    let items = match recover::recover(file, source, tokens, chunk) {
+        Some((items, mut more)) => {
+            diagnostics.append(&mut more);
+            items
+        }
+        None => Vec::new(),
+    };
+    ChunkResult { items, diagnostics }
 }
 
 /// The text pest parses: `source[start..end]` with its comments and byte-order marks

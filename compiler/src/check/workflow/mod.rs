@@ -110,6 +110,10 @@ struct Wf {
     returned: Vec<Type>,
     settings_retry: Option<ir::Retry>,
     notify_count: usize,
+    /// The body holds a statement that did not parse (an error node): what it read or
+    /// returned is unknown, so warnings about unused names and a missing `return` are
+    /// not given.
+    recovered: bool,
     /// Where the result type is written.
     result_span: Option<Span>,
     /// The blocks of each compound statement, in order, consumed by pass 2.
@@ -166,6 +170,12 @@ impl Wf {
 
 fn is_declaration(s: &ast::Statement) -> bool {
     matches!(s.kind, StatementKind::On(_) | StatementKind::Settings(_))
+}
+
+/// Statements that lower to nothing: declarations, and error nodes of statements that
+/// did not parse.
+fn lowers_to_nothing(s: &ast::Statement) -> bool {
+    is_declaration(s) || matches!(s.kind, StatementKind::Error { .. })
 }
 
 /// Fewer workflows than this are checked on one thread: a second costs more than it saves.
@@ -285,6 +295,7 @@ impl Checker<'_> {
             ancestors: Vec::new(),
             path: Vec::new(),
             next_stmt: 0,
+            recovered: false,
             result: self.workflows[w].result.clone(),
             returned: Vec::new(),
             settings_retry: None,
@@ -559,6 +570,10 @@ impl Checker<'_> {
         top: bool,
     ) {
         for s in &block.statements {
+            if matches!(s.kind, StatementKind::Error { .. }) {
+                wf.recovered = true;
+                continue;
+            }
             if is_declaration(s) {
                 if !top {
                     let what = if matches!(s.kind, StatementKind::On(_)) {
@@ -784,6 +799,9 @@ impl Checker<'_> {
     }
 
     fn unused(&mut self, wf: &Wf) {
+        if wf.recovered {
+            return;
+        }
         for info in &wf.steps {
             let Some(name) = &info.name else { continue };
             if info.used || name.starts_with('_') {
@@ -846,14 +864,17 @@ fn stmt_label(s: &ast::Statement) -> String {
         StatementKind::Fail(_) => "`fail`".into(),
         StatementKind::Return(_) => "`return`".into(),
         StatementKind::Log(_) => "`log`".into(),
-        StatementKind::On(_) | StatementKind::Settings(_) => String::new(),
+        StatementKind::On(_) | StatementKind::Settings(_) | StatementKind::Error { .. } => {
+            String::new()
+        }
     }
 }
 
 /// Whether every path through the block ends in `return` or `fail`.
 fn terminates(block: &ast::Block) -> bool {
     block.statements.iter().any(|s| match &s.kind {
-        StatementKind::Return(_) | StatementKind::Fail(_) => true,
+        // What a statement that did not parse would have done is unknown.
+        StatementKind::Return(_) | StatementKind::Fail(_) | StatementKind::Error { .. } => true,
         StatementKind::If {
             branches,
             otherwise: Some(o),

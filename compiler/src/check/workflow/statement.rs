@@ -12,7 +12,25 @@ impl Checker<'_> {
         let mut ended: Option<Span> = None;
         let mut warned_unreachable = false;
         for s in &block.statements {
-            if is_declaration(s) {
+            if let StatementKind::Error {
+                declares: Some(name),
+            } = &s.kind
+            {
+                // The name a broken `step x = ...` or `let x = ...` declares reads as an
+                // error value, so its uses are not reported as unknown names too.
+                if wf.bindings.find(&name.name).is_none() {
+                    let local = wf.arena.new_local(name.name.clone(), Type::Error);
+                    wf.bindings.push(Binding {
+                        name: name.name.clone(),
+                        local,
+                        ty: Type::Error,
+                        def: name.span,
+                        kind: SymbolKind::Let,
+                        doc: None,
+                    });
+                }
+            }
+            if lowers_to_nothing(s) {
                 continue;
             }
             let sid = StmtId::from_index(wf.next_stmt);
@@ -170,7 +188,9 @@ impl Checker<'_> {
         sid: StmtId,
     ) -> ir::StmtKind {
         match &s.kind {
-            StatementKind::On(_) | StatementKind::Settings(_) => ir::StmtKind::Return(None),
+            StatementKind::On(_) | StatementKind::Settings(_) | StatementKind::Error { .. } => {
+                ir::StmtKind::Return(None)
+            }
             StatementKind::Let { name, ty, value } => {
                 let declared = ty.as_ref().map(|t| self.type_of(wf.m, None, t));
                 let value_id = self.expr(wf, value, declared.as_ref());
