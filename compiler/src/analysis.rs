@@ -1,9 +1,12 @@
 //! The index the language server reads: for each name written in the program, the
-//! definition it resolves to and what hover shows; and each file's outline.
+//! definition it resolves to and what hover shows; each file's outline; and the names in
+//! scope in each block of a workflow with their static types (what completion after
+//! `name.` offers depends on the type).
 //!
 //! It is filled while checking (no second pass) and holds only spans and strings.
 
 use flow_grammar::{FileId, Span};
+use flow_ir::types::Type;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SymbolKind {
@@ -50,11 +53,24 @@ pub struct DocumentSymbol {
     pub children: Vec<DocumentSymbol>,
 }
 
+/// A name in scope inside a workflow body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScopeName {
+    pub name: String,
+    pub ty: Type,
+    pub kind: SymbolKind,
+    pub definition: Span,
+    /// Where the name can be read: its block (a `let` from its declaration on).
+    pub visible: Span,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Analysis {
     pub references: Vec<Reference>,
     /// The outline of every user file (stdlib modules excluded).
     pub symbols: Vec<DocumentSymbol>,
+    /// Names in scope in workflow bodies, one entry per name and block.
+    pub scope: Vec<ScopeName>,
 }
 
 impl Analysis {
@@ -108,6 +124,26 @@ impl Analysis {
         self.references
             .iter()
             .filter(move |r| r.definition == definition)
+    }
+
+    /// The name `name` as seen at `offset` in `file`: the entry of the innermost block
+    /// that sees it there.
+    pub fn name_at(&self, file: FileId, offset: usize, name: &str) -> Option<&ScopeName> {
+        self.names_at(file, offset).find(|n| n.name == name)
+    }
+
+    /// Every name in scope at `offset` in `file`, each once, innermost first.
+    pub fn names_at(&self, file: FileId, offset: usize) -> impl Iterator<Item = &ScopeName> {
+        let mut visible: Vec<&ScopeName> = self
+            .scope
+            .iter()
+            .filter(|n| n.visible.file == file && n.visible.contains(offset))
+            .collect();
+        visible.sort_by_key(|n| n.visible.len());
+        let mut seen = std::collections::HashSet::new();
+        visible
+            .into_iter()
+            .filter(move |n| seen.insert(n.name.as_str()))
     }
 
     /// The outline of one file.

@@ -1599,6 +1599,63 @@ fn mentions_dyn(ty: &Type) -> bool {
     }
 }
 
+/// A method callable on a receiver, as completion offers it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Method {
+    pub name: String,
+    /// The signature as the reference writes it (`list<A>.size() -> int`).
+    pub signature: String,
+    pub doc: &'static str,
+}
+
+/// The catalogue's methods a receiver of type `ty` accepts (`x.name(...)`), each name
+/// once, in catalogue order: exactly those whose receiver the checker would match. A
+/// `dyn` receiver accepts every method; an erroneous type none.
+pub fn methods_of(ty: &Type) -> Vec<Method> {
+    if *ty == Type::Error {
+        return Vec::new();
+    }
+    let mut out: Vec<Method> = Vec::new();
+    for f in catalogue::functions() {
+        for text in f.signatures {
+            let Some(sig) = catalogue::parse_signature(text, f.overload) else {
+                continue;
+            };
+            if !sig.receiver || out.iter().any(|m| m.name == sig.name) {
+                continue;
+            }
+            let Some(receiver) = sig.params.first() else {
+                continue;
+            };
+            if match_sig(receiver, ty, &mut HashMap::new()) {
+                out.push(Method {
+                    name: sig.name.clone(),
+                    signature: (*text).to_owned(),
+                    doc: f.doc,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The type of `receiver.name(...)` as far as the receiver decides it (the first
+/// signature whose receiver matches; what only the arguments bind reads as `dyn`), for
+/// completion after a call. The macros that keep their receiver's type (`filter`,
+/// `sort_by`) and `map` (a list of `dyn`) are included.
+pub fn method_result(receiver: &Type, name: &str) -> Option<Type> {
+    match (name, receiver) {
+        ("filter" | "sort_by", Type::List(_) | Type::Map(..)) => return Some(receiver.clone()),
+        ("map", Type::List(_) | Type::Map(..)) => return Some(Type::list(Type::Dyn)),
+        _ => {}
+    }
+    catalogue::signatures(name, true).iter().find_map(|sig| {
+        let mut bindings = HashMap::new();
+        match_sig(sig.params.first()?, receiver, &mut bindings)
+            .then(|| instantiate(&sig.result, &bindings))
+    })
+}
+
 /// Matches argument types against a signature; the result type on success.
 fn match_signature(sig: &Signature, args: &[Type]) -> Option<Type> {
     let n = sig.params.len();

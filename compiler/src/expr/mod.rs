@@ -12,8 +12,8 @@ pub mod catalogue;
 mod check;
 
 pub use check::{
-    CheckOptions, EmptyScope, Scope, Variables, check_expression, check_expression_with, coerce,
-    display_signature,
+    CheckOptions, EmptyScope, Method, Scope, Variables, check_expression, check_expression_with,
+    coerce, display_signature, method_result, methods_of,
 };
 pub use flow_ir::expr::*;
 pub use flow_ir::types::is_assignable;

@@ -6,10 +6,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
-use flow_compiler::expr::catalogue;
+use super::world::Snapshot;
+use flow_compiler::expr::{catalogue, method_result, methods_of};
 use flow_grammar::ast::*;
 use flow_grammar::tokens::{Token, TokenKind, lex};
 use flow_grammar::{FileId, parse};
+use flow_ir::types::Type;
 use tower_lsp_server::ls_types::{
     CompletionItem, CompletionItemKind, Documentation, InsertTextFormat, MarkupContent, MarkupKind,
     ParameterInformation, ParameterLabel, SignatureHelp, SignatureInformation,
@@ -67,6 +69,15 @@ pub struct Names<'a> {
     items: Vec<&'a Item>,
     /// Integration name (or import alias) to its declaration.
     integrations: BTreeMap<String, &'a Integration>,
+    /// The latest analysis of the document, for the static types of names in scope.
+    typed: Option<Typed<'a>>,
+}
+
+/// The document's latest analysis, which may be a few keystrokes older than the text.
+struct Typed<'a> {
+    snapshot: &'a Snapshot,
+    /// Offsets before this one are the same in the analysed text and the current one.
+    same_until: usize,
 }
 
 impl<'a> Names<'a> {
@@ -105,7 +116,38 @@ impl<'a> Names<'a> {
         Names {
             items,
             integrations,
+            typed: None,
         }
+    }
+
+    /// Reads static types from `snapshot`, an analysis of this document (of `text` or of
+    /// an earlier version of it).
+    pub fn with_analysis(mut self, snapshot: Option<&'a Snapshot>, text: &str) -> Names<'a> {
+        self.typed = snapshot.map(|snapshot| {
+            let same_until = snapshot
+                .text()
+                .bytes()
+                .zip(text.bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            Typed {
+                snapshot,
+                same_until,
+            }
+        });
+        self
+    }
+
+    /// The static type of the name `name` as seen at `offset` of the current text.
+    fn type_of(&self, name: &str, offset: usize) -> Option<Type> {
+        let typed = self.typed.as_ref()?;
+        let offset = offset.min(typed.same_until);
+        typed
+            .snapshot
+            .compilation
+            .analysis
+            .name_at(typed.snapshot.root, offset, name)
+            .map(|n| n.ty.clone())
     }
 
     fn workflow(&self, name: &str) -> Option<&'a Workflow> {
@@ -195,6 +237,71 @@ impl<'t> Context<'t> {
 
     fn last_kind(&self) -> Option<TokenKind> {
         self.before.last().map(|t| t.kind)
+    }
+
+    /// The receiver of the `.` right before the cursor as a chain of selections, from its
+    /// first name on: `issues.`, `open[0].title.`, `items.filter(i, i.ok).`.
+    fn receiver_chain(&self) -> Option<Vec<Link<'t>>> {
+        if !matches!(
+            self.last_kind(),
+            Some(TokenKind::Dot | TokenKind::QuestionDot)
+        ) {
+            return None;
+        }
+        let mut links = Vec::new();
+        let mut end = self.before.len().checked_sub(2)?;
+        loop {
+            let start = match self.before.get(end)?.kind {
+                TokenKind::RBracket => {
+                    let open = self.opener_of(end)?;
+                    links.push(Link::Index);
+                    end = open.checked_sub(1)?;
+                    continue;
+                }
+                TokenKind::RParen => {
+                    let open = self.opener_of(end)?;
+                    let name = open.checked_sub(1)?;
+                    if self.before.get(name)?.kind != TokenKind::Ident {
+                        return None;
+                    }
+                    links.push(Link::Call(self.word(name)));
+                    name
+                }
+                TokenKind::Ident => {
+                    links.push(Link::Name(self.word(end)));
+                    end
+                }
+                _ => return None,
+            };
+            match start
+                .checked_sub(1)
+                .and_then(|p| self.before.get(p))
+                .map(|t| t.kind)
+            {
+                Some(TokenKind::Dot | TokenKind::QuestionDot) => end = start.checked_sub(2)?,
+                _ => break,
+            }
+        }
+        links.reverse();
+        Some(links)
+    }
+
+    /// The index of the bracket that opens the one closing at `close`.
+    fn opener_of(&self, close: usize) -> Option<usize> {
+        let mut depth = 0i32;
+        for i in (0..=close).rev() {
+            match self.before.get(i)?.kind {
+                TokenKind::RParen | TokenKind::RBracket | TokenKind::RBrace => depth += 1,
+                TokenKind::LParen | TokenKind::LBracket | TokenKind::LBrace => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
     }
 
     /// `a.b.c.` right before the cursor: the names before the last dot.
@@ -403,8 +510,19 @@ pub fn completion(text: &str, offset: usize, names: &Names<'_>) -> Vec<Completio
     }
     let mut items = Vec::new();
 
+    let integration_first = cx
+        .dotted_chain()
+        .is_some_and(|chain| chain.len() == 1 && names.integrations.contains_key(chain[0]));
+    if !integration_first && let Some(ty) = receiver_type(&cx, names, offset) {
+        typed_members(&ty, &mut items);
+        return items;
+    }
     if let Some(chain) = cx.dotted_chain() {
         members(&cx, &chain, names, &mut items);
+        return items;
+    }
+    if cx.last_word() == "on" && cx.last_kind() == Some(TokenKind::Ident) {
+        triggers(names, &mut items);
         return items;
     }
     if cx.last_word() == "import" {
@@ -543,6 +661,135 @@ pub fn completion(text: &str, offset: usize, names: &Names<'_>) -> Vec<Completio
         items.push(simple(word, CompletionItemKind::KEYWORD, "literal"));
     }
     dedup(items)
+}
+
+/// After `on `: the built-in triggers, then every event of the integrations in scope.
+fn triggers(names: &Names<'_>, items: &mut Vec<CompletionItem>) {
+    let builtin = [
+        (
+            "schedule",
+            "schedule(\"${1:0 9 * * 1-5}\", tz: \"${2:UTC}\")",
+            "trigger: a cron schedule -> { scheduled_at: timestamp }",
+        ),
+        (
+            "webhook",
+            "webhook(\"/${1:path}\") as ${2:dyn}",
+            "trigger: an HTTP delivery to /hooks/PATH",
+        ),
+    ];
+    for (i, (word, snippet, detail)) in builtin.iter().enumerate() {
+        let mut item = snippet_item(word, snippet);
+        item.detail = Some((*detail).to_owned());
+        item.kind = Some(CompletionItemKind::EVENT);
+        item.sort_text = Some(format!("0{i}"));
+        items.push(item);
+    }
+    for (name, integration) in &names.integrations {
+        for member in &integration.members {
+            let IntegrationMember::Event(e) = member else {
+                continue;
+            };
+            let label = format!("{name}.{}", e.name.name);
+            let mut item = simple(
+                &label,
+                CompletionItemKind::EVENT,
+                &format!("event -> {}", type_text(&e.result)),
+            );
+            item.documentation = e.doc.clone().map(markdown);
+            item.insert_text = Some(format!("{label}($0)"));
+            item.insert_text_format = Some(InsertTextFormat::SNIPPET);
+            item.sort_text = Some(format!("1{label}"));
+            items.push(item);
+        }
+    }
+}
+
+/// One selection in a receiver chain.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Link<'t> {
+    Name(&'t str),
+    Index,
+    Call(&'t str),
+}
+
+/// The static type of the receiver before the cursor's `.`, from the analysis.
+fn receiver_type(cx: &Context<'_>, names: &Names<'_>, offset: usize) -> Option<Type> {
+    let chain = cx.receiver_chain()?;
+    let (Link::Name(first), rest) = chain.split_first()? else {
+        return None;
+    };
+    let mut ty = names.type_of(first, offset)?;
+    for link in rest {
+        ty = select(&ty, *link)?;
+    }
+    Some(ty)
+}
+
+/// The type of one selection from a value of type `ty`.
+fn select(ty: &Type, link: Link<'_>) -> Option<Type> {
+    match (ty, link) {
+        (Type::Dyn, Link::Name(_) | Link::Index) => Some(Type::Dyn),
+        (Type::Optional(inner) | Type::CelOptional(inner), Link::Name(_) | Link::Index) => {
+            select(inner, link)
+        }
+        (Type::Record(r), Link::Name(field)) => r.field(field).map(|(_, t)| t.clone()),
+        (Type::Map(_, value), Link::Name(_) | Link::Index) => Some((**value).clone()),
+        (Type::List(element), Link::Index) => Some((**element).clone()),
+        (_, Link::Call(name)) => method_result(ty, name),
+        _ => None,
+    }
+}
+
+/// The macros a list or map receiver takes, with what they give.
+const COLLECTION_MACROS: &[(&str, &str)] = &[
+    ("all", "all(x, predicate) -> bool"),
+    ("exists", "exists(x, predicate) -> bool"),
+    ("exists_one", "exists_one(x, predicate) -> bool"),
+    ("filter", "filter(x, predicate) -> same type"),
+    ("map", "map(x, expression) -> list"),
+    ("sort_by", "sort_by(x, key) -> same type"),
+    ("group_by", "group_by(x, key) -> map"),
+];
+
+/// After `x.` where `x` has a known static type: the fields of its record type, then
+/// exactly the methods and macros that accept that type.
+fn typed_members(ty: &Type, items: &mut Vec<CompletionItem>) {
+    let record = match ty {
+        Type::Record(r) => Some(r),
+        Type::Optional(inner) => match &**inner {
+            Type::Record(r) => Some(r),
+            _ => None,
+        },
+        _ => None,
+    };
+    for (i, field) in record.iter().flat_map(|r| r.fields.iter()).enumerate() {
+        let mut item = simple(
+            &field.name,
+            CompletionItemKind::FIELD,
+            &field.ty.to_string(),
+        );
+        item.sort_text = Some(format!("0{i:04}"));
+        items.push(item);
+    }
+    if matches!(ty, Type::List(_) | Type::Map(..) | Type::Dyn) {
+        for (name, signature) in COLLECTION_MACROS {
+            let mut item = simple(
+                name,
+                CompletionItemKind::METHOD,
+                &format!("{ty}.{signature}"),
+            );
+            item.sort_text = Some(format!("1{name}"));
+            items.push(item);
+        }
+    }
+    for method in methods_of(ty) {
+        let mut item = simple(&method.name, CompletionItemKind::METHOD, &method.signature);
+        item.documentation = Some(markdown(method.doc.to_owned()));
+        item.sort_text = Some(format!("1{}", method.name));
+        items.push(item);
+    }
+    let unique = dedup(std::mem::take(items));
+    items.extend(unique);
 }
 
 /// After `a.b.`: the actions (and events) of an integration, or the fields of a record.

@@ -76,8 +76,13 @@ impl Backend {
         let world = self.world.clone();
         let uri = uri.clone();
         tokio::task::spawn_blocking(move || {
-            let (text, module, last_good) = lock(&world).syntax(&uri)?;
-            let names = complete::Names::new(&module, &last_good);
+            let (text, module, last_good, analysed) = {
+                let mut world = lock(&world);
+                let (text, module, last_good) = world.syntax(&uri)?;
+                (text, module, last_good, world.latest_snapshot(&uri))
+            };
+            let names =
+                complete::Names::new(&module, &last_good).with_analysis(analysed.as_deref(), &text);
             Some(f(&text, &names))
         })
         .await

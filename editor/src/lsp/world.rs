@@ -204,6 +204,12 @@ impl World {
         self.document(uri).map(|d| d.version)
     }
 
+    /// The latest analysis of the document, whatever text it was made from (completion
+    /// reads types from it rather than wait for a new one).
+    pub fn latest_snapshot(&self, uri: &Uri) -> Option<Arc<Snapshot>> {
+        self.snapshots.get(uri.as_str()).cloned()
+    }
+
     /// The analysis of the document's current text, computed when the cached one is stale.
     pub fn snapshot(&mut self, uri: &Uri) -> Option<Arc<Snapshot>> {
         match self.prepare(uri)? {

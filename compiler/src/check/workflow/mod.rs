@@ -258,6 +258,7 @@ impl Checker<'_> {
         self.analysis
             .references
             .append(&mut fork.analysis.references);
+        self.analysis.scope.append(&mut fork.analysis.scope);
         for (mine, theirs) in self.modules.iter().zip(&fork.modules) {
             for (a, b) in mine.imports.iter().zip(&theirs.imports) {
                 if b.used.get() {
@@ -407,6 +408,8 @@ impl Checker<'_> {
         // Pass 2: lower.
         wf.path = vec![body];
         self.lower_block(&mut wf, &ast.body, body);
+        // Parameters, `event` and constants read in the whole body.
+        self.record_scope(&wf, 0, ast.body.span);
 
         // Results of steps.
         let mut steps = Vec::with_capacity(wf.steps.len());

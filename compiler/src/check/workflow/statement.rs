@@ -85,7 +85,28 @@ impl Checker<'_> {
             }
             previous.push(sid);
         }
+        self.record_scope(wf, mark, block.span);
         wf.bindings.truncate(mark);
+    }
+
+    /// Records for the editor the names bound since `mark`, as visible in `block`: a
+    /// `let` from its declaration on, any other name (a step, a loop variable, `err`,
+    /// a parameter) in the whole block.
+    pub(super) fn record_scope(&mut self, wf: &Wf, mark: usize, block: Span) {
+        for b in wf.bindings.list.get(mark..).unwrap_or_default() {
+            let from = if b.kind == SymbolKind::Let && block.contains(b.def.start as usize) {
+                b.def.end as usize
+            } else {
+                block.start as usize
+            };
+            self.analysis.scope.push(crate::analysis::ScopeName {
+                name: b.name.clone(),
+                ty: b.ty.clone(),
+                kind: b.kind,
+                definition: b.def,
+                visible: Span::new(block.file, from, block.end as usize),
+            });
+        }
     }
 
     pub(super) fn sub_block(&mut self, wf: &mut Wf, block: &ast::Block, parent: StmtId) -> BlockId {
@@ -335,13 +356,14 @@ impl Checker<'_> {
                     kind: SymbolKind::Variable,
                     doc: None,
                 });
-                let body = self.sub_block(wf, body, sid);
+                let body_id = self.sub_block(wf, body, sid);
+                self.record_scope(wf, mark, body.span);
                 wf.bindings.truncate(mark);
                 ir::StmtKind::For {
                     var: local,
                     iterable: iter_id,
                     parallel,
-                    body,
+                    body: body_id,
                     exports: Vec::new(),
                 }
             }
@@ -360,6 +382,7 @@ impl Checker<'_> {
                     local
                 });
                 let handler_id = self.sub_block(wf, handler, sid);
+                self.record_scope(wf, mark, handler.span);
                 wf.bindings.truncate(mark);
                 ir::StmtKind::Try {
                     body: body_id,
