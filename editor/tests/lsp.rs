@@ -439,3 +439,94 @@ fn editing_an_imported_file_rechecks_its_importers() {
         assert!(rendered.contains("Thing"), "{rendered}");
     });
 }
+
+/// References and rename of a name other files import reach every `.flow` file under the
+/// workspace folder, open or not.
+#[test]
+fn references_and_rename_cover_the_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        "lib.flow",
+        "type Customer = { name: string }\n\nworkflow greet(c: Customer) -> string {\n  return \"hi ${c.name}\"\n}\n",
+    );
+    let user = |name: &str| {
+        format!(
+            "import \"./lib.flow\" as lib\n\nworkflow {name}(c: lib.Customer) -> string {{\n  step g = run lib.greet(c: c)\n  return g\n}}\n"
+        )
+    };
+    write("a.flow", &user("a"));
+    write("b.flow", &user("b"));
+    std::fs::create_dir(dir.path().join("target")).unwrap();
+    write("target/ignored.flow", &user("ignored"));
+    let root = format!("file://{}", dir.path().display());
+    let a = format!("{root}/a.flow");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (references, rename) = runtime.block_on(async {
+        let mut client = Client::start().await;
+        client
+            .request(
+                "initialize",
+                json!({ "capabilities": {}, "workspaceFolders": [{ "uri": root, "name": "w" }] }),
+            )
+            .await;
+        client.notify("initialized", json!({})).await;
+        client
+            .notify("textDocument/didOpen", json!({ "textDocument": { "uri": a, "languageId": "flow", "version": 1, "text": user("a") } }))
+            .await;
+        client.diagnostics(&a).await;
+        // `greet` in `run lib.greet(...)`, line 4.
+        let position = json!({ "line": 3, "character": 21 });
+        let references = client
+            .request("textDocument/references", json!({ "textDocument": { "uri": a }, "position": position, "context": { "includeDeclaration": true } }))
+            .await;
+        let rename = client
+            .request("textDocument/rename", json!({ "textDocument": { "uri": a }, "position": position, "newName": "welcome" }))
+            .await;
+        (references, rename)
+    });
+    let file_of = |uri: &str| uri.rsplit('/').next().unwrap_or("").to_owned();
+    let mut found: Vec<(String, u64)> = references
+        .as_array()
+        .unwrap_or_else(|| panic!("no references: {references}"))
+        .iter()
+        .map(|l| {
+            (
+                file_of(l["uri"].as_str().unwrap()),
+                l["range"]["start"]["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            ("a.flow".into(), 3),
+            ("b.flow".into(), 3),
+            ("lib.flow".into(), 2)
+        ],
+        "{references}"
+    );
+    let mut edited: Vec<String> = rename["changes"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no edits: {rename}"))
+        .iter()
+        .map(|(uri, edits)| {
+            assert!(
+                edits
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|e| e["newText"] == "welcome"),
+                "{rename}"
+            );
+            file_of(uri)
+        })
+        .collect();
+    edited.sort();
+    assert_eq!(edited, vec!["a.flow", "b.flow", "lib.flow"], "{rename}");
+}

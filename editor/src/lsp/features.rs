@@ -12,6 +12,7 @@ use tower_lsp_server::ls_types::{
 };
 
 use super::convert;
+use super::workspace::{Workspace, crosses_files};
 use super::world::{Snapshot, uri_of_name};
 use crate::format::format_source;
 
@@ -201,6 +202,7 @@ pub fn references(
     snapshot: &Snapshot,
     position: Position,
     include_declaration: bool,
+    workspace: &Workspace,
 ) -> Vec<Location> {
     let Some(reference) = reference_at(snapshot, position) else {
         return Vec::new();
@@ -221,7 +223,15 @@ pub fn references(
         locations.push((reference.definition, l));
     }
     locations.sort_by_key(|(span, _)| (span.file, span.start));
-    locations.into_iter().map(|(_, l)| l).collect()
+    let mut found: Vec<Location> = locations.into_iter().map(|(_, l)| l).collect();
+    if crosses_files(reference.kind) && !in_stdlib(snapshot, reference.definition) {
+        for l in workspace.references(snapshot, reference.definition, &reference.name) {
+            if !found.contains(&l) {
+                found.push(l);
+            }
+        }
+    }
+    found
 }
 
 /// What can be renamed: names defined in the user's files, never in the standard library.
@@ -277,6 +287,7 @@ pub fn rename(
     snapshot: &Snapshot,
     position: Position,
     new_name: &str,
+    workspace: &Workspace,
 ) -> Result<WorkspaceEdit, RenameError> {
     let reference = reference_at(snapshot, position).ok_or(RenameError::NotRenamable)?;
     if !renamable(reference.kind) || in_stdlib(snapshot, reference.definition) {
@@ -304,6 +315,15 @@ pub fn rename(
                 .entry(l.uri)
                 .or_default()
                 .push(TextEdit::new(l.range, new_name.to_owned()));
+        }
+    }
+    if crosses_files(reference.kind) {
+        for l in workspace.references(snapshot, reference.definition, &reference.name) {
+            let edits = changes.entry(l.uri).or_default();
+            let edit = TextEdit::new(l.range, new_name.to_owned());
+            if !edits.contains(&edit) {
+                edits.push(edit);
+            }
         }
     }
     Ok(WorkspaceEdit {

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod features;
 pub mod semantic;
 pub mod stdlib_files;
+pub mod workspace;
 pub mod world;
 
 use std::collections::HashMap;
@@ -174,7 +175,22 @@ fn offset_in(text: &str, position: Position) -> usize {
 }
 
 impl LanguageServer for Backend {
-    async fn initialize(&self, _: InitializeParams) -> Result<InitializeResult> {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        #[allow(deprecated)]
+        let mut roots: Vec<std::path::PathBuf> = params
+            .workspace_folders
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|f| f.uri.to_file_path())
+            .map(|p| p.into_owned())
+            .collect();
+        #[allow(deprecated)]
+        if roots.is_empty()
+            && let Some(root) = params.root_uri.as_ref().and_then(|u| u.to_file_path())
+        {
+            roots.push(root.into_owned());
+        }
+        lock(&self.world).set_workspace_roots(roots);
         Ok(InitializeResult {
             capabilities: ServerCapabilities {
                 text_document_sync: Some(TextDocumentSyncCapability::Kind(
@@ -280,8 +296,11 @@ impl LanguageServer for Backend {
     async fn references(&self, params: ReferenceParams) -> Result<Option<Vec<Location>>> {
         let (uri, position) = self.offset_position(&params.text_document_position);
         let include = params.context.include_declaration;
+        let workspace = lock(&self.world).workspace();
         Ok(self
-            .with_snapshot(&uri, move |s| features::references(s, position, include))
+            .with_snapshot(&uri, move |s| {
+                features::references(s, position, include, &workspace)
+            })
             .await)
     }
 
@@ -299,8 +318,11 @@ impl LanguageServer for Backend {
     async fn rename(&self, params: RenameParams) -> Result<Option<WorkspaceEdit>> {
         let (uri, position) = self.offset_position(&params.text_document_position);
         let new_name = params.new_name;
+        let workspace = lock(&self.world).workspace();
         match self
-            .with_snapshot(&uri, move |s| features::rename(s, position, &new_name))
+            .with_snapshot(&uri, move |s| {
+                features::rename(s, position, &new_name, &workspace)
+            })
             .await
         {
             Some(Ok(edit)) => Ok(Some(edit)),

@@ -89,9 +89,27 @@ pub struct World {
     /// files and stdlib modules it imports), so that an analysis after an edit parses
     /// only the items whose text changed.
     parse_caches: HashMap<String, Arc<Mutex<ParseCache>>>,
+    /// The workspace folders the client named, scanned for workspace-wide references.
+    roots: Vec<PathBuf>,
 }
 
 impl World {
+    pub fn set_workspace_roots(&mut self, roots: Vec<PathBuf>) {
+        self.roots = roots;
+    }
+
+    /// The workspace folders and the open documents' texts, for a scan off the lock.
+    pub fn workspace(&self) -> super::workspace::Workspace {
+        super::workspace::Workspace {
+            roots: self.roots.clone(),
+            open: self
+                .documents
+                .values()
+                .map(|d| (d.name.clone(), d.text.clone()))
+                .collect(),
+        }
+    }
+
     pub fn open(&mut self, uri: Uri, text: String, version: i32) {
         let name = name_of(&uri);
         let key = uri.as_str().to_owned();
@@ -309,8 +327,8 @@ fn name_of(uri: &Uri) -> String {
 }
 
 /// Imports resolve to open documents first (their unsaved text), then to the disk.
-struct WorldLoader<'a> {
-    open: HashMap<&'a str, &'a str>,
+pub(super) struct WorldLoader<'a> {
+    pub open: HashMap<&'a str, &'a str>,
 }
 
 impl Loader for WorldLoader<'_> {
