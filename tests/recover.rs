@@ -104,3 +104,139 @@ fn broken_statements_cost_only_themselves() {
         insta::assert_snapshot!(format!("{kept}\n{rendered}"));
     });
 }
+
+mod deleting_a_token {
+    //! Deleting one token inside a statement of a valid program leaves hover and
+    //! definition answering, as before, for every name outside that statement.
+
+    use flow_compiler::{Compilation, compile_source};
+    use flow_grammar::ast::Item;
+    use flow_grammar::tokens::{TokenKind, lex};
+    use flow_grammar::{FileId, SourceMap, Span, parse};
+    use proptest::prelude::*;
+
+    const PROGRAMS: &[(&str, &str)] = &[
+        (
+            "incident_fanout.flow",
+            include_str!("../examples/incident_fanout.flow"),
+        ),
+        (
+            "customer_onboarding.flow",
+            include_str!("../examples/customer_onboarding.flow"),
+        ),
+        (
+            "sales_report.flow",
+            include_str!("../examples/sales_report.flow"),
+        ),
+        (
+            "health_monitor.flow",
+            include_str!("../examples/health_monitor.flow"),
+        ),
+    ];
+
+    /// The top-level statements of every workflow body.
+    fn statements(text: &str) -> Vec<Span> {
+        parse(FileId(0), text)
+            .0
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Workflow(w) => Some(w.body.statements.iter().map(|s| s.span)),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn definition_key(sources: &SourceMap, c: &Compilation, span: Span) -> (String, u32, u32) {
+        let _ = c;
+        let name = sources
+            .get(span.file)
+            .map(|f| f.name.clone())
+            .unwrap_or_default();
+        (name, span.start, span.end)
+    }
+
+    fn check(program: usize, pick: usize) -> Result<(), TestCaseError> {
+        let (name, text) = PROGRAMS[program % PROGRAMS.len()];
+        let statements = statements(text);
+        // Tokens inside a statement, brackets aside (a deleted bracket unbalances the
+        // item, which costs it: see ARCHITECTURE.md).
+        let candidates: Vec<(Span, flow_grammar::tokens::Token)> = lex(text)
+            .into_iter()
+            .filter(|t| {
+                !t.kind.is_trivia()
+                    && !matches!(
+                        t.kind,
+                        TokenKind::LBrace
+                            | TokenKind::RBrace
+                            | TokenKind::LParen
+                            | TokenKind::RParen
+                            | TokenKind::LBracket
+                            | TokenKind::RBracket
+                    )
+            })
+            .filter_map(|t| {
+                let s = statements
+                    .iter()
+                    .find(|s| (s.start as usize) <= t.start && t.end <= s.end as usize)?;
+                Some((*s, t))
+            })
+            .collect();
+        let (statement, token) = candidates[pick % candidates.len()];
+        let edited = format!("{}{}", &text[..token.start], &text[token.end..]);
+        let removed = (token.end - token.start) as u32;
+        let shift = |offset: u32| {
+            if offset as usize >= token.end {
+                offset - removed
+            } else {
+                offset
+            }
+        };
+        let (before_sources, before) = compile_source(name, text);
+        let (after_sources, after) = compile_source(name, &edited);
+        let root = FileId(0);
+        let inside = |span: Span| {
+            span.file == root && statement.start <= span.start && span.end <= statement.end
+        };
+        for r in &before.analysis.references {
+            if r.span.file != root || inside(r.span) || inside(r.definition) {
+                continue;
+            }
+            let at = shift(r.span.start) as usize;
+            let found = after.analysis.at(root, at);
+            prop_assert!(
+                found.is_some_and(|f| f.name == r.name),
+                "{name}: deleting {:?} at {} loses `{}` at {}",
+                &text[token.start..token.end],
+                token.start,
+                r.name,
+                r.span.start
+            );
+            let found = found.unwrap();
+            let (file, start, end) = definition_key(&before_sources, &before, r.definition);
+            let expected = if r.definition.file == root {
+                (file, shift(start), shift(end))
+            } else {
+                (file, start, end)
+            };
+            prop_assert_eq!(
+                definition_key(&after_sources, &after, found.definition),
+                expected,
+                "{}: definition of `{}` after deleting {:?}",
+                name,
+                r.name,
+                &text[token.start..token.end]
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(192))]
+        #[test]
+        fn names_outside_the_statement_still_answer(program in 0usize..64, pick in 0usize..100_000) {
+            check(program, pick)?;
+        }
+    }
+}

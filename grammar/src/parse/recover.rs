@@ -29,7 +29,7 @@ use crate::span::{FileId, Span};
 use crate::tokens::{self, Token, TokenKind};
 
 use super::build::Builder;
-use super::{Chunk, FlowParser, Rule, without_trivia};
+use super::{Chunk, FlowParser, Rule, reparse_with_detail, without_trivia};
 
 /// The byte that marks a replaced statement; the grammar reads it as `error_stmt`.
 pub(super) const ERROR_MARKER: u8 = 0x01;
@@ -60,12 +60,40 @@ pub(super) fn recover(
     chunk: &Chunk,
 ) -> Option<(Vec<Item>, Vec<Diagnostic>)> {
     let chunk_tokens = &tokens[chunk.tokens.clone()];
-    let keywords = statement_keywords(source, chunk_tokens)?;
-    let segments = segments(source, chunk_tokens, keywords, chunk.end);
+    let (keywords, statement_rule) = statement_keywords(source, chunk_tokens)?;
+    let fine = segments(source, chunk_tokens, keywords, chunk.end);
+    recover_with(file, source, chunk, chunk_tokens, &fine, statement_rule).or_else(|| {
+        // The brackets of the broken text can mislead the cut (a missing `,` makes a
+        // record literal look like a block); the indentation of the body's statements
+        // rarely does.
+        let coarse = segments_by_indentation(source, chunk_tokens, chunk.end);
+        recover_with(file, source, chunk, chunk_tokens, &coarse, statement_rule)
+    })
+}
+
+/// [`recover`] with the item cut into `segments`.
+fn recover_with(
+    file: FileId,
+    source: &str,
+    chunk: &Chunk,
+    chunk_tokens: &[Token],
+    segments: &[Segment],
+    statement_rule: Rule,
+) -> Option<(Vec<Item>, Vec<Diagnostic>)> {
     if segments.is_empty() {
         return None;
     }
-    let mut replaced: Vec<Range<usize>> = Vec::new();
+    // First the statements that do not parse even on their own; then, one at a time,
+    // whatever still stops the item (a broken header of an `if`, a `for`, a `try`).
+    let mut replaced: Vec<Range<usize>> = segments
+        .iter()
+        .filter(|s| !s.closer)
+        .filter(|s| {
+            parses_alone(source, chunk_tokens, s.range.clone(), statement_rule) == Some(false)
+        })
+        .map(|s| s.range.clone())
+        .collect();
+    let mut last_position = None;
     loop {
         let blame = match attempt(file, source, chunk, &replaced) {
             Attempt::Parsed(_) => break,
@@ -77,7 +105,11 @@ pub(super) fn recover(
         let range = match blame {
             Blame::Token(range) => range,
             Blame::At(position) => {
-                let index = segment_to_replace(&segments, position, &replaced)?;
+                // When replacing the statement before did not move the problem, the
+                // statement at the problem is the broken one (it lost its keyword).
+                let again = last_position == Some(position);
+                last_position = Some(position);
+                let index = segment_to_replace(segments, position, &replaced, again)?;
                 extend_over_block(chunk_tokens, segments[index].range.clone())
             }
         };
@@ -95,6 +127,21 @@ pub(super) fn recover(
         without.remove(i);
         if matches!(attempt(file, source, chunk, &without), Attempt::Parsed(_)) {
             replaced = without;
+        }
+    }
+    // A statement that lost its keyword reads as the tail of the one before it: keep
+    // the leading lines of a replaced range when the item parses without them.
+    for i in 0..replaced.len() {
+        for line in line_starts(source, chunk_tokens, replaced[i].clone())
+            .into_iter()
+            .rev()
+        {
+            let mut narrower = replaced.clone();
+            narrower[i] = line..replaced[i].end;
+            if matches!(attempt(file, source, chunk, &narrower), Attempt::Parsed(_)) {
+                replaced = narrower;
+                break;
+            }
         }
     }
     match attempt(file, source, chunk, &replaced) {
@@ -131,16 +178,34 @@ fn widen_error_nodes(item: &mut Item, source: &str, replaced: &[Range<usize>]) {
     }
 }
 
-/// `NAME` of a statement whose text starts `step NAME` or `let NAME`.
+/// `NAME` of a statement whose text starts `step NAME` or `let NAME`, or `NAME =` (one
+/// that lost its keyword).
 fn declared_name(source: &str, file: FileId, range: Range<usize>) -> Option<Ident> {
     let text = source.get(range.clone())?;
-    let rest = text
+    let rest = match text
         .strip_prefix("step")
-        .or_else(|| text.strip_prefix("let"))?;
+        .or_else(|| text.strip_prefix("let"))
+    {
+        Some(rest) => {
+            let trimmed = rest.trim_start_matches([' ', '\t']);
+            if trimmed.len() == rest.len() {
+                return None;
+            }
+            rest
+        }
+        None => {
+            let name_len = text
+                .bytes()
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                .count();
+            let after = text[name_len..].trim_start_matches([' ', '\t']);
+            if !(after.starts_with('=') && !after.starts_with("==")) {
+                return None;
+            }
+            text
+        }
+    };
     let trimmed = rest.trim_start_matches([' ', '\t']);
-    if trimmed.len() == rest.len() {
-        return None;
-    }
     let name_len = trimmed
         .bytes()
         .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
@@ -232,11 +297,17 @@ fn attempt(file: FileId, source: &str, chunk: &Chunk, replaced: &[Range<usize>])
             None => Attempt::Failed(Blame::At(chunk.start)),
         },
         Err(error) => {
-            let position = match error.location {
+            // Where pest stopped is where it backtracked to (often the start of the
+            // statement it could not finish); the furthest position it reached is where
+            // the statement went wrong, which only the detailed run records.
+            let stopped = match error.location {
                 InputLocation::Pos(p) => p,
                 InputLocation::Span((s, _)) => s,
             };
-            Attempt::Failed(Blame::At(chunk.start + position))
+            let furthest = reparse_with_detail(Rule::module, &text)
+                .and_then(|e| e.parse_attempts().map(|a| a.max_position))
+                .map_or(stopped, |p| p.max(stopped));
+            Attempt::Failed(Blame::At(chunk.start + furthest))
         }
     }
 }
@@ -283,32 +354,123 @@ fn lexical_problem(source: &str, tokens: &[Token]) -> Option<Blame> {
 
 /// The statement keywords of the item the chunk holds, or `None` when it holds no
 /// workflow or test.
-fn statement_keywords(source: &str, tokens: &[Token]) -> Option<&'static [&'static str]> {
+fn statement_keywords(source: &str, tokens: &[Token]) -> Option<(&'static [&'static str], Rule)> {
     let first = tokens.iter().find(|t| !t.kind.is_trivia())?;
     match first.text(source) {
-        "workflow" => Some(WORKFLOW_STATEMENTS),
-        "test" => Some(TEST_STATEMENTS),
+        "workflow" => Some((WORKFLOW_STATEMENTS, Rule::statement_input)),
+        "test" => Some((TEST_STATEMENTS, Rule::test_statement_input)),
         _ => None,
     }
+}
+
+/// Whether the statement `range` holds parses on its own. `None` when it cannot be
+/// judged alone: it opens a block it does not close (a compound statement's header) or
+/// closes one it did not open.
+fn parses_alone(source: &str, tokens: &[Token], range: Range<usize>, rule: Rule) -> Option<bool> {
+    let inside: Vec<Token> = tokens
+        .iter()
+        .filter(|t| range.contains(&t.start))
+        .copied()
+        .collect();
+    let mut depth = 0i32;
+    for t in &inside {
+        match t.kind {
+            TokenKind::LBrace | TokenKind::LParen | TokenKind::LBracket => depth += 1,
+            TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket => {
+                depth -= 1;
+                if depth < 0 {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        // An unclosed `(` or `[` is broken for sure; an unclosed `{` opens a block.
+        let braces = inside.iter().fold(0i32, |d, t| match t.kind {
+            TokenKind::LBrace => d + 1,
+            TokenKind::RBrace => d - 1,
+            _ => d,
+        });
+        return if braces > 0 { None } else { Some(false) };
+    }
+    if lexical_problem(source, &inside).is_some() {
+        return Some(false);
+    }
+    let text = without_trivia(source, &inside, range.start, range.end);
+    Some(FlowParser::parse(rule, &text).is_ok())
 }
 
 /// Cuts the item into statements (see the module's comment).
 fn segments(source: &str, tokens: &[Token], keywords: &[&str], end: usize) -> Vec<Segment> {
     let significant: Vec<&Token> = tokens.iter().filter(|t| !t.kind.is_trivia()).collect();
     let mut starts: Vec<(usize, bool)> = Vec::new();
-    for (i, token) in significant.iter().enumerate().skip(1) {
-        if !first_on_line(source, token.start) {
-            continue;
+    // The open brackets: whether each opens a block (statements) rather than an
+    // expression (a record, a map, a call's arguments), and its line's indentation.
+    let mut open: Vec<(TokenKind, bool, usize)> = Vec::new();
+    for (i, token) in significant.iter().enumerate() {
+        let word = token.text(source);
+        let line_start = i > 0 && first_on_line(source, token.start);
+        if line_start {
+            let indent = indentation(source, token.start);
+            // Inside an expression still open on a line indented as deep or deeper, a
+            // new line is a continuation; a line indented less starts afresh.
+            let in_expression = open
+                .last()
+                .is_some_and(|&(_, block, opened_at)| !block && indent > opened_at);
+            let starts_statement = !in_expression
+                && token.kind == TokenKind::Ident
+                && keywords.contains(&word)
+                && significant
+                    .get(i + 1)
+                    .is_none_or(|next| next.kind != TokenKind::Colon);
+            // A line after a block's `}` that does not go on with it (`else`, `catch`)
+            // starts a statement, even one that lost its keyword.
+            let after_block = !in_expression
+                && significant[i - 1].kind == TokenKind::RBrace
+                && starts.last().is_some_and(|&(_, closer)| closer)
+                && token.kind != TokenKind::RBrace
+                && word != "else"
+                && word != "catch";
+            // The first line of a block starts a statement, whatever its first word.
+            let opens_block = !in_expression
+                && significant[i - 1].kind == TokenKind::LBrace
+                && open
+                    .last()
+                    .is_some_and(|&(kind, block, _)| kind == TokenKind::LBrace && block)
+                && token.kind != TokenKind::RBrace;
+            if starts_statement || after_block || opens_block {
+                // Whatever expression was left open belongs to the statement before.
+                while open.last().is_some_and(|&(_, block, _)| !block) {
+                    open.pop();
+                }
+                starts.push((token.start, false));
+            } else if token.kind == TokenKind::RBrace
+                && !open
+                    .last()
+                    .is_some_and(|&(kind, block, _)| kind == TokenKind::LBrace && !block)
+            {
+                // A `}` closing a record or map literal goes on with its expression.
+                while open.last().is_some_and(|&(_, block, _)| !block) {
+                    open.pop();
+                }
+                starts.push((token.start, true));
+            }
         }
-        let starts_statement = token.kind == TokenKind::Ident
-            && keywords.contains(&token.text(source))
-            && significant
-                .get(i + 1)
-                .is_none_or(|next| next.kind != TokenKind::Colon);
-        if starts_statement {
-            starts.push((token.start, false));
-        } else if token.kind == TokenKind::RBrace {
-            starts.push((token.start, true));
+        match token.kind {
+            TokenKind::LBrace => {
+                let block = significant
+                    .get(i.wrapping_sub(1))
+                    .is_some_and(|p| opens_block_after(source, p));
+                open.push((token.kind, block, indentation(source, token.start)));
+            }
+            TokenKind::LParen | TokenKind::LBracket => {
+                open.push((token.kind, false, indentation(source, token.start)));
+            }
+            TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket => {
+                open.pop();
+            }
+            _ => {}
         }
     }
     starts
@@ -327,6 +489,115 @@ fn segments(source: &str, tokens: &[Token], keywords: &[&str], end: usize) -> Ve
         .collect()
 }
 
+/// Whether a `{` after `previous` opens a block of statements: after a condition, a
+/// loop's list or `parallel` count, `try`, `catch err`, `else`, `settings`, a block's
+/// `}` (`} else {` aside, also a result type's); not after `=`, `(`, `,`, `:`, an
+/// operator, `->` or `return` (a record or map literal, or a type).
+fn opens_block_after(source: &str, previous: &Token) -> bool {
+    match previous.kind {
+        TokenKind::Ident => !matches!(
+            previous.text(source),
+            "return" | "log" | "fail" | "in" | "returns" | "expect" | "headers" | "query" | "body"
+        ),
+        TokenKind::RParen
+        | TokenKind::RBracket
+        | TokenKind::RBrace
+        | TokenKind::Int
+        | TokenKind::UInt
+        | TokenKind::Double
+        | TokenKind::Duration
+        | TokenKind::String => true,
+        _ => false,
+    }
+}
+
+/// The indentation (in bytes) of the line holding `offset`.
+fn indentation(source: &str, offset: usize) -> usize {
+    let line = source[..offset].rfind('\n').map_or(0, |i| i + 1);
+    source[line..offset]
+        .bytes()
+        .take_while(|b| *b == b' ' || *b == b'\t')
+        .count()
+}
+
+/// Cuts the body into its top-level statements by indentation: a statement starts on
+/// each line indented like the body's first statement, except a line starting with a
+/// closing bracket (the end of a compound statement's block, `} else {`, a call's `)`)
+/// or a `.` (a chained call).
+fn segments_by_indentation(source: &str, tokens: &[Token], end: usize) -> Vec<Segment> {
+    let significant: Vec<&Token> = tokens.iter().filter(|t| !t.kind.is_trivia()).collect();
+    // The body opens at the first `{` that ends its line.
+    let Some(body) = significant.iter().position(|t| {
+        t.kind == TokenKind::LBrace
+            && source[t.end..]
+                .split('\n')
+                .next()
+                .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with("//"))
+    }) else {
+        return Vec::new();
+    };
+    let Some(first) = significant.get(body + 1) else {
+        return Vec::new();
+    };
+    let base = indentation(source, first.start);
+    let mut starts: Vec<usize> = significant[body + 1..]
+        .iter()
+        .filter(|t| {
+            first_on_line(source, t.start)
+                && indentation(source, t.start) == base
+                && !matches!(
+                    t.kind,
+                    TokenKind::RBrace
+                        | TokenKind::RParen
+                        | TokenKind::RBracket
+                        | TokenKind::Dot
+                        | TokenKind::QuestionDot
+                )
+        })
+        .map(|t| t.start)
+        .collect();
+    starts.dedup();
+    // The item's own closing `}` (indented less) ends the last statement.
+    let last_end = significant
+        .iter()
+        .rev()
+        .find(|t| t.kind == TokenKind::RBrace && indentation(source, t.start) < base)
+        .map_or(end, |t| t.start);
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, &start)| {
+            let stop = starts.get(i + 1).copied().unwrap_or(last_end).max(start);
+            let text = &source[start..stop];
+            Segment {
+                range: start..start + text.trim_end().len(),
+                closer: false,
+            }
+        })
+        .collect()
+}
+
+/// The first tokens of the lines of `range` after its first, where no bracket opened in
+/// the range is still open.
+fn line_starts(source: &str, tokens: &[Token], range: Range<usize>) -> Vec<usize> {
+    let mut depth = 0i32;
+    let mut starts = Vec::new();
+    for token in tokens
+        .iter()
+        .filter(|t| range.contains(&t.start) && !t.kind.is_trivia())
+    {
+        if token.start > range.start && depth == 0 && first_on_line(source, token.start) {
+            starts.push(token.start);
+        }
+        match token.kind {
+            TokenKind::LBrace | TokenKind::LParen | TokenKind::LBracket => depth += 1,
+            TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket => depth -= 1,
+            _ => {}
+        }
+    }
+    starts
+}
+
 /// Whether only whitespace stands between the start of the line and `offset`.
 fn first_on_line(source: &str, offset: usize) -> bool {
     source[..offset]
@@ -342,9 +613,11 @@ fn segment_to_replace(
     segments: &[Segment],
     position: usize,
     replaced: &[Range<usize>],
+    holding_first: bool,
 ) -> Option<usize> {
     let holding = segments.iter().rposition(|s| s.range.start <= position)?;
-    let at_start = segments[holding].range.start == position || segments[holding].closer;
+    let at_start =
+        !holding_first && (segments[holding].range.start == position || segments[holding].closer);
     let mut candidate = if at_start {
         holding.checked_sub(1)?
     } else {
