@@ -1,6 +1,7 @@
 //! The editor's speed goals on a generated 5,000-line file: fresh diagnostics after an
 //! edit (the analysis the server runs once the debounce has passed), completion, and
-//! formatting the whole file.
+//! formatting the whole file; then the same with a statement left unfinished in the
+//! middle of the file (diagnostics, typed completion, hover and definition beside it).
 //!
 //! Run: `cargo bench -p flow-editor --bench lsp`
 
@@ -81,6 +82,71 @@ fn benches(c: &mut Criterion) {
             let names = Names::new(&module, &last_good);
             completion(&text, dot, &names)
         })
+    });
+
+    // A keystroke that leaves a statement unfinished in the middle of the file
+    // (`count * 2` becomes `count *`): the workflow is recovered around it.
+    let broken = format!(
+        "{}let doubled = count *{}",
+        &text[..at],
+        &text[at + "let doubled = count * 2".len()..]
+    );
+    c.bench_function("diagnostics after a keystroke that breaks a statement (5,000 lines)", |b| {
+        b.iter(|| {
+            version += 1;
+            let next = if version % 2 == 0 {
+                broken.clone()
+            } else {
+                text.clone()
+            };
+            world.change(&uri, next, version);
+            let snapshot = world.snapshot(&uri).unwrap();
+            features::diagnostics(&snapshot)
+        })
+    });
+
+    // In the workflow with the broken statement: `issue.` typed two lines below it,
+    // answered with the step's result type from the latest analysis (of the broken text).
+    version += 1;
+    world.change(&uri, broken.clone(), version);
+    let broken_snapshot = world.snapshot(&uri).unwrap();
+    let below = at + broken[at..].find("let label").unwrap();
+    let typing_broken = format!("{}let k = issue.\n  {}", &broken[..below], &broken[below..]);
+    let dot_broken = below + "let k = issue.".len();
+    {
+        world.change(&uri, typing_broken.clone(), version + 1);
+        let (text, module, last_good) = world.syntax(&uri).unwrap();
+        let latest = world.latest_snapshot(&uri);
+        let names = Names::new(&module, &last_good).with_analysis(latest.as_deref(), &text);
+        let labels: Vec<String> = completion(&text, dot_broken, &names)
+            .into_iter()
+            .map(|i| i.label)
+            .collect();
+        assert!(labels.contains(&"key".to_owned()), "{labels:?}");
+        assert!(!labels.contains(&"startsWith".to_owned()), "{labels:?}");
+    }
+    c.bench_function("typed completion beside a broken statement (5,000 lines)", |b| {
+        b.iter(|| {
+            version += 1;
+            world.change(&uri, typing_broken.clone(), version);
+            let (text, module, last_good) = world.syntax(&uri).unwrap();
+            let latest = world.latest_snapshot(&uri);
+            let names = Names::new(&module, &last_good).with_analysis(latest.as_deref(), &text);
+            completion(&text, dot_broken, &names)
+        })
+    });
+
+    // Hover and definition on `issue` in `issue.key` of the same workflow.
+    let file = broken_snapshot.file().unwrap();
+    let read = at + broken[at..].find("issue.key").unwrap();
+    let (line, character) = file.utf16_position(read);
+    let position = tower_lsp_server::ls_types::Position::new(line as u32, character as u32);
+    assert!(features::hover(&broken_snapshot, position).is_some());
+    c.bench_function("hover beside a broken statement (5,000 lines)", |b| {
+        b.iter(|| features::hover(&broken_snapshot, position))
+    });
+    c.bench_function("definition beside a broken statement (5,000 lines)", |b| {
+        b.iter(|| features::definition(&broken_snapshot, position))
     });
 
     // Where the diagnostics time goes: the compiler alone, and its parsing part.
