@@ -91,19 +91,22 @@ fn benches(c: &mut Criterion) {
         &text[..at],
         &text[at + "let doubled = count * 2".len()..]
     );
-    c.bench_function("diagnostics after a keystroke that breaks a statement (5,000 lines)", |b| {
-        b.iter(|| {
-            version += 1;
-            let next = if version % 2 == 0 {
-                broken.clone()
-            } else {
-                text.clone()
-            };
-            world.change(&uri, next, version);
-            let snapshot = world.snapshot(&uri).unwrap();
-            features::diagnostics(&snapshot)
-        })
-    });
+    c.bench_function(
+        "diagnostics after a keystroke that breaks a statement (5,000 lines)",
+        |b| {
+            b.iter(|| {
+                version += 1;
+                let next = if version % 2 == 0 {
+                    broken.clone()
+                } else {
+                    text.clone()
+                };
+                world.change(&uri, next, version);
+                let snapshot = world.snapshot(&uri).unwrap();
+                features::diagnostics(&snapshot)
+            })
+        },
+    );
 
     // In the workflow with the broken statement: `issue.` typed two lines below it,
     // answered with the step's result type from the latest analysis (of the broken text).
@@ -125,16 +128,19 @@ fn benches(c: &mut Criterion) {
         assert!(labels.contains(&"key".to_owned()), "{labels:?}");
         assert!(!labels.contains(&"startsWith".to_owned()), "{labels:?}");
     }
-    c.bench_function("typed completion beside a broken statement (5,000 lines)", |b| {
-        b.iter(|| {
-            version += 1;
-            world.change(&uri, typing_broken.clone(), version);
-            let (text, module, last_good) = world.syntax(&uri).unwrap();
-            let latest = world.latest_snapshot(&uri);
-            let names = Names::new(&module, &last_good).with_analysis(latest.as_deref(), &text);
-            completion(&text, dot_broken, &names)
-        })
-    });
+    c.bench_function(
+        "typed completion beside a broken statement (5,000 lines)",
+        |b| {
+            b.iter(|| {
+                version += 1;
+                world.change(&uri, typing_broken.clone(), version);
+                let (text, module, last_good) = world.syntax(&uri).unwrap();
+                let latest = world.latest_snapshot(&uri);
+                let names = Names::new(&module, &last_good).with_analysis(latest.as_deref(), &text);
+                completion(&text, dot_broken, &names)
+            })
+        },
+    );
 
     // Hover and definition on `issue` in `issue.key` of the same workflow.
     let file = broken_snapshot.file().unwrap();
