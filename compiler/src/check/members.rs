@@ -1,9 +1,11 @@
-//! An integration's actions and events looked up by name, with the one diagnostic for a
-//! name the integration does not declare.
+//! Integrations, and their actions and events, looked up by name, with the one
+//! diagnostic for a name that is not there.
 
+use flow_grammar::ast::Ident;
 use flow_grammar::{Diagnostic, Span, codes};
 
-use super::{Checker, IntegIdx};
+use super::{Checker, IntegIdx, ModIdx, Symbol};
+use crate::analysis::SymbolKind;
 
 /// Which of an integration's tables a name is looked up in.
 #[derive(Clone, Copy)]
@@ -16,6 +18,65 @@ pub(super) enum Member {
 const LISTED_NAMES: usize = 12;
 
 impl Checker<'_> {
+    /// The integration `head` (`github`, `lib.github`) names in module `m`, recorded for
+    /// the editor; when it names something else or nothing, the diagnostic is reported
+    /// (labelled `label`, on `whole`, the path with its action) and `None` returned.
+    pub(super) fn find_integration(
+        &mut self,
+        m: ModIdx,
+        head: &[Ident],
+        whole: Span,
+        label: &str,
+    ) -> Option<IntegIdx> {
+        let last = head.last()?;
+        match self.resolve_path(m, None, head) {
+            Ok((Symbol::Integration(i), def)) => {
+                let name = self.integrations[i].name.clone();
+                let doc = self.integrations[i].doc.clone();
+                self.analysis.reference_with(
+                    last.span,
+                    def,
+                    SymbolKind::Integration,
+                    &name,
+                    format!("integration {name}"),
+                    doc,
+                );
+                Some(i)
+            }
+            Ok((Symbol::Workflow(_) | Symbol::Module(_), _)) if head.len() == 1 => {
+                self.report(
+                    Diagnostic::new(
+                        codes::NOT_AN_INTEGRATION,
+                        last.span,
+                        format!("`{}` is not an integration", last.name),
+                    )
+                    .with_label(label),
+                );
+                None
+            }
+            Ok((other, _)) => {
+                let written: Vec<&str> = head.iter().map(|s| s.name.as_str()).collect();
+                self.report(
+                    Diagnostic::new(
+                        codes::NOT_AN_INTEGRATION,
+                        whole,
+                        format!(
+                            "`{}` is {}, not an integration",
+                            written.join("."),
+                            other.describe()
+                        ),
+                    )
+                    .with_label(label),
+                );
+                None
+            }
+            Err(e) => {
+                self.unknown_path(codes::UNKNOWN_NAME, "integration", head, e);
+                None
+            }
+        }
+    }
+
     /// The index of `integ`'s action or event called `name`; when it declares none, the
     /// unknown-name diagnostic is reported at `span` and `None` returned.
     pub(super) fn find_member(

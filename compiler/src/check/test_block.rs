@@ -36,38 +36,7 @@ impl Checker<'_> {
             return None;
         }
         let (head, last) = path.segments.split_at(path.segments.len() - 1);
-        let integ = match self.resolve_path(m, None, head) {
-            Ok((Symbol::Integration(i), def)) => {
-                let name = self.integrations[i].name.clone();
-                self.analysis.reference(
-                    head[head.len() - 1].span,
-                    def,
-                    SymbolKind::Integration,
-                    &name,
-                    self.integrations[i].doc.clone(),
-                );
-                i
-            }
-            Ok((other, _)) => {
-                self.report(
-                    Diagnostic::new(
-                        codes::NOT_AN_INTEGRATION,
-                        path.span,
-                        format!(
-                            "`{}` is {}, not an integration",
-                            head[0].name,
-                            other.describe()
-                        ),
-                    )
-                    .with_label("expected `integration.action`"),
-                );
-                return None;
-            }
-            Err(e) => {
-                self.unknown_path(codes::UNKNOWN_NAME, "integration", head, e);
-                return None;
-            }
-        };
+        let integ = self.find_integration(m, head, path.span, "expected `integration.action`")?;
         let name = &last[0];
         match self.find_member(integ, Member::Action, &name.name, name.span) {
             Some(a) => {

@@ -65,55 +65,13 @@ impl Checker<'_> {
                     return (Target::Unresolved, Type::Error);
                 }
                 let (head, last) = path.segments.split_at(path.segments.len() - 1);
-                let integ = match self.resolve_path(m, None, head) {
-                    Ok((Symbol::Integration(i), def)) => {
-                        let name = self.integrations[i].name.clone();
-                        let doc = self.integrations[i].doc.clone();
-                        self.analysis.reference_with(
-                            head[head.len() - 1].span,
-                            def,
-                            SymbolKind::Integration,
-                            &name,
-                            format!("integration {name}"),
-                            doc,
-                        );
-                        i
-                    }
-                    Ok((Symbol::Workflow(_), _)) | Ok((Symbol::Module(_), _))
-                        if head.len() == 1 =>
-                    {
-                        self.report(
-                            Diagnostic::new(
-                                codes::NOT_AN_INTEGRATION,
-                                head[0].span,
-                                format!("`{}` is not an integration", head[0].name),
-                            )
-                            .with_label("a step calls `integration.action(...)`"),
-                        );
-                        return (Target::Unresolved, Type::Error);
-                    }
-                    Ok((other, _)) => {
-                        self.report(
-                            Diagnostic::new(
-                                codes::NOT_AN_INTEGRATION,
-                                path.span,
-                                format!(
-                                    "`{}` is {}, not an integration",
-                                    head.iter()
-                                        .map(|s| s.name.as_str())
-                                        .collect::<Vec<_>>()
-                                        .join("."),
-                                    other.describe()
-                                ),
-                            )
-                            .with_label("a step calls `integration.action(...)`"),
-                        );
-                        return (Target::Unresolved, Type::Error);
-                    }
-                    Err(e) => {
-                        self.unknown_path(codes::UNKNOWN_NAME, "integration", head, e);
-                        return (Target::Unresolved, Type::Error);
-                    }
+                let Some(integ) = self.find_integration(
+                    m,
+                    head,
+                    path.span,
+                    "a step calls `integration.action(...)`",
+                ) else {
+                    return (Target::Unresolved, Type::Error);
                 };
                 let action = &last[0];
                 match self.find_member(integ, Member::Action, &action.name, action.span) {
