@@ -43,6 +43,9 @@ cargo test --workspace --no-fail-fast
 stage "CEL conformance (../shared/conformance/cel when present, else the vendored copy)"
 cargo run --quiet --bin cel-conformance -- --min-pass 95
 
+stage "CEL conformance: the project's own cases (tests/conformance/flow-cel), every one must pass"
+cargo run --quiet --bin cel-conformance -- tests/conformance/flow-cel --min-pass 100
+
 stage "flow check and flow fmt --check: examples and the standard library"
 cargo run --quiet -- check examples stdlib/modules
 cargo run --quiet -- fmt --check examples stdlib/modules

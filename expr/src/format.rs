@@ -60,9 +60,9 @@ fn clause(verb: char, precision: Option<usize>, v: &Value) -> Result<String, Eva
         'd' => match v {
             Value::Int(i) => Ok(i.to_string()),
             Value::UInt(u) => Ok(u.to_string()),
-            Value::Double(d) if !d.is_finite() => Ok(double_text(*d)),
+            Value::Double(d) => Ok(plain_double(*d)),
             other => Err(fmt_error(format!(
-                "decimal clause can only be used on integers, was given {}",
+                "decimal clause can only be used on integers and doubles, was given {}",
                 other.type_name()
             ))),
         },
@@ -157,6 +157,8 @@ fn scientific(d: f64, p: usize) -> String {
     }
 }
 
+/// `%s`: every value as text. Inside lists and maps each element is formatted as `%s`
+/// formats it alone, so nested strings and bytes are not quoted.
 fn string_clause(v: &Value) -> Result<String, EvalError> {
     Ok(match v {
         Value::String(s) => s.to_string(),
@@ -164,37 +166,37 @@ fn string_clause(v: &Value) -> Result<String, EvalError> {
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
-        Value::Double(d) => double_text(*d),
-        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Double(d) => plain_double(*d),
+        Value::Bytes(b) => lossy_utf8(b),
         Value::Null => "null".into(),
         Value::Timestamp(t) => t.to_rfc3339(),
-        Value::Duration(d) => d.to_string(),
+        Value::Duration(d) => {
+            // Decimal seconds of the duration's double value: its exact text, read as a
+            // double (correctly rounded), written back without exponent.
+            let exact = d.to_string();
+            match exact.strip_suffix('s').and_then(|s| s.parse::<f64>().ok()) {
+                Some(secs) => format!("{}s", plain_double(secs)),
+                None => exact,
+            }
+        }
         Value::Type(t) => t.to_string(),
         Value::List(items) => {
-            let parts: Result<Vec<String>, EvalError> = items.iter().map(nested).collect();
+            let parts: Result<Vec<String>, EvalError> = items.iter().map(string_clause).collect();
             format!("[{}]", parts?.join(", "))
         }
         Value::Map(m) => {
             let mut parts = Vec::with_capacity(m.len());
             for (k, v) in &m.entries {
-                parts.push((nested(k)?, nested(v)?));
+                parts.push((string_clause(k)?, string_clause(v)?));
             }
-            parts.sort();
-            format!(
-                "{{{}}}",
-                parts
-                    .into_iter()
-                    .map(|(k, v)| format!("{k}: {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            entries_text(parts)
         }
         Value::Record(r) => {
             let mut parts = Vec::with_capacity(r.fields.len());
             for (k, v) in &r.fields {
-                parts.push(format!("{}: {}", quote(k), nested(v)?));
+                parts.push((k.to_string(), string_clause(v)?));
             }
-            format!("{{{}}}", parts.join(", "))
+            entries_text(parts)
         }
         Value::Optional(_) => {
             return Err(fmt_error(
@@ -204,12 +206,42 @@ fn string_clause(v: &Value) -> Result<String, EvalError> {
     })
 }
 
-/// A value inside a list or map printed by `%s`: strings quoted.
-fn nested(v: &Value) -> Result<String, EvalError> {
-    match v {
-        Value::String(s) => Ok(quote(s)),
-        other => string_clause(other),
+/// Map entries as `{k: v, ...}`, sorted by the formatted key.
+fn entries_text(mut parts: Vec<(String, String)>) -> String {
+    parts.sort();
+    let body: Vec<String> = parts
+        .into_iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    format!("{{{}}}", body.join(", "))
+}
+
+/// A double in base 10 with the fewest digits that read back as the same double, never
+/// in exponent form (`1000000000000000000000`, `0.000015`, `1`); `NaN`, `Infinity`.
+fn plain_double(d: f64) -> String {
+    if d.is_finite() {
+        // Rust's `Display` for floats is exactly this: shortest round-trip digits, positional.
+        d.to_string()
+    } else {
+        double_text(d)
     }
+}
+
+/// Bytes as UTF-8 text, each run of invalid sequences replaced by one U+FFFD.
+fn lossy_utf8(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut replaced = false;
+    for chunk in bytes.utf8_chunks() {
+        if !chunk.valid().is_empty() {
+            out.push_str(chunk.valid());
+            replaced = false;
+        }
+        if !chunk.invalid().is_empty() && !replaced {
+            out.push(char::REPLACEMENT_CHARACTER);
+            replaced = true;
+        }
+    }
+    out
 }
 
 /// Quotes a string as a CEL double-quoted literal.
@@ -232,4 +264,59 @@ pub fn quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Duration;
+    use crate::value::Map;
+    use std::sync::Arc;
+
+    fn s(template: &str, items: Vec<Value>) -> String {
+        format(template, &items).unwrap_or_else(|e| panic!("{template}: {e}"))
+    }
+
+    #[test]
+    fn nested_strings_and_bytes_are_not_quoted() {
+        let list = Value::list(vec![
+            Value::string("a b"),
+            Value::Bytes(Arc::from(&b"c"[..])),
+        ]);
+        assert_eq!(s("%s", vec![list]), "[a b, c]");
+    }
+
+    #[test]
+    fn map_entries_sort_by_formatted_key() {
+        let map = Map::new(vec![
+            (Value::Int(10), Value::string("x")),
+            (Value::Int(9), Value::string("y")),
+        ])
+        .unwrap();
+        assert_eq!(s("%s", vec![Value::Map(Arc::new(map))]), "{10: x, 9: y}");
+    }
+
+    #[test]
+    fn doubles_have_no_exponent() {
+        assert_eq!(
+            s("%s %s", vec![Value::Double(1e21), Value::Double(1.5e-5)]),
+            "1000000000000000000000 0.000015"
+        );
+        assert_eq!(s("%d", vec![Value::Double(-7.0)]), "-7");
+    }
+
+    #[test]
+    fn durations_print_their_double_value() {
+        let d = Duration::parse("123456789.123456789s").unwrap();
+        assert_eq!(s("%s", vec![Value::Duration(d)]), "123456789.12345679s");
+        let d = Duration::parse("-1.5s").unwrap();
+        assert_eq!(s("%s", vec![Value::Duration(d)]), "-1.5s");
+    }
+
+    #[test]
+    fn adjacent_invalid_utf8_becomes_one_replacement() {
+        assert_eq!(lossy_utf8(b"x\xff\xfe\xfdy"), "x\u{fffd}y");
+        assert_eq!(lossy_utf8(b"\xff\xe2\x82\xac\xff"), "\u{fffd}€\u{fffd}");
+        assert_eq!(lossy_utf8(b"\xe2\x82"), "\u{fffd}");
+    }
 }

@@ -366,3 +366,37 @@ proptest! {
         }
     }
 }
+
+/// Expressions whose results rest on `format`'s clauses and on the element types the
+/// checker deduces for literals mixing empty, nested and optional elements: both tiers
+/// must give the same value.
+#[test]
+fn format_and_literal_types_agree() {
+    let sources = [
+        "'%s'.format([['a', b'b', 1.0, 1e21, duration('1.5s'), [duration('90m')]]])",
+        "'%d %d %.2f %e %x %o %b'.format([3.14, -7, 0.125, 1e100, -255, 8u, true])",
+        "'%s'.format([b'x\\xff\\xfey'])",
+        "[[], [1]][1][0] + 1",
+        "[[], [[]], [[2]]][2][0][0] * 3",
+        "size([[], [[]], [[2]]][2][0]) + [[1, 2], []].map(l, size(l)).sum()",
+        "(false ? [] : [1.5])[0] * 2.0",
+    ];
+    let ctx = FixedContext(Timestamp::default());
+    for src in sources {
+        let ast = flow_grammar::parse_expression(flow_grammar::FileId(0), src).expect("parses");
+        let scope = Variables(Vec::new());
+        let mut arena = ExprArena::new();
+        let mut diags = Vec::new();
+        let root = check_expression(&ast, &scope, &mut arena, None, &mut diags);
+        assert!(!flow_grammar::has_errors(&diags), "{src}: {diags:?}");
+        let arena = Arc::new(arena);
+        let interp = Program::new(arena.clone()).with_tier(Tier::Interpreter);
+        let jit = Program::new(arena.clone()).with_tier(Tier::Jit);
+        assert!(jit.is_compiled(root), "{src}: not compiled");
+        let mut l1 = flow_expr::new_locals(&arena);
+        let mut l2 = l1.clone();
+        let a = interp.eval(root, &mut l1, &ctx).expect(src);
+        let b = jit.eval(root, &mut l2, &ctx).expect(src);
+        assert!(same(&a, &b), "{src}: interpreter {a:?}, JIT {b:?}");
+    }
+}

@@ -337,8 +337,9 @@ pub fn control_char_in_interpolation(token_text: &str) -> Option<usize> {
 
 /// Scans a string body up to and including its closing `quote`. Returns the bytes
 /// consumed and whether the closing quote was found. A single-quoted form stops at a
-/// newline when unterminated, so one bad line does not swallow the file. `scan.base` is
-/// the offset of `rest` in the text `scan` reports offsets of.
+/// line break (LF or CR, neither of which it may hold) when unterminated, so one bad
+/// line does not swallow the file. `scan.base` is the offset of `rest` in the text
+/// `scan` reports offsets of.
 pub(crate) fn scan_string_body(
     rest: &str,
     quote: &str,
@@ -354,7 +355,7 @@ pub(crate) fn scan_string_body(
             return (i + quote.len(), true);
         }
         match bytes[i] {
-            b'\n' if single_line => return (i, false),
+            b'\n' | b'\r' if single_line => return (i, false),
             b'\\' if !raw => {
                 i += 1;
                 // Skip the escaped character whole, even when it is multi-byte.
@@ -523,6 +524,10 @@ mod tests {
     #[test]
     fn unterminated_forms_are_reported_as_such() {
         assert_eq!(kinds("'abc\nx")[0], (TokenKind::UnterminatedString, "'abc"));
+        assert_eq!(
+            kinds("\"ab\rc\"")[0],
+            (TokenKind::UnterminatedString, "\"ab")
+        );
         assert_eq!(
             kinds("/* never closed")[0].0,
             TokenKind::UnterminatedBlockComment

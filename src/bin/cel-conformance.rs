@@ -4,6 +4,11 @@
 //! interpreter and with the JIT. Each case must give the expected value (or fail when
 //! an error is expected) in both tiers.
 //!
+//! Besides the cel-spec fields, a case may carry `skip` (a reason: the case is counted
+//! as skipped, for a deliberate divergence) or `parse_error` (the expression must be
+//! rejected by the parser); the project's own cases in `tests/conformance/flow-cel` use
+//! both.
+//!
 //! Usage: `cel-conformance [PATH...] [--min-pass PERCENT] [--verbose]`. A PATH is a
 //! `.json` file or a directory of them; without one it reads
 //! `../shared/conformance/cel` when present, else `tests/conformance/cel`.
@@ -282,6 +287,9 @@ fn protobuf_reason(test: &Json) -> Option<String> {
 }
 
 fn run_case(test: &Json) -> Outcome {
+    if let Some(reason) = test.get("skip").and_then(Json::as_str) {
+        return Outcome::Skip(reason.to_string());
+    }
     if let Some(reason) = protobuf_reason(test) {
         return Outcome::Skip(reason);
     }
@@ -342,8 +350,13 @@ fn run_case(test: &Json) -> Outcome {
     }
 
     let file = flow_grammar::FileId(0);
+    let expect_parse_error = test.get("parse_error").is_some();
     let ast = match flow_grammar::parse_expression(file, expr_text) {
+        Ok(_) if expect_parse_error => {
+            return Outcome::Fail("parsed, expected a parse error".into());
+        }
         Ok(a) => a,
+        Err(_) if expect_parse_error => return Outcome::Pass,
         Err(d) => {
             return Outcome::Fail(format!(
                 "parse error: {}",

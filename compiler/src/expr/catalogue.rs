@@ -397,8 +397,9 @@ functions! {
         "Concatenates a list of strings, with a separator when given."
         { "['a', 'b'].join('-')" => "'a-b'" }
     Format ["string.format(list<dyn>) -> string"]
-        "printf-style formatting: `%s`, `%d`, `%f`, `%.Nf`, `%e`, `%x`, `%X`, `%o`, `%b`, `%%`."
-        { "'%s has %d items'.format(['cart', 3])" => "'cart has 3 items'" }
+        "printf-style formatting: `%s`, `%d`, `%f`, `%.Nf`, `%e`, `%x`, `%X`, `%o`, `%b`, `%%`. `%s` writes a list as `[a, b]` and a map as `{k: v}` sorted by key, with the strings inside unquoted; `%s` and `%d` write doubles without an exponent."
+        { "'%s has %d items'.format(['cart', 3])" => "'cart has 3 items'",
+          "'%s and %s'.format([['a', 1.0], {'k': duration('90s')}])" => "'[a, 1] and {k: 90s}'" }
     Quote ["strings.quote(string) -> string"] "Quotes a string as a CEL string literal, escaping as needed." { "strings.quote('a\"b')" => "'\"a\\\\\"b\"'" }
     Reverse ["string.reverse() -> string", "list<A>.reverse() -> list<A>"] "The code points (or elements) in reverse order." { "'abc'.reverse()" => "'cba'", "[1, 2].reverse()" => "[2, 1]" }
 

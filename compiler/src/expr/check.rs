@@ -9,7 +9,10 @@ use flow_grammar::{Diagnostic, Span, codes};
 
 use super::catalogue::{self, Sig, Signature};
 use flow_ir::expr::*;
-use flow_ir::types::{Type, is_assignable, join, unify};
+use flow_ir::types::{Type, is_assignable, unify};
+use shape::Shape;
+
+mod shape;
 
 /// The names visible where an expression is written.
 pub trait Scope {
@@ -99,6 +102,7 @@ pub fn check_expression_with(
         bound: Vec::new(),
         relaxed: options.relaxed,
         declared: options.declared,
+        shapes: HashMap::new(),
     };
     let id = checker.expr(expr);
     match expected {
@@ -195,6 +199,9 @@ struct Checker<'a> {
     bound: Vec<(String, LocalId, Type)>,
     relaxed: bool,
     declared: &'a [Signature],
+    /// The shapes of the nodes whose type has a free part (literals holding an empty
+    /// list or map, `optional.none()`); see [`Shape`].
+    shapes: HashMap<ExprId, Shape>,
 }
 
 fn type_value(name: &str) -> Option<Type> {
@@ -240,6 +247,22 @@ impl Checker<'_> {
 
     fn ty(&self, id: ExprId) -> Type {
         self.arena.ty(id).cloned().unwrap_or(Type::Error)
+    }
+
+    fn shape(&self, id: ExprId) -> Shape {
+        match self.shapes.get(&id) {
+            Some(shape) => shape.clone(),
+            None => Shape::Known(self.ty(id)),
+        }
+    }
+
+    /// Pushes a node typed by `shape`, keeping the shape when it has a free part.
+    fn push_shaped(&mut self, kind: NodeKind, shape: Shape, span: Span) -> ExprId {
+        let id = self.push(kind, shape.to_type(), span);
+        if shape.has_free() {
+            self.shapes.insert(id, shape);
+        }
+        id
     }
 
     /// Reports a diagnostic (dropped when relaxed) and returns the type to give the
@@ -333,59 +356,64 @@ impl Checker<'_> {
                 let a = self.expr(then);
                 let b = self.expr(otherwise);
                 let (ta, tb) = (self.ty(a), self.ty(b));
-                let ty = match unify(&ta, &tb) {
-                    Some(t) => t,
-                    None => self.error(
-                        Diagnostic::new(
-                            codes::TYPE_MISMATCH,
-                            span,
-                            "the branches of `? :` have different types",
-                        )
-                        .with_secondary(self.arena.span(a), format!("this is `{ta}`"))
-                        .with_secondary(self.arena.span(b), format!("this is `{tb}`"))
-                        .with_help("convert one branch, or wrap a branch in `dyn()`"),
+                let shape = match Shape::unify(&self.shape(a), &self.shape(b)) {
+                    Some(shape) => shape,
+                    None => Shape::Known(
+                        self.error(
+                            Diagnostic::new(
+                                codes::TYPE_MISMATCH,
+                                span,
+                                "the branches of `? :` have different types",
+                            )
+                            .with_secondary(self.arena.span(a), format!("this is `{ta}`"))
+                            .with_secondary(self.arena.span(b), format!("this is `{tb}`"))
+                            .with_help("convert one branch, or wrap a branch in `dyn()`"),
+                        ),
                     ),
                 };
-                self.push(
+                self.push_shaped(
                     NodeKind::Conditional {
                         condition: c,
                         then: a,
                         otherwise: b,
                     },
-                    ty,
+                    shape,
                     span,
                 )
             }
             ExprKind::List(items) => {
                 let mut ids = Vec::with_capacity(items.len());
                 let mut flags = Vec::with_capacity(items.len());
-                let mut elem: Option<Type> = None;
+                let mut elem: Option<Shape> = None;
                 for item in items {
                     let id = self.expr(&item.value);
-                    let mut ty = self.ty(id);
+                    let mut shape = self.shape(id);
                     if item.optional {
-                        ty = self.optional_inner(id, &ty);
+                        shape = match shape {
+                            Shape::Optional(inner) => *inner,
+                            other => Shape::Known(self.optional_inner(id, &other.to_type())),
+                        };
                     }
                     elem = Some(match elem {
-                        None => ty,
-                        Some(prev) => join(&prev, &ty),
+                        None => shape,
+                        Some(prev) => Shape::join(&prev, &shape),
                     });
                     ids.push(id);
                     flags.push(item.optional);
                 }
-                let ty = Type::list(elem.unwrap_or(Type::Dyn));
-                self.push(
+                let shape = Shape::List(Box::new(elem.unwrap_or(Shape::Free)));
+                self.push_shaped(
                     NodeKind::List {
                         items: ids,
                         optional: flags,
                     },
-                    ty,
+                    shape,
                     span,
                 )
             }
             ExprKind::Map(entries) => {
                 let mut out = Vec::with_capacity(entries.len());
-                let (mut kt, mut vt): (Option<Type>, Option<Type>) = (None, None);
+                let (mut kt, mut vt): (Option<Shape>, Option<Shape>) = (None, None);
                 for entry in entries {
                     let key = self.expr(&entry.key);
                     let value = self.expr(&entry.value);
@@ -408,20 +436,27 @@ impl Checker<'_> {
                             .with_label("map keys are `string`, `int`, `uint` or `bool`"),
                         );
                     }
-                    let mut v = self.ty(value);
+                    let mut v = self.shape(value);
                     if entry.optional {
-                        v = self.optional_inner(value, &v);
+                        v = match v {
+                            Shape::Optional(inner) => *inner,
+                            other => Shape::Known(self.optional_inner(value, &other.to_type())),
+                        };
                     }
-                    kt = Some(kt.map_or(k.clone(), |p| join(&p, &k)));
-                    vt = Some(vt.map_or(v.clone(), |p| join(&p, &v)));
+                    let k = Shape::Known(k);
+                    kt = Some(kt.map_or(k.clone(), |p| Shape::join(&p, &k)));
+                    vt = Some(vt.map_or(v.clone(), |p| Shape::join(&p, &v)));
                     out.push(MapEntry {
                         key,
                         value,
                         optional: entry.optional,
                     });
                 }
-                let ty = Type::map(kt.unwrap_or(Type::Dyn), vt.unwrap_or(Type::Dyn));
-                self.push(NodeKind::Map { entries: out }, ty, span)
+                let shape = Shape::Map(
+                    Box::new(kt.unwrap_or(Shape::Free)),
+                    Box::new(vt.unwrap_or(Shape::Free)),
+                );
+                self.push_shaped(NodeKind::Map { entries: out }, shape, span)
             }
             ExprKind::Record(fields) => {
                 let mut out: Vec<(String, ExprId)> = Vec::with_capacity(fields.len());
@@ -1332,7 +1367,18 @@ impl Checker<'_> {
         if overload == Overload::TypeOf {
             ty = Type::TypeOf(Box::new(types.first().cloned().unwrap_or(Type::Dyn)));
         }
-        self.push(NodeKind::Call { overload, args }, ty, span)
+        // The optional constructors keep the free parts of what they hold.
+        let shape = match (overload, args.as_slice()) {
+            (Overload::OptionalNone, []) => Shape::Optional(Box::new(Shape::Free)),
+            (Overload::OptionalOf | Overload::OptionalOfNonZeroValue, [value]) => {
+                match self.shape(*value) {
+                    inner if inner.has_free() => Shape::Optional(Box::new(inner)),
+                    _ => Shape::Known(ty),
+                }
+            }
+            _ => Shape::Known(ty),
+        };
+        self.push_shaped(NodeKind::Call { overload, args }, shape, span)
     }
 
     /// Expands a macro call (`xs.all(x, p)`, `xs.map(x, t)`, ...), or returns `None`

@@ -160,6 +160,14 @@ fn unescape_into(body: &str, bytes: bool, out: &mut Vec<u8>) -> Result<(), Liter
         let (digits, radix, width) = match e {
             'x' | 'X' => (2, 16, 2),
             'u' => (4, 16, 4),
+            // The language definition allows `\U` in string literals only.
+            'U' if bytes => {
+                return Err(error(
+                    "`\\U` escapes are for strings; in bytes write the octets with `\\x`",
+                    at,
+                    at + 2,
+                ));
+            }
             'U' => (8, 16, 8),
             '0'..='3' => (2, 8, 3),
             _ => {
@@ -244,6 +252,11 @@ mod tests {
         assert_eq!(
             string_literal(r"b'\xff\377'"),
             Ok(Decoded::Bytes(vec![0xff, 0xff]))
+        );
+        assert!(string_literal(r"b'\U0001F600'").is_err());
+        assert_eq!(
+            string_literal(r"'\U0001F600'"),
+            Ok(Decoded::String("\u{1F600}".into()))
         );
         assert_eq!(
             string_literal(r"'\xff'"),

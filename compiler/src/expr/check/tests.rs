@@ -114,6 +114,28 @@ fn dyn_and_optionals() {
 }
 
 #[test]
+fn empty_and_absent_elements_take_their_neighbours_type() {
+    assert_eq!(ty("[]"), "list<dyn>");
+    assert_eq!(ty("[[], [1]]"), "list<list<int>>");
+    assert_eq!(ty("[['a'], [], [[]]]"), "list<dyn>");
+    assert_eq!(ty("[[], [[]], [[1.5]]]"), "list<list<list<double>>>");
+    assert_eq!(ty("[[], [1], [2.0]]"), "list<dyn>");
+    assert_eq!(ty("[[], [d]]"), "list<list<dyn>>");
+    assert_eq!(
+        ty("[{}, {'a': [true]}, {'b': []}]"),
+        "list<map<string, list<bool>>>"
+    );
+    assert_eq!(ty("[?optional.none(), 1]"), "list<int>");
+    assert_eq!(ty("[[?optional.none()], xs]"), "list<list<int>>");
+    assert_eq!(
+        ty("[optional.none(), optional.of([]), optional.of(xs)]"),
+        "list<optional<list<int>>>"
+    );
+    assert_eq!(ty("true ? [] : xs"), "list<int>");
+    assert_eq!(ty("[[], [1]][0]"), "list<int>");
+}
+
+#[test]
 fn coerce_inserts_checked_conversions() {
     let expr = parse_expression(FileId(0), "d").unwrap();
     let mut arena = ExprArena::new();
