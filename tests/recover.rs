@@ -6,7 +6,9 @@
 //! unknown.
 
 use flow_compiler::compile_source;
-use flow_grammar::ast::{Block, Item, StatementKind, TestStatementKind};
+use flow_grammar::ast::{
+    ActionClauseKind, Block, IntegrationMember, Item, StatementKind, TestStatementKind,
+};
 use flow_grammar::render::Renderer;
 use flow_grammar::{FileId, codes, parse};
 
@@ -80,6 +82,38 @@ fn broken_statements_cost_only_themselves() {
                                 kept.push_str(&format!("  <error> {shown:?}\n"))
                             }
                             _ => kept.push_str(&format!("  {shown}\n")),
+                        }
+                    }
+                }
+                Item::Integration(i) => {
+                    kept.push_str(&format!("integration {}\n", i.name.name));
+                    for m in &i.members {
+                        match m {
+                            IntegrationMember::Setting(s) => {
+                                kept.push_str(&format!("  {} = ...\n", s.name.name))
+                            }
+                            IntegrationMember::Type(t) => {
+                                kept.push_str(&format!("  type {}\n", t.name.name))
+                            }
+                            IntegrationMember::Action(a) => {
+                                kept.push_str(&format!("  action {}\n", a.name.name));
+                                for c in &a.clauses {
+                                    let shown = text[c.span.range()].trim().replace('\n', " ");
+                                    match c.kind {
+                                        ActionClauseKind::Error => {
+                                            kept.push_str(&format!("    <error> {shown:?}\n"))
+                                        }
+                                        _ => kept.push_str(&format!("    {shown}\n")),
+                                    }
+                                }
+                            }
+                            IntegrationMember::Event(e) => {
+                                kept.push_str(&format!("  event {}\n", e.name.name))
+                            }
+                            IntegrationMember::Error(span) => {
+                                let shown = text[span.range()].trim().replace('\n', " ");
+                                kept.push_str(&format!("  <error> {shown:?}\n"));
+                            }
                         }
                     }
                 }

@@ -142,10 +142,12 @@ fn roots(i: &Integration) -> Vec<&Expr> {
                 SettingValue::RateLimit { count, per } => roots.extend([count, per]),
                 SettingValue::Endpoint { path, .. } => roots.push(path),
             },
+            IntegrationMember::Error(_) => {}
             IntegrationMember::Action(a) => {
                 roots.extend(a.params.iter().filter_map(|p| p.default.as_ref()));
                 for c in &a.clauses {
                     match &c.kind {
+                        ActionClauseKind::Error => {}
                         ActionClauseKind::Request { path, .. } => roots.push(path),
                         ActionClauseKind::Query(e)
                         | ActionClauseKind::Headers(e)
@@ -165,6 +167,7 @@ fn roots(i: &Integration) -> Vec<&Expr> {
                 roots.extend(ev.params.iter().filter_map(|p| p.default.as_ref()));
                 for c in &ev.clauses {
                     match &c.kind {
+                        EventClauseKind::Error => {}
                         EventClauseKind::Webhook(e)
                         | EventClauseKind::When(e)
                         | EventClauseKind::Result(e) => roots.push(e),
@@ -275,7 +278,7 @@ fn every_integration_action_type_and_event_is_documented() {
                 IntegrationMember::Action(a) => ("action", &a.name.name, &a.doc),
                 IntegrationMember::Type(t) => ("type", &t.name.name, &t.doc),
                 IntegrationMember::Event(e) => ("event", &e.name.name, &e.doc),
-                IntegrationMember::Setting(_) => continue,
+                IntegrationMember::Setting(_) | IntegrationMember::Error(_) => continue,
             };
             if doc.as_deref().is_none_or(str::is_empty) {
                 missing.push(format!("{}: {kind} {name}", m.name));
@@ -400,6 +403,7 @@ fn actions_and_events_follow_the_declaration_conventions() {
             let mut seen = BTreeMap::new();
             for c in &e.clauses {
                 let kind = match &c.kind {
+                    EventClauseKind::Error => continue,
                     EventClauseKind::Webhook(_) => "webhook",
                     EventClauseKind::Verify { .. } => "verify",
                     EventClauseKind::When(_) => "when",

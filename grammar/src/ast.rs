@@ -152,6 +152,8 @@ pub enum IntegrationMember {
     Type(TypeDecl),
     Action(Action),
     Event(Event),
+    /// A member that did not parse (the item's syntax error says why), at this span.
+    Error(Span),
 }
 
 /// `base_url = "..."`, `auth = bearer(...)`, `rate_limit = 50 per 1m`, `health = GET "/x"`.
@@ -197,6 +199,8 @@ pub struct ActionClause {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ActionClauseKind {
+    /// A clause that did not parse (the item's syntax error says why).
+    Error,
     /// `POST "/chat.postMessage"`
     Request {
         method: Ident,
@@ -241,6 +245,8 @@ pub struct EventClause {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum EventClauseKind {
+    /// A clause that did not parse (the item's syntax error says why).
+    Error,
     Webhook(Expr),
     /// `verify slack_signature(secret("signing_secret"))`
     Verify {

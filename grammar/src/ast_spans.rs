@@ -144,6 +144,7 @@ impl SpansMut for IntegrationMember {
             IntegrationMember::Type(t) => t.for_each_span(f),
             IntegrationMember::Action(a) => a.for_each_span(f),
             IntegrationMember::Event(e) => e.for_each_span(f),
+            IntegrationMember::Error(span) => f(span),
         }
     }
 }
@@ -167,6 +168,7 @@ impl SpansMut for SettingValue {
 impl SpansMut for ActionClauseKind {
     fn for_each_span(&mut self, f: &mut dyn FnMut(&mut Span)) {
         match self {
+            ActionClauseKind::Error => {}
             ActionClauseKind::Request { method, path } => {
                 method.for_each_span(f);
                 path.for_each_span(f);
@@ -194,6 +196,7 @@ impl SpansMut for ActionClauseKind {
 impl SpansMut for EventClauseKind {
     fn for_each_span(&mut self, f: &mut dyn FnMut(&mut Span)) {
         match self {
+            EventClauseKind::Error => {}
             EventClauseKind::Webhook(e) | EventClauseKind::When(e) | EventClauseKind::Result(e) => {
                 e.for_each_span(f)
             }

@@ -242,7 +242,7 @@ impl Checker<'_> {
                                     t.name.span,
                                     String::new(),
                                 )),
-                                IntegrationMember::Setting(_) => {}
+                                IntegrationMember::Setting(_) | IntegrationMember::Error(_) => {}
                             }
                         }
                         s

@@ -1,7 +1,7 @@
-//! Recovery inside an item: when a workflow or a test block does not parse, the
-//! statements that break it become error nodes and every other statement is kept, so the
-//! checker and the language server still see the rest of the item while a line is being
-//! typed.
+//! Recovery inside an item: when a workflow, a test block or an integration does not
+//! parse, the statements (an integration's members and clauses) that break it become
+//! error nodes and every other one is kept, so the checker and the language server still
+//! see the rest of the item while a line is being typed.
 //!
 //! The item is cut into statements with the lexer: a statement starts at a statement
 //! keyword (`step`, `let`, `if`, ... in a workflow; `mock`, `run`, `expect`, `let` in a
@@ -23,7 +23,10 @@ use std::ops::Range;
 use pest::Parser;
 use pest::error::InputLocation;
 
-use crate::ast::{Block, Ident, Item, StatementKind, TestStatementKind};
+use crate::ast::{
+    ActionClauseKind, Block, EventClauseKind, Ident, IntegrationMember, Item, StatementKind,
+    TestStatementKind,
+};
 use crate::diagnostic::Diagnostic;
 use crate::span::{FileId, Span};
 use crate::tokens::{self, Token, TokenKind};
@@ -41,6 +44,31 @@ const WORKFLOW_STATEMENTS: &[&str] = &[
     "step", "let", "if", "for", "try", "on", "settings", "wait", "notify", "fail", "return", "log",
 ];
 const TEST_STATEMENTS: &[&str] = &["mock", "run", "expect", "let"];
+/// An integration's members and its actions' and events' clauses; a setting
+/// (`base_url = ...`) starts with a name and `=`.
+const INTEGRATION_PARTS: &[&str] = &[
+    "type",
+    "action",
+    "idempotent",
+    "event",
+    "GET",
+    "POST",
+    "PUT",
+    "PATCH",
+    "DELETE",
+    "HEAD",
+    "OPTIONS",
+    "query",
+    "headers",
+    "body",
+    "paginate",
+    "error_when",
+    "result",
+    "timeout",
+    "webhook",
+    "verify",
+    "when",
+];
 
 /// One statement's place in the item, as the lexer cut it.
 #[derive(Clone)]
@@ -171,6 +199,29 @@ fn widen_error_nodes(item: &mut Item, source: &str, replaced: &[Range<usize>]) {
             for s in &mut t.statements {
                 if let TestStatementKind::Error { declares } = &mut s.kind {
                     widen(&mut s.span, declares);
+                }
+            }
+        }
+        Item::Integration(i) => {
+            let mut none = None;
+            for member in &mut i.members {
+                match member {
+                    IntegrationMember::Error(span) => widen(span, &mut none),
+                    IntegrationMember::Action(a) => {
+                        for c in &mut a.clauses {
+                            if matches!(c.kind, ActionClauseKind::Error) {
+                                widen(&mut c.span, &mut none);
+                            }
+                        }
+                    }
+                    IntegrationMember::Event(e) => {
+                        for c in &mut e.clauses {
+                            if matches!(c.kind, EventClauseKind::Error) {
+                                widen(&mut c.span, &mut none);
+                            }
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
@@ -359,6 +410,7 @@ fn statement_keywords(source: &str, tokens: &[Token]) -> Option<(&'static [&'sta
     match first.text(source) {
         "workflow" => Some((WORKFLOW_STATEMENTS, Rule::statement_input)),
         "test" => Some((TEST_STATEMENTS, Rule::test_statement_input)),
+        "integration" => Some((INTEGRATION_PARTS, Rule::integration_part_input)),
         _ => None,
     }
 }
@@ -418,12 +470,12 @@ fn segments(source: &str, tokens: &[Token], keywords: &[&str], end: usize) -> Ve
             let in_expression = open
                 .last()
                 .is_some_and(|&(_, block, opened_at)| !block && indent > opened_at);
+            let next = significant.get(i + 1).map(|next| next.kind);
+            let setting = keywords == INTEGRATION_PARTS && next == Some(TokenKind::Eq);
             let starts_statement = !in_expression
                 && token.kind == TokenKind::Ident
-                && keywords.contains(&word)
-                && significant
-                    .get(i + 1)
-                    .is_none_or(|next| next.kind != TokenKind::Colon);
+                && (keywords.contains(&word) || setting)
+                && next != Some(TokenKind::Colon);
             // A line after a block's `}` that does not go on with it (`else`, `catch`)
             // starts a statement, even one that lost its keyword.
             let after_block = !in_expression
@@ -491,13 +543,30 @@ fn segments(source: &str, tokens: &[Token], keywords: &[&str], end: usize) -> Ve
 
 /// Whether a `{` after `previous` opens a block of statements: after a condition, a
 /// loop's list or `parallel` count, `try`, `catch err`, `else`, `settings`, a block's
-/// `}` (`} else {` aside, also a result type's); not after `=`, `(`, `,`, `:`, an
-/// operator, `->` or `return` (a record or map literal, or a type).
+/// `}` (`} else {` aside, also a result type's), a `>` (a result type's); not after `=`,
+/// `(`, `,`, `:`, another operator, `->` or `return` (a record or map literal, or a type).
 fn opens_block_after(source: &str, previous: &Token) -> bool {
     match previous.kind {
         TokenKind::Ident => !matches!(
             previous.text(source),
-            "return" | "log" | "fail" | "in" | "returns" | "expect" | "headers" | "query" | "body"
+            "return"
+                | "log"
+                | "fail"
+                | "in"
+                | "returns"
+                | "expect"
+                | "headers"
+                | "query"
+                | "body"
+                | "json"
+                | "form"
+                | "xml"
+                | "text"
+                | "multipart"
+                | "result"
+                | "when"
+                | "webhook"
+                | "timeout"
         ),
         TokenKind::RParen
         | TokenKind::RBracket
@@ -506,7 +575,9 @@ fn opens_block_after(source: &str, previous: &Token) -> bool {
         | TokenKind::UInt
         | TokenKind::Double
         | TokenKind::Duration
-        | TokenKind::String => true,
+        | TokenKind::String
+        // A result type that ends in `>` (`-> list<T> {`).
+        | TokenKind::Gt => true,
         _ => false,
     }
 }

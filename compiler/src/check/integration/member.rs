@@ -65,6 +65,8 @@ impl Checker<'_> {
         let mut seen: Vec<(&'static str, Span)> = Vec::new();
         for clause in &ast.clauses {
             let keyword = match &clause.kind {
+                // A clause that did not parse: its syntax error is reported.
+                ActionClauseKind::Error => continue,
                 ActionClauseKind::Request { .. } => "request",
                 ActionClauseKind::Query(_) => "query",
                 ActionClauseKind::Headers(_) => "headers",
@@ -91,6 +93,7 @@ impl Checker<'_> {
                 seen.push((keyword, clause.span));
             }
             match &clause.kind {
+                ActionClauseKind::Error => {}
                 ActionClauseKind::Request { method, path } => {
                     let path = self.check_string(path, &bindings, &mut arena);
                     if let Some(method) = Method::parse(&method.name) {
@@ -332,6 +335,7 @@ impl Checker<'_> {
         };
         for clause in &ast.clauses {
             match &clause.kind {
+                EventClauseKind::Error => {}
                 EventClauseKind::Webhook(p) => {
                     out.webhook = Some(self.check_string(p, &bindings, &mut arena));
                     if let Some(ConstVal::String(s)) = self.fold(self.integrations[i].module, p) {

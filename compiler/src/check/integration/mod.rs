@@ -99,7 +99,9 @@ impl Checker<'_> {
                             ast: Arc::new(e.clone()),
                         });
                     }
-                    IntegrationMember::Type(_) | IntegrationMember::Setting(_) => {}
+                    IntegrationMember::Type(_)
+                    | IntegrationMember::Setting(_)
+                    | IntegrationMember::Error(_) => {}
                 }
             }
             let notify = ast.members.iter().find_map(|member| match member {

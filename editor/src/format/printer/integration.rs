@@ -21,6 +21,8 @@ impl<'s> Printer<'s> {
 
     pub(super) fn integration_member(&mut self, member: &IntegrationMember) -> R<Doc> {
         match member {
+            // Only a file without syntax errors is formatted.
+            IntegrationMember::Error(_) => Err(self.mismatch("a member")),
             IntegrationMember::Setting(setting) => {
                 let mut docs = vec![self.ident(&setting.name)?, sp(), self.token("=")?, sp()];
                 match &setting.value {
@@ -71,6 +73,7 @@ impl<'s> Printer<'s> {
 
     pub(super) fn action_clause(&mut self, clause: &ActionClause) -> R<Doc> {
         match &clause.kind {
+            ActionClauseKind::Error => Err(self.mismatch("a clause")),
             ActionClauseKind::Request { method, path } => {
                 Ok(Doc::Seq(vec![self.ident(method)?, sp(), self.expr(path)?]))
             }
@@ -113,6 +116,7 @@ impl<'s> Printer<'s> {
         docs.push(sp());
         docs.push(
             self.block_of(&event.clauses, |p, clause| match &clause.kind {
+                EventClauseKind::Error => Err(p.mismatch("a clause")),
                 EventClauseKind::Webhook(e) => p.keyword_expr("webhook", e),
                 EventClauseKind::Verify { scheme, args } => Ok(Doc::Seq(vec![
                     p.token("verify")?,

@@ -11,6 +11,7 @@ impl<'s> Builder<'s> {
         for member in inner {
             let m = first(member);
             members.push(match m.as_rule() {
+                Rule::error_stmt => IntegrationMember::Error(self.span(&m)),
                 Rule::type_decl => IntegrationMember::Type(self.type_decl(m)?),
                 Rule::action => IntegrationMember::Action(self.action(m)?),
                 Rule::event => IntegrationMember::Event(self.event(m)?),
@@ -87,6 +88,7 @@ impl<'s> Builder<'s> {
         let rule = clause.as_rule();
         let mut inner = clause.into_children();
         let kind = match rule {
+            Rule::error_stmt => ActionClauseKind::Error,
             Rule::request_clause => {
                 let method = self.ident(next(&mut inner)?);
                 ActionClauseKind::Request {
@@ -158,6 +160,7 @@ impl<'s> Builder<'s> {
         let rule = clause.as_rule();
         let mut inner = clause.into_children();
         let kind = match rule {
+            Rule::error_stmt => EventClauseKind::Error,
             Rule::webhook_clause => EventClauseKind::Webhook(self.expr(next(&mut inner)?)?),
             Rule::verify_clause => {
                 let scheme = self.ident(next(&mut inner)?);
