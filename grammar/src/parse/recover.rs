@@ -39,6 +39,8 @@ pub(super) const ERROR_MARKER: u8 = 0x01;
 
 /// Most statements replaced in one item; an item needing more is given up.
 const MAX_REPLACED: usize = 16;
+/// Most parses of the whole item one recovery runs.
+const MAX_ATTEMPTS: usize = 48;
 
 const WORKFLOW_STATEMENTS: &[&str] = &[
     "step", "let", "if", "for", "try", "on", "settings", "wait", "notify", "fail", "return", "log",
@@ -122,7 +124,14 @@ fn recover_with(
         .map(|s| s.range.clone())
         .collect();
     let mut last_position = None;
+    // Parses of the whole item this recovery may spend: it runs on every keystroke that
+    // leaves the item broken, so a large item must not cost hundreds.
+    let mut budget = MAX_ATTEMPTS;
     loop {
+        if budget == 0 {
+            return None;
+        }
+        budget -= 1;
         let blame = match attempt(file, source, chunk, &replaced) {
             Attempt::Parsed(_) => break,
             Attempt::Failed(blame) => blame,
@@ -153,6 +162,10 @@ fn recover_with(
         i -= 1;
         let mut without = replaced.clone();
         without.remove(i);
+        if budget == 0 {
+            break;
+        }
+        budget -= 1;
         if matches!(attempt(file, source, chunk, &without), Attempt::Parsed(_)) {
             replaced = without;
         }
@@ -166,6 +179,10 @@ fn recover_with(
         {
             let mut narrower = replaced.clone();
             narrower[i] = line..replaced[i].end;
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
             if matches!(attempt(file, source, chunk, &narrower), Attempt::Parsed(_)) {
                 replaced = narrower;
                 break;
