@@ -147,7 +147,7 @@ fn recover_with(
                 let again = last_position == Some(position);
                 last_position = Some(position);
                 let index = segment_to_replace(segments, position, &replaced, again)?;
-                extend_over_block(chunk_tokens, segments[index].range.clone())
+                extend_over_block(source, chunk_tokens, segments[index].range.clone())
             }
         };
         if replaced.iter().any(|r| r.start == range.start) {
@@ -441,33 +441,43 @@ fn parses_alone(source: &str, tokens: &[Token], range: Range<usize>, rule: Rule)
         .filter(|t| range.contains(&t.start))
         .copied()
         .collect();
-    let mut depth = 0i32;
-    for t in &inside {
-        match t.kind {
-            TokenKind::LBrace | TokenKind::LParen | TokenKind::LBracket => depth += 1,
-            TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket => {
-                depth -= 1;
-                if depth < 0 {
-                    return None;
-                }
-            }
-            _ => {}
-        }
-    }
-    if depth != 0 {
-        // An unclosed `(` or `[` is broken for sure; an unclosed `{` opens a block.
-        let braces = inside.iter().fold(0i32, |d, t| match t.kind {
-            TokenKind::LBrace => d + 1,
-            TokenKind::RBrace => d - 1,
-            _ => d,
-        });
-        return if braces > 0 { None } else { Some(false) };
+    let unclosed = unclosed_openers(source, &inside)?;
+    if !unclosed.is_empty() {
+        // A statement left open on a block is a compound statement's header; one left
+        // open on a call, a list, a record or a map is broken.
+        return if unclosed.iter().all(|block| *block) {
+            None
+        } else {
+            Some(false)
+        };
     }
     if lexical_problem(source, &inside).is_some() {
         return Some(false);
     }
     let text = without_trivia(source, &inside, range.start, range.end);
     Some(FlowParser::parse(rule, &text).is_ok())
+}
+
+/// The brackets `tokens` open and do not close, innermost last, each `true` when it opens
+/// a block of statements; `None` when they close one they did not open.
+fn unclosed_openers(source: &str, tokens: &[Token]) -> Option<Vec<bool>> {
+    let significant: Vec<&Token> = tokens.iter().filter(|t| !t.kind.is_trivia()).collect();
+    let mut open = Vec::new();
+    for (i, t) in significant.iter().enumerate() {
+        match t.kind {
+            TokenKind::LBrace => open.push(
+                i.checked_sub(1)
+                    .and_then(|p| significant.get(p))
+                    .is_some_and(|p| opens_block_after(source, p)),
+            ),
+            TokenKind::LParen | TokenKind::LBracket => open.push(false),
+            TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket => {
+                open.pop()?;
+            }
+            _ => {}
+        }
+    }
+    Some(open)
 }
 
 /// Cuts the item into statements (see the module's comment).
@@ -724,18 +734,14 @@ fn segment_to_replace(
 /// `range` extended to the `}` that closes a `{` it leaves open, so a compound
 /// statement whose header is broken is replaced with its body. A statement that leaves a
 /// `(` or `[` open (a call being typed) is replaced alone.
-fn extend_over_block(tokens: &[Token], range: Range<usize>) -> Range<usize> {
-    let mut open: Vec<TokenKind> = Vec::new();
-    for token in tokens.iter().filter(|t| range.contains(&t.start)) {
-        match token.kind {
-            TokenKind::LBrace | TokenKind::LParen | TokenKind::LBracket => open.push(token.kind),
-            TokenKind::RBrace | TokenKind::RParen | TokenKind::RBracket => {
-                open.pop();
-            }
-            _ => {}
-        }
-    }
-    if open.is_empty() || open.iter().any(|k| *k != TokenKind::LBrace) {
+fn extend_over_block(source: &str, tokens: &[Token], range: Range<usize>) -> Range<usize> {
+    let inside: Vec<Token> = tokens
+        .iter()
+        .filter(|t| range.contains(&t.start))
+        .copied()
+        .collect();
+    let open = unclosed_openers(source, &inside).unwrap_or_default();
+    if open.is_empty() || open.iter().any(|block| !block) {
         return range;
     }
     let mut depth = open.len();
