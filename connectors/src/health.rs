@@ -32,6 +32,9 @@ pub struct Summary {
     pub connections: Vec<Report>,
     pub healthy: usize,
     pub total: usize,
+    /// Audit rows and breaker states the vault could not write while probing (each was
+    /// logged when it failed).
+    pub audit_write_failures: u64,
 }
 
 /// Probes every connection of the given integrations (of `owner` only, when given).
@@ -103,5 +106,6 @@ pub async fn check(
         connections: reports,
         healthy,
         total,
+        audit_write_failures: vault.write_failures(),
     }
 }

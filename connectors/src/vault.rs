@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,6 +26,8 @@ use rusqlite::{Connection as Db, OptionalExtension, params};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde::Serialize;
 use zeroize::{Zeroize, Zeroizing};
+
+use flow_runtime::group_commit::{self, Journal, Linger, WriterOptions};
 
 /// The environment variable holding the master key (or a passphrase).
 pub const MASTER_KEY_ENV: &str = "FLOW_MASTER_KEY";
@@ -306,6 +309,9 @@ pub struct Vault {
     master: SecretBox<[u8; 32]>,
     /// To the background writer (`Sender` is `Sync`: callers send without a lock).
     writer: mpsc::Sender<Write>,
+    /// Audit rows and breaker states that could not be written (see
+    /// [`Vault::write_failures`]).
+    write_failures: Arc<AtomicU64>,
 }
 
 pub fn now_ms() -> i64 {
@@ -357,13 +363,15 @@ impl Vault {
         add_actor_column(&db).map_err(sql)?;
         let master = master_key(path, &db)?;
         check_key(path, &db, &master)?;
-        let writer = spawn_writer(path)?;
+        let write_failures = Arc::new(AtomicU64::new(0));
+        let writer = spawn_writer(path, Arc::clone(&write_failures))?;
         restrict_mode(path);
         Ok(Vault {
             path: path.to_owned(),
             db: Mutex::new(db),
             master,
             writer,
+            write_failures,
         })
     }
 
@@ -695,16 +703,32 @@ impl Vault {
 
     /// Records a use of a connection's credentials (written in the background).
     pub fn audit(&self, entry: AuditEntry) {
-        let _ = self.writer.send(Write::Audit(entry, now_ms()));
+        if self.writer.send(Write::Audit(entry, now_ms())).is_err() {
+            self.writer_gone("an audit row");
+        }
+    }
+
+    /// How many audit rows and breaker states this vault could not write since it was
+    /// opened (each was logged as it failed).
+    pub fn write_failures(&self) -> u64 {
+        self.write_failures.load(Ordering::Relaxed)
+    }
+
+    fn writer_gone(&self, what: &str) {
+        self.write_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("the vault's writer has stopped; {what} was not written");
     }
 
     /// Records a circuit breaker's new state (written in the background).
     pub fn record_breaker(&self, integration: &str, owner: &str, record: BreakerRecord) {
-        let _ = self.writer.send(Write::Breaker {
+        let sent = self.writer.send(Write::Breaker {
             integration: integration.to_owned(),
             owner: owner.to_owned(),
             record,
         });
+        if sent.is_err() {
+            self.writer_gone("a breaker state");
+        }
     }
 
     /// Waits until every audit entry and breaker state sent so far is written.
@@ -713,7 +737,9 @@ impl Vault {
         if self.writer.send(Write::Flush(tx)).is_err() {
             return;
         }
-        let _ = rx.recv_timeout(std::time::Duration::from_secs(10));
+        if rx.recv_timeout(std::time::Duration::from_secs(10)).is_err() {
+            tracing::warn!("the vault's writer did not finish writing within 10 s");
+        }
     }
 
     /// The last recorded breaker state of a connection.
@@ -1087,94 +1113,152 @@ fn insert_audit_row(
 /// The most entries one transaction of the background writer takes.
 const MAX_BATCH: usize = 4096;
 
-/// The background writer of audit entries and breaker states: one transaction per
-/// batch, with its statements prepared once, so recording every call costs the caller
-/// a channel send.
-fn spawn_writer(path: &Path) -> Result<mpsc::Sender<Write>, VaultError> {
-    let db = Db::open(path).map_err(|source| VaultError::Sqlite {
-        path: path.to_owned(),
-        source,
-    })?;
-    let _ = db.busy_timeout(std::time::Duration::from_secs(5));
-    let actor = current_actor();
-    let (tx, rx) = mpsc::channel::<Write>();
-    let spawned = std::thread::Builder::new()
-        .name("flow-vault-audit".into())
-        .spawn(move || {
-            let mut db = db;
-            // Kept across batches, so a burst does not grow a fresh vector each time.
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            while let Ok(first) = rx.recv() {
-                // Entries come one per call: waiting a moment before writing lets a burst
-                // share one transaction, and the callers' sends find the writer asleep
-                // rather than waiting, so they wake no thread. A flush is not delayed.
-                if !matches!(first, Write::Flush(_)) {
-                    std::thread::sleep(WRITER_LINGER);
-                }
-                batch.push(first);
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(more) => batch.push(more),
-                        Err(_) => break,
-                    }
-                }
-                let mut flushes = Vec::new();
-                if let Ok(tx) = db.transaction() {
-                    // Each statement is looked up once per batch, not once per row.
-                    let mut insert = None;
-                    let mut upsert = None;
-                    let mut previous: Option<AuditEntry> = None;
-                    for w in batch.drain(..) {
-                        match w {
-                            Write::Audit(e, at) => {
-                                if insert.is_none() {
-                                    insert = tx.prepare_cached(INSERT_AUDIT).ok();
-                                }
-                                if let Some(insert) = insert.as_mut() {
-                                    let _ =
-                                        insert_audit_row(insert, &e, at, previous.as_ref(), &actor);
-                                    previous = Some(e);
-                                }
+/// The vault's side of the group-commit writer (`flow_runtime::group_commit`): audit rows
+/// and breaker states nobody waits for, each statement prepared once per batch, and
+/// flushes that wait for everything sent before them. A write that fails is counted in
+/// `failures` and logged; an audit row and its error hold no secret.
+struct VaultWrites {
+    actor: String,
+    failures: Arc<AtomicU64>,
+}
+
+impl VaultWrites {
+    fn failed(&self, rows: u64, what: &str, error: &rusqlite::Error) {
+        if rows == 0 {
+            return;
+        }
+        self.failures.fetch_add(rows, Ordering::Relaxed);
+        tracing::warn!(rows, %error, "the vault could not write {what}");
+    }
+}
+
+impl Journal for VaultWrites {
+    type Record = Write;
+    /// Rows written in the batch (lost if its commit fails) and the flushes to answer.
+    type Pending = (u64, Vec<mpsc::Sender<()>>);
+
+    fn awaited(w: &Write) -> bool {
+        matches!(w, Write::Flush(_))
+    }
+
+    fn write(&mut self, tx: &rusqlite::Transaction<'_>, batch: &mut Vec<Write>) -> Self::Pending {
+        // Each statement is looked up once per batch, not once per row.
+        let mut insert: Option<rusqlite::CachedStatement<'_>> = None;
+        let mut upsert: Option<rusqlite::CachedStatement<'_>> = None;
+        let mut previous: Option<AuditEntry> = None;
+        let mut rows = 0u64;
+        let mut flushes = Vec::new();
+        for w in batch.drain(..) {
+            match w {
+                Write::Audit(e, at) => {
+                    if insert.is_none() {
+                        match tx.prepare_cached(INSERT_AUDIT) {
+                            Ok(statement) => insert = Some(statement),
+                            Err(error) => {
+                                self.failed(1, "an audit row", &error);
+                                continue;
                             }
-                            Write::Breaker {
-                                integration,
-                                owner,
-                                record,
-                            } => {
-                                if upsert.is_none() {
-                                    upsert = tx.prepare_cached(UPSERT_BREAKER).ok();
-                                }
-                                if let Some(upsert) = upsert.as_mut() {
-                                    let _ = upsert.execute(params![
-                                        integration,
-                                        owner,
-                                        record.state,
-                                        record.since,
-                                        record.failures
-                                    ]);
-                                }
-                            }
-                            Write::Flush(done) => flushes.push(done),
                         }
                     }
-                    drop((insert, upsert));
-                    let _ = tx.commit();
+                    let Some(statement) = insert.as_mut() else {
+                        continue;
+                    };
+                    match insert_audit_row(statement, &e, at, previous.as_ref(), &self.actor) {
+                        Ok(_) => {
+                            rows += 1;
+                            previous = Some(e);
+                        }
+                        Err(error) => {
+                            self.failed(1, "an audit row", &error);
+                            // The statement may hold part of this row's bindings.
+                            previous = None;
+                        }
+                    }
                 }
-                // A batch whose transaction could not start (the file cannot be
-                // written) is dropped rather than retried without end.
-                batch.clear();
-                for f in flushes {
-                    let _ = f.send(());
+                Write::Breaker {
+                    integration,
+                    owner,
+                    record,
+                } => {
+                    if upsert.is_none() {
+                        match tx.prepare_cached(UPSERT_BREAKER) {
+                            Ok(statement) => upsert = Some(statement),
+                            Err(error) => {
+                                self.failed(1, "a breaker state", &error);
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(statement) = upsert.as_mut() else {
+                        continue;
+                    };
+                    let written = statement.execute(params![
+                        integration,
+                        owner,
+                        record.state,
+                        record.since,
+                        record.failures
+                    ]);
+                    match written {
+                        Ok(_) => rows += 1,
+                        Err(error) => self.failed(1, "a breaker state", &error),
+                    }
                 }
+                Write::Flush(done) => flushes.push(done),
             }
-        });
-    match spawned {
-        Ok(_) => Ok(tx),
-        Err(source) => Err(VaultError::Io {
-            path: path.to_owned(),
-            source,
-        }),
+        }
+        (rows, flushes)
     }
+
+    fn committed(&mut self, (rows, flushes): Self::Pending, result: Result<(), rusqlite::Error>) {
+        if let Err(error) = result {
+            self.failed(rows, "a batch of audit rows and breaker states", &error);
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+
+    fn not_started(&mut self, batch: &mut Vec<Write>, error: rusqlite::Error) {
+        let mut lost = 0;
+        for w in batch.drain(..) {
+            match w {
+                Write::Flush(done) => {
+                    let _ = done.send(());
+                }
+                Write::Audit(..) | Write::Breaker { .. } => lost += 1,
+            }
+        }
+        self.failed(lost, "a batch of audit rows and breaker states", &error);
+    }
+}
+
+/// Starts the vault's writer on its own connection.
+fn spawn_writer(path: &Path, failures: Arc<AtomicU64>) -> Result<mpsc::Sender<Write>, VaultError> {
+    let sql = |source| VaultError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let db = Db::open(path).map_err(sql)?;
+    db.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql)?;
+    let journal = VaultWrites {
+        actor: current_actor(),
+        failures,
+    };
+    let options = WriterOptions {
+        name: "flow-vault-audit",
+        max_batch: MAX_BATCH,
+        // Entries come one per call: sleeping a moment before writing lets a burst share
+        // one transaction, and the callers' sends find the writer asleep rather than
+        // waiting, so they wake no thread. A flush is not delayed.
+        linger: Linger::SleepFirst(WRITER_LINGER),
+        immediate: false,
+    };
+    group_commit::spawn(db, journal, options).map_err(|source| VaultError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -1186,6 +1270,47 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), SecretString::from((*v).to_owned())))
             .collect()
+    }
+
+    #[test]
+    fn an_audit_row_that_cannot_be_written_is_counted_not_lost_silently() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        let vault = Vault::open(&path).unwrap();
+        let entry = || AuditEntry {
+            integration: Arc::from("slack"),
+            owner: "ops".to_owned(),
+            run_id: None,
+            workflow: None,
+            step: None,
+            purpose: Arc::from("slack.post_message"),
+            outcome: "ok",
+        };
+        vault.audit(entry());
+        vault.flush();
+        assert_eq!(vault.write_failures(), 0);
+        // The audit table goes away under the writer (a damaged or foreign file).
+        Db::open(&path)
+            .unwrap()
+            .execute_batch("DROP TABLE audit")
+            .unwrap();
+        vault.audit(entry());
+        vault.audit(entry());
+        vault.flush();
+        assert_eq!(vault.write_failures(), 2, "both rows are counted as failed");
+        // Breaker states still go through: one failure does not stop the writer.
+        vault.record_breaker(
+            "slack",
+            "ops",
+            BreakerRecord {
+                state: "open".into(),
+                since: 1,
+                failures: 3,
+            },
+        );
+        vault.flush();
+        assert_eq!(vault.write_failures(), 2);
+        assert!(vault.breaker("slack", "ops").unwrap().is_some());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 mod exec;
+pub mod group_commit;
 pub mod invoke;
 pub mod optimize;
 pub mod policy;

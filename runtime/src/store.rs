@@ -1,5 +1,5 @@
 //! The durable journal: an SQLite file (WAL mode) holding every run, its events and the
-//! compiled program it runs, written through one group-commit writer thread.
+//! compiled program it runs, written through the group-commit writer (`group_commit.rs`).
 //!
 //! Writes from all runs go through a channel to a single thread that owns the write
 //! connection. It takes everything queued, writes it in one transaction and commits
@@ -17,6 +17,8 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
+
+use crate::group_commit::{self, Journal, Linger, WriterOptions};
 
 /// The schema version this build writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -365,15 +367,22 @@ impl Store {
             .map_err(|e| classify(path, e, options.busy_timeout))?;
         let checkpointer = open_connection(path, &options)?;
         let read = open_connection(path, &options)?;
-        let (tx, rx) = mpsc::channel();
-        let writer_path = path.to_path_buf();
-        std::thread::Builder::new()
-            .name("flow-store-writer".into())
-            .spawn(move || writer_loop(write, rx, writer_path))
-            .map_err(|source| StoreError::Io {
+        let tx = group_commit::spawn(
+            write,
+            JournalWrites {
                 path: path.to_path_buf(),
-                source,
-            })?;
+            },
+            WriterOptions {
+                name: "flow-store-writer",
+                max_batch: MAX_BATCH,
+                linger: Linger::WaitForMore(LINGER),
+                immediate: true,
+            },
+        )
+        .map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let inner = Arc::new(Inner {
             path: path.to_path_buf(),
             options,
@@ -900,176 +909,158 @@ fn checkpoint_loop(conn: Connection, store: std::sync::Weak<Inner>) {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, path: PathBuf) {
-    let mut batch: Vec<Op> = Vec::with_capacity(256);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        let mut waited_for = batch.iter().any(Op::awaited);
-        let mut deadline: Option<std::time::Instant> = None;
-        while batch.len() < MAX_BATCH {
-            let next = match rx.try_recv() {
-                Ok(op) => Some(op),
-                Err(mpsc::TryRecvError::Disconnected) => None,
-                Err(mpsc::TryRecvError::Empty) if waited_for => None,
-                Err(mpsc::TryRecvError::Empty) => {
-                    // Only records nobody waits for: give a record that must be durable
-                    // a moment to arrive and share the commit.
-                    let until = *deadline.get_or_insert_with(|| std::time::Instant::now() + LINGER);
-                    let left = until.saturating_duration_since(std::time::Instant::now());
-                    rx.recv_timeout(left).ok()
-                }
-            };
-            let Some(op) = next else { break };
-            waited_for |= op.awaited();
-            batch.push(op);
-        }
-        commit_batch(&mut conn, &mut batch, &path);
-    }
+/// The journal's side of the group-commit writer: runs, events and statuses, and the
+/// acknowledgements each waiting caller gets once its records are durable.
+struct JournalWrites {
+    path: PathBuf,
 }
 
-impl Op {
+/// What waits for a batch's commit.
+#[derive(Default)]
+struct Acks {
+    done: Vec<Done>,
+    created: Vec<(
+        oneshot::Sender<Result<RunKey, StoreError>>,
+        Result<RunKey, StoreError>,
+    )>,
+    after: Vec<AfterCommit>,
+}
+
+impl Journal for JournalWrites {
+    type Record = Op;
+    type Pending = Acks;
+
     /// Whether somebody waits for this record to be durable.
-    fn awaited(&self) -> bool {
-        match self {
+    fn awaited(op: &Op) -> bool {
+        match op {
             Op::Events(_, done) | Op::Status { done, .. } | Op::Finish { done, .. } => {
                 done.is_some()
             }
             Op::CreateRun(..) | Op::Exec(_) => true,
         }
     }
-}
 
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<Op>, path: &Path) {
-    let mut dones: Vec<Done> = Vec::new();
-    let mut after: Vec<AfterCommit> = Vec::new();
-    let mut created: Vec<(
-        oneshot::Sender<Result<RunKey, StoreError>>,
-        Result<RunKey, StoreError>,
-    )> = Vec::new();
-    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            fail_batch(batch, path, e);
-            return;
+    fn write(&mut self, tx: &rusqlite::Transaction<'_>, batch: &mut Vec<Op>) -> Acks {
+        let path = &self.path;
+        let mut acks = Acks::default();
+        // A record's own failure goes to its waiter now; the others wait for the commit.
+        let mut settle = |done: Option<Done>, r: Result<(), rusqlite::Error>| {
+            if let Some(done) = done {
+                match r {
+                    Ok(()) => acks.done.push(done),
+                    Err(e) => {
+                        let _ = done.send(Err(classify(path, e, Duration::ZERO)));
+                    }
+                }
+            }
+        };
+        let mut created = Vec::new();
+        let mut after = Vec::new();
+        for op in batch.drain(..) {
+            match op {
+                Op::Events(events, done) => settle(done, insert_events(tx, &events)),
+                Op::CreateRun(run, done) => {
+                    let r = insert_run(tx, &run).map_err(|e| classify(path, e, Duration::ZERO));
+                    created.push((done, r));
+                }
+                Op::Status {
+                    run,
+                    status,
+                    wake_at,
+                    done,
+                } => {
+                    let r = tx
+                        .prepare_cached("UPDATE runs SET status = ?2, wake_at = ?3 WHERE id = ?1 AND status NOT IN ('completed', 'failed', 'cancelled')")
+                        .and_then(|mut s| s.execute(params![run, status.as_str(), wake_at]));
+                    settle(done, r.map(drop));
+                }
+                Op::Finish {
+                    run,
+                    status,
+                    output,
+                    error,
+                    at,
+                    done,
+                } => {
+                    let r = tx
+                        .prepare_cached(
+                            "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_at = ?5, wake_at = NULL WHERE id = ?1 AND status != 'cancelled'",
+                        )
+                        .and_then(|mut s| {
+                            s.execute(params![run, status.as_str(), output, error, at])
+                        });
+                    settle(done, r.map(drop));
+                }
+                Op::Exec(f) => after.push(f(tx)),
+            }
         }
-    };
-    for op in batch.drain(..) {
-        match op {
-            Op::Events(events, done) => {
-                let r = insert_events(&tx, &events);
-                if let Some(done) = done {
-                    match r {
-                        Ok(()) => dones.push(done),
-                        Err(e) => {
-                            let _ = done.send(Err(classify(path, e, Duration::ZERO)));
-                        }
-                    }
-                }
-            }
-            Op::CreateRun(run, done) => {
-                let r = insert_run(&tx, &run).map_err(|e| classify(path, e, Duration::ZERO));
-                created.push((done, r));
-            }
-            Op::Status {
-                run,
-                status,
-                wake_at,
-                done,
-            } => {
-                let r = tx
-                    .prepare_cached("UPDATE runs SET status = ?2, wake_at = ?3 WHERE id = ?1 AND status NOT IN ('completed', 'failed', 'cancelled')")
-                    .and_then(|mut s| s.execute(params![run, status.as_str(), wake_at]));
-                if let Some(done) = done {
-                    match r {
-                        Ok(_) => dones.push(done),
-                        Err(e) => {
-                            let _ = done.send(Err(classify(path, e, Duration::ZERO)));
-                        }
-                    }
-                }
-            }
-            Op::Finish {
-                run,
-                status,
-                output,
-                error,
-                at,
-                done,
-            } => {
-                let r = tx
-                    .prepare_cached(
-                        "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_at = ?5, wake_at = NULL WHERE id = ?1 AND status != 'cancelled'",
-                    )
-                    .and_then(|mut s| s.execute(params![run, status.as_str(), output, error, at]));
-                if let Some(done) = done {
-                    match r {
-                        Ok(_) => dones.push(done),
-                        Err(e) => {
-                            let _ = done.send(Err(classify(path, e, Duration::ZERO)));
-                        }
-                    }
-                }
-            }
-            Op::Exec(f) => after.push(f(&tx)),
-        }
+        acks.created = created;
+        acks.after = after;
+        acks
     }
-    match tx.commit() {
-        Ok(()) => {
-            for done in dones {
-                let _ = done.send(Ok(()));
+
+    fn committed(&mut self, acks: Acks, result: Result<(), rusqlite::Error>) {
+        match result {
+            Ok(()) => {
+                for done in acks.done {
+                    let _ = done.send(Ok(()));
+                }
+                for (done, r) in acks.created {
+                    let _ = done.send(r);
+                }
+                for f in acks.after {
+                    f(None);
+                }
             }
-            for (done, r) in created {
-                let _ = done.send(r);
-            }
-            for f in after {
-                f(None);
-            }
-        }
-        Err(e) => {
-            let msg = e.to_string();
-            for done in dones {
-                let _ = done.send(Err(StoreError::Commit {
-                    path: path.to_path_buf(),
+            Err(e) => {
+                let msg = e.to_string();
+                let err = || StoreError::Commit {
+                    path: self.path.clone(),
                     message: msg.clone(),
-                }));
-            }
-            for (done, _) in created {
-                let _ = done.send(Err(StoreError::Commit {
-                    path: path.to_path_buf(),
-                    message: msg.clone(),
-                }));
-            }
-            for f in after {
-                f(Some(msg.clone()));
+                };
+                for done in acks.done {
+                    let _ = done.send(Err(err()));
+                }
+                for (done, _) in acks.created {
+                    let _ = done.send(Err(err()));
+                }
+                for f in acks.after {
+                    f(Some(msg.clone()));
+                }
             }
         }
     }
-}
 
-fn fail_batch(batch: &mut Vec<Op>, path: &Path, e: rusqlite::Error) {
-    let msg = classify(path, e, Duration::ZERO).to_string();
-    let err = || StoreError::Commit {
-        path: path.to_path_buf(),
-        message: msg.clone(),
-    };
-    for op in batch.drain(..) {
-        match op {
-            Op::Events(_, Some(done))
-            | Op::Status {
-                done: Some(done), ..
-            }
-            | Op::Finish {
-                done: Some(done), ..
-            } => {
-                let _ = done.send(Err(err()));
-            }
-            Op::CreateRun(_, done) => {
-                let _ = done.send(Err(err()));
-            }
-            Op::Exec(_) => {
-                // Never ran: its caller sees the writer's channel close when the op drops.
-            }
-            Op::Events(_, None) | Op::Status { done: None, .. } | Op::Finish { done: None, .. } => {
+    fn not_started(&mut self, batch: &mut Vec<Op>, e: rusqlite::Error) {
+        let msg = classify(&self.path, e, Duration::ZERO).to_string();
+        let err = || StoreError::Commit {
+            path: self.path.clone(),
+            message: msg.clone(),
+        };
+        for op in batch.drain(..) {
+            match op {
+                Op::Events(_, Some(done))
+                | Op::Status {
+                    done: Some(done), ..
+                }
+                | Op::Finish {
+                    done: Some(done), ..
+                } => {
+                    let _ = done.send(Err(err()));
+                }
+                Op::CreateRun(_, done) => {
+                    let _ = done.send(Err(err()));
+                }
+                Op::Exec(_) => {
+                    // Never ran: its caller sees the writer's channel close when the op
+                    // drops.
+                }
+                Op::Events(_, None)
+                | Op::Status { done: None, .. }
+                | Op::Finish { done: None, .. } => {
+                    // Nobody waits for these; the run that queued them learns of the
+                    // failure from its next awaited record, which fails the same way.
+                }
             }
         }
     }

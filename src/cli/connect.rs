@@ -484,6 +484,12 @@ pub fn health(args: HealthArgs, color: ColorChoice) -> miette::Result<ExitCode> 
                 );
             }
             println!("score: {}/{} healthy", summary.healthy, summary.total);
+            if summary.audit_write_failures > 0 {
+                eprintln!(
+                    "warning: the vault could not write {} audit rows or breaker states (see the log above)",
+                    summary.audit_write_failures
+                );
+            }
         }
     }
     Ok(if summary.healthy == summary.total {
