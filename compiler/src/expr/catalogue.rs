@@ -15,8 +15,11 @@ pub struct Function {
     pub overload: Overload,
     /// Signatures in the form `string.startsWith(string) -> bool` (receiver style) or
     /// `size(list<T>) -> int` (global style). Upper-case single letters are type
-    /// parameters; `num` is any of `int`, `uint`, `double`; a trailing `...` makes the
-    /// last parameter variadic. Operators are named as in CEL (`_+_`, `-_`, `!_`).
+    /// parameters, and `O` is one that only an orderable type binds (a number, a string,
+    /// bytes, a bool, a timestamp, a duration, or `dyn`); `num` is any of `int`, `uint`,
+    /// `double`; `dyn` is a value whose type is known only when it runs (`list<dyn>` takes
+    /// a `list<dyn>`, not a `list<string>`); a trailing `...` makes the last parameter
+    /// variadic. Operators are named as in CEL (`_+_`, `-_`, `!_`).
     pub signatures: &'static [&'static str],
     pub doc: &'static str,
     pub examples: &'static [Example],
@@ -396,7 +399,7 @@ functions! {
     Join ["list<string>.join() -> string", "list<string>.join(string) -> string"]
         "Concatenates a list of strings, with a separator when given."
         { "['a', 'b'].join('-')" => "'a-b'" }
-    Format ["string.format(list<dyn>) -> string"]
+    Format ["string.format(list<A>) -> string"]
         "printf-style formatting: `%s`, `%d`, `%f`, `%.Nf`, `%e`, `%x`, `%X`, `%o`, `%b`, `%%`. `%s` writes a list as `[a, b]` and a map as `{k: v}` sorted by key, with the strings inside unquoted; `%s` and `%d` write doubles without an exponent."
         { "'%s has %d items'.format(['cart', 3])" => "'cart has 3 items'",
           "'%s and %s'.format([['a', 1.0], {'k': duration('90s')}])" => "'[a, 1] and {k: 90s}'" }
@@ -466,8 +469,8 @@ functions! {
         "The sum of a list (0 for an empty list); integer overflow is an error." { "[1, 2, 3].sum()" => "6", "[].sum()" => "0" }
     Avg ["list<int>.avg() -> double", "list<uint>.avg() -> double", "list<double>.avg() -> double", "list<dyn>.avg() -> double"]
         "The arithmetic mean; an error for an empty list." { "[1, 2].avg()" => "1.5", "[].avg()" => "error: empty list" }
-    Min ["list<A>.min() -> A"] "The least element (numbers across types, strings, timestamps, ...); an error for an empty list." { "[3, 1, 2].min()" => "1" }
-    Max ["list<A>.max() -> A"] "The greatest element; an error for an empty list." { "['b', 'a'].max()" => "'b'" }
+    Min ["list<O>.min() -> O"] "The least element (numbers across types, strings, timestamps, ...); an error for an empty list." { "[3, 1, 2].min()" => "1" }
+    Max ["list<O>.max() -> O"] "The greatest element; an error for an empty list." { "['b', 'a'].max()" => "'b'" }
     Count ["list<A>.count() -> int", "map<A, B>.count() -> int"] "The number of elements (see also `count(x, predicate)`)." { "[1, 2].count()" => "2" }
     Distinct ["list<A>.distinct() -> list<A>"] "The elements without repeats, first occurrences kept in order." { "[1, 2, 1, 3].distinct()" => "[1, 2, 3]" }
     Flatten ["list<list<A>>.flatten() -> list<A>"] "Concatenates a list of lists." { "[[1], [2, 3]].flatten()" => "[1, 2, 3]" }

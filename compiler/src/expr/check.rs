@@ -1344,6 +1344,11 @@ impl Checker<'_> {
             }
             let candidates: Vec<String> = sigs.iter().map(display_signature).collect();
             d = d.with_note(format!("it takes: {}", candidates.join("; ")));
+            if sigs.iter().any(|s| s.params.iter().any(mentions_orderable)) {
+                d = d.with_help(
+                    "`O` stands for an orderable type: a number, a string, bytes, a bool, a timestamp or a duration",
+                );
+            }
             if name == "_+_" && types.iter().any(|t| *t == Type::String) {
                 d = d.with_help(
                     "convert the other operand with `string(..)`, or use interpolation: \"${x}\"",
@@ -1584,19 +1589,7 @@ impl Checker<'_> {
                 }
             },
             K::SortBy => {
-                if !matches!(
-                    bt,
-                    Type::Int
-                        | Type::UInt
-                        | Type::Double
-                        | Type::String
-                        | Type::Bytes
-                        | Type::Bool
-                        | Type::Timestamp
-                        | Type::Duration
-                        | Type::Dyn
-                        | Type::Error
-                ) {
+                if !is_orderable(&bt) {
                     let d = Diagnostic::new(
                         codes::TYPE_MISMATCH,
                         self.arena.span(body),
@@ -1729,6 +1722,8 @@ fn match_sig(sig: &Sig, ty: &Type, b: &mut HashMap<char, Type>) -> bool {
         ty
     };
     match (sig, ty) {
+        // `O` is bound only by an orderable type.
+        (Sig::Param('O'), _) if !is_orderable(ty) => false,
         (Sig::Param(p), _) => match b.get(p) {
             Some(bound) => match unify(bound, ty) {
                 Some(u) => {
@@ -1743,7 +1738,6 @@ fn match_sig(sig: &Sig, ty: &Type, b: &mut HashMap<char, Type>) -> bool {
             }
         },
         (_, Type::Error) => true,
-        (Sig::Exact(Type::Dyn), _) => true,
         (_, Type::Dyn) => {
             bind_all(sig, b);
             true
@@ -1759,6 +1753,35 @@ fn match_sig(sig: &Sig, ty: &Type, b: &mut HashMap<char, Type>) -> bool {
         (Sig::TypeOf(_), Type::TypeOf(_)) => true,
         _ => false,
     }
+}
+
+/// Whether a signature type holds the orderable type parameter `O`.
+fn mentions_orderable(sig: &Sig) -> bool {
+    match sig {
+        Sig::Param('O') => true,
+        Sig::List(e) | Sig::CelOptional(e) | Sig::TypeOf(e) => mentions_orderable(e),
+        Sig::Map(k, v) => mentions_orderable(k) || mentions_orderable(v),
+        _ => false,
+    }
+}
+
+/// Whether values of `ty` have an order (`<`, `min`, `sort_by`): numbers, strings,
+/// bytes, bools, timestamps and durations, or values whose type is known only when they
+/// run.
+fn is_orderable(ty: &Type) -> bool {
+    matches!(
+        ty,
+        Type::Int
+            | Type::UInt
+            | Type::Double
+            | Type::String
+            | Type::Bytes
+            | Type::Bool
+            | Type::Timestamp
+            | Type::Duration
+            | Type::Dyn
+            | Type::Error
+    )
 }
 
 /// Binds every unbound parameter in `sig` to `dyn` (the argument was `dyn`).
