@@ -358,9 +358,7 @@ impl Vault {
             path: path.to_owned(),
             source,
         };
-        let db = Db::open(path).map_err(sql)?;
-        db.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sql)?;
+        let db = open_db(path)?;
         db.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .map_err(sql)?;
         db.execute_batch(SCHEMA).map_err(sql)?;
@@ -1116,6 +1114,18 @@ fn insert_audit_row(
 
 /// The most entries one transaction of the background writer takes.
 const MAX_BATCH: usize = 4096;
+
+/// A connection to the vault's file that waits up to 5 s for a busy database.
+fn open_db(path: &Path) -> Result<Db, VaultError> {
+    let sql = |source| VaultError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let db = Db::open(path).map_err(sql)?;
+    db.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql)?;
+    Ok(db)
+}
 
 #[cfg(test)]
 mod tests;

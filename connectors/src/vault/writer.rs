@@ -128,13 +128,7 @@ pub(super) fn spawn_writer(
     path: &Path,
     failures: Arc<AtomicU64>,
 ) -> Result<mpsc::Sender<Write>, VaultError> {
-    let sql = |source| VaultError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
-    let db = Db::open(path).map_err(sql)?;
-    db.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(sql)?;
+    let db = open_db(path)?;
     let journal = VaultWrites {
         actor: current_actor(),
         failures,
