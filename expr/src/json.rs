@@ -318,7 +318,35 @@ fn describe(ty: &Type) -> String {
 /// kinds, reshapes maps and records to the record's field order, and accepts numbers
 /// of another kind when they represent the value exactly (JSON has one number type).
 pub fn convert(value: &Value, to: &Type) -> Result<Value, EvalError> {
-    convert_at(value, to, Path::Root("")).map_err(EvalError::from)
+    convert_at(value, to, Path::Root(""), Leniency::Strict).map_err(EvalError::from)
+}
+
+/// How strictly [`convert_with`] reads a value of another kind than the declared type's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Leniency {
+    /// Only the exact conversions of [`convert`] (numbers that represent the value, text
+    /// for timestamps and durations).
+    #[default]
+    Strict,
+    /// An integration's answer: an optional's value stands for itself, and a missing
+    /// field reads as null.
+    Answer,
+    /// An XML answer, which cannot tell one item from a list of one, nor a number or a
+    /// boolean from text: besides [`Leniency::Answer`], a single value where a list is
+    /// declared is a list of one, null is an empty list, map or string, and text where a
+    /// number or a boolean is declared is parsed.
+    Xml,
+}
+
+/// [`convert_named`] with a [`Leniency`]: the one conversion to a declared type, used by
+/// the checker's conversions, `flow eval`, the runtime and the connectors' answers.
+pub fn convert_with(
+    value: &Value,
+    to: &Type,
+    root: &str,
+    leniency: Leniency,
+) -> Result<Value, ConversionError> {
+    convert_at(value, to, Path::Root(root), leniency)
 }
 
 /// Whether a value already has type `to` exactly (no conversion or reshaping needed).
@@ -361,13 +389,19 @@ pub fn conforms(value: &Value, to: &Type) -> bool {
 
 /// Like [`convert`], naming the root in error paths (`input.items[3].id: ...`).
 pub fn convert_named(value: &Value, to: &Type, root: &str) -> Result<Value, ConversionError> {
-    convert_at(value, to, Path::Root(root))
+    convert_at(value, to, Path::Root(root), Leniency::Strict)
 }
 
-fn convert_at(value: &Value, to: &Type, path: Path<'_>) -> Result<Value, ConversionError> {
+fn convert_at(
+    value: &Value,
+    to: &Type,
+    path: Path<'_>,
+    lenient: Leniency,
+) -> Result<Value, ConversionError> {
     if conforms(value, to) {
         return Ok(value.clone());
     }
+    let xml = lenient == Leniency::Xml;
     let mismatch = || {
         path.error(format!(
             "expected {}, found {}",
@@ -378,7 +412,27 @@ fn convert_at(value: &Value, to: &Type, path: Path<'_>) -> Result<Value, Convers
     // From here on the value does not conform: `dyn`, null for an optional and every
     // value of its own kind returned above.
     Ok(match (to, value) {
-        (Type::Optional(inner), v) => convert_at(v, inner, path)?,
+        (_, Value::Optional(Some(inner))) if lenient != Leniency::Strict => {
+            convert_at(inner, to, path, lenient)?
+        }
+        (Type::Optional(_), Value::Optional(None)) if lenient != Leniency::Strict => Value::Null,
+        (Type::List(_), Value::Null) if xml => Value::list(Vec::new()),
+        (Type::Map(..), Value::Null) if xml => Value::Map(Arc::new(Map::default())),
+        (Type::String, Value::Null) if xml => Value::String(Arc::from("")),
+        (Type::Int | Type::UInt | Type::Double | Type::Bool, Value::String(s)) if xml => {
+            let parsed = match to {
+                Type::Int => s.trim().parse().ok().map(Value::Int),
+                Type::UInt => s.trim().parse().ok().map(Value::UInt),
+                Type::Double => s.trim().parse().ok().map(Value::Double),
+                _ => match s.trim() {
+                    "true" => Some(Value::Bool(true)),
+                    "false" => Some(Value::Bool(false)),
+                    _ => None,
+                },
+            };
+            parsed.ok_or_else(|| path.error(format!("expected {to}, found the text {s:?}")))?
+        }
+        (Type::Optional(inner), v) => convert_at(v, inner, path, lenient)?,
         (Type::Secret, Value::String(s)) => Value::Secret(s.clone()),
         (Type::Int, Value::UInt(u)) => Value::Int(
             i64::try_from(*u).map_err(|_| path.error(format!("{u} does not fit in an int")))?,
@@ -408,17 +462,20 @@ fn convert_at(value: &Value, to: &Type, path: Path<'_>) -> Result<Value, Convers
         (Type::List(elem), Value::List(items)) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                out.push(convert_at(item, elem, Path::Index(&path, i))?);
+                out.push(convert_at(item, elem, Path::Index(&path, i), lenient)?);
             }
             Value::list(out)
+        }
+        (Type::List(elem), v) if xml => {
+            Value::list(vec![convert_at(v, elem, Path::Index(&path, 0), lenient)?])
         }
         (Type::Map(k, v), Value::Map(m)) => {
             let mut entries = Vec::with_capacity(m.len());
             for (key, item) in &m.entries {
                 let name = key.as_str().unwrap_or("?");
                 entries.push((
-                    convert_at(key, k, path)?,
-                    convert_at(item, v, Path::Field(&path, name))?,
+                    convert_at(key, k, path, lenient)?,
+                    convert_at(item, v, Path::Field(&path, name), lenient)?,
                 ));
             }
             Value::Map(Arc::new(
@@ -429,24 +486,29 @@ fn convert_at(value: &Value, to: &Type, path: Path<'_>) -> Result<Value, Convers
             let mut entries = Vec::with_capacity(r.fields.len());
             for (name, item) in &r.fields {
                 entries.push((
-                    convert_at(&Value::String(name.clone()), k, path)?,
-                    convert_at(item, v, Path::Field(&path, name))?,
+                    convert_at(&Value::String(name.clone()), k, path, lenient)?,
+                    convert_at(item, v, Path::Field(&path, name), lenient)?,
                 ));
             }
             Value::Map(Arc::new(
                 Map::new(entries).map_err(|e| path.error(e.message))?,
             ))
         }
-        (Type::Record(r), Value::Map(_) | Value::Record(_)) => reshape(value, r, path)?,
+        (Type::Record(r), Value::Map(_) | Value::Record(_)) => reshape(value, r, path, lenient)?,
         (Type::CelOptional(inner), Value::Optional(o)) => match o {
             None => Value::none(),
-            Some(v) => Value::some(convert_at(v, inner, path)?),
+            Some(v) => Value::some(convert_at(v, inner, path, lenient)?),
         },
         _ => return Err(mismatch()),
     })
 }
 
-fn reshape(value: &Value, r: &RecordType, path: Path<'_>) -> Result<Value, ConversionError> {
+fn reshape(
+    value: &Value,
+    r: &RecordType,
+    path: Path<'_>,
+    lenient: Leniency,
+) -> Result<Value, ConversionError> {
     if let Value::Record(rec) = value {
         let same_shape = rec.fields.len() == r.fields.len()
             && rec
@@ -461,12 +523,15 @@ fn reshape(value: &Value, r: &RecordType, path: Path<'_>) -> Result<Value, Conve
     let mut out = Vec::with_capacity(r.fields.len());
     for field in &r.fields {
         let at = Path::Field(&path, &field.name);
+        let missing = || at.error(format!("missing field (expected {})", describe(&field.ty)));
         let v = match value.get_field(&field.name) {
-            Some(v) => convert_at(v, &field.ty, at)?,
+            Some(v) => convert_at(v, &field.ty, at, lenient)?,
             None if accepts_missing(&field.ty) => missing_value(&field.ty),
-            None => {
-                return Err(at.error(format!("missing field (expected {})", describe(&field.ty))));
+            // An answer's missing field reads as null (an XML answer's null is lenient).
+            None if lenient != Leniency::Strict => {
+                convert_at(&Value::Null, &field.ty, at, lenient).map_err(|_| missing())?
             }
+            None => return Err(missing()),
         };
         out.push((Arc::from(field.name.as_str()), v));
     }
