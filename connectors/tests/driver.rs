@@ -174,7 +174,8 @@ async fn errors_carry_the_status_the_api_message_and_never_the_secret() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Validation);
     assert!(
-        e.message.contains("result.id: expected string, found number"),
+        e.message
+            .contains("result.id: expected string, found number"),
         "{}",
         e.message
     );
