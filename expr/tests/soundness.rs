@@ -49,18 +49,6 @@ const RECEIVERS: &[&str] = &[
     "dyn('text')",
 ];
 
-fn mentions_dyn(ty: &Type) -> bool {
-    match ty {
-        Type::Dyn => true,
-        Type::List(t) | Type::Optional(t) | Type::CelOptional(t) | Type::TypeOf(t) => {
-            mentions_dyn(t)
-        }
-        Type::Map(k, v) => mentions_dyn(k) || mentions_dyn(v),
-        Type::Record(r) => r.fields.iter().any(|f| mentions_dyn(&f.ty)),
-        _ => false,
-    }
-}
-
 /// What [`type_errors`] answers for an expression holding a `dyn`: it was not run.
 const DYNAMIC: &str = "(holds a dyn: not run)";
 
@@ -121,7 +109,7 @@ fn type_errors(src: &str) -> Option<Vec<String>> {
     if flow_grammar::has_errors(&diagnostics) {
         return None;
     }
-    if arena.nodes.iter().any(|n| mentions_dyn(&n.ty)) {
+    if arena.nodes.iter().any(|n| n.ty.contains_dyn()) {
         return Some(vec![DYNAMIC.to_owned()]);
     }
     let arena = Arc::new(arena);

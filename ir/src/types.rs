@@ -129,6 +129,18 @@ impl Type {
         }
     }
 
+    /// Whether this type, or a type inside it (an element, a field, an optional's value),
+    /// is `dyn`: a value of it is checked only when it runs.
+    pub fn contains_dyn(&self) -> bool {
+        match self {
+            Type::Dyn => true,
+            Type::List(t) | Type::Optional(t) | Type::CelOptional(t) => t.contains_dyn(),
+            Type::Map(k, v) => k.contains_dyn() || v.contains_dyn(),
+            Type::Record(r) => r.fields.iter().any(|f| f.ty.contains_dyn()),
+            _ => false,
+        }
+    }
+
     /// The name CEL's `type()` gives values of this type (`int`, `list`, `map`, ...).
     pub fn cel_type_name(&self) -> &'static str {
         match self {

@@ -999,15 +999,5 @@ impl Checker<'_> {
     }
 }
 
-fn mentions_dyn(ty: &Type) -> bool {
-    match ty {
-        Type::Dyn => true,
-        Type::List(t) | Type::Optional(t) | Type::CelOptional(t) => mentions_dyn(t),
-        Type::Map(k, v) => mentions_dyn(k) || mentions_dyn(v),
-        Type::Record(r) => r.fields.iter().any(|f| mentions_dyn(&f.ty)),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests;

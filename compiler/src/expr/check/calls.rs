@@ -252,7 +252,7 @@ impl Checker<'_> {
         // With static argument types the first matching signature wins (the catalogue
         // lists specific signatures first); with `dyn` arguments every match counts,
         // and the result is `dyn` unless all matches agree.
-        let precise = !types.iter().any(mentions_dyn);
+        let precise = !types.iter().any(Type::contains_dyn);
         let mut matched: Vec<(&Signature, Type)> = Vec::new();
         for sig in sigs {
             if let Some(result) = match_signature(sig, &types) {
