@@ -123,17 +123,17 @@ fn recover_with(
         })
         .map(|s| s.range.clone())
         .collect();
+    let mut parses = Parses {
+        file,
+        source,
+        chunk,
+        budget: MAX_ATTEMPTS,
+    };
     let mut last_position = None;
-    // Parses of the whole item this recovery may spend: it runs on every keystroke that
-    // leaves the item broken, so a large item must not cost hundreds.
-    let mut budget = MAX_ATTEMPTS;
-    loop {
-        if budget == 0 {
-            return None;
-        }
-        budget -= 1;
-        let blame = match attempt(file, source, chunk, &replaced) {
-            Attempt::Parsed(_) => break,
+    // The parse of the item with `replaced` as it stands, once one succeeded.
+    let mut parsed = loop {
+        let blame = match parses.attempt(&replaced)? {
+            Attempt::Parsed(result) => break result,
             Attempt::Failed(blame) => blame,
         };
         if replaced.len() >= MAX_REPLACED {
@@ -154,49 +154,64 @@ fn recover_with(
             return None;
         }
         replaced.push(range);
-    }
+    };
     // Put back each statement that was replaced only because of where the problem
     // showed, most recent first (the earlier ones are likelier to be the real cause).
-    let mut i = replaced.len();
-    while i > 0 {
-        i -= 1;
+    // When the budget runs out, what parsed last stands.
+    for i in (0..replaced.len()).rev() {
         let mut without = replaced.clone();
         without.remove(i);
-        if budget == 0 {
-            break;
-        }
-        budget -= 1;
-        if matches!(attempt(file, source, chunk, &without), Attempt::Parsed(_)) {
-            replaced = without;
+        match parses.attempt(&without) {
+            Some(Attempt::Parsed(result)) => {
+                replaced = without;
+                parsed = result;
+            }
+            Some(Attempt::Failed(_)) => {}
+            None => break,
         }
     }
     // A statement that lost its keyword reads as the tail of the one before it: keep
     // the leading lines of a replaced range when the item parses without them.
-    for i in 0..replaced.len() {
+    'ranges: for i in 0..replaced.len() {
         for line in line_starts(source, chunk_tokens, replaced[i].clone())
             .into_iter()
             .rev()
         {
             let mut narrower = replaced.clone();
             narrower[i] = line..replaced[i].end;
-            if budget == 0 {
-                break;
-            }
-            budget -= 1;
-            if matches!(attempt(file, source, chunk, &narrower), Attempt::Parsed(_)) {
-                replaced = narrower;
-                break;
+            match parses.attempt(&narrower) {
+                Some(Attempt::Parsed(result)) => {
+                    replaced = narrower;
+                    parsed = result;
+                    break;
+                }
+                Some(Attempt::Failed(_)) => {}
+                None => break 'ranges,
             }
         }
     }
-    match attempt(file, source, chunk, &replaced) {
-        Attempt::Parsed((mut items, diagnostics)) => {
-            for item in &mut items {
-                widen_error_nodes(item, source, &replaced);
-            }
-            Some((items, diagnostics))
-        }
-        Attempt::Failed(_) => None,
+    let (mut items, diagnostics) = parsed;
+    for item in &mut items {
+        widen_error_nodes(item, source, &replaced);
+    }
+    Some((items, diagnostics))
+}
+
+/// The parses of one item a recovery runs, counted against its budget: it runs on every
+/// keystroke that leaves the item broken, so a large item must not cost hundreds.
+struct Parses<'a> {
+    file: FileId,
+    source: &'a str,
+    chunk: &'a Chunk,
+    budget: usize,
+}
+
+impl Parses<'_> {
+    /// Parses the item with `replaced` turned into error markers; `None` once the budget
+    /// is spent.
+    fn attempt(&mut self, replaced: &[Range<usize>]) -> Option<Attempt> {
+        self.budget = self.budget.checked_sub(1)?;
+        Some(attempt(self.file, self.source, self.chunk, replaced))
     }
 }
 
