@@ -926,6 +926,21 @@ struct Acks {
     after: Vec<AfterCommit>,
 }
 
+impl Acks {
+    /// A record's own failure goes to its waiter now; a waiter of a record written waits
+    /// for the commit.
+    fn settle(&mut self, path: &Path, done: Option<Done>, r: Result<(), rusqlite::Error>) {
+        if let Some(done) = done {
+            match r {
+                Ok(()) => self.done.push(done),
+                Err(e) => {
+                    let _ = done.send(Err(classify(path, e, Duration::ZERO)));
+                }
+            }
+        }
+    }
+}
+
 impl Journal for JournalWrites {
     type Record = Op;
     type Pending = Acks;
@@ -943,25 +958,12 @@ impl Journal for JournalWrites {
     fn write(&mut self, tx: &rusqlite::Transaction<'_>, batch: &mut Vec<Op>) -> Acks {
         let path = &self.path;
         let mut acks = Acks::default();
-        // A record's own failure goes to its waiter now; the others wait for the commit.
-        let mut settle = |done: Option<Done>, r: Result<(), rusqlite::Error>| {
-            if let Some(done) = done {
-                match r {
-                    Ok(()) => acks.done.push(done),
-                    Err(e) => {
-                        let _ = done.send(Err(classify(path, e, Duration::ZERO)));
-                    }
-                }
-            }
-        };
-        let mut created = Vec::new();
-        let mut after = Vec::new();
         for op in batch.drain(..) {
             match op {
-                Op::Events(events, done) => settle(done, insert_events(tx, &events)),
+                Op::Events(events, done) => acks.settle(path, done, insert_events(tx, &events)),
                 Op::CreateRun(run, done) => {
                     let r = insert_run(tx, &run).map_err(|e| classify(path, e, Duration::ZERO));
-                    created.push((done, r));
+                    acks.created.push((done, r));
                 }
                 Op::Status {
                     run,
@@ -972,7 +974,7 @@ impl Journal for JournalWrites {
                     let r = tx
                         .prepare_cached("UPDATE runs SET status = ?2, wake_at = ?3 WHERE id = ?1 AND status NOT IN ('completed', 'failed', 'cancelled')")
                         .and_then(|mut s| s.execute(params![run, status.as_str(), wake_at]));
-                    settle(done, r.map(drop));
+                    acks.settle(path, done, r.map(drop));
                 }
                 Op::Finish {
                     run,
@@ -989,13 +991,11 @@ impl Journal for JournalWrites {
                         .and_then(|mut s| {
                             s.execute(params![run, status.as_str(), output, error, at])
                         });
-                    settle(done, r.map(drop));
+                    acks.settle(path, done, r.map(drop));
                 }
-                Op::Exec(f) => after.push(f(tx)),
+                Op::Exec(f) => acks.after.push(f(tx)),
             }
         }
-        acks.created = created;
-        acks.after = after;
         acks
     }
 
