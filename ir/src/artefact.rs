@@ -33,6 +33,61 @@ pub enum ArtefactError {
     Encode(String),
 }
 
+/// A program together with its `.flowc` bytes and their SHA-256: what a run store keeps
+/// (the bytes, under the hash) and what an executor runs (the program), made by one
+/// encoding or one decoding.
+#[derive(Clone, Debug)]
+pub struct Artefact {
+    pub program: Program,
+    /// The whole `.flowc` file.
+    pub bytes: Vec<u8>,
+    /// The SHA-256 of the payload, as the header carries it.
+    pub hash: [u8; 32],
+}
+
+impl Artefact {
+    /// Encodes `program` (postcard, hashed once).
+    pub fn encode(program: Program) -> Result<Artefact, ArtefactError> {
+        let bytes = encode(&program)?;
+        let hash = header_hash(&bytes).ok_or_else(|| ArtefactError::Encode("no header".into()))?;
+        Ok(Artefact {
+            program,
+            bytes,
+            hash,
+        })
+    }
+
+    /// Decodes a `.flowc` file, checking it as [`decode`] does, and keeps its bytes.
+    pub fn decode(bytes: Vec<u8>) -> Result<Artefact, ArtefactError> {
+        let (program, hash) = decode_hashed(&bytes)?;
+        Ok(Artefact {
+            program,
+            bytes,
+            hash,
+        })
+    }
+
+    /// The hash as 64 lower-case hex digits (the key a run store files the program under).
+    pub fn hash_hex(&self) -> String {
+        hex(&self.hash)
+    }
+}
+
+/// 32 bytes as 64 lower-case hex digits.
+pub fn hex(hash: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in hash {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
+fn header_hash(bytes: &[u8]) -> Option<[u8; 32]> {
+    bytes.get(20..HEADER_LEN)?.try_into().ok()
+}
+
 /// Encodes a program as a `.flowc` file.
 pub fn encode(program: &Program) -> Result<Vec<u8>, ArtefactError> {
     let payload = postcard::to_stdvec(program).map_err(|e| ArtefactError::Encode(e.to_string()))?;
@@ -47,6 +102,11 @@ pub fn encode(program: &Program) -> Result<Vec<u8>, ArtefactError> {
 
 /// Decodes a `.flowc` file; never panics, whatever the bytes.
 pub fn decode(bytes: &[u8]) -> Result<Program, ArtefactError> {
+    decode_hashed(bytes).map(|(program, _)| program)
+}
+
+/// Decodes a `.flowc` file and returns its checked hash with the program.
+fn decode_hashed(bytes: &[u8]) -> Result<(Program, [u8; 32]), ArtefactError> {
     let magic = bytes.get(..MAGIC.len()).ok_or(ArtefactError::NotFlowc)?;
     if magic != MAGIC {
         return Err(ArtefactError::NotFlowc);
@@ -79,8 +139,11 @@ pub fn decode(bytes: &[u8]) -> Result<Program, ArtefactError> {
     if (payload.len() as u64) > len {
         return Err(ArtefactError::Corrupt);
     }
+    let hash: [u8; 32] = hash.try_into().map_err(|_| truncated(len))?;
     if Sha256::digest(payload).as_slice() != hash {
         return Err(ArtefactError::Corrupt);
     }
-    postcard::from_bytes(payload).map_err(|e| ArtefactError::Unreadable(e.to_string()))
+    postcard::from_bytes(payload)
+        .map(|program| (program, hash))
+        .map_err(|e| ArtefactError::Unreadable(e.to_string()))
 }
