@@ -285,15 +285,18 @@ fn main() {
                 }
             }
         };
+        let prepared = Arc::new(flow_runtime::Prepared::new(Arc::clone(&program), String::new()));
         let through_driver = {
             let driver = Arc::clone(&driver);
             let program = Arc::clone(&program);
+            let prepared = Arc::clone(&prepared);
             // A run's id and workflow name are made once per run, as the executor does.
             let run_id: Arc<str> = Arc::from("bench");
             let workflow: Arc<str> = Arc::from("bench");
             move |i: usize| {
                 let driver = Arc::clone(&driver);
                 let program = Arc::clone(&program);
+                let prepared = Arc::clone(&prepared);
                 let run_id = Arc::clone(&run_id);
                 let workflow = Arc::clone(&workflow);
                 async move {
@@ -302,6 +305,7 @@ fn main() {
                     let args = [Value::string(format!("T-{i}"))];
                     let call = ActionCall {
                         program: &program,
+                        prepared: prepared.integration(IntegrationId(0)).unwrap(),
                         action_ref: ActionRef { integration: IntegrationId(0), action: 0 },
                         integration: integ,
                         action,

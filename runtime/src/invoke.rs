@@ -4,7 +4,8 @@
 //! the same way.
 //!
 //! A connector receives the action's declaration (from the compiled program), the
-//! evaluated arguments aligned with the action's parameters, and a [`CallContext`]
+//! integration's expressions prepared once per loaded program, the evaluated arguments
+//! aligned with the action's parameters, and a [`CallContext`]
 //! saying which run, step and attempt the call belongs to. It returns the result as a
 //! value of the action's declared result type, or a [`StepError`] whose kind the
 //! executor uses for retries and `catch`. Timeouts, retries and journaling are the
@@ -20,6 +21,7 @@ use flow_ir::program::{Action, ActionRef, Integration, Program};
 
 use crate::builtins::Builtins;
 use crate::error::StepError;
+use crate::prepared::PreparedIntegration;
 
 /// What a connector returns: a boxed future, so connectors are object safe.
 pub type InvokeFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, StepError>> + Send + 'a>>;
@@ -28,6 +30,10 @@ pub type InvokeFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, StepError>
 pub struct ActionCall<'a> {
     /// The compiled program the run executes (integrations, actions, their expressions).
     pub program: &'a Arc<Program>,
+    /// The integration's expressions (its own, each action's), prepared once per loaded
+    /// program and shared by every call; what a connector derives from the integration
+    /// goes in its [`PreparedIntegration::derived`] slot.
+    pub prepared: &'a PreparedIntegration,
     pub action_ref: ActionRef,
     pub integration: &'a Integration,
     pub action: &'a Action,

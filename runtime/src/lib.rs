@@ -1,9 +1,12 @@
 //! flow-runtime: the durable executor for compiled Flow workflows.
 //!
 //! - [`engine`]: admission (priority, limits), run creation, recovery of crashed runs;
-//! - `exec`: one run's dataflow interpreter with journal replay;
+//! - `exec`: one run's dataflow interpreter with journal replay (the engine hands it a
+//!   run's start arguments; what both use is in [`run`]);
+//! - [`prepared`]: a loaded program with its expressions prepared once;
 //! - [`attempt`]: the retry/timeout loop of a step;
-//! - [`store`]: the SQLite journal (runs, events, programs) with group commit;
+//! - [`store`]: the SQLite journal (runs, events, programs) with group commit, and its
+//!   schema migrations (`migrate`);
 //! - [`invoke`]: the [`Connector`] boundary every action implementation plugs into;
 //! - [`builtins`]: the native `http`, `file` and `console` integrations;
 //! - [`policy`], [`error`]: retry math, error kinds and the `err` record.
@@ -17,19 +20,22 @@ pub mod error;
 mod exec;
 pub mod group_commit;
 pub mod invoke;
+mod migrate;
 pub mod optimize;
 pub mod policy;
+pub mod prepared;
 pub mod report;
+pub mod run;
 pub mod store;
 pub mod testing;
 
 use std::time::Duration;
 
-pub use engine::{
-    Engine, EngineConfig, EngineError, Loaded, Observer, Progress, RunHandle, RunOutcome, Silent,
-};
+pub use engine::{Engine, EngineError, RunHandle};
 pub use error::{ErrorKind, StepError};
 pub use invoke::{ActionCall, CallContext, Connector, InvokeFuture, Router};
+pub use prepared::{Prepared, PreparedIntegration};
+pub use run::{EngineConfig, Observer, Progress, RunOutcome, Silent};
 pub use store::{Durability, RunStatus, Store, StoreError, StoreOptions};
 
 /// A duration the way Flow writes it: `250ms`, `5s`, `1m30s`, `2h`.

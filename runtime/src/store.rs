@@ -20,8 +20,9 @@ use tokio::sync::oneshot;
 
 use crate::group_commit::{self, Journal, Linger, WriterOptions};
 
-/// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes (`PRAGMA user_version`); older stores are
+/// upgraded when opened (`migrate`).
+const SCHEMA_VERSION: i64 = 2;
 
 /// Most records one transaction takes, so a flood of writes still commits regularly.
 const MAX_BATCH: usize = 8192;
@@ -31,6 +32,8 @@ const MAX_BATCH: usize = 8192;
 /// event is lost had not succeeded and runs again on resume.
 const LINGER: Duration = Duration::from_millis(5);
 
+/// Programs are `.flowc` files (`flow_ir::artefact`) under the hex SHA-256 of their
+/// payload, the hash the file carries; `runs.program` names one.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS programs (
     hash       TEXT PRIMARY KEY,
@@ -521,7 +524,7 @@ impl Store {
         f(&conn).map_err(|e| classify(&self.inner.path, e, self.inner.options.busy_timeout))
     }
 
-    /// Saves a compiled program under its content hash (once).
+    /// Saves a compiled program (its `.flowc` bytes) under its hash, once.
     pub async fn save_program(
         &self,
         hash: &str,
@@ -854,10 +857,7 @@ fn init_schema(conn: &Connection, path: &Path, options: &StoreOptions) -> Result
         });
     }
     if version < SCHEMA_VERSION {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        ))
-        .map_err(err)?;
+        crate::migrate::upgrade(conn, SCHEMA, SCHEMA_VERSION).map_err(err)?;
     }
     // A file that opens but whose tables are damaged shows it here, not mid-run.
     let check: String = conn

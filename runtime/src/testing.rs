@@ -10,9 +10,10 @@ use flow_ir::Span;
 use flow_ir::program::{ActionRef, MockOutcome, Program, Test, TestStmt};
 
 use crate::builtins::{Builtins, ConsoleSink};
-use crate::engine::{Engine, EngineConfig, Silent};
+use crate::engine::Engine;
 use crate::error::StepError;
 use crate::invoke::{ActionCall, CallContext, Connector, InvokeFuture};
+use crate::run::{EngineConfig, Silent};
 use crate::store::{RunStatus, Store, StoreOptions};
 
 #[derive(Clone)]

@@ -1,11 +1,17 @@
 //! The journal against real SQLite files: runs and events survive reopening, many
 //! concurrent writers share commits, and bad or busy files give clear errors.
 
+mod common;
+
+use std::sync::Arc;
 use std::time::Duration;
 
+use flow_ir::artefact::Artefact;
+use flow_runtime::builtins::Builtins;
 use flow_runtime::store::{
     Event, EventKind, Lease, NewRun, RunFilter, RunStatus, Store, StoreError, StoreOptions,
 };
+use flow_runtime::{Engine, EngineConfig, Router, Silent};
 
 fn new_run(id: &str, executor: &str) -> NewRun {
     NewRun {
@@ -197,4 +203,134 @@ async fn prune_removes_old_finished_runs_only() {
         .map(|r| r.run_id)
         .collect();
     assert_eq!(left, vec!["recent".to_string(), "unfinished".to_string()]);
+}
+
+/// The schema of version 1, as Flow wrote it: programs were the IR as JSON, under a
+/// 128-bit FNV-1a hash.
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS programs (
+    hash       TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    artefact   BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id          INTEGER PRIMARY KEY,
+    run_id      TEXT NOT NULL UNIQUE,
+    workflow    TEXT NOT NULL,
+    program     TEXT NOT NULL,
+    parent      INTEGER,
+    parent_step TEXT,
+    owner_as    TEXT,
+    priority    INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    input       TEXT NOT NULL,
+    output      TEXT,
+    error       TEXT,
+    created_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    executor    TEXT,
+    wake_at     INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status, executor);
+CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs(workflow, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs(created_at);
+CREATE TABLE IF NOT EXISTS events (
+    run     INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    at      INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    step    TEXT,
+    attempt INTEGER,
+    data    TEXT,
+    PRIMARY KEY (run, seq)
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_store_keeps_its_programs_as_artefacts_and_its_runs_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    let program = common::compile(
+        "workflow bump(n: int) -> int {\n  step a = http.get(url: \"http://127.0.0.1:9/never\")\n  return n + a.status\n}\n",
+    );
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute(
+            "INSERT INTO programs (hash, created_at, artefact) VALUES (?1, 1000, ?2)",
+            rusqlite::params![
+                "6c62272e07bb014262b821756295c58d",
+                serde_json::to_vec(&program).unwrap()
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO programs (hash, created_at, artefact) VALUES ('unreadable', 1000, X'7b7d')",
+            [],
+        )
+        .unwrap();
+        // A run that stopped after its step succeeded: resuming takes the step's result
+        // from the journal (the URL answers nothing) and returns.
+        conn.execute_batch(
+            "INSERT INTO runs (id, run_id, workflow, program, priority, status, input, created_at, executor)
+                 VALUES (1, 'r-old', 'bump', '6c62272e07bb014262b821756295c58d', 1, 'running', '{\"n\":1}', 1000, 'dead-old');
+             INSERT INTO runs (id, run_id, workflow, program, priority, status, input, created_at, executor)
+                 VALUES (2, 'r-lost', 'bump', 'unreadable', 1, 'completed', '{}', 1000, 'dead-old');
+             INSERT INTO events (run, seq, at, kind, step, attempt, data) VALUES
+                 (1, 0, 1000, 'run_started', NULL, NULL, '{}'),
+                 (1, 1, 1001, 'step_started', 'a', 1, NULL),
+                 (1, 2, 1002, 'step_succeeded', 'a', 1,
+                  '{\"status\":41,\"headers\":{},\"body\":null,\"url\":\"http://127.0.0.1:9/never\"}');",
+        )
+        .unwrap();
+    }
+
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let expected = Artefact::encode(program.clone()).unwrap();
+    let run = store.run_by_id("r-old").unwrap().unwrap();
+    assert_eq!(run.program, expected.hash_hex());
+    let bytes = store.program(&run.program).unwrap().unwrap();
+    assert_eq!(bytes, expected.bytes);
+    assert_eq!(Artefact::decode(bytes).unwrap().program, program);
+    assert_eq!(
+        store.program("6c62272e07bb014262b821756295c58d").unwrap(),
+        None
+    );
+    // What this build cannot read is kept as it was.
+    assert_eq!(
+        store.run_by_id("r-lost").unwrap().unwrap().program,
+        "unreadable"
+    );
+    assert_eq!(store.program("unreadable").unwrap(), Some(b"{}".to_vec()));
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(Router::new(Builtins::new().unwrap())),
+        EngineConfig::default(),
+        Arc::new(Silent),
+    )
+    .unwrap();
+    let handles = engine.recover().await.unwrap();
+    assert_eq!(handles.len(), 1);
+    let outcome = handles.into_iter().next().unwrap().outcome().await;
+    assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.error);
+    assert_eq!(outcome.output, serde_json::json!(42));
+    // Loading the same program again finds it under the same hash.
+    let loaded = engine.load(program).await.unwrap();
+    assert_eq!(loaded.hash, run.program);
+    engine.shutdown().await.unwrap();
+    drop(engine);
+    drop(store);
+    // Opening the upgraded store again changes nothing.
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(
+        store.run_by_id("r-old").unwrap().unwrap().program,
+        expected.hash_hex()
+    );
 }

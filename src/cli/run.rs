@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use flow_grammar::SourceMap;
+use flow_ir::artefact::Artefact;
 use flow_ir::program::Program;
 use flow_runtime::builtins::Builtins;
 use flow_runtime::{
@@ -122,14 +123,16 @@ fn runtime() -> miette::Result<tokio::runtime::Runtime> {
         .wrap_err("cannot start the runtime")
 }
 
-/// Loads a program from a `.flow` (compiling it, printing diagnostics) or `.flowc` file.
-/// `Ok(None)`: the file has errors (already reported).
-pub fn load_program(file: &Path, color: ColorChoice) -> miette::Result<Option<Program>> {
+/// Loads a program from a `.flow` (compiling it, printing diagnostics) or `.flowc` file,
+/// as the `.flowc` bytes the store keeps and their hash: a `.flowc` file is checked and
+/// kept as it is, a source is encoded once. `Ok(None)`: the file has errors (already
+/// reported).
+pub fn load_program(file: &Path, color: ColorChoice) -> miette::Result<Option<Artefact>> {
     if file.extension().is_some_and(|e| e == "flowc") {
         let bytes = std::fs::read(file)
             .into_diagnostic()
             .wrap_err_with(|| format!("cannot read `{}`", file.display()))?;
-        return flow_ir::artefact::decode(&bytes).map(Some).map_err(|e| {
+        return Artefact::decode(bytes).map(Some).map_err(|e| {
             let code = flow_compiler::artefact::error_code(&e);
             miette!("error[{code}]: {}: {e}", file.display())
         });
@@ -154,7 +157,9 @@ pub fn load_program(file: &Path, color: ColorChoice) -> miette::Result<Option<Pr
         eprintln!("not run: {}", plural(tally.errors, "error"));
         return Ok(None);
     }
-    Ok(Some(compilation.program))
+    Artefact::encode(compilation.program)
+        .map(Some)
+        .map_err(|e| miette!("{e}"))
 }
 
 /// The workflow `flow run FILE` runs when `--workflow` is not given.
@@ -222,12 +227,12 @@ fn engine(
 }
 
 pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
-    let Some(program) = load_program(&args.file, color)? else {
+    let Some(artefact) = load_program(&args.file, color)? else {
         return Ok(ExitCode::from(EXIT_FAILURE));
     };
     let workflow = match &args.workflow {
         Some(w) => w.clone(),
-        None => default_workflow(&program, &args.file)?,
+        None => default_workflow(&artefact.program, &args.file)?,
     };
     let input = parse_input(args.input.as_deref())?;
     let store = open_store(&args.store.store, args.exec.durability)?;
@@ -242,7 +247,10 @@ pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
                 plural(recovered.len(), "run")
             ));
         }
-        let loaded = engine.load(program).await.map_err(|e| miette!("{e}"))?;
+        let loaded = engine
+            .load_artefact(artefact)
+            .await
+            .map_err(|e| miette!("{e}"))?;
         let handle = match engine.submit(&loaded, &workflow, input).await {
             Ok(h) => h,
             Err(e) => return Err(miette!("{e}")),

@@ -110,7 +110,8 @@ pub fn run_optimize(args: OptimizeArgs, _color: ColorChoice) -> miette::Result<E
         .program(&latest.program)
         .map_err(|e| miette!("{e}"))?
         .ok_or_else(|| miette!("the program of run {} is missing", latest.run_id))?;
-    let program: flow_ir::program::Program = serde_json::from_slice(&bytes).into_diagnostic()?;
+    let program = flow_ir::artefact::decode(&bytes)
+        .map_err(|e| miette!("the program of run {}: {e}", latest.run_id))?;
     let (_, wf) = program
         .workflow_by_name(&args.workflow)
         .ok_or_else(|| miette!("workflow `{}` is not in its program", args.workflow))?;

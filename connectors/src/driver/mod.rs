@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flow_expr::{Map, Record, Value};
@@ -21,6 +21,7 @@ use flow_ir::program::{
     Action, AuthKind, ConstOr, FormArg, Integration, Method, PaginateKind, Program,
 };
 use flow_ir::types::Type;
+use flow_runtime::PreparedIntegration;
 use flow_runtime::error::kind_for_status;
 use flow_runtime::{ActionCall, CallContext, Connector, ErrorKind, InvokeFuture, StepError};
 use secrecy::{ExposeSecret, SecretString};
@@ -62,11 +63,11 @@ impl Default for DriverConfig {
     }
 }
 
-/// An integration's arenas, prepared once per compiled program.
+/// What the driver derives from an integration, once per loaded program (kept in the
+/// runtime's [`PreparedIntegration::derived`] slot, beside the prepared arenas it shares).
 struct Prepared {
-    program: Weak<Program>,
-    integration: flow_expr::Program,
-    actions: Vec<flow_expr::Program>,
+    integration: Arc<flow_expr::Program>,
+    actions: Vec<Arc<flow_expr::Program>>,
     /// Per action, whether its clauses read `response.headers` (otherwise the answer's
     /// headers are not copied into the `response` value).
     reads_headers: Vec<bool>,
@@ -95,7 +96,6 @@ struct Token {
 pub struct Driver {
     client: reqwest::Client,
     connections: Arc<dyn Connections>,
-    prepared: RwLock<HashMap<(usize, u32), Arc<Prepared>>>,
     limits: Limits,
     breakers: Breakers,
     cache: ResultCache,
@@ -301,7 +301,6 @@ impl Driver {
         Driver {
             client,
             connections,
-            prepared: RwLock::new(HashMap::new()),
             limits: Limits::default(),
             breakers: Breakers::new(config.breaker),
             cache: ResultCache::default(),
@@ -321,27 +320,6 @@ impl Driver {
             .state(&(integration.to_owned(), owner.to_owned()))
     }
 
-    fn prepare(&self, program: &Arc<Program>, integration: u32) -> Option<Arc<Prepared>> {
-        let key = (Arc::as_ptr(program) as usize, integration);
-        if let Ok(map) = self.prepared.read() {
-            if let Some(p) = map.get(&key) {
-                if p.program
-                    .upgrade()
-                    .is_some_and(|q| Arc::ptr_eq(&q, program))
-                {
-                    return Some(Arc::clone(p));
-                }
-            }
-        }
-        let integ = program.integrations.get(integration as usize)?;
-        let prepared = Arc::new(prepare_integration(integ, Arc::downgrade(program)));
-        if let Ok(mut map) = self.prepared.write() {
-            map.retain(|_, p| p.program.strong_count() > 0);
-            map.insert(key, Arc::clone(&prepared));
-        }
-        Some(prepared)
-    }
-
     /// Performs one attempt of an action call.
     pub async fn call(&self, call: &ActionCall<'_>, ctx: &CallContext) -> Result<Value, StepError> {
         let integ = call.integration;
@@ -351,11 +329,17 @@ impl Driver {
             .map_err(vault_error)?;
         // The breaker's key and thresholds, needed only once a breaker exists.
         let key = || -> Key { (integ.name.clone(), conn.owner.clone()) };
-        let prepared = self
-            .prepare(call.program, call.action_ref.integration.0)
-            .ok_or_else(|| {
-                StepError::runtime("internal error: the action is not in the program")
-            })?;
+        let fresh;
+        let prepared = match call
+            .prepared
+            .derived(|| prepare_integration(integ, call.prepared))
+        {
+            Some(p) => p,
+            None => {
+                fresh = prepare_integration(integ, call.prepared);
+                &fresh
+            }
+        };
         let cache_key = (ctx.cache.is_some() && call.action.idempotent).then(|| {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             (&integ.name, &conn.owner, &call.action.name).hash(&mut h);
@@ -466,15 +450,10 @@ impl Driver {
     }
 }
 
-fn prepare_integration(integ: &Integration, program: Weak<Program>) -> Prepared {
+fn prepare_integration(integ: &Integration, exprs: &PreparedIntegration) -> Prepared {
     Prepared {
-        program,
-        integration: flow_expr::Program::new(integ.exprs.clone()),
-        actions: integ
-            .actions
-            .iter()
-            .map(|a| flow_expr::Program::new(a.exprs.clone()))
-            .collect(),
+        integration: Arc::clone(&exprs.exprs),
+        actions: exprs.actions.clone(),
         reads_headers: integ
             .actions
             .iter()

@@ -16,9 +16,7 @@ impl Driver {
             .integrations
             .get(integration as usize)
             .ok_or_else(|| StepError::runtime("internal error: unknown integration"))?;
-        let prepared = self
-            .prepare(program, integration)
-            .ok_or_else(|| StepError::runtime("internal error: unknown integration"))?;
+        let prepared = prepare_integration(integ, &PreparedIntegration::new(integ));
         let started = Instant::now();
         let name = format!("{} health", integ.name);
         let result = if let Some(h) = &integ.health {

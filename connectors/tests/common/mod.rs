@@ -9,7 +9,7 @@ use std::time::Duration;
 use flow_connectors::{Connection, Driver, DriverConfig, MemoryConnections};
 use flow_expr::Value;
 use flow_ir::program::{ActionRef, IntegrationId, Program};
-use flow_runtime::{ActionCall, CallContext, StepError};
+use flow_runtime::{ActionCall, CallContext, Prepared, StepError};
 
 /// Compiles a file's text; panics with the diagnostics when it has errors.
 pub fn compile(src: &str) -> Arc<Program> {
@@ -112,8 +112,10 @@ pub async fn call_with(
             },
         })
         .collect();
+    let loaded = prepared(program);
     let call = ActionCall {
         program,
+        prepared: loaded.integration(IntegrationId(iid.0)).unwrap(),
         action_ref: ActionRef {
             integration: IntegrationId(iid.0),
             action: index as u32,
@@ -123,6 +125,20 @@ pub async fn call_with(
         args: &values,
     };
     driver.call(&call, ctx).await
+}
+
+/// The program's prepared expressions: one set per compiled program, as an executor
+/// keeps them, so what the driver derives from an integration (a session's token, say)
+/// lasts from one call to the next.
+pub fn prepared(program: &Arc<Program>) -> Arc<Prepared> {
+    static LOADED: Mutex<Vec<(Arc<Program>, Arc<Prepared>)>> = Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap();
+    if let Some((_, p)) = loaded.iter().find(|(q, _)| Arc::ptr_eq(q, program)) {
+        return Arc::clone(p);
+    }
+    let p = Arc::new(Prepared::new(Arc::clone(program), String::new()));
+    loaded.push((Arc::clone(program), Arc::clone(&p)));
+    p
 }
 
 pub async fn call(

@@ -1,59 +1,163 @@
-//! Frames: a block instance (the body, a branch, one loop iteration, a `try` body or
-//! handler) with its copy of the locals; starting statements whose dependencies are
-//! done, finishing frames, exporting their values and failing them.
+//! Frames: the instances of blocks (the body, a branch, one loop iteration, a `try` body
+//! or handler), each with its own locals; how a finished frame hands its exports to the
+//! statement that opened it, and how a failure finds the nearest `try`.
 
-use super::*;
+use std::collections::HashMap;
+
+use flow_expr::Value;
+use flow_ir::expr::LocalId;
+use flow_ir::program::{BlockId, Export, StmtId, StmtKind};
+use serde_json::Value as Json;
+use tokio::task::AbortHandle;
+
+use super::Exec;
+use crate::error::StepError;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum St {
+    Pending,
+    Running,
+    Done,
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum FrameKind {
+    Root,
+    Branch { stmt: usize },
+    Iter { stmt: usize, index: usize },
+    TryBody { stmt: usize },
+    Handler { stmt: usize },
+}
+
+pub(super) struct LoopState {
+    pub(super) items: Vec<Value>,
+    pub(super) next: usize,
+    pub(super) running: usize,
+    pub(super) limit: usize,
+    pub(super) done: usize,
+    pub(super) results: Vec<Vec<Value>>,
+}
+
+pub(super) struct Frame {
+    pub(super) parent: Option<usize>,
+    pub(super) block: BlockId,
+    pub(super) kind: FrameKind,
+    pub(super) indices: Vec<u32>,
+    pub(super) locals: Vec<Value>,
+    pub(super) states: Vec<St>,
+    pub(super) remaining: usize,
+    pub(super) children: Vec<usize>,
+    pub(super) tasks: Vec<AbortHandle>,
+    pub(super) loops: HashMap<usize, LoopState>,
+}
 
 impl Exec {
-    /// Starts every statement whose dependencies are done, until nothing more can start.
-    pub(super) fn pump(&mut self, wf: &Workflow) {
-        loop {
-            let mut progressed = false;
-            for fi in 0..self.frames.len() {
-                if self.outcome.is_some() {
-                    return;
-                }
-                let Some(Some(frame)) = self.frames.get(fi) else {
-                    continue;
-                };
-                if frame.remaining == 0 && frame.children.is_empty() {
-                    self.frame_complete(fi);
-                    progressed = true;
-                    continue;
-                }
-                let Some(block) = wf.block(frame.block) else {
-                    continue;
-                };
-                let pending: Vec<(usize, StmtId)> = block
-                    .stmts
-                    .iter()
-                    .enumerate()
-                    .filter(|(p, _)| frame.states.get(*p) == Some(&St::Pending))
-                    .map(|(p, s)| (p, *s))
-                    .collect();
-                for (p, sid) in pending {
-                    let Some(stmt) = wf.stmt(sid) else { continue };
-                    if !matches!(self.frames.get(fi), Some(Some(_))) {
-                        break;
-                    }
-                    if self.deps_done(fi, &stmt.deps) {
-                        if let Some(Some(f)) = self.frames.get_mut(fi) {
-                            if let Some(s) = f.states.get_mut(p) {
-                                *s = St::Running;
-                            }
-                        }
-                        self.start(wf, fi, p, sid);
-                        progressed = true;
-                        if self.outcome.is_some() {
-                            return;
-                        }
-                    }
-                }
-            }
-            if !progressed {
-                return;
+    pub(super) fn new_frame(
+        &mut self,
+        parent: Option<usize>,
+        block: BlockId,
+        kind: FrameKind,
+        indices: Vec<u32>,
+        locals: Vec<Value>,
+    ) -> usize {
+        let n = self
+            .wf()
+            .blocks
+            .get(block.index())
+            .map(|b| b.stmts.len())
+            .unwrap_or(0);
+        let id = self.frames.len();
+        self.frames.push(Some(Frame {
+            parent,
+            block,
+            kind,
+            indices,
+            locals,
+            states: vec![St::Pending; n],
+            remaining: n,
+            children: Vec::new(),
+            tasks: Vec::new(),
+            loops: HashMap::new(),
+        }));
+        if let Some(p) = parent {
+            if let Some(Some(pf)) = self.frames.get_mut(p) {
+                pf.children.push(id);
             }
         }
+        id
+    }
+
+    pub(super) fn child_frame(
+        &mut self,
+        parent: usize,
+        block: BlockId,
+        kind: FrameKind,
+        extra_index: Option<u32>,
+    ) -> usize {
+        let (locals, mut indices) = match self.frames.get(parent) {
+            Some(Some(f)) => (f.locals.clone(), f.indices.clone()),
+            _ => (Vec::new(), Vec::new()),
+        };
+        if let Some(i) = extra_index {
+            indices.push(i);
+        }
+        let id = self.new_frame(Some(parent), block, kind, indices, locals);
+        if let Some(Some(f)) = self.frames.get(id) {
+            if f.remaining == 0 {
+                // An empty block completes at once; handled by the next pump.
+            }
+        }
+        id
+    }
+
+    /// Writes a local in a frame and every frame nested in it.
+    pub(super) fn set_local(&mut self, frame: usize, local: LocalId, value: Value) {
+        let mut stack = vec![frame];
+        while let Some(f) = stack.pop() {
+            if let Some(Some(fr)) = self.frames.get_mut(f) {
+                if let Some(slot) = fr.locals.get_mut(local.0 as usize) {
+                    *slot = value.clone();
+                }
+                stack.extend(fr.children.iter().copied());
+            }
+        }
+    }
+
+    pub(super) fn local_of(&self, frame: usize, local: LocalId) -> Value {
+        match self.frames.get(frame) {
+            Some(Some(f)) => f
+                .locals
+                .get(local.0 as usize)
+                .cloned()
+                .unwrap_or(Value::Null),
+            _ => Value::Null,
+        }
+    }
+
+    pub(super) fn deps_done(&self, frame: usize, deps: &[StmtId]) -> bool {
+        let wf = self.wf();
+        deps.iter().all(|d| {
+            let Some(stmt) = wf.stmt(*d) else { return true };
+            let mut f = Some(frame);
+            while let Some(fi) = f {
+                let Some(Some(fr)) = self.frames.get(fi) else {
+                    return true;
+                };
+                if fr.block == stmt.block {
+                    return fr
+                        .states
+                        .get(self.pos[d.index()])
+                        .is_none_or(|s| *s == St::Done);
+                }
+                f = fr.parent;
+            }
+            true
+        })
+    }
+
+    pub(super) fn stmt_at(&self, frame: usize, pos: usize) -> Option<StmtId> {
+        let f = self.frames.get(frame)?.as_ref()?;
+        self.wf().block(f.block)?.stmts.get(pos).copied()
     }
 
     pub(super) fn complete(&mut self, frame: usize, pos: usize) {
@@ -64,183 +168,6 @@ impl Exec {
                     f.remaining = f.remaining.saturating_sub(1);
                 }
             }
-        }
-    }
-
-    pub(super) fn clock_key(&self, frame: usize, sid: StmtId) -> String {
-        let indices = match self.frames.get(frame) {
-            Some(Some(f)) => f.indices.clone(),
-            _ => Vec::new(),
-        };
-        step_key(&format!("now@{}", sid.0), &indices)
-    }
-
-    pub(super) fn start(&mut self, wf: &Workflow, fi: usize, p: usize, sid: StmtId) {
-        let Some(stmt) = wf.stmt(sid) else { return };
-        let ckey = self.clock_key(fi, sid);
-        match &stmt.kind {
-            StmtKind::Let { local, value } => {
-                let name = wf
-                    .exprs
-                    .local(*local)
-                    .map(|l| l.name.clone())
-                    .unwrap_or_default();
-                match self.eval_in(fi, *value, &ckey, &name) {
-                    Ok(v) => {
-                        self.set_local(fi, *local, v);
-                        self.complete(fi, p);
-                    }
-                    Err(e) => self.fail_at(fi, e),
-                }
-            }
-            StmtKind::Step(step) => self.start_step(wf, fi, p, *step, &ckey),
-            StmtKind::Wait(wait) => self.start_wait(fi, p, sid, wait, &ckey),
-            StmtKind::If {
-                branches,
-                otherwise,
-                exports,
-            } => {
-                let mut chosen = None;
-                for b in branches {
-                    match self.eval_in(fi, b.condition, &ckey, "if condition") {
-                        Ok(Value::Bool(true)) => {
-                            chosen = Some(b.body);
-                            break;
-                        }
-                        Ok(Value::Bool(false)) | Ok(Value::Null) => {}
-                        Ok(other) => {
-                            self.fail_at(
-                                fi,
-                                StepError::expression(format!(
-                                    "an `if` condition must be a bool, not {}",
-                                    other.kind()
-                                )),
-                            );
-                            return;
-                        }
-                        Err(e) => {
-                            self.fail_at(fi, e);
-                            return;
-                        }
-                    }
-                }
-                match chosen.or(*otherwise) {
-                    Some(block) => {
-                        self.child_frame(fi, block, FrameKind::Branch { stmt: p }, None);
-                    }
-                    None => {
-                        for e in exports {
-                            self.set_local(fi, e.outer, Value::Null);
-                        }
-                        self.complete(fi, p);
-                    }
-                }
-            }
-            StmtKind::For {
-                var,
-                iterable,
-                parallel,
-                body,
-                exports,
-            } => {
-                let items = match self.eval_in(fi, *iterable, &ckey, "for") {
-                    Ok(Value::List(items)) => items.as_ref().clone(),
-                    Ok(Value::Map(m)) => m.entries.iter().map(|(k, _)| k.clone()).collect(),
-                    Ok(Value::Null) => Vec::new(),
-                    Ok(other) => {
-                        self.fail_at(
-                            fi,
-                            StepError::expression(format!(
-                                "`for` needs a list, not {}",
-                                other.kind()
-                            )),
-                        );
-                        return;
-                    }
-                    Err(e) => {
-                        self.fail_at(fi, e);
-                        return;
-                    }
-                };
-                let limit = match parallel {
-                    None => 1,
-                    Some(ConstOr::Const(n)) => *n as usize,
-                    Some(ConstOr::Expr(e)) => match self.eval_in(fi, *e, &ckey, "parallel") {
-                        Ok(Value::Int(n)) if n > 0 => n as usize,
-                        Ok(Value::UInt(n)) if n > 0 => n as usize,
-                        Ok(_) => 1,
-                        Err(e) => {
-                            self.fail_at(fi, e);
-                            return;
-                        }
-                    },
-                }
-                .max(1);
-                if items.is_empty() {
-                    for e in exports {
-                        self.set_local(fi, e.outer, Value::list(Vec::new()));
-                    }
-                    self.complete(fi, p);
-                    return;
-                }
-                let n = items.len();
-                if let Some(Some(f)) = self.frames.get_mut(fi) {
-                    f.loops.insert(
-                        p,
-                        LoopState {
-                            items,
-                            next: 0,
-                            running: 0,
-                            limit,
-                            done: 0,
-                            results: vec![Vec::new(); n],
-                        },
-                    );
-                }
-                self.launch_iterations(fi, p, *var, *body);
-            }
-            StmtKind::Try { body, .. } => {
-                self.child_frame(fi, *body, FrameKind::TryBody { stmt: p }, None);
-            }
-            StmtKind::Fail(message) => {
-                let text = match self.eval_in(fi, *message, &ckey, "fail") {
-                    Ok(v) => v
-                        .as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| v.to_json().to_string()),
-                    Err(e) => e.message,
-                };
-                // `fail` ends the run; a `try` around it does not catch it.
-                self.outcome = Some(Err(StepError::runtime(text)));
-            }
-            StmtKind::Return(value) => {
-                let out = match value {
-                    Some(e) => self.eval_in(fi, *e, &ckey, "return").map(|v| v.to_json()),
-                    None => Ok(Json::Null),
-                };
-                match out {
-                    Ok(v) => self.outcome = Some(Ok(v)),
-                    Err(e) => self.fail_at(fi, e),
-                }
-            }
-            StmtKind::Log(expr) => match self.eval_in(fi, *expr, &ckey, "log") {
-                Ok(v) => {
-                    let text = v
-                        .as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| v.to_json().to_string());
-                    let e = self.shared.record(
-                        EventKind::Log,
-                        None,
-                        None,
-                        Some(Json::String(text.clone()).to_string()),
-                    );
-                    let _ = self.shared.inner.store.append_nowait(vec![e]);
-                    self.shared.progress(&Progress::Log { message: text });
-                    self.complete(fi, p);
-                }
-                Err(e) => self.fail_at(fi, e),
-            },
         }
     }
 

@@ -8,117 +8,195 @@
 //! locals, so parallel iterations never see each other's values; a value written by a
 //! statement is copied into the frames nested below it.
 //!
-//! This file holds the run's state, replay and the event loop; `frames.rs` starts
-//! statements and finishes frames, `steps.rs` prepares, spawns and journals steps and
-//! waits.
+//! - this file: a run's life ([`drive`]: journal its start, execute, journal its end),
+//!   the main loop and the statements that need no task;
+//! - [`replay`]: what the journal says a run already did, and `now()` readings;
+//! - [`frames`]: block instances, their locals, completion and failure routing;
+//! - [`steps`]: step calls (arguments, policies, the connector call, child runs);
+//! - [`waits`]: durable timers, and giving the admission slot back while parked.
 
 mod frames;
+mod replay;
 mod steps;
+mod waits;
 
-use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use flow_expr::{Context, Timestamp, Value};
-use flow_ir::expr::{ExprId, LocalId};
-use flow_ir::program::{
-    ActionRef, BlockId, ConstOr, Export, Nanos, Retry, StepCall, StepId, StmtId, StmtKind, Wait,
-    Workflow, WorkflowId,
-};
+use flow_expr::Value;
+use flow_ir::expr::ExprId;
+use flow_ir::program::{ConstOr, Nanos, StmtId, StmtKind, Workflow, WorkflowId};
 use serde_json::Value as Json;
 use tokio::sync::Semaphore;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use crate::admission::Permit;
-use crate::attempt::{AttemptObserver, run_attempts};
-use crate::engine::{Inner, Loaded, Progress, event};
 use crate::error::{ErrorKind, StepError};
-use crate::invoke::{ActionCall, CallContext};
-use crate::policy::RetryPolicy;
+use crate::prepared::Prepared;
+use crate::run::{Progress, RunOutcome, RunStart, Services, Slot};
 use crate::store::{Event, EventKind, RunKey, RunStatus};
 
-/// What the journal says a run already did.
-#[derive(Default)]
-pub(crate) struct Replay {
-    succeeded: HashMap<String, Json>,
-    failed: HashMap<String, StepError>,
-    /// The highest attempt that failed, per step.
-    failed_attempts: HashMap<String, u32>,
-    timers: HashMap<String, i64>,
-    fired: HashSet<String>,
-    clocks: HashMap<String, i128>,
-    pub next_seq: u32,
-    pub started_at: Option<i64>,
-}
+use frames::{Frame, FrameKind, LoopState, St};
+use replay::{ClockCtx, Replay};
 
-impl Replay {
-    pub fn from_events(events: &[Event]) -> Replay {
-        let mut r = Replay::default();
-        for e in events {
-            r.next_seq = r.next_seq.max(e.seq + 1);
-            let step = e.step.clone().unwrap_or_default();
-            match e.kind {
-                EventKind::RunStarted => {
-                    r.started_at.get_or_insert(e.at);
-                }
-                EventKind::StepSucceeded => {
-                    let v = e
-                        .data
-                        .as_deref()
-                        .and_then(|d| serde_json::from_str(d).ok())
-                        .unwrap_or(Json::Null);
-                    r.succeeded.insert(step, v);
-                }
-                EventKind::StepFailed => {
-                    let data: Json = e
-                        .data
-                        .as_deref()
-                        .and_then(|d| serde_json::from_str(d).ok())
-                        .unwrap_or(Json::Null);
-                    let attempt = e.attempt.unwrap_or(1);
-                    let n = r.failed_attempts.entry(step.clone()).or_insert(0);
-                    *n = (*n).max(attempt);
-                    if data.get("final").and_then(Json::as_bool) == Some(true) {
-                        if let Some(err) = data
-                            .get("error")
-                            .and_then(|v| serde_json::from_value::<StepError>(v.clone()).ok())
-                        {
-                            r.failed.insert(step, err);
-                        }
-                    }
-                }
-                EventKind::TimerSet => {
-                    if let Some(at) = e.data.as_deref().and_then(|d| d.parse::<i64>().ok()) {
-                        r.timers.insert(step, at);
-                    }
-                }
-                EventKind::TimerFired => {
-                    r.fired.insert(step);
-                }
-                EventKind::Clock => {
-                    if let Some(ns) = e.data.as_deref().and_then(|d| d.parse::<i128>().ok()) {
-                        r.clocks.insert(step, ns);
-                    }
-                }
-                _ => {}
+/// Executes a run to its end: replays its journal when it resumes, journals its start,
+/// runs the workflow (within its `timeout`, until `flow runs cancel` for a top-level
+/// run), and records the outcome. `slot` is a top-level run's admission slot and cancel
+/// signal; a child run has none (it runs inside its parent's slot).
+pub(crate) async fn drive(
+    services: Arc<Services>,
+    start: RunStart,
+    slot: Option<Slot>,
+) -> RunOutcome {
+    let RunStart {
+        program,
+        workflow: wf,
+        key,
+        run_id,
+        input,
+        owner,
+        priority,
+        resumed,
+        child,
+    } = start;
+    let Some(wf_ir) = program.program.workflow(wf) else {
+        return RunOutcome::failed(
+            run_id,
+            StepError::runtime("workflow missing from its program"),
+        );
+    };
+    let workflow_name: Arc<str> = Arc::from(wf_ir.name.as_str());
+    let deadline_after = wf_ir.settings.timeout;
+    let replay = if resumed {
+        let store = services.store.clone();
+        match tokio::task::spawn_blocking(move || store.events(key)).await {
+            Ok(Ok(events)) => Replay::from_events(&events),
+            Ok(Err(e)) => {
+                return RunOutcome::failed(run_id, StepError::runtime(format!("journal: {e}")));
             }
+            Err(e) => return RunOutcome::failed(run_id, StepError::runtime(e.to_string())),
         }
-        r
+    } else {
+        Replay::default()
+    };
+    let created_at = if resumed { replay.started_at } else { None };
+    let shared = Arc::new(RunShared {
+        steps: Arc::new(Semaphore::new(services.config.max_parallel_steps.max(1))),
+        services: Arc::clone(&services),
+        program,
+        wf,
+        key,
+        run_id: Arc::from(run_id.as_str()),
+        workflow: Arc::clone(&workflow_name),
+        owner,
+        priority,
+        child,
+        seq: AtomicU32::new(replay.next_seq),
+        unsynced_clock: AtomicBool::new(false),
+    });
+    let now = services.clock.now_millis();
+    let started_at = created_at.unwrap_or(now);
+    shared
+        .journal(
+            if resumed {
+                EventKind::RunResumed
+            } else {
+                EventKind::RunStarted
+            },
+            None,
+            None,
+            Some(serde_json::json!({ "executor": services.executor }).to_string()),
+            false,
+        )
+        .await;
+    let _ = services.store.set_status(key, RunStatus::Running, None);
+    services.observer.progress(
+        &run_id,
+        &workflow_name,
+        child,
+        &Progress::RunStarted { resumed },
+    );
+
+    let deadline = deadline_after.map(|ns| started_at.saturating_add(ns / 1_000_000));
+    let (permit, cancel) = match slot {
+        Some(Slot { permit, cancel }) => (Some(permit), Some(cancel)),
+        None => (None, None),
+    };
+    let execution = execute(Arc::clone(&shared), replay, input, permit, deadline);
+    let result = match cancel {
+        Some(cancel) => tokio::select! {
+            r = execution => Some(r),
+            _ = cancel.notified() => None,
+        },
+        None => Some(execution.await),
+    };
+    let (status, output, error) = match result {
+        Some(Ok(output)) => (RunStatus::Completed, output, None),
+        Some(Err(e)) => (RunStatus::Failed, Json::Null, Some(e)),
+        None => (
+            RunStatus::Cancelled,
+            Json::Null,
+            Some(StepError::runtime("cancelled")),
+        ),
+    };
+    let at = services.clock.now_millis();
+    let (kind, data) = match &error {
+        _ if status == RunStatus::Cancelled => (EventKind::RunCancelled, String::new()),
+        None => (EventKind::RunCompleted, output.to_string()),
+        Some(e) => (
+            EventKind::RunFailed,
+            serde_json::to_string(e).unwrap_or_default(),
+        ),
+    };
+    shared.journal(kind, None, None, Some(data), false).await;
+    let finish = services
+        .store
+        .finish_run(
+            key,
+            status,
+            error.is_none().then(|| output.to_string()),
+            error
+                .as_ref()
+                .map(|e| serde_json::to_string(e).unwrap_or_default()),
+            at,
+        )
+        .await;
+    let (status, error) = match finish {
+        Ok(()) => (status, error),
+        Err(e) => (
+            RunStatus::Failed,
+            Some(StepError::runtime(format!(
+                "cannot record the run's end: {e}"
+            ))),
+        ),
+    };
+    services.observer.progress(
+        &run_id,
+        &workflow_name,
+        child,
+        &Progress::RunFinished { status },
+    );
+    RunOutcome {
+        run_id,
+        status,
+        output,
+        error,
     }
 }
 
 /// What the run's tasks share.
-pub(crate) struct RunShared {
-    pub inner: Arc<Inner>,
-    pub loaded: Arc<Loaded>,
-    pub wf: WorkflowId,
-    pub key: RunKey,
-    pub run_id: Arc<str>,
-    pub workflow: Arc<str>,
-    pub owner: Option<Arc<str>>,
-    pub child: bool,
+struct RunShared {
+    services: Arc<Services>,
+    program: Arc<Prepared>,
+    wf: WorkflowId,
+    key: RunKey,
+    run_id: Arc<str>,
+    workflow: Arc<str>,
+    owner: Option<Arc<str>>,
+    priority: i64,
+    child: bool,
     seq: AtomicU32,
     steps: Arc<Semaphore>,
     /// A `now()` reading was journaled without waiting for it: the next call waits for
@@ -127,34 +205,6 @@ pub(crate) struct RunShared {
 }
 
 impl RunShared {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        inner: Arc<Inner>,
-        loaded: Arc<Loaded>,
-        wf: WorkflowId,
-        key: RunKey,
-        run_id: Arc<str>,
-        workflow: Arc<str>,
-        next_seq: u32,
-        child: bool,
-    ) -> RunShared {
-        let steps = Arc::new(Semaphore::new(inner.config.max_parallel_steps.max(1)));
-        let owner = inner.config.owner.as_deref().map(Arc::from);
-        RunShared {
-            inner,
-            loaded,
-            wf,
-            key,
-            run_id,
-            workflow,
-            owner,
-            child,
-            seq: AtomicU32::new(next_seq),
-            steps,
-            unsynced_clock: AtomicBool::new(false),
-        }
-    }
-
     fn record(
         &self,
         kind: EventKind,
@@ -162,21 +212,20 @@ impl RunShared {
         attempt: Option<u32>,
         data: Option<String>,
     ) -> Event {
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        event(
-            self.key,
-            seq,
-            self.inner.clock.now_millis(),
+        Event {
+            run: self.key,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            at: self.services.clock.now_millis(),
             kind,
-            step,
+            step: step.map(str::to_owned),
             attempt,
             data,
-        )
+        }
     }
 
     /// Journals an event; with `durable`, returns once it is committed. A journal that
     /// cannot be written is reported by the next durable write.
-    pub async fn journal(
+    async fn journal(
         &self,
         kind: EventKind,
         step: Option<&str>,
@@ -186,9 +235,9 @@ impl RunShared {
     ) {
         let e = self.record(kind, step, attempt, data);
         if durable {
-            let _ = self.inner.store.append_durable(vec![e]).await;
+            let _ = self.services.store.append_durable(vec![e]).await;
         } else {
-            let _ = self.inner.store.append_nowait(vec![e]);
+            let _ = self.services.store.append_nowait(vec![e]);
         }
     }
 
@@ -200,7 +249,7 @@ impl RunShared {
         data: Option<String>,
     ) -> Result<(), StepError> {
         let e = self.record(kind, step, attempt, data);
-        self.inner
+        self.services
             .store
             .append_durable(vec![e])
             .await
@@ -208,74 +257,10 @@ impl RunShared {
     }
 
     fn progress(&self, p: &Progress) {
-        self.inner
+        self.services
             .observer
             .progress(&self.run_id, &self.workflow, self.child, p);
     }
-}
-
-/// `now()` for one statement: readings are keyed by statement instance and position,
-/// taken from the journal when the run is resumed and journaled when new.
-struct ClockCtx<'a> {
-    key: String,
-    n: Cell<u32>,
-    replay: &'a HashMap<String, i128>,
-    now: i128,
-    new: RefCell<Vec<(String, i128)>>,
-}
-
-impl Context for ClockCtx<'_> {
-    fn now(&self) -> Timestamp {
-        let n = self.n.get();
-        self.n.set(n + 1);
-        let key = format!("{}#{n}", self.key);
-        let ns = match self.replay.get(&key) {
-            Some(ns) => *ns,
-            None => {
-                self.new.borrow_mut().push((key, self.now));
-                self.now
-            }
-        };
-        Timestamp::from_nanos(ns).unwrap_or_else(|_| Timestamp::now())
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum St {
-    Pending,
-    Running,
-    Done,
-}
-
-#[derive(Clone, Copy)]
-enum FrameKind {
-    Root,
-    Branch { stmt: usize },
-    Iter { stmt: usize, index: usize },
-    TryBody { stmt: usize },
-    Handler { stmt: usize },
-}
-
-struct LoopState {
-    items: Vec<Value>,
-    next: usize,
-    running: usize,
-    limit: usize,
-    done: usize,
-    results: Vec<Vec<Value>>,
-}
-
-struct Frame {
-    parent: Option<usize>,
-    block: BlockId,
-    kind: FrameKind,
-    indices: Vec<u32>,
-    locals: Vec<Value>,
-    states: Vec<St>,
-    remaining: usize,
-    children: Vec<usize>,
-    tasks: Vec<AbortHandle>,
-    loops: HashMap<usize, LoopState>,
 }
 
 enum TaskResult {
@@ -302,27 +287,27 @@ struct Exec {
     steps_in_flight: usize,
     timers_in_flight: usize,
     outcome: Option<Result<Json, StepError>>,
+    /// A top-level run's admission slot (`None` while given back) and priority.
     admission: Option<(Option<Permit>, i64)>,
     /// When each timer in flight fires (Unix ms), by frame and statement position.
     wakes: HashMap<(usize, usize), i64>,
 }
 
 /// Runs a workflow to its end (or its deadline) and returns its output.
-pub(crate) async fn execute(
+async fn execute(
     shared: Arc<RunShared>,
     replay: Replay,
     input: Json,
-    admission: Option<(Permit, i64)>,
+    permit: Option<Permit>,
     deadline: Option<i64>,
 ) -> Result<Json, StepError> {
-    let program = Arc::clone(&shared.loaded.program);
+    let program = Arc::clone(&shared.program.program);
     let Some(wf) = program.workflow(shared.wf) else {
         return Err(StepError::runtime("workflow missing from its program"));
     };
     let eval = shared
-        .loaded
-        .exprs
-        .get(shared.wf.index())
+        .program
+        .workflow(shared.wf)
         .cloned()
         .ok_or_else(|| StepError::runtime("workflow missing"))?;
     let mut pos = vec![0usize; wf.stmts.len()];
@@ -333,7 +318,7 @@ pub(crate) async fn execute(
             }
         }
     }
-    let clock = shared.inner.clock;
+    let clock = shared.services.clock;
     let mut exec = Exec {
         shared: Arc::clone(&shared),
         program: Arc::clone(&program),
@@ -345,7 +330,7 @@ pub(crate) async fn execute(
         steps_in_flight: 0,
         timers_in_flight: 0,
         outcome: None,
-        admission: admission.map(|(p, prio)| (Some(p), prio)),
+        admission: permit.map(|p| (Some(p), shared.priority)),
         wakes: HashMap::new(),
     };
     let run = async {
@@ -438,30 +423,9 @@ impl Exec {
                 *slot = v;
             }
         }
-        let new = ctx.new.into_inner();
+        let new = ctx.into_new();
         self.journal_clocks(new);
         Ok(locals)
-    }
-
-    fn clock_ctx(&self, key: String) -> ClockCtx<'_> {
-        ClockCtx {
-            key,
-            n: Cell::new(0),
-            replay: &self.replay.clocks,
-            now: self.shared.inner.clock.now_nanos(),
-            new: RefCell::new(Vec::new()),
-        }
-    }
-
-    fn journal_clocks(&mut self, readings: Vec<(String, i128)>) {
-        for (key, ns) in readings {
-            self.replay.clocks.insert(key.clone(), ns);
-            let e = self
-                .shared
-                .record(EventKind::Clock, Some(&key), None, Some(ns.to_string()));
-            let _ = self.shared.inner.store.append_nowait(vec![e]);
-            self.shared.unsynced_clock.store(true, Ordering::Relaxed);
-        }
     }
 
     /// Evaluates an expression in a frame.
@@ -472,13 +436,11 @@ impl Exec {
         clock_key: &str,
         what: &str,
     ) -> Result<Value, StepError> {
-        let ctx = ClockCtx {
-            key: clock_key.to_owned(),
-            n: Cell::new(0),
-            replay: &self.replay.clocks,
-            now: self.shared.inner.clock.now_nanos(),
-            new: RefCell::new(Vec::new()),
-        };
+        let ctx = ClockCtx::new(
+            clock_key.to_owned(),
+            &self.replay.clocks,
+            self.shared.services.clock.now_nanos(),
+        );
         let Some(Some(f)) = self.frames.get_mut(frame) else {
             return Err(StepError::runtime("frame gone"));
         };
@@ -486,114 +448,11 @@ impl Exec {
             .eval
             .eval(expr, &mut f.locals, &ctx)
             .map_err(|e| expr_error(what, &e));
-        let new = ctx.new.into_inner();
+        let new = ctx.into_new();
         if !new.is_empty() {
             self.journal_clocks(new);
         }
         r
-    }
-
-    fn new_frame(
-        &mut self,
-        parent: Option<usize>,
-        block: BlockId,
-        kind: FrameKind,
-        indices: Vec<u32>,
-        locals: Vec<Value>,
-    ) -> usize {
-        let n = self
-            .wf()
-            .blocks
-            .get(block.index())
-            .map(|b| b.stmts.len())
-            .unwrap_or(0);
-        let id = self.frames.len();
-        self.frames.push(Some(Frame {
-            parent,
-            block,
-            kind,
-            indices,
-            locals,
-            states: vec![St::Pending; n],
-            remaining: n,
-            children: Vec::new(),
-            tasks: Vec::new(),
-            loops: HashMap::new(),
-        }));
-        if let Some(p) = parent {
-            if let Some(Some(pf)) = self.frames.get_mut(p) {
-                pf.children.push(id);
-            }
-        }
-        id
-    }
-
-    fn child_frame(
-        &mut self,
-        parent: usize,
-        block: BlockId,
-        kind: FrameKind,
-        extra_index: Option<u32>,
-    ) -> usize {
-        let (locals, mut indices) = match self.frames.get(parent) {
-            Some(Some(f)) => (f.locals.clone(), f.indices.clone()),
-            _ => (Vec::new(), Vec::new()),
-        };
-        if let Some(i) = extra_index {
-            indices.push(i);
-        }
-        let id = self.new_frame(Some(parent), block, kind, indices, locals);
-        if let Some(Some(f)) = self.frames.get(id) {
-            if f.remaining == 0 {
-                // An empty block completes at once; handled by the next pump.
-            }
-        }
-        id
-    }
-
-    /// Writes a local in a frame and every frame nested in it.
-    fn set_local(&mut self, frame: usize, local: LocalId, value: Value) {
-        let mut stack = vec![frame];
-        while let Some(f) = stack.pop() {
-            if let Some(Some(fr)) = self.frames.get_mut(f) {
-                if let Some(slot) = fr.locals.get_mut(local.0 as usize) {
-                    *slot = value.clone();
-                }
-                stack.extend(fr.children.iter().copied());
-            }
-        }
-    }
-
-    fn local_of(&self, frame: usize, local: LocalId) -> Value {
-        match self.frames.get(frame) {
-            Some(Some(f)) => f
-                .locals
-                .get(local.0 as usize)
-                .cloned()
-                .unwrap_or(Value::Null),
-            _ => Value::Null,
-        }
-    }
-
-    fn deps_done(&self, frame: usize, deps: &[StmtId]) -> bool {
-        let wf = self.wf();
-        deps.iter().all(|d| {
-            let Some(stmt) = wf.stmt(*d) else { return true };
-            let mut f = Some(frame);
-            while let Some(fi) = f {
-                let Some(Some(fr)) = self.frames.get(fi) else {
-                    return true;
-                };
-                if fr.block == stmt.block {
-                    return fr
-                        .states
-                        .get(self.pos[d.index()])
-                        .is_none_or(|s| *s == St::Done);
-                }
-                f = fr.parent;
-            }
-            true
-        })
     }
 
     async fn run(&mut self, wf: &Workflow) -> Result<Json, StepError> {
@@ -618,34 +477,6 @@ impl Exec {
                 Err(e) if e.is_cancelled() => {}
                 Err(e) => return Err(StepError::runtime(format!("a step's task failed: {e}"))),
             }
-        }
-    }
-
-    /// While the run only waits on timers it gives its admission slot back, so parked
-    /// runs do not hold up others.
-    async fn park_if_only_timers(&mut self) {
-        if self.steps_in_flight == 0 && self.timers_in_flight > 0 {
-            if let Some((permit @ Some(_), _)) = self.admission.as_mut() {
-                *permit = None;
-                let wake = self.wakes.values().min().copied();
-                let _ =
-                    self.shared
-                        .inner
-                        .store
-                        .set_status(self.shared.key, RunStatus::Waiting, wake);
-            }
-        }
-    }
-
-    async fn unpark(&mut self) {
-        if let Some((permit @ None, prio)) = self.admission.as_mut() {
-            let p = self.shared.inner.admit(*prio).await;
-            *permit = Some(p);
-            let _ = self
-                .shared
-                .inner
-                .store
-                .set_status(self.shared.key, RunStatus::Running, None);
         }
     }
 
@@ -680,9 +511,249 @@ impl Exec {
         }
     }
 
-    fn stmt_at(&self, frame: usize, pos: usize) -> Option<StmtId> {
-        let f = self.frames.get(frame)?.as_ref()?;
-        self.wf().block(f.block)?.stmts.get(pos).copied()
+    fn pump(&mut self, wf: &Workflow) {
+        loop {
+            let mut progressed = false;
+            for fi in 0..self.frames.len() {
+                if self.outcome.is_some() {
+                    return;
+                }
+                let Some(Some(frame)) = self.frames.get(fi) else {
+                    continue;
+                };
+                if frame.remaining == 0 && frame.children.is_empty() {
+                    self.frame_complete(fi);
+                    progressed = true;
+                    continue;
+                }
+                let Some(block) = wf.block(frame.block) else {
+                    continue;
+                };
+                let pending: Vec<(usize, StmtId)> = block
+                    .stmts
+                    .iter()
+                    .enumerate()
+                    .filter(|(p, _)| frame.states.get(*p) == Some(&St::Pending))
+                    .map(|(p, s)| (p, *s))
+                    .collect();
+                for (p, sid) in pending {
+                    let Some(stmt) = wf.stmt(sid) else { continue };
+                    if !matches!(self.frames.get(fi), Some(Some(_))) {
+                        break;
+                    }
+                    if self.deps_done(fi, &stmt.deps) {
+                        if let Some(Some(f)) = self.frames.get_mut(fi) {
+                            if let Some(s) = f.states.get_mut(p) {
+                                *s = St::Running;
+                            }
+                        }
+                        self.start(wf, fi, p, sid);
+                        progressed = true;
+                        if self.outcome.is_some() {
+                            return;
+                        }
+                    }
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn clock_key(&self, frame: usize, sid: StmtId) -> String {
+        let indices = match self.frames.get(frame) {
+            Some(Some(f)) => f.indices.clone(),
+            _ => Vec::new(),
+        };
+        step_key(&format!("now@{}", sid.0), &indices)
+    }
+
+    fn start(&mut self, wf: &Workflow, fi: usize, p: usize, sid: StmtId) {
+        let Some(stmt) = wf.stmt(sid) else { return };
+        let ckey = self.clock_key(fi, sid);
+        match &stmt.kind {
+            StmtKind::Let { local, value } => {
+                let name = wf
+                    .exprs
+                    .local(*local)
+                    .map(|l| l.name.clone())
+                    .unwrap_or_default();
+                match self.eval_in(fi, *value, &ckey, &name) {
+                    Ok(v) => {
+                        self.set_local(fi, *local, v);
+                        self.complete(fi, p);
+                    }
+                    Err(e) => self.fail_at(fi, e),
+                }
+            }
+            StmtKind::Step(step) => self.start_step(wf, fi, p, *step, &ckey),
+            StmtKind::Wait(wait) => self.start_wait(fi, p, sid, wait, &ckey),
+            StmtKind::If {
+                branches,
+                otherwise,
+                exports,
+            } => {
+                let mut chosen = None;
+                for b in branches {
+                    match self.eval_in(fi, b.condition, &ckey, "if condition") {
+                        Ok(Value::Bool(true)) => {
+                            chosen = Some(b.body);
+                            break;
+                        }
+                        Ok(Value::Bool(false)) | Ok(Value::Null) => {}
+                        Ok(other) => {
+                            self.fail_at(
+                                fi,
+                                StepError::expression(format!(
+                                    "an `if` condition must be a bool, not {}",
+                                    other.kind()
+                                )),
+                            );
+                            return;
+                        }
+                        Err(e) => {
+                            self.fail_at(fi, e);
+                            return;
+                        }
+                    }
+                }
+                match chosen.or(*otherwise) {
+                    Some(block) => {
+                        self.child_frame(fi, block, FrameKind::Branch { stmt: p }, None);
+                    }
+                    None => {
+                        for e in exports {
+                            self.set_local(fi, e.outer, Value::Null);
+                        }
+                        self.complete(fi, p);
+                    }
+                }
+            }
+            StmtKind::For {
+                var,
+                iterable,
+                parallel,
+                body,
+                exports,
+            } => {
+                let items = match self.eval_in(fi, *iterable, &ckey, "for") {
+                    Ok(Value::List(items)) => items.as_ref().clone(),
+                    Ok(Value::Map(m)) => m.entries.iter().map(|(k, _)| k.clone()).collect(),
+                    Ok(Value::Null) => Vec::new(),
+                    Ok(other) => {
+                        self.fail_at(
+                            fi,
+                            StepError::expression(format!(
+                                "`for` needs a list, not {}",
+                                other.kind()
+                            )),
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        self.fail_at(fi, e);
+                        return;
+                    }
+                };
+                let limit = match parallel {
+                    None => 1,
+                    Some(ConstOr::Const(n)) => *n as usize,
+                    Some(ConstOr::Expr(e)) => match self.eval_in(fi, *e, &ckey, "parallel") {
+                        Ok(Value::Int(n)) if n > 0 => n as usize,
+                        Ok(Value::UInt(n)) if n > 0 => n as usize,
+                        Ok(_) => 1,
+                        Err(e) => {
+                            self.fail_at(fi, e);
+                            return;
+                        }
+                    },
+                }
+                .max(1);
+                if items.is_empty() {
+                    for e in exports {
+                        self.set_local(fi, e.outer, Value::list(Vec::new()));
+                    }
+                    self.complete(fi, p);
+                    return;
+                }
+                let n = items.len();
+                if let Some(Some(f)) = self.frames.get_mut(fi) {
+                    f.loops.insert(
+                        p,
+                        LoopState {
+                            items,
+                            next: 0,
+                            running: 0,
+                            limit,
+                            done: 0,
+                            results: vec![Vec::new(); n],
+                        },
+                    );
+                }
+                self.launch_iterations(fi, p, *var, *body);
+            }
+            StmtKind::Try { body, .. } => {
+                self.child_frame(fi, *body, FrameKind::TryBody { stmt: p }, None);
+            }
+            StmtKind::Fail(message) => {
+                let text = match self.eval_in(fi, *message, &ckey, "fail") {
+                    Ok(v) => v
+                        .as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_json().to_string()),
+                    Err(e) => e.message,
+                };
+                // `fail` ends the run; a `try` around it does not catch it.
+                self.outcome = Some(Err(StepError::runtime(text)));
+            }
+            StmtKind::Return(value) => {
+                let out = match value {
+                    Some(e) => self.eval_in(fi, *e, &ckey, "return").map(|v| v.to_json()),
+                    None => Ok(Json::Null),
+                };
+                match out {
+                    Ok(v) => self.outcome = Some(Ok(v)),
+                    Err(e) => self.fail_at(fi, e),
+                }
+            }
+            StmtKind::Log(expr) => match self.eval_in(fi, *expr, &ckey, "log") {
+                Ok(v) => {
+                    let text = v
+                        .as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_json().to_string());
+                    let e = self.shared.record(
+                        EventKind::Log,
+                        None,
+                        None,
+                        Some(Json::String(text.clone()).to_string()),
+                    );
+                    let _ = self.shared.services.store.append_nowait(vec![e]);
+                    self.shared.progress(&Progress::Log { message: text });
+                    self.complete(fi, p);
+                }
+                Err(e) => self.fail_at(fi, e),
+            },
+        }
+    }
+
+    fn spawn_task(
+        &mut self,
+        fi: usize,
+        timer: bool,
+        fut: impl std::future::Future<Output = TaskDone> + Send + 'static,
+    ) {
+        let handle = self.tasks.spawn(fut);
+        if timer {
+            self.timers_in_flight += 1;
+        } else {
+            self.steps_in_flight += 1;
+        }
+        if let Some(Some(f)) = self.frames.get_mut(fi) {
+            f.tasks.retain(|t| !t.is_finished());
+            f.tasks.push(handle);
+        }
     }
 }
 

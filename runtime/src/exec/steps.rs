@@ -1,28 +1,26 @@
-//! Steps and waits: a step's call prepared (arguments, defaults, retry policy, notify
-//! mapping) and spawned as a task, replayed from the journal when it already ran; timers
-//! for `wait`.
+//! Step calls: evaluating a step's arguments and policies, performing the call through
+//! the connector with retries and timeouts (journaling each attempt), and child runs.
 
-use super::*;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use flow_expr::{Timestamp, Value};
+use flow_ir::expr::ExprId;
+use flow_ir::program::{ActionRef, ConstOr, Nanos, Retry, StepCall, StepId, Workflow, WorkflowId};
+use serde_json::Value as Json;
+
+use super::{
+    Exec, RunShared, TaskDone, TaskResult, drive, expr_error, nanos_to_duration, step_key,
+};
+use crate::attempt::{AttemptObserver, run_attempts};
+use crate::error::StepError;
+use crate::invoke::{ActionCall, CallContext};
+use crate::policy::RetryPolicy;
+use crate::run::{Progress, RunStart};
+use crate::store::{EventKind, RunStatus, StoreError};
 
 impl Exec {
-    pub(super) fn spawn_task(
-        &mut self,
-        fi: usize,
-        timer: bool,
-        fut: impl std::future::Future<Output = TaskDone> + Send + 'static,
-    ) {
-        let handle = self.tasks.spawn(fut);
-        if timer {
-            self.timers_in_flight += 1;
-        } else {
-            self.steps_in_flight += 1;
-        }
-        if let Some(Some(f)) = self.frames.get_mut(fi) {
-            f.tasks.retain(|t| !t.is_finished());
-            f.tasks.push(handle);
-        }
-    }
-
     pub(super) fn const_nanos(
         &mut self,
         fi: usize,
@@ -114,24 +112,24 @@ impl Exec {
                 None => given.push(None),
             }
         }
-        self.fill_defaults(action, decl, given, false)
+        self.fill_defaults(action, decl, given)
     }
 
+    /// The arguments not given take their defaults, evaluated in the action's arena.
     pub(super) fn fill_defaults(
         &self,
         action: ActionRef,
         decl: &flow_ir::program::Action,
         given: Vec<Option<Value>>,
-        notify: bool,
     ) -> Result<Vec<Value>, StepError> {
         if given.iter().all(Option::is_some) {
             return Ok(given.into_iter().flatten().collect());
         }
-        let _ = notify;
         let arena = self
             .shared
-            .loaded
-            .action_exprs(action.integration.0, action.action, false)
+            .program
+            .integration(action.integration)
+            .and_then(|i| i.actions.get(action.action as usize))
             .ok_or_else(|| StepError::runtime("action missing from the program"))?;
         let mut locals = arena.new_locals();
         for (p, v) in decl.params.iter().zip(&given) {
@@ -186,10 +184,10 @@ impl Exec {
         let decl = program
             .action(action)
             .ok_or_else(|| StepError::runtime("notify action missing"))?;
-        let arena = self
-            .shared
-            .loaded
-            .action_exprs(integration.0, notify.action, true)
+        let prepared = Arc::clone(&self.shared.program);
+        let arena = prepared
+            .integration(integration)
+            .and_then(|i| i.notify.as_ref())
             .ok_or_else(|| StepError::runtime("notify mapping missing"))?;
         let mut locals = arena.new_locals();
         if let Some(s) = locals.get_mut(notify.target.0 as usize) {
@@ -210,7 +208,7 @@ impl Exec {
                 None => given.push(None),
             }
         }
-        Ok((action, self.fill_defaults(action, decl, given, true)?))
+        Ok((action, self.fill_defaults(action, decl, given)?))
     }
 
     pub(super) fn start_step(
@@ -332,100 +330,25 @@ impl Exec {
             }
         });
     }
-
-    pub(super) fn start_wait(&mut self, fi: usize, p: usize, sid: StmtId, wait: &Wait, ckey: &str) {
-        let indices = match self.frames.get(fi) {
-            Some(Some(f)) => f.indices.clone(),
-            _ => Vec::new(),
-        };
-        let key = step_key(&format!("wait@{}", sid.0), &indices);
-        if self.replay.fired.contains(&key) {
-            self.complete(fi, p);
-            return;
-        }
-        let known = self.replay.timers.get(&key).copied();
-        let fire_at = match known {
-            Some(at) => at,
-            None => {
-                let r = match wait {
-                    Wait::For(d) => self.const_nanos(fi, d, ckey, "wait").map(|ns| {
-                        self.shared
-                            .inner
-                            .clock
-                            .now_millis()
-                            .saturating_add(ns / 1_000_000)
-                    }),
-                    Wait::Until(e) => match self.eval_in(fi, *e, ckey, "wait until") {
-                        Ok(Value::Timestamp(t)) => {
-                            Ok(i64::try_from(t.as_nanos() / 1_000_000).unwrap_or(i64::MAX))
-                        }
-                        Ok(other) => Err(StepError::expression(format!(
-                            "`wait until` needs a timestamp, not {}",
-                            other.kind()
-                        ))),
-                        Err(e) => Err(e),
-                    },
-                };
-                match r {
-                    Ok(at) => at,
-                    Err(e) => {
-                        self.fail_at(fi, e);
-                        return;
-                    }
-                }
-            }
-        };
-        let shared = Arc::clone(&self.shared);
-        self.wakes.insert((fi, p), fire_at);
-        self.shared.progress(&Progress::Waiting {
-            key: key.clone(),
-            until_ms: fire_at,
-        });
-        self.spawn_task(fi, true, async move {
-            if known.is_none() {
-                shared
-                    .journal(
-                        EventKind::TimerSet,
-                        Some(&key),
-                        None,
-                        Some(fire_at.to_string()),
-                        true,
-                    )
-                    .await;
-            }
-            if !shared.inner.config.skip_delays {
-                tokio::time::sleep(shared.inner.clock.until_millis(fire_at)).await;
-            }
-            shared
-                .journal(EventKind::TimerFired, Some(&key), None, None, false)
-                .await;
-            TaskDone {
-                frame: fi,
-                pos: p,
-                result: TaskResult::Timer,
-                timer: true,
-            }
-        });
-    }
 }
 
-enum Call {
+pub(super) enum Call {
     Action(ActionRef, Vec<Value>),
     Child(WorkflowId, Json),
 }
 
-struct PreparedStep {
-    call: Call,
-    policy: RetryPolicy,
-    timeout: Option<Duration>,
-    cache: Option<Duration>,
-    idempotency_key: Option<String>,
+pub(super) struct PreparedStep {
+    pub(super) call: Call,
+    pub(super) policy: RetryPolicy,
+    pub(super) timeout: Option<Duration>,
+    pub(super) cache: Option<Duration>,
+    pub(super) idempotency_key: Option<String>,
 }
 
-struct Journaling<'a> {
-    shared: &'a RunShared,
-    key: &'a str,
-    started: Option<tokio::time::Instant>,
+pub(super) struct Journaling<'a> {
+    pub(super) shared: &'a RunShared,
+    pub(super) key: &'a str,
+    pub(super) started: Option<tokio::time::Instant>,
 }
 
 impl AttemptObserver for Journaling<'_> {
@@ -486,16 +409,20 @@ async fn run_step(
     let result = match step.call {
         Call::Action(action, args) => {
             let mut rng = fastrand::Rng::new();
-            let program = Arc::clone(&shared.loaded.program);
-            let Some(integration) = program.integration(action.integration) else {
+            let program = &shared.program.program;
+            let (Some(integration), Some(prepared)) = (
+                program.integration(action.integration),
+                shared.program.integration(action.integration),
+            ) else {
                 return Err(StepError::runtime("integration missing from the program"));
             };
             let Some(decl) = program.action(action) else {
                 return Err(StepError::runtime("action missing from the program"));
             };
-            let connector = Arc::clone(&shared.inner.connector);
+            let connector = Arc::clone(&shared.services.connector);
             let call = ActionCall {
-                program: &program,
+                program,
+                prepared,
                 action_ref: action,
                 integration,
                 action: decl,
@@ -504,7 +431,7 @@ async fn run_step(
             run_attempts(
                 &step.policy,
                 step.timeout,
-                shared.inner.config.skip_delays,
+                shared.services.config.skip_delays,
                 first,
                 &mut rng,
                 &mut observer,
@@ -528,10 +455,7 @@ async fn run_step(
         }
         Call::Child(wf, input) => {
             observer.started(first).await;
-            let child =
-                shared
-                    .inner
-                    .run_child(Arc::clone(&shared.loaded), wf, input, &shared, &key);
+            let child = run_child(&shared, wf, input, &key);
             // A `timeout` on a `run` step bounds the child run; the child stays journaled
             // and is picked up again if the parent runs the step again.
             let r = match step.timeout {
@@ -585,6 +509,91 @@ async fn run_step(
         }
         Err(mut e) => {
             e.step = key;
+            Err(e)
+        }
+    }
+}
+
+/// Runs (or finishes, or reads the outcome of) the child run of a `run` step: one child
+/// per parent step instance, found again by the step's key after a restart.
+async fn run_child(
+    parent: &RunShared,
+    wf: WorkflowId,
+    input: Json,
+    step_key: &str,
+) -> Result<Json, StepError> {
+    let services = &parent.services;
+    let store_err = |e: StoreError| StepError::runtime(format!("journal: {e}"));
+    let existing = {
+        let store = services.store.clone();
+        let key = step_key.to_owned();
+        let parent_key = parent.key;
+        tokio::task::spawn_blocking(move || store.child_run(parent_key, &key))
+            .await
+            .map_err(|e| StepError::runtime(e.to_string()))?
+            .map_err(store_err)?
+    };
+    let start = match existing {
+        Some(row) if row.status == RunStatus::Completed => {
+            return Ok(row.output.unwrap_or(Json::Null));
+        }
+        Some(row) if row.status.is_final() => {
+            let mut e = row
+                .error
+                .and_then(|e| serde_json::from_value::<StepError>(e).ok())
+                .unwrap_or_else(|| StepError::runtime("child run failed"));
+            e.message = format!("child run {} failed: {}", row.run_id, e.message);
+            return Err(e);
+        }
+        Some(row) => RunStart {
+            program: Arc::clone(&parent.program),
+            workflow: wf,
+            key: row.key,
+            run_id: row.run_id,
+            input: row.input,
+            owner: parent.owner.clone(),
+            priority: parent.priority,
+            resumed: true,
+            child: true,
+        },
+        None => {
+            if parent.program.program.workflow(wf).is_none() {
+                return Err(StepError::runtime(
+                    "child workflow missing from the program",
+                ));
+            }
+            let start = services
+                .create_run(
+                    &parent.program,
+                    wf,
+                    input,
+                    parent.owner.clone(),
+                    Some((parent.key, step_key)),
+                )
+                .await
+                .map_err(store_err)?;
+            parent
+                .journal(
+                    EventKind::ChildStarted,
+                    Some(step_key),
+                    None,
+                    Some(Json::String(start.run_id.clone()).to_string()),
+                    false,
+                )
+                .await;
+            start
+        }
+    };
+    let run_id = start.run_id.clone();
+    let outcome = Box::pin(drive(Arc::clone(services), start, None)).await;
+    match outcome.status {
+        RunStatus::Completed => Ok(outcome.output),
+        _ => {
+            let mut e = outcome
+                .error
+                .unwrap_or_else(|| StepError::runtime("child run failed"));
+            e.message = format!("child run {run_id} failed: {}", e.message);
+            e.step = String::new();
             Err(e)
         }
     }

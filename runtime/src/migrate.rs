@@ -1,0 +1,65 @@
+//! Upgrades of the run store's schema, applied when a store written by an older Flow is
+//! opened, inside one transaction (two processes opening the same old store upgrade it
+//! once: the second finds the new version when its transaction starts).
+//!
+//! - 1 → 2: programs were kept as the IR in JSON under a 128-bit FNV-1a hash; they are now
+//!   the `.flowc` bytes under their SHA-256 (the artefact's own hash), so a program is
+//!   encoded and hashed once, whether it comes from a source or a `.flowc` file. Each old
+//!   program is re-encoded and the runs that name it follow. A program this build cannot
+//!   read stays as it was: its runs could not resume before either, and say so.
+
+use flow_ir::artefact::Artefact;
+use flow_ir::program::Program;
+use rusqlite::{Connection, params};
+
+/// Brings a store at `from` (0 for a new file) to `to`, creating what `schema` declares.
+pub(crate) fn upgrade(conn: &Connection, schema: &str, to: i64) -> Result<(), rusqlite::Error> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        // Read again inside the transaction: another process may have upgraded it.
+        let from: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if from >= to {
+            return Ok(());
+        }
+        conn.execute_batch(schema)?;
+        if from == 1 {
+            programs_to_artefacts(conn)?;
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {to}"))
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// 1 → 2: JSON programs become `.flowc` bytes under their SHA-256.
+fn programs_to_artefacts(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let old: Vec<(String, i64, Vec<u8>)> = {
+        let mut stmt = conn.prepare("SELECT hash, created_at, artefact FROM programs")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (hash, created_at, json) in old {
+        let Ok(program) = serde_json::from_slice::<Program>(&json) else {
+            continue;
+        };
+        let Ok(artefact) = Artefact::encode(program) else {
+            continue;
+        };
+        let new = artefact.hash_hex();
+        conn.execute(
+            "INSERT OR IGNORE INTO programs (hash, created_at, artefact) VALUES (?1, ?2, ?3)",
+            params![new, created_at, artefact.bytes],
+        )?;
+        conn.execute(
+            "UPDATE runs SET program = ?2 WHERE program = ?1",
+            params![hash, new],
+        )?;
+        conn.execute("DELETE FROM programs WHERE hash = ?1", params![hash])?;
+    }
+    Ok(())
+}

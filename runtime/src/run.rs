@@ -1,0 +1,227 @@
+//! What the engine and the executor share: the services every run uses ([`Services`]),
+//! a run's start arguments ([`RunStart`]), progress notifications and how a run ended.
+//!
+//! The engine admits runs and hands each to the executor (`exec`) as a [`RunStart`];
+//! the executor never calls back into the engine (a `run` step's child run is started by
+//! the executor itself, through the same [`Services`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flow_ir::program::{Priority, WorkflowId};
+use serde_json::Value as Json;
+
+use crate::admission::{Admission, Permit};
+use crate::clock::Clock;
+use crate::error::StepError;
+use crate::invoke::Connector;
+use crate::prepared::Prepared;
+use crate::store::{NewRun, RunKey, RunRow, RunStatus, Store, StoreError};
+
+/// Limits and identity of an engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Runs executing at once (runs parked on a `wait` do not count).
+    pub max_concurrent_runs: usize,
+    /// Step calls in flight at once within one run.
+    pub max_parallel_steps: usize,
+    /// `--as OWNER`: whose connections the runs use.
+    pub owner: Option<String>,
+    /// Retry delays and `wait` timers elapse at once (for `flow test`); they are still
+    /// journaled.
+    pub skip_delays: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            max_concurrent_runs: 50,
+            max_parallel_steps: 64,
+            owner: None,
+            skip_delays: false,
+        }
+    }
+}
+
+/// A progress notification for whoever shows runs to people.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    RunStarted {
+        resumed: bool,
+    },
+    StepStarted {
+        step: String,
+        attempt: u32,
+    },
+    StepSucceeded {
+        step: String,
+        attempt: u32,
+        elapsed: Duration,
+        replayed: bool,
+    },
+    StepFailed {
+        step: String,
+        attempt: u32,
+        error: StepError,
+        last: bool,
+    },
+    Waiting {
+        key: String,
+        until_ms: i64,
+    },
+    Log {
+        message: String,
+    },
+    RunFinished {
+        status: RunStatus,
+    },
+}
+
+/// Receives progress; the CLI draws it, tests collect it.
+pub trait Observer: Send + Sync {
+    fn progress(&self, run_id: &str, workflow: &str, child: bool, event: &Progress);
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+
+impl Observer for Silent {
+    fn progress(&self, _: &str, _: &str, _: bool, _: &Progress) {}
+}
+
+/// How a run ended.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub output: Json,
+    pub error: Option<StepError>,
+}
+
+impl RunOutcome {
+    pub(crate) fn failed(run_id: String, error: StepError) -> RunOutcome {
+        RunOutcome {
+            run_id,
+            status: RunStatus::Failed,
+            output: Json::Null,
+            error: Some(error),
+        }
+    }
+}
+
+/// What every run of an engine uses.
+pub(crate) struct Services {
+    pub store: Store,
+    /// This process's executor lease token (who executes a run, in the store).
+    pub executor: String,
+    pub connector: Arc<dyn Connector>,
+    pub config: EngineConfig,
+    pub admission: Arc<Admission>,
+    pub clock: Clock,
+    pub observer: Arc<dyn Observer>,
+}
+
+/// A run's start arguments: which program and workflow, its identity in the store, its
+/// input, on whose behalf and at what priority, and whether it starts over or resumes.
+pub(crate) struct RunStart {
+    pub program: Arc<Prepared>,
+    pub workflow: WorkflowId,
+    pub key: RunKey,
+    pub run_id: String,
+    /// The workflow's arguments, a JSON object.
+    pub input: Json,
+    /// `--as OWNER`: whose connections the run's calls use.
+    pub owner: Option<Arc<str>>,
+    pub priority: i64,
+    /// Replay the journal first (the run was started before).
+    pub resumed: bool,
+    /// A `run` step's child run (executes inside its parent's admission slot).
+    pub child: bool,
+}
+
+/// A top-level run's hold on the engine: its admission slot (given back while it only
+/// waits on timers) and the signal `flow runs cancel` fires.
+pub(crate) struct Slot {
+    pub permit: Permit,
+    pub cancel: Arc<tokio::sync::Notify>,
+}
+
+impl Services {
+    /// Creates a run in the store (durably) and returns its start arguments.
+    pub async fn create_run(
+        &self,
+        program: &Arc<Prepared>,
+        workflow: WorkflowId,
+        input: Json,
+        owner: Option<Arc<str>>,
+        parent: Option<(RunKey, &str)>,
+    ) -> Result<RunStart, StoreError> {
+        let (name, priority) = match program.program.workflow(workflow) {
+            Some(w) => (w.name.clone(), priority_value(w.settings.priority)),
+            None => (String::new(), priority_value(Priority::Normal)),
+        };
+        let run_id = new_run_id(&self.clock);
+        let key = self
+            .store
+            .create_run(NewRun {
+                run_id: run_id.clone(),
+                workflow: name,
+                program: program.hash.clone(),
+                parent: parent.map(|(k, _)| k),
+                parent_step: parent.map(|(_, s)| s.to_owned()),
+                owner_as: owner.as_deref().map(str::to_owned),
+                priority,
+                input: input.to_string(),
+                created_at: self.clock.now_millis(),
+                executor: self.executor.clone(),
+                status: RunStatus::Pending,
+            })
+            .await?;
+        Ok(RunStart {
+            program: Arc::clone(program),
+            workflow,
+            key,
+            run_id,
+            input,
+            owner,
+            priority,
+            resumed: false,
+            child: parent.is_some(),
+        })
+    }
+}
+
+impl RunStart {
+    /// A stored run, to be resumed on its own: its input and owner are the journaled
+    /// ones. (A child run is resumed by its parent's step, through `exec`.)
+    pub fn resume(program: Arc<Prepared>, workflow: WorkflowId, row: RunRow) -> RunStart {
+        RunStart {
+            program,
+            workflow,
+            key: row.key,
+            run_id: row.run_id,
+            input: row.input,
+            owner: row.owner_as.as_deref().map(Arc::from),
+            priority: row.priority,
+            resumed: true,
+            child: false,
+        }
+    }
+}
+
+pub fn priority_value(p: Priority) -> i64 {
+    match p {
+        Priority::Low => 0,
+        Priority::Normal => 1,
+        Priority::High => 2,
+    }
+}
+
+/// A run id: time-ordered (milliseconds) with a random tail, `r` + 20 hex digits.
+fn new_run_id(clock: &Clock) -> String {
+    format!(
+        "r{:011x}{:09x}",
+        clock.now_millis(),
+        fastrand::u64(..) & 0xf_ffff_ffff
+    )
+}
