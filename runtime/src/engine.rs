@@ -302,6 +302,7 @@ impl Engine {
     pub async fn shutdown(&self) -> Result<(), EngineError> {
         let store = &self.inner.services.store;
         store.flush().await?;
+        store.fold_wal();
         if let Some(lease) = self
             .inner
             .lease

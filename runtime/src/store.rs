@@ -761,7 +761,34 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.append_durable(Vec::new()).await
     }
+
+    /// Folds the write-ahead log back into the database file and empties it, when it has
+    /// grown past [`WAL_FOLD_BYTES`] and no other process is using the store (it does
+    /// not wait: a busy store is left to whoever closes it last). For a process about to
+    /// exit: the periodic checkpoint never runs in a process that lives a few
+    /// milliseconds, and the next process to open the store reads the whole log first.
+    pub fn fold_wal(&self) {
+        let mut wal = self.inner.path.clone().into_os_string();
+        wal.push("-wal");
+        let large = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_FOLD_BYTES);
+        if !large {
+            return;
+        }
+        let conn = self
+            .inner
+            .read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = conn.busy_timeout(Duration::ZERO);
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = conn.busy_timeout(self.inner.options.busy_timeout);
+    }
 }
+
+/// The write-ahead log's size past which [`Store::fold_wal`] folds it: opening a store
+/// reads its whole log (about 0.25 ms per MiB on this machine), while folding costs a
+/// copy and an `fsync` of the database file.
+const WAL_FOLD_BYTES: u64 = 1 << 20;
 
 /// Which runs to list.
 #[derive(Clone, Debug, Default)]
@@ -859,16 +886,13 @@ fn init_schema(conn: &Connection, path: &Path, options: &StoreOptions) -> Result
     if version < SCHEMA_VERSION {
         crate::migrate::upgrade(conn, SCHEMA, SCHEMA_VERSION).map_err(err)?;
     }
-    // A file that opens but whose tables are damaged shows it here, not mid-run.
-    let check: String = conn
-        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
-        .map_err(err)?;
-    if check != "ok" {
-        return Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: check,
-        });
-    }
+    // Reading the schema shows a damaged first page or schema here. A full
+    // `quick_check` would read the whole file at every start (about 1 ms per MiB); a page
+    // damaged further in is reported as the same `Corrupt` error when it is first read.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(err)?;
     Ok(())
 }
 

@@ -334,3 +334,29 @@ async fn a_version_1_store_keeps_its_programs_as_artefacts_and_its_runs_resume()
         expected.hash_hex()
     );
 }
+
+#[tokio::test]
+async fn a_large_write_ahead_log_is_folded_into_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flow.db");
+    let wal = dir.path().join("flow.db-wal");
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    let key = store.create_run(new_run("r1", "x")).await.unwrap();
+    store.fold_wal();
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "a small log stays"
+    );
+    let big = "x".repeat(64 * 1024);
+    for seq in 0..40 {
+        let mut e = event(key, seq, EventKind::Log, "");
+        e.data = Some(format!("\"{big}\""));
+        store.append_durable(vec![e]).await.unwrap();
+    }
+    assert!(std::fs::metadata(&wal).unwrap().len() > 1 << 20);
+    store.fold_wal();
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+    drop(store);
+    let store = Store::open(&path, StoreOptions::default()).unwrap();
+    assert_eq!(store.events(key).unwrap().len(), 40);
+}
