@@ -214,8 +214,10 @@ fn engine(
     exec: &ExecArgs,
     owner: Option<String>,
     observer: Arc<dyn Observer>,
+    phases: &mut Phases,
 ) -> miette::Result<Engine> {
     let builtins = Builtins::new().map_err(|e| miette!("{e}"))?;
+    phases.mark("builtins");
     let config = EngineConfig {
         max_concurrent_runs: exec.max_concurrent_runs,
         max_parallel_steps: exec.max_parallel_steps,
@@ -223,10 +225,14 @@ fn engine(
         ..EngineConfig::default()
     };
     let router = flow_connectors::install(Router::new(builtins), store.path());
-    Engine::new(store, Arc::new(router), config, observer).map_err(|e| miette!("{e}"))
+    phases.mark("connectors");
+    let engine = Engine::new(store, Arc::new(router), config, observer).map_err(|e| miette!("{e}"));
+    phases.mark("lease");
+    engine
 }
 
 pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
+    let mut phases = Phases::from_env();
     let Some(artefact) = load_program(&args.file, color)? else {
         return Ok(ExitCode::from(EXIT_FAILURE));
     };
@@ -235,12 +241,24 @@ pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
         None => default_workflow(&artefact.program, &args.file)?,
     };
     let input = parse_input(args.input.as_deref())?;
+    phases.mark("program");
     let store = open_store(&args.store.store, args.exec.durability)?;
+    phases.mark("store");
     let display = Arc::new(Display::new(args.exec.quiet, color));
-    let engine = engine(store, &args.exec, args.owner.clone(), display.clone())?;
+    let engine = engine(
+        store,
+        &args.exec,
+        args.owner.clone(),
+        display.clone(),
+        &mut phases,
+    )?;
     let rt = runtime()?;
-    rt.block_on(async move {
+    phases.mark("tokio");
+    let marks = &mut phases;
+    let code = rt.block_on(async move {
+        let phases = marks;
         let recovered = engine.recover().await.map_err(|e| miette!("{e}"))?;
+        phases.mark("recover");
         if !recovered.is_empty() {
             display.note(&format!(
                 "resuming {} left unfinished by a stopped process",
@@ -251,10 +269,12 @@ pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
             .load_artefact(artefact)
             .await
             .map_err(|e| miette!("{e}"))?;
+        phases.mark("save");
         let handle = match engine.submit(&loaded, &workflow, input).await {
             Ok(h) => h,
             Err(e) => return Err(miette!("{e}")),
         };
+        phases.mark("submit");
         display.note(&format!("run {} of {workflow}", handle.run_id));
         let outcome = tokio::select! {
             o = handle.outcome() => o,
@@ -265,16 +285,58 @@ pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
                 return Ok(ExitCode::from(130));
             }
         };
+        phases.mark("run");
         finish_recovered(&engine, recovered).await;
         display.finish();
         let _ = engine.shutdown().await;
+        phases.mark("shutdown");
         print_outcome(
             &outcome.output,
             outcome.status,
             outcome.error.as_ref(),
             &outcome.run_id,
         )
-    })
+    });
+    phases.mark("output");
+    drop(rt);
+    phases.mark("teardown");
+    phases.report();
+    code
+}
+
+/// With `FLOW_TIMINGS` set, `flow run` writes how long each phase of its start and end
+/// took to stderr (how docs/performance.md's start-up breakdown is measured).
+struct Phases {
+    last: Option<std::time::Instant>,
+    marks: Vec<(&'static str, Duration)>,
+}
+
+impl Phases {
+    fn from_env() -> Phases {
+        Phases {
+            last: std::env::var_os("FLOW_TIMINGS").map(|_| std::time::Instant::now()),
+            marks: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, phase: &'static str) {
+        if let Some(last) = self.last.as_mut() {
+            let now = std::time::Instant::now();
+            self.marks.push((phase, now - *last));
+            *last = now;
+        }
+    }
+
+    fn report(&self) {
+        if self.last.is_some() {
+            let parts: Vec<String> = self
+                .marks
+                .iter()
+                .map(|(p, d)| format!("{p}={}us", d.as_micros()))
+                .collect();
+            eprintln!("timings: {}", parts.join(" "));
+        }
+    }
 }
 
 /// A resumed run parked on a timer firing later than this is left for `flow resume`.
@@ -343,7 +405,13 @@ fn print_outcome(
 pub fn resume(args: ResumeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
     let store = open_store(&args.store.store, args.exec.durability)?;
     let display = Arc::new(Display::new(args.exec.quiet, color));
-    let engine = engine(store, &args.exec, None, display.clone())?;
+    let engine = engine(
+        store,
+        &args.exec,
+        None,
+        display.clone(),
+        &mut Phases::from_env(),
+    )?;
     let rt = runtime()?;
     rt.block_on(async move {
         let handles = if args.runs.is_empty() {
