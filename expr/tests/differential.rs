@@ -400,3 +400,29 @@ fn format_and_literal_types_agree() {
         assert!(same(&a, &b), "{src}: interpreter {a:?}, JIT {b:?}");
     }
 }
+
+/// An expression the JIT stops translating part-way (at a record literal) must not
+/// leave the compiler unusable: the next expression of the same program still compiles.
+#[test]
+fn a_translation_that_stops_does_not_spoil_the_next() {
+    let scope = Variables(vec![("body".into(), Type::Dyn), ("n".into(), Type::Int)]);
+    let mut arena = ExprArena::new();
+    for (name, ty) in &scope.0 {
+        arena.new_local(name.clone(), ty.clone());
+    }
+    let mut diags = Vec::new();
+    let mut root = |src: &str, arena: &mut ExprArena| {
+        let ast = flow_grammar::parse_expression(flow_grammar::FileId(0), src).expect("parses");
+        check_expression(&ast, &scope, arena, None, &mut diags)
+    };
+    let stops = root("[n + 1, {a: n}.a]", &mut arena);
+    let fine = root("n * 2 + 1", &mut arena);
+    let arena = Arc::new(arena);
+    let jit = Program::new(arena.clone()).with_tier(Tier::Jit);
+    assert!(!jit.is_compiled(stops), "record literals are not compiled");
+    assert!(jit.is_compiled(fine), "the next expression compiles");
+    let mut locals = flow_expr::new_locals(&arena);
+    locals[1] = Value::Int(20);
+    let ctx = FixedContext(Timestamp::default());
+    assert_eq!(jit.eval(fine, &mut locals, &ctx).unwrap().to_json(), 41);
+}

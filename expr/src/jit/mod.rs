@@ -192,7 +192,9 @@ impl Jit {
                 .ty(root)
                 .ok_or_else(|| JitError::Codegen("unknown root".into()))?,
         );
-        {
+        // A translation that stops at an unsupported node leaves the builder's context
+        // half-used; the next compile must not start from it (cranelift asserts so).
+        let built = (|| -> Result<(), JitError> {
             let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.builder_ctx);
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
@@ -230,6 +232,12 @@ impl Jit {
             t.b.ins().return_(&[zero]);
             t.b.seal_all_blocks();
             t.b.finalize(frontend_config);
+            Ok(())
+        })();
+        if let Err(e) = built {
+            self.builder_ctx = FunctionBuilderContext::new();
+            self.module.clear_context(&mut self.ctx);
+            return Err(e);
         }
         let id = self
             .module
