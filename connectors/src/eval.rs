@@ -1,17 +1,16 @@
 //! Evaluating declaration clauses: the connection as an expression context (settings and
-//! secrets), the request-literal walk that leaves out null fields, the lenient reading
-//! of responses in `result`, and the wire encodings of values (JSON and text), which,
-//! unlike `Value::to_json`, reveal secrets because they are what goes to the API.
+//! secrets), the modes clauses are read in (flow-expr's [`Mode`]: a request leaves out
+//! null fields, a `result` reads an answer leniently), and the wire encodings of values
+//! (JSON and text), which, unlike `Value::to_json`, reveal secrets because they are what
+//! goes to the API.
 
 use std::sync::Arc;
 
 use base64::Engine as _;
-use flow_expr::{Context, EvalError, Map, Record, Timestamp, Value};
-use flow_ir::expr::{ExprId, NodeKind};
+use flow_expr::{Context, Leniency, Timestamp, Value};
 use flow_ir::types::Type;
 use serde_json::Value as Json;
 
-use crate::conform;
 use crate::vault::Connection;
 
 /// The expression context of one call: the connection's settings and secrets.
@@ -36,90 +35,11 @@ impl Context for ConnContext<'_> {
     }
 }
 
-/// How the walk treats what it evaluates.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// A `query`, `headers` or `body` clause: null fields of literals are left out.
-    Request,
-    /// A `result` clause: missing fields read as null; `xml` answers convert leniently.
-    Result { xml: bool },
-}
+pub use flow_expr::Mode;
 
-/// Evaluates `root` of a prepared arena, walking literals (records, maps, lists), field
-/// reads and conversions itself and leaving the rest to the expression engine.
-pub fn walk(
-    program: &flow_expr::Program,
-    root: ExprId,
-    locals: &mut [Value],
-    ctx: &dyn Context,
-    mode: Mode,
-) -> Result<Value, EvalError> {
-    let Some(node) = program.arena().node(root) else {
-        return Err(EvalError::invalid_argument(
-            "internal error: unknown expression",
-        ));
-    };
-    match &node.kind {
-        NodeKind::Record { fields } => {
-            let mut out = Vec::with_capacity(fields.len());
-            for (name, id) in fields {
-                let v = walk(program, *id, locals, ctx, mode)?;
-                if mode == Mode::Request && is_null(&v) {
-                    continue;
-                }
-                out.push((Arc::from(name.as_str()), v));
-            }
-            Ok(Value::Record(Arc::new(Record::new(out))))
-        }
-        NodeKind::Map { entries } => {
-            let mut out = Vec::with_capacity(entries.len());
-            for e in entries {
-                let k = walk(program, e.key, locals, ctx, mode)?;
-                let v = walk(program, e.value, locals, ctx, mode)?;
-                if mode == Mode::Request && is_null(&v) {
-                    continue;
-                }
-                out.push((k, v));
-            }
-            Ok(Value::Map(Arc::new(Map::new(out)?)))
-        }
-        NodeKind::List { items, optional } if !optional.iter().any(|o| *o) => {
-            let mut out = Vec::with_capacity(items.len());
-            for id in items {
-                out.push(walk(program, *id, locals, ctx, mode)?);
-            }
-            Ok(Value::list(out))
-        }
-        NodeKind::Convert { value, to } => {
-            let v = walk(program, *value, locals, ctx, mode)?;
-            match mode {
-                // The wire encodings do not depend on static types.
-                Mode::Request => Ok(v),
-                Mode::Result { xml } => conform::conform(&v, to, xml, "result")
-                    .map_err(|e| EvalError::conversion(e.to_string())),
-            }
-        }
-        NodeKind::Field {
-            target,
-            field,
-            null_safe,
-            ..
-        } if matches!(mode, Mode::Result { .. }) => {
-            let t = walk(program, *target, locals, ctx, mode)?;
-            match &t {
-                Value::Map(m) => Ok(m.get_str(field).cloned().unwrap_or(Value::Null)),
-                Value::Record(r) => Ok(r.get(field).cloned().unwrap_or(Value::Null)),
-                Value::Null => Ok(Value::Null),
-                _ if *null_safe => Ok(Value::Null),
-                _ => program.eval(root, locals, ctx),
-            }
-        }
-        _ => program.eval(root, locals, ctx),
-    }
-}
-
-pub fn is_null(v: &Value) -> bool {
-    matches!(v, Value::Null | Value::Optional(None))
+/// The mode of a `result` clause: an answer, read leniently when it was XML.
+pub fn answer_mode(xml: bool) -> Mode {
+    Mode::Answer(if xml { Leniency::Xml } else { Leniency::Answer })
 }
 
 /// The value as JSON for the wire: like `Value::to_json`, but secrets are their text.

@@ -369,7 +369,8 @@ fn match_event(
         }
     }
     let value = match event.result_expr {
-        Some(r) => eval::walk(program, r, locals, ctx, eval::Mode::Result { xml: false })
+        Some(r) => program
+            .eval_in(eval::answer_mode(false), r, locals, ctx)
             .map_err(|e| EventError::Validation(connection.mask(&e.message)))?,
         None => payload,
     };

@@ -196,7 +196,7 @@ pub fn xml(v: &Value) -> Option<String> {
             let roots: Vec<(String, Value)> = fields(v)
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|(_, val)| !eval::is_null(val))
+                .filter(|(_, val)| !val.is_null())
                 .collect();
             if roots.is_empty() {
                 return None;
@@ -214,7 +214,7 @@ pub fn xml(v: &Value) -> Option<String> {
 pub fn multipart(v: &Value, boundary: &str) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, value) in fields(v).unwrap_or_default() {
-        if eval::is_null(&value) {
+        if value.is_null() {
             continue;
         }
         out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());

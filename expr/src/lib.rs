@@ -13,6 +13,7 @@ mod functions;
 mod interp;
 mod jit;
 pub mod json;
+mod modes;
 pub mod time;
 pub mod value;
 
@@ -23,7 +24,8 @@ use flow_ir::expr::{ExprArena, ExprId, NodeKind};
 
 pub use error::{ErrorKind, EvalError};
 pub use interp::{Context, FixedContext, SystemContext, new_locals};
-pub use json::{ConversionError, convert, infer_type};
+pub use json::{ConversionError, Leniency, convert, infer_type};
+pub use modes::Mode;
 pub use time::{Duration, Timestamp};
 pub use value::{Map, Record, Value};
 

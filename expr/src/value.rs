@@ -35,6 +35,11 @@ pub enum Value {
 }
 
 impl Value {
+    /// Whether this is `null` or an empty optional (what a request leaves out).
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null | Value::Optional(None))
+    }
+
     pub fn string(s: impl Into<Arc<str>>) -> Value {
         Value::String(s.into())
     }

@@ -376,7 +376,8 @@ impl Driver {
             }
         }
         let body = match named(args, "body") {
-            Some(e) => eval::walk(p, e, &mut locals, &cctx, Mode::Request)
+            Some(e) => p
+                .eval_in(Mode::Request, e, &mut locals, &cctx)
                 .map_err(|e| fail("body", e.message))?,
             None => Value::Null,
         };

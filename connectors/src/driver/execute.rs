@@ -67,7 +67,8 @@ impl Driver {
         let same_origin = base_origin.is_some() && (keeps_origin || origin(&url) == base_origin);
         let mut query = Vec::new();
         if let Some(q) = action.query {
-            let v = eval::walk(program, q, &mut locals, &cctx, Mode::Request)
+            let v = program
+                .eval_in(Mode::Request, q, &mut locals, &cctx)
                 .map_err(|e| fail_expr("query", e))?;
             request::query_pairs(&v, &mut query);
         }
@@ -75,7 +76,9 @@ impl Driver {
         if same_origin {
             if let Some(h) = integ.headers {
                 let mut ilocals = prepared.integration.new_locals();
-                let v = eval::walk(&prepared.integration, h, &mut ilocals, &cctx, Mode::Request)
+                let v = prepared
+                    .integration
+                    .eval_in(Mode::Request, h, &mut ilocals, &cctx)
                     .map_err(|e| fail_expr("headers", e))?;
                 for (k, v) in eval::fields(&v).unwrap_or_default() {
                     set_header(&mut headers, &k, Header::of(&v));
@@ -83,7 +86,8 @@ impl Driver {
             }
         }
         if let Some(h) = action.headers {
-            let v = eval::walk(program, h, &mut locals, &cctx, Mode::Request)
+            let v = program
+                .eval_in(Mode::Request, h, &mut locals, &cctx)
                 .map_err(|e| fail_expr("headers", e))?;
             for (k, v) in eval::fields(&v).unwrap_or_default() {
                 set_header(&mut headers, &k, Header::of(&v));
@@ -99,7 +103,8 @@ impl Driver {
         let body_value = match &action.body {
             Some(b) => Some((
                 b.kind,
-                eval::walk(program, b.value, &mut locals, &cctx, Mode::Request)
+                program
+                    .eval_in(Mode::Request, b.value, &mut locals, &cctx)
                     .map_err(|e| fail_expr("body", e))?,
             )),
             None => None,
@@ -243,7 +248,8 @@ impl Driver {
                 // A page on another host gets only the action's own headers.
                 out_headers.clear();
                 if let Some(h) = action.headers {
-                    let v = eval::walk(program, h, &mut locals, &cctx, Mode::Request)
+                    let v = program
+                        .eval_in(Mode::Request, h, &mut locals, &cctx)
                         .map_err(|e| fail_expr("headers", e))?;
                     for (k, v) in eval::fields(&v).unwrap_or_default() {
                         set_header(&mut out_headers, &k, Header::of(&v));
@@ -315,7 +321,8 @@ impl Driver {
                 )
             });
             let page = match action.result_expr {
-                Some(r) => eval::walk(program, r, &mut locals, &cctx, Mode::Result { xml })
+                Some(r) => program
+                    .eval_in(answer_mode(xml), r, &mut locals, &cctx)
                     .map_err(|e| fail_expr("result", e))?,
                 None => body.clone(),
             };
@@ -354,12 +361,12 @@ impl Driver {
             match p.kind {
                 PaginateKind::Cursor => {
                     let next = positional(&p.args, 0)
-                        .map(|e| eval::walk(program, e, &mut locals, &cctx, Mode::Result { xml }))
+                        .map(|e| program.eval_in(answer_mode(xml), e, &mut locals, &cctx))
                         .transpose()
                         .map_err(|e| fail_expr("paginate", e))?
                         .unwrap_or(Value::Null);
                     let cursor = text(&next);
-                    if eval::is_null(&next) || cursor.is_empty() || !more {
+                    if next.is_null() || cursor.is_empty() || !more {
                         break;
                     }
                     if seen_cursors.contains(&cursor) {
@@ -381,12 +388,10 @@ impl Driver {
                 PaginateKind::Link => {
                     let next = match positional(&p.args, 0) {
                         Some(e) => {
-                            let v =
-                                eval::walk(program, e, &mut locals, &cctx, Mode::Result { xml })
-                                    .map_err(|e| fail_expr("paginate", e))?;
-                            (!eval::is_null(&v))
-                                .then(|| text(&v))
-                                .filter(|s| !s.is_empty())
+                            let v = program
+                                .eval_in(answer_mode(xml), e, &mut locals, &cctx)
+                                .map_err(|e| fail_expr("paginate", e))?;
+                            (!v.is_null()).then(|| text(&v)).filter(|s| !s.is_empty())
                         }
                         None => answer.header("link").and_then(|l| response::link_next(&l)),
                     };

@@ -27,7 +27,7 @@ use flow_runtime::{ActionCall, CallContext, Connector, ErrorKind, InvokeFuture, 
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::conform::conform;
-use crate::eval::{self, ConnContext, Mode, text};
+use crate::eval::{self, ConnContext, Mode, answer_mode, text};
 use crate::policy::{BreakerConfig, Breakers, Key, Limits, ResultCache, State};
 use crate::request::{self, FormStyle};
 use crate::response::{self, Format};

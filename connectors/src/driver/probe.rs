@@ -37,12 +37,11 @@ impl Driver {
             let mut headers = Vec::new();
             if let Some(hs) = integ.headers {
                 let mut ilocals = prepared.integration.new_locals();
-                if let Ok(v) = eval::walk(
-                    &prepared.integration,
+                if let Ok(v) = prepared.integration.eval_in(
+                    Mode::Request,
                     hs,
                     &mut ilocals,
                     &ConnContext { connection: conn },
-                    Mode::Request,
                 ) {
                     for (k, v) in eval::fields(&v).unwrap_or_default() {
                         set_header(&mut headers, &k, Header::of(&v));
