@@ -17,8 +17,8 @@ use crate::error::StepError;
 use crate::exec;
 use crate::invoke::Connector;
 use crate::prepared::Prepared;
-use crate::run::{EngineConfig, Observer, RunOutcome, RunStart, Services, Slot};
-use crate::store::{Lease, RunKey, RunRow, RunStatus, Store, StoreError};
+use crate::run::{Created, EngineConfig, Observer, RunOutcome, RunStart, Services, Slot};
+use crate::store::{Lease, RunKey, RunOrigin, RunRow, RunStatus, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -45,6 +45,13 @@ fn did_you_mean(candidates: &[String]) -> String {
     } else {
         format!("; it has: {}", candidates.join(", "))
     }
+}
+
+/// What [`Engine::start`] did: started a new run, or found the run that holds the
+/// origin's dedupe key.
+pub enum Started {
+    New(RunHandle),
+    Existing(RunRow),
 }
 
 /// A submitted run; await [`RunHandle::outcome`] for its end.
@@ -181,6 +188,30 @@ impl Engine {
         workflow: &str,
         input: Json,
     ) -> Result<RunHandle, EngineError> {
+        match self
+            .start(program, workflow, input, RunOrigin::default(), None)
+            .await?
+        {
+            Started::New(handle) => Ok(handle),
+            Started::Existing(row) => Err(EngineError::Program {
+                run_id: row.run_id,
+                detail: "internal error: a run without a dedupe key was deduplicated".into(),
+            }),
+        }
+    }
+
+    /// Starts a run as [`Engine::submit`] does, recording its origin (trigger, event,
+    /// actor) and running as `owner` (the engine's own owner when `None`). When the
+    /// origin's dedupe key is already held by a run, nothing is created and that run is
+    /// returned. Returns once the run is durably accepted.
+    pub async fn start(
+        &self,
+        program: &Arc<Prepared>,
+        workflow: &str,
+        input: Json,
+        origin: RunOrigin,
+        owner: Option<&str>,
+    ) -> Result<Started, EngineError> {
         let (wf, _) = program.program.workflow_by_name(workflow).ok_or_else(|| {
             EngineError::NoSuchWorkflow {
                 name: workflow.to_owned(),
@@ -193,9 +224,35 @@ impl Engine {
             }
         })?;
         let services = &self.inner.services;
-        let owner = services.config.owner.as_deref().map(Arc::from);
-        let start = services.create_run(program, wf, input, owner, None).await?;
-        Ok(self.spawn(start))
+        let owner = owner.or(services.config.owner.as_deref()).map(Arc::from);
+        match services
+            .create_run(program, wf, input, owner, None, origin)
+            .await?
+        {
+            Created::New(start) => Ok(Started::New(self.spawn(start))),
+            Created::Existing(row) => Ok(Started::Existing(row)),
+        }
+    }
+
+    /// Cancels a run of this store: a run executing here stops at once; a run of another
+    /// process is marked and stops when that process sees it. `false` when the run had
+    /// already ended.
+    pub async fn cancel(&self, run: &RunRow) -> Result<bool, EngineError> {
+        let services = &self.inner.services;
+        let cancelled = services
+            .store
+            .cancel_run(run.key, services.clock.now_millis())
+            .await?;
+        if let Some(signal) = self
+            .inner
+            .cancels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&run.key)
+        {
+            signal.notify_one();
+        }
+        Ok(cancelled)
     }
 
     fn spawn(&self, start: RunStart) -> RunHandle {

@@ -31,12 +31,12 @@ pub mod testing;
 
 use std::time::Duration;
 
-pub use engine::{Engine, EngineError, RunHandle};
+pub use engine::{Engine, EngineError, RunHandle, Started};
 pub use error::{ErrorKind, StepError};
 pub use invoke::{ActionCall, CallContext, Connector, InvokeFuture, Router};
 pub use prepared::{Prepared, PreparedIntegration};
 pub use run::{EngineConfig, Observer, Progress, RunOutcome, Silent};
-pub use store::{Durability, RunStatus, Store, StoreError, StoreOptions};
+pub use store::{Durability, RunOrigin, RunStatus, Store, StoreError, StoreOptions};
 
 /// A duration the way Flow writes it: `250ms`, `5s`, `1m30s`, `2h`.
 pub fn format_duration(d: Duration) -> String {

@@ -7,6 +7,8 @@
 //!   encoded and hashed once, whether it comes from a source or a `.flowc` file. Each old
 //!   program is re-encoded and the runs that name it follow. A program this build cannot
 //!   read stays as it was: its runs could not resume before either, and say so.
+//! - 2 → 3: runs record how they came to be (`trigger`, `event`, `actor`) and may carry a
+//!   `dedupe` key, unique among runs, which makes their creation idempotent.
 
 use flow_ir::artefact::Artefact;
 use flow_ir::program::Program;
@@ -25,6 +27,12 @@ pub(crate) fn upgrade(conn: &Connection, schema: &str, to: i64) -> Result<(), ru
         if from == 1 {
             programs_to_artefacts(conn)?;
         }
+        if (1..3).contains(&from) {
+            for column in ["dedupe TEXT", "trigger TEXT", "event TEXT", "actor TEXT"] {
+                conn.execute_batch(&format!("ALTER TABLE runs ADD COLUMN {column}"))?;
+            }
+        }
+        conn.execute_batch(INDEXES)?;
         conn.execute_batch(&format!("PRAGMA user_version = {to}"))
     })();
     match result {
@@ -35,6 +43,12 @@ pub(crate) fn upgrade(conn: &Connection, schema: &str, to: i64) -> Result<(), ru
         }
     }
 }
+
+/// Indexes on columns older stores gain in an upgrade, so created after it.
+const INDEXES: &str = "
+CREATE UNIQUE INDEX IF NOT EXISTS runs_by_dedupe ON runs(dedupe) WHERE dedupe IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_by_trigger ON runs(trigger, created_at);
+";
 
 /// 1 → 2: JSON programs become `.flowc` bytes under their SHA-256.
 fn programs_to_artefacts(conn: &Connection) -> Result<(), rusqlite::Error> {

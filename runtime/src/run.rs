@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::error::StepError;
 use crate::invoke::Connector;
 use crate::prepared::Prepared;
-use crate::store::{NewRun, RunKey, RunRow, RunStatus, Store, StoreError};
+use crate::store::{NewRun, RunKey, RunOrigin, RunRow, RunStatus, Store, StoreError};
 
 /// Limits and identity of an engine.
 #[derive(Clone, Debug)]
@@ -130,6 +130,8 @@ pub(crate) struct RunStart {
     pub run_id: String,
     /// The workflow's arguments, a JSON object.
     pub input: Json,
+    /// The trigger's event, bound to the workflow's `event`.
+    pub event: Option<Json>,
     /// `--as OWNER`: whose connections the run's calls use.
     pub owner: Option<Arc<str>>,
     pub priority: i64,
@@ -137,6 +139,13 @@ pub(crate) struct RunStart {
     pub resumed: bool,
     /// A `run` step's child run (executes inside its parent's admission slot).
     pub child: bool,
+}
+
+/// What creating a run gave: a new run to start, or the run that already holds its
+/// dedupe key.
+pub(crate) enum Created {
+    New(RunStart),
+    Existing(RunRow),
 }
 
 /// A top-level run's hold on the engine: its admission slot (given back while it only
@@ -147,7 +156,8 @@ pub(crate) struct Slot {
 }
 
 impl Services {
-    /// Creates a run in the store (durably) and returns its start arguments.
+    /// Creates a run in the store (durably) and returns its start arguments, or, when its
+    /// origin's dedupe key is taken, the run that holds the key.
     pub async fn create_run(
         &self,
         program: &Arc<Prepared>,
@@ -155,12 +165,15 @@ impl Services {
         input: Json,
         owner: Option<Arc<str>>,
         parent: Option<(RunKey, &str)>,
-    ) -> Result<RunStart, StoreError> {
+        origin: RunOrigin,
+    ) -> Result<Created, StoreError> {
         let (name, priority) = match program.program.workflow(workflow) {
             Some(w) => (w.name.clone(), priority_value(w.settings.priority)),
             None => (String::new(), priority_value(Priority::Normal)),
         };
         let run_id = new_run_id(&self.clock);
+        let deduped = origin.dedupe.is_some();
+        let event = origin.event.clone();
         let key = self
             .store
             .create_run(NewRun {
@@ -175,19 +188,28 @@ impl Services {
                 created_at: self.clock.now_millis(),
                 executor: self.executor.clone(),
                 status: RunStatus::Pending,
+                origin,
             })
             .await?;
-        Ok(RunStart {
+        if deduped {
+            if let Some(row) = self.store.run_by_key(key)? {
+                if row.run_id != run_id {
+                    return Ok(Created::Existing(row));
+                }
+            }
+        }
+        Ok(Created::New(RunStart {
             program: Arc::clone(program),
             workflow,
             key,
             run_id,
             input,
+            event,
             owner,
             priority,
             resumed: false,
             child: parent.is_some(),
-        })
+        }))
     }
 }
 
@@ -201,6 +223,7 @@ impl RunStart {
             key: row.key,
             run_id: row.run_id,
             input: row.input,
+            event: row.origin.event,
             owner: row.owner_as.as_deref().map(Arc::from),
             priority: row.priority,
             resumed: true,

@@ -22,7 +22,7 @@ use crate::group_commit::{self, Journal, Linger, WriterOptions};
 
 /// The schema version this build writes (`PRAGMA user_version`); older stores are
 /// upgraded when opened (`migrate`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Most records one transaction takes, so a flood of writes still commits regularly.
 const MAX_BATCH: usize = 8192;
@@ -56,7 +56,11 @@ CREATE TABLE IF NOT EXISTS runs (
     created_at  INTEGER NOT NULL,
     finished_at INTEGER,
     executor    TEXT,
-    wake_at     INTEGER
+    wake_at     INTEGER,
+    dedupe      TEXT,
+    trigger     TEXT,
+    event       TEXT,
+    actor       TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status, executor);
 CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs(workflow, created_at);
@@ -287,6 +291,25 @@ pub struct NewRun {
     pub created_at: i64,
     pub executor: String,
     pub status: RunStatus,
+    /// How the run came to be: [`RunOrigin`].
+    pub origin: RunOrigin,
+}
+
+/// How a top-level run came to be: what started it, the trigger's event, who asked, and
+/// the key that makes its creation idempotent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RunOrigin {
+    /// `api`, `schedule`, `webhook`, `event` or `cli`; `None` for a child run.
+    pub trigger: Option<String>,
+    /// The trigger's event (the workflow's `event`), JSON.
+    pub event: Option<serde_json::Value>,
+    /// Who started it: an API key's name.
+    pub actor: Option<String>,
+    /// At most one run is created per key: a second creation with the same key returns
+    /// the first run (webhook delivery ids, `Idempotency-Key`, schedule ticks). Keys are
+    /// forgotten by `flow runs prune` along with their runs.
+    #[serde(skip)]
+    pub dedupe: Option<String>,
 }
 
 /// A run as stored.
@@ -311,6 +334,8 @@ pub struct RunRow {
     #[serde(skip)]
     pub executor: Option<String>,
     pub wake_at: Option<i64>,
+    #[serde(flatten)]
+    pub origin: RunOrigin,
 }
 
 type Done = oneshot::Sender<Result<(), StoreError>>;
@@ -801,7 +826,7 @@ pub struct RunFilter {
     pub include_children: bool,
 }
 
-const RUN_COLUMNS: &str = "id, run_id, workflow, program, parent, parent_step, owner_as, priority, status, input, output, error, created_at, finished_at, executor, wake_at";
+const RUN_COLUMNS: &str = "id, run_id, workflow, program, parent, parent_step, owner_as, priority, status, input, output, error, created_at, finished_at, executor, wake_at, trigger, event, actor, dedupe";
 
 fn json_column(text: Option<String>) -> Option<serde_json::Value> {
     text.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)))
@@ -826,6 +851,12 @@ fn run_row(r: &rusqlite::Row<'_>) -> Result<RunRow, rusqlite::Error> {
         finished_at: r.get(13)?,
         executor: r.get(14)?,
         wake_at: r.get(15)?,
+        origin: RunOrigin {
+            trigger: r.get(16)?,
+            event: json_column(r.get(17)?),
+            actor: r.get(18)?,
+            dedupe: r.get(19)?,
+        },
     })
 }
 
@@ -1111,9 +1142,12 @@ fn insert_events(conn: &Connection, events: &[Event]) -> Result<(), rusqlite::Er
     Ok(())
 }
 
+/// Inserts a run; with a dedupe key already taken, inserts nothing and returns the key of
+/// the run that holds it.
 fn insert_run(conn: &Connection, run: &NewRun) -> Result<RunKey, rusqlite::Error> {
-    conn.prepare_cached(
-        "INSERT INTO runs (run_id, workflow, program, parent, parent_step, owner_as, priority, status, input, created_at, executor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    let o = &run.origin;
+    let inserted = conn.prepare_cached(
+        "INSERT INTO runs (run_id, workflow, program, parent, parent_step, owner_as, priority, status, input, created_at, executor, trigger, event, actor, dedupe) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT (dedupe) WHERE dedupe IS NOT NULL DO NOTHING",
     )?
     .execute(params![
         run.run_id,
@@ -1126,8 +1160,17 @@ fn insert_run(conn: &Connection, run: &NewRun) -> Result<RunKey, rusqlite::Error
         run.status.as_str(),
         run.input,
         run.created_at,
-        run.executor
+        run.executor,
+        o.trigger,
+        o.event.as_ref().map(|e| e.to_string()),
+        o.actor,
+        o.dedupe,
     ])?;
+    if inserted == 0 {
+        return conn
+            .prepare_cached("SELECT id FROM runs WHERE dedupe = ?1")?
+            .query_row([&o.dedupe], |r| r.get(0));
+    }
     Ok(conn.last_insert_rowid())
 }
 

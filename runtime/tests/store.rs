@@ -9,7 +9,8 @@ use std::time::Duration;
 use flow_ir::artefact::Artefact;
 use flow_runtime::builtins::Builtins;
 use flow_runtime::store::{
-    Event, EventKind, Lease, NewRun, RunFilter, RunStatus, Store, StoreError, StoreOptions,
+    Event, EventKind, Lease, NewRun, RunFilter, RunOrigin, RunStatus, Store, StoreError,
+    StoreOptions,
 };
 use flow_runtime::{Engine, EngineConfig, Router, Silent};
 
@@ -26,6 +27,7 @@ fn new_run(id: &str, executor: &str) -> NewRun {
         created_at: 1000,
         executor: executor.into(),
         status: RunStatus::Running,
+        origin: RunOrigin::default(),
     }
 }
 
@@ -307,7 +309,9 @@ async fn a_version_1_store_keeps_its_programs_as_artefacts_and_its_runs_resume()
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    // Version 3's columns were added: the old run has no origin.
+    assert_eq!(run.origin, RunOrigin::default());
 
     let engine = Engine::new(
         store.clone(),
@@ -359,4 +363,40 @@ async fn a_large_write_ahead_log_is_folded_into_the_database() {
     drop(store);
     let store = Store::open(&path, StoreOptions::default()).unwrap();
     assert_eq!(store.events(key).unwrap().len(), 40);
+}
+
+/// A dedupe key makes creation idempotent: concurrent creations with one key give one
+/// run, whose key every caller gets back; a run without a key is never deduplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_run_per_dedupe_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("flow.db"), StoreOptions::default()).unwrap();
+    let keyed = |id: &str| NewRun {
+        origin: RunOrigin {
+            trigger: Some("webhook".into()),
+            event: Some(serde_json::json!({"n": 1})),
+            actor: None,
+            dedupe: Some("delivery-1".into()),
+        },
+        ..new_run(id, "me")
+    };
+    let mut pending = Vec::new();
+    for i in 0..8 {
+        pending.push(store.create_run_queued(keyed(&format!("r{i}"))).unwrap());
+    }
+    let mut keys = Vec::new();
+    for p in pending {
+        keys.push(p.await.unwrap().unwrap());
+    }
+    keys.dedup();
+    assert_eq!(keys.len(), 1, "every creation names the same run");
+    let again = store.create_run(keyed("r-late")).await.unwrap();
+    assert_eq!(again, keys[0]);
+    let row = store.run_by_key(keys[0]).unwrap().unwrap();
+    assert_eq!(row.run_id, "r0");
+    assert_eq!(row.origin.trigger.as_deref(), Some("webhook"));
+    assert_eq!(row.origin.event, Some(serde_json::json!({"n": 1})));
+    let a = store.create_run(new_run("free-1", "me")).await.unwrap();
+    let b = store.create_run(new_run("free-2", "me")).await.unwrap();
+    assert_ne!(a, b);
 }

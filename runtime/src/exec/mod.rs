@@ -56,6 +56,7 @@ pub(crate) async fn drive(
         key,
         run_id,
         input,
+        event,
         owner,
         priority,
         resumed,
@@ -124,7 +125,7 @@ pub(crate) async fn drive(
         Some(Slot { permit, cancel }) => (Some(permit), Some(cancel)),
         None => (None, None),
     };
-    let execution = execute(Arc::clone(&shared), replay, input, permit, deadline);
+    let execution = execute(Arc::clone(&shared), replay, input, event, permit, deadline);
     let result = match cancel {
         Some(cancel) => tokio::select! {
             r = execution => Some(r),
@@ -298,6 +299,7 @@ async fn execute(
     shared: Arc<RunShared>,
     replay: Replay,
     input: Json,
+    event: Option<Json>,
     permit: Option<Permit>,
     deadline: Option<i64>,
 ) -> Result<Json, StepError> {
@@ -334,7 +336,7 @@ async fn execute(
         wakes: HashMap::new(),
     };
     let run = async {
-        let locals = exec.initial_locals(wf, &input)?;
+        let locals = exec.initial_locals(wf, &input, event.as_ref())?;
         exec.new_frame(None, wf.body, FrameKind::Root, Vec::new(), locals);
         exec.run(wf).await
     };
@@ -370,8 +372,26 @@ impl Exec {
         &self.program.workflows[self.shared.wf.index()]
     }
 
-    fn initial_locals(&mut self, wf: &Workflow, input: &Json) -> Result<Vec<Value>, StepError> {
+    fn initial_locals(
+        &mut self,
+        wf: &Workflow,
+        input: &Json,
+        event: Option<&Json>,
+    ) -> Result<Vec<Value>, StepError> {
         let mut locals = self.eval.new_locals();
+        if let (Some(local), Some(event)) = (wf.event, event) {
+            let ty = wf
+                .exprs
+                .locals
+                .get(local.0 as usize)
+                .map(|l| l.ty.clone())
+                .unwrap_or(flow_ir::types::Type::Dyn);
+            let v = Value::from_json_named(event, &ty, "event")
+                .map_err(|e| StepError::validation(format!("the trigger's event: {e}")))?;
+            if let Some(slot) = locals.get_mut(local.0 as usize) {
+                *slot = v;
+            }
+        }
         let empty = serde_json::Map::new();
         let args = match input {
             Json::Object(m) => m,

@@ -17,8 +17,8 @@ use crate::attempt::{AttemptObserver, run_attempts};
 use crate::error::StepError;
 use crate::invoke::{ActionCall, CallContext};
 use crate::policy::RetryPolicy;
-use crate::run::{Progress, RunStart};
-use crate::store::{EventKind, RunStatus, StoreError};
+use crate::run::{Created, Progress, RunStart};
+use crate::store::{EventKind, RunOrigin, RunStatus, StoreError};
 
 impl Exec {
     pub(super) fn const_nanos(
@@ -551,6 +551,7 @@ async fn run_child(
             key: row.key,
             run_id: row.run_id,
             input: row.input,
+            event: None,
             owner: parent.owner.clone(),
             priority: parent.priority,
             resumed: true,
@@ -569,9 +570,15 @@ async fn run_child(
                     input,
                     parent.owner.clone(),
                     Some((parent.key, step_key)),
+                    RunOrigin::default(),
                 )
                 .await
                 .map_err(store_err)?;
+            let Created::New(start) = start else {
+                return Err(StepError::runtime(
+                    "internal error: a child run was deduplicated",
+                ));
+            };
             parent
                 .journal(
                     EventKind::ChildStarted,
