@@ -6,10 +6,13 @@ mod connect;
 mod eval;
 mod fmt;
 mod graph;
+mod keys;
 mod lsp;
 mod output;
+mod remote;
 mod run;
 mod runs;
+mod serve;
 mod sources;
 mod stats;
 mod test;
@@ -134,6 +137,31 @@ pub enum Command {
     /// The standard library's integrations, or one integration's actions with their
     /// signatures, its events and what a connection needs.
     Integrations(connect::IntegrationsArgs),
+
+    /// Serve programs: fire their schedules, serve their webhooks and integration
+    /// events, and answer the run API (docs/server.md).
+    ///
+    /// Each PATH is a `.flow` file, a directory searched for them, or a `.flowc`
+    /// artefact; all are checked first and nothing starts if one has errors. Orphaned
+    /// runs are finished, then the server prints `listening on http://HOST:PORT` on
+    /// stderr. SIGTERM/SIGINT stop it (runs in flight get `--grace`); SIGHUP reloads the
+    /// sources as a new deployment. The API needs keys from `flow keys create`.
+    Serve(serve::ServeArgs),
+
+    /// Create, list and revoke the API keys `flow serve` accepts.
+    Keys(keys::KeysArgs),
+
+    /// Check programs here and deploy them to a running server as its next version.
+    Deploy(remote::DeployArgs),
+
+    /// List a server's deployments, or roll back to an earlier one.
+    Deployments(remote::DeploymentsArgs),
+
+    /// List a server's schedules, or pause, resume or trigger one.
+    Schedules(remote::SchedulesArgs),
+
+    /// Webhook deliveries a server refused or could not match, with the reason.
+    Deliveries(remote::DeliveriesArgs),
 }
 
 /// Exit status for a command that found errors in the user's input.
@@ -144,16 +172,29 @@ pub const EXIT_USAGE: u8 = 2;
 /// What the libraries log (a write that failed in the background, a slow flush) goes to
 /// standard error: warnings and errors by default, `FLOW_LOG=info|debug|trace|error|off`
 /// to change that; coloured only on a terminal.
-fn init_log(color: ColorChoice) {
+fn init_log(color: ColorChoice, command: &Command) {
+    let (default, json) = match command {
+        Command::Serve(s) => (tracing::Level::INFO, s.log_format == serve::LogFormat::Json),
+        _ => (tracing::Level::WARN, false),
+    };
     let level = match std::env::var("FLOW_LOG").as_deref().map(str::trim) {
         Ok("off") => return,
         Ok("error") => tracing::Level::ERROR,
         Ok("info") => tracing::Level::INFO,
         Ok("debug") => tracing::Level::DEBUG,
         Ok("trace") => tracing::Level::TRACE,
-        _ => tracing::Level::WARN,
+        Ok("warn") => tracing::Level::WARN,
+        _ => default,
     };
     let ansi = color.enabled(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if json {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_max_level(level)
+            .try_init();
+        return;
+    }
     // A second call (there is none) would fail harmlessly: the first subscriber stays.
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -165,7 +206,7 @@ fn init_log(color: ColorChoice) {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_log(cli.color);
+    init_log(cli.color, &cli.command);
     let result = match cli.command {
         Command::Check(args) => check::run(args, cli.color),
         Command::Eval(args) => eval::run(args, cli.color),
@@ -184,6 +225,12 @@ pub fn main() -> ExitCode {
         Command::Disconnect(args) => connect::disconnect(args, cli.color),
         Command::Health(args) => connect::health(args, cli.color),
         Command::Integrations(args) => connect::integrations(args, cli.color),
+        Command::Serve(args) => serve::run(args, cli.color),
+        Command::Keys(args) => keys::run(args, cli.color),
+        Command::Deploy(args) => remote::deploy(args, cli.color),
+        Command::Deployments(args) => remote::deployments(args, cli.color),
+        Command::Schedules(args) => remote::schedules(args, cli.color),
+        Command::Deliveries(args) => remote::deliveries(args, cli.color),
     };
     match result {
         Ok(code) => code,

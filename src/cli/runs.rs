@@ -106,7 +106,7 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn time_text(ms: i64) -> String {
+pub fn time_text(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -1,0 +1,5 @@
+//! The HTTP API under `/api/v1`: runs ([`runs`]) and the operator's endpoints
+//! ([`admin`]). `server/openapi.json` describes every endpoint.
+
+pub mod admin;
+pub mod runs;

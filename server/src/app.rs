@@ -1,0 +1,225 @@
+//! The server's shared state, its routes and its authentication: every request under
+//! `/api/v1` and `/metrics` presents an API key (`Authorization: Bearer flow_sk_...`),
+//! checked against the scope the route needs and, for a workflow's runs, the key's
+//! workflow glob. `/healthz` and `/hooks/...` take none (deliveries are verified by
+//! their signatures).
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use flow_ir::artefact::Artefact;
+use flow_runtime::Engine;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::api;
+use crate::deployment::Deployment;
+use crate::error::ApiError;
+use crate::hooks;
+use crate::keys::{self, Key, Refusal, Scope};
+use crate::limits::RateLimits;
+
+/// Reads the server's sources again and compiles them (SIGHUP); provided by the binary,
+/// which holds the compiler. `Err` carries the diagnostics, already rendered.
+pub type Reload = Arc<dyn Fn() -> Result<Vec<Artefact>, String> + Send + Sync>;
+
+/// How a server behaves.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Whose connections runs use unless a key says otherwise (`--as`).
+    pub owner: Option<String>,
+    /// Largest request body (413 beyond).
+    pub body_limit: usize,
+    /// Whole-request timeout (408 beyond).
+    pub request_timeout: Duration,
+    /// Requests per second per API key and per webhook path (429 beyond).
+    pub rate_per_second: u32,
+    /// How long `?wait=` may hold a request.
+    pub max_wait: Duration,
+    /// Whether `/metrics` is served on the main address (with the `metrics:read` scope);
+    /// off when it has its own `--metrics-listen` address.
+    pub metrics_on_main: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            owner: None,
+            body_limit: 1 << 20,
+            request_timeout: Duration::from_secs(60),
+            rate_per_second: 1000,
+            max_wait: Duration::from_secs(60),
+            metrics_on_main: true,
+        }
+    }
+}
+
+/// What every request handler reads.
+pub struct Shared {
+    pub engine: Engine,
+    pub deployment: RwLock<Arc<Deployment>>,
+    pub options: Options,
+    pub metrics: PrometheusHandle,
+    pub reload: Option<Reload>,
+    pub started: Instant,
+    pub limits: RateLimits,
+    /// Serialises deployments (two at once would race for the next version number).
+    pub deploying: tokio::sync::Mutex<()>,
+    /// The connections integration events are verified with (the vault next to the store).
+    pub connections: Arc<dyn flow_connectors::Connections>,
+}
+
+pub type AppState = Arc<Shared>;
+
+impl Shared {
+    pub fn deployment(&self) -> Arc<Deployment> {
+        Arc::clone(
+            &self
+                .deployment
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    pub fn replace_deployment(&self, d: Deployment) {
+        *self
+            .deployment
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(d);
+    }
+}
+
+/// The routes of the main address.
+pub fn router(state: AppState) -> Router {
+    let mut api = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/workflows", get(api::runs::workflows))
+        .route("/api/v1/workflows/{workflow}/runs", post(api::runs::start))
+        .route("/api/v1/runs", get(api::runs::list))
+        .route("/api/v1/runs/cancel", post(api::runs::cancel_many))
+        .route("/api/v1/runs/{id}", get(api::runs::show))
+        .route("/api/v1/runs/{id}/events", get(api::runs::events))
+        .route("/api/v1/runs/{id}/cancel", post(api::runs::cancel))
+        .route("/api/v1/schedules", get(api::admin::schedules))
+        .route(
+            "/api/v1/schedules/{workflow}/{action}",
+            post(api::admin::schedule_action),
+        )
+        .route(
+            "/api/v1/deployments",
+            get(api::admin::deployments).post(api::admin::deploy),
+        )
+        .route(
+            "/api/v1/deployments/{version}/rollback",
+            post(api::admin::rollback),
+        )
+        .route("/api/v1/deliveries", get(api::admin::deliveries))
+        .route("/hooks/{*path}", post(hooks::receive));
+    if state.options.metrics_on_main {
+        api = api.route("/metrics", get(metrics_with_key));
+    }
+    api.fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.options.body_limit))
+        .layer(axum::middleware::from_fn(crate::metrics::count_requests))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.options.request_timeout,
+        ))
+        .with_state(state)
+}
+
+/// The routes of a separate `--metrics-listen` address: `/metrics` without a key.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_open))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let d = state.deployment();
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "version": d.version,
+        "workflows": d.workflows.len(),
+        "uptime_s": state.started.elapsed().as_secs(),
+    }))
+    .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
+        .into_response()
+}
+
+async fn metrics_with_key(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match authorize(&state, &headers, Scope::MetricsRead, None) {
+        Ok(_) => metrics_text(&state),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn metrics_open(State(state): State<AppState>) -> Response {
+    metrics_text(&state)
+}
+
+fn metrics_text(state: &Shared) -> Response {
+    crate::metrics::refresh(state);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; the API is described at /api/v1/openapi.json")
+}
+
+/// Checks a request's key: present, known, live, holding `scope`, and covering
+/// `workflow` when the request is about one. Counts against the key's rate limit.
+pub fn authorize(
+    state: &Shared,
+    headers: &HeaderMap,
+    scope: Scope,
+    workflow: Option<&str>,
+) -> Result<Key, ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::unauthorized("this endpoint needs an API key: `Authorization: Bearer flow_sk_...` (create one with `flow keys create`)")
+        })?;
+    let key = match keys::authenticate(state.engine.store(), presented)? {
+        Ok(key) => key,
+        Err(Refusal::Unknown) => return Err(ApiError::unauthorized("unknown API key")),
+        Err(Refusal::Expired) => return Err(ApiError::unauthorized("this API key has expired")),
+        Err(Refusal::Revoked) => return Err(ApiError::unauthorized("this API key was revoked")),
+    };
+    if !key.allows(scope) {
+        return Err(ApiError::forbidden(format!(
+            "the key `{}` lacks the `{}` scope",
+            key.name,
+            scope.as_str()
+        )));
+    }
+    if let Some(w) = workflow {
+        if !key.covers(w) {
+            return Err(ApiError::forbidden(format!(
+                "the key `{}` may not touch workflow `{w}`",
+                key.name
+            )));
+        }
+    }
+    state.limits.check(&format!("key:{}", key.id))?;
+    Ok(key)
+}

@@ -1,0 +1,463 @@
+//! Deliveries: `POST /hooks/PATH` serves every `on webhook("/PATH") as T` and every
+//! integration event whose declared webhook path is `/PATH` (`/hooks/github/events`).
+//!
+//! A plain webhook's body is converted to its declared type (`400` with the path of the
+//! first mismatch). An integration event's delivery is verified first, with the secrets
+//! of the connection the server runs as (`401` and a recorded rejection when the
+//! signature, its timestamp or its header is wrong), then matched against each
+//! subscribed workflow's arguments. The trigger's `when` decides whether a run starts.
+//! Runs are committed before the reply (`202 {"run": ID}`), under a dedupe key built
+//! from the provider's delivery id (`X-GitHub-Delivery`, Stripe's event id, Slack's
+//! `event_id`, `webhook-id`) or the `Idempotency-Key` header, so a repeated delivery
+//! answers with the first run and starts nothing.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use flow_connectors::events::{Delivery, EventError, Outcome, Subscription, deliver};
+use flow_expr::Value;
+use flow_runtime::{RunOrigin, Started, Store, StoreError};
+use rusqlite::params;
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+
+use crate::api::runs::{answer_run, start_run, wait_of};
+use crate::app::{AppState, Shared};
+use crate::deployment::{Entry, Subscriber};
+use crate::error::ApiError;
+
+const TABLE: &str = "
+CREATE TABLE IF NOT EXISTS deliveries (
+    id          INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    path        TEXT NOT NULL,
+    status      INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    reason      TEXT,
+    delivery_id TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_at ON deliveries(at);
+";
+
+pub async fn prepare(store: &Store) -> Result<(), StoreError> {
+    store.write_with(|conn| conn.execute_batch(TABLE)).await
+}
+
+/// A delivery that started no run, as `flow deliveries list` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Recorded {
+    pub at: i64,
+    pub path: String,
+    pub status: u16,
+    /// `rejected` (signature, timestamp, body) or `unmatched` (no workflow took it).
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub delivery_id: Option<String>,
+}
+
+/// Deliveries that started no run, newest first.
+pub fn recorded(store: &Store, limit: u32) -> Result<Vec<Recorded>, StoreError> {
+    store.read(|conn| {
+        let exists: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'",
+            [],
+            |r| r.get(0),
+        )?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        let mut stmt = conn.prepare(
+            "SELECT at, path, status, outcome, reason, delivery_id FROM deliveries ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok(Recorded {
+                at: r.get(0)?,
+                path: r.get(1)?,
+                status: r.get(2)?,
+                outcome: r.get(3)?,
+                reason: r.get(4)?,
+                delivery_id: r.get(5)?,
+            })
+        })?;
+        rows.collect()
+    })
+}
+
+async fn record(
+    state: &Shared,
+    path: &str,
+    status: StatusCode,
+    outcome: &str,
+    reason: &str,
+    id: Option<&str>,
+) {
+    let row = (
+        crate::keys::now_ms(),
+        path.to_owned(),
+        status.as_u16(),
+        outcome.to_owned(),
+        reason.to_owned(),
+        id.map(str::to_owned),
+    );
+    let written = state
+        .engine
+        .store()
+        .write_with(move |conn| {
+            conn.execute(
+                "INSERT INTO deliveries (at, path, status, outcome, reason, delivery_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![row.0, row.1, row.2, row.3, row.4, row.5],
+            )
+        })
+        .await;
+    if let Err(e) = written {
+        tracing::error!(error = %e, "a refused delivery could not be recorded");
+    }
+}
+
+fn count(result: &'static str) {
+    metrics::counter!("flow_webhook_requests_total", "result" => result).increment(1);
+}
+
+/// `POST /hooks/{*path}`.
+pub async fn receive(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/{}", path.trim_start_matches('/'));
+    match receive_at(&state, &path, query.as_deref(), &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn receive_at(
+    state: &Arc<Shared>,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if let Err(e) = state.limits.check(&format!("hook:{path}")) {
+        count("rate_limited");
+        return Err(e);
+    }
+    let wait = wait_of(query, state)?;
+    let d = state.deployment();
+    if let Some(hook) = d.hooks.get(path) {
+        return plain(state, path, hook.clone(), headers, &body, wait).await;
+    }
+    if let Some(subscribers) = d.events.get(path) {
+        return events(state, path, subscribers, headers, &body, wait).await;
+    }
+    count("unmatched");
+    record(
+        state,
+        path,
+        StatusCode::NOT_FOUND,
+        "unmatched",
+        "no workflow is triggered by this path",
+        delivery_id(headers, None).as_deref(),
+    )
+    .await;
+    Err(ApiError::not_found(format!(
+        "no workflow is triggered by `/hooks{path}`"
+    )))
+}
+
+async fn plain(
+    state: &Shared,
+    path: &str,
+    hook: crate::deployment::Hook,
+    headers: &HeaderMap,
+    body: &[u8],
+    wait: Option<std::time::Duration>,
+) -> Result<Response, ApiError> {
+    let json: Json = if body.iter().all(u8::is_ascii_whitespace) {
+        Json::Null
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(j) => j,
+            Err(e) => {
+                count("invalid");
+                return Err(ApiError::bad_request(
+                    "invalid_json",
+                    format!("the body is not JSON: {e}"),
+                ));
+            }
+        }
+    };
+    let event = match Value::from_json_named(&json, &hook.body_type, "body") {
+        Ok(v) => v,
+        Err(e) => {
+            count("invalid");
+            return Err(ApiError::bad_request("invalid_body", e.to_string())
+                .with_detail(json!({ "path": e.path })));
+        }
+    };
+    if !trigger_holds(&hook.entry, &event)? {
+        count("filtered");
+        return Ok((
+            StatusCode::OK,
+            axum::Json(json!({ "run": null, "matched": false })),
+        )
+            .into_response());
+    }
+    let id = delivery_id(headers, None);
+    let started = start(
+        state,
+        &hook.entry,
+        &hook.name,
+        "webhook",
+        event.to_json(),
+        path,
+        id.as_deref(),
+    )
+    .await?;
+    count("accepted");
+    Ok(answer(state, vec![started], wait).await)
+}
+
+async fn events(
+    state: &Shared,
+    path: &str,
+    subscribers: &[Subscriber],
+    headers: &HeaderMap,
+    body: &[u8],
+    wait: Option<std::time::Duration>,
+) -> Result<Response, ApiError> {
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let borrowed: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let delivery = Delivery::new(&borrowed, body, crate::keys::now_ms() / 1000);
+    let payload: Option<Json> = serde_json::from_slice(body).ok();
+    let id = delivery_id(headers, payload.as_ref());
+    let mut started = Vec::new();
+    for sub in subscribers {
+        let Some(integ) = sub.entry.program.program.integration(sub.integration) else {
+            continue;
+        };
+        let owner = state.options.owner.as_deref();
+        let conn = match state.connections.load(&integ.name, owner) {
+            Ok(c) => c,
+            Err(e) => {
+                count("rejected");
+                let reason = format!(
+                    "no connection to `{}` to verify the delivery with: {e}",
+                    integ.name
+                );
+                record(
+                    state,
+                    path,
+                    StatusCode::UNAUTHORIZED,
+                    "rejected",
+                    &reason,
+                    id.as_deref(),
+                )
+                .await;
+                return Err(ApiError::unauthorized(reason));
+            }
+        };
+        let subscription = Subscription {
+            event: sub.event as usize,
+            args: sub.args.clone(),
+        };
+        match deliver(
+            integ,
+            path,
+            &delivery,
+            &conn,
+            std::slice::from_ref(&subscription),
+        ) {
+            Ok(Outcome::Challenge(c)) => {
+                count("challenge");
+                return Ok((StatusCode::OK, axum::Json(json!({ "challenge": c }))).into_response());
+            }
+            Ok(Outcome::Events(matched)) => {
+                for (_, value) in matched {
+                    if trigger_holds(&sub.entry, &value)? {
+                        started.push(
+                            start(
+                                state,
+                                &sub.entry,
+                                &sub.name,
+                                "event",
+                                value.to_json(),
+                                path,
+                                id.as_deref(),
+                            )
+                            .await?,
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                let (status, outcome) = match e {
+                    EventError::Body | EventError::Validation(_) => {
+                        (StatusCode::BAD_REQUEST, "invalid")
+                    }
+                    EventError::Expression { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "error"),
+                    _ => (StatusCode::UNAUTHORIZED, "rejected"),
+                };
+                count(outcome);
+                record(
+                    state,
+                    path,
+                    status,
+                    "rejected",
+                    &e.to_string(),
+                    id.as_deref(),
+                )
+                .await;
+                let code = match status {
+                    StatusCode::UNAUTHORIZED => "bad_signature",
+                    StatusCode::BAD_REQUEST => "invalid_body",
+                    _ => "internal",
+                };
+                return Err(ApiError::new(status, code, e.to_string()));
+            }
+        }
+    }
+    if started.is_empty() {
+        count("unmatched");
+        record(
+            state,
+            path,
+            StatusCode::OK,
+            "unmatched",
+            "verified, but no subscribed workflow's arguments or `when` took it",
+            id.as_deref(),
+        )
+        .await;
+        return Ok((
+            StatusCode::OK,
+            axum::Json(json!({ "run": null, "matched": false })),
+        )
+            .into_response());
+    }
+    count("accepted");
+    Ok(answer(state, started, wait).await)
+}
+
+/// Whether the workflow's `when` holds for `event` (no `when`: it does).
+fn trigger_holds(entry: &Entry, event: &Value) -> Result<bool, ApiError> {
+    let program = &entry.program.program;
+    let (Some(wf), Some(exprs)) = (
+        program.workflow(entry.workflow),
+        entry.program.workflow(entry.workflow),
+    ) else {
+        return Ok(false);
+    };
+    let Some(when) = wf.trigger.as_ref().and_then(|t| t.when) else {
+        return Ok(true);
+    };
+    let mut locals = exprs.new_locals();
+    let ctx = flow_expr::SystemContext;
+    for c in &wf.consts {
+        if let Ok(v) = exprs.eval(c.value, &mut locals, &ctx) {
+            if let Some(slot) = locals.get_mut(c.local.0 as usize) {
+                *slot = v;
+            }
+        }
+    }
+    if let Some(slot) = wf.event.and_then(|l| locals.get_mut(l.0 as usize)) {
+        *slot = event.clone();
+    }
+    match exprs.eval(when, &mut locals, &ctx) {
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(_) => Ok(false),
+        Err(e) => Err(ApiError::bad_request(
+            "trigger_condition",
+            format!("the trigger's `when` cannot be evaluated for this delivery: {e}"),
+        )),
+    }
+}
+
+async fn start(
+    state: &Shared,
+    entry: &Entry,
+    workflow: &str,
+    trigger: &str,
+    event: Json,
+    path: &str,
+    id: Option<&str>,
+) -> Result<Started, ApiError> {
+    let origin = RunOrigin {
+        trigger: Some(trigger.to_owned()),
+        event: Some(event),
+        actor: None,
+        dedupe: id.map(|id| format!("hook:{path}:{workflow}:{id}")),
+    };
+    start_run(
+        state,
+        entry,
+        workflow,
+        json!({}),
+        origin,
+        state.options.owner.as_deref(),
+    )
+    .await
+}
+
+async fn answer(
+    state: &Shared,
+    started: Vec<Started>,
+    wait: Option<std::time::Duration>,
+) -> Response {
+    let mut ids = Vec::new();
+    let mut first = None;
+    let mut duplicate = false;
+    for s in started {
+        match s {
+            Started::New(h) => {
+                ids.push(h.run_id.clone());
+                if first.is_none() {
+                    first = Some(h);
+                }
+            }
+            Started::Existing(row) => {
+                duplicate = true;
+                ids.push(row.run_id);
+            }
+        }
+    }
+    if ids.len() == 1 {
+        return answer_run(state, &ids[0], first, wait, duplicate).await;
+    }
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "run": ids.first(), "runs": ids, "duplicate": duplicate })),
+    )
+        .into_response()
+}
+
+/// The provider's id for a delivery, which makes repeats of it start nothing.
+pub fn delivery_id(headers: &HeaderMap, payload: Option<&Json>) -> Option<String> {
+    for name in ["x-github-delivery", "webhook-id", "idempotency-key"] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            if !v.is_empty() {
+                return Some(format!("{name}:{v}"));
+            }
+        }
+    }
+    let payload = payload?;
+    if headers.contains_key("stripe-signature") {
+        if let Some(id) = payload.get("id").and_then(Json::as_str) {
+            return Some(format!("stripe:{id}"));
+        }
+    }
+    if let Some(id) = payload.get("event_id").and_then(Json::as_str) {
+        return Some(format!("slack:{id}"));
+    }
+    None
+}

@@ -1,0 +1,217 @@
+//! flow-server: `flow serve`, the always-on engine. It loads programs as a numbered
+//! deployment ([`deployment`]), fires schedules ([`schedule`]), serves webhooks and
+//! integration events ([`hooks`]), and answers the run API ([`api`]) behind API keys
+//! ([`keys`]), with Prometheus metrics ([`metrics`]) and per-caller rate limits
+//! ([`limits`]). It sits above the runtime and links no compiler: programs arrive as
+//! `.flowc` artefacts, and reloading sources from disk is a callback the binary gives.
+
+pub mod api;
+pub mod app;
+pub mod deployment;
+pub mod error;
+pub mod hooks;
+pub mod keys;
+pub mod limits;
+pub mod metrics;
+pub mod schedule;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use flow_connectors::{Connections, Vault, VaultConnections};
+use flow_ir::artefact::Artefact;
+use flow_runtime::Engine;
+
+pub use app::{Options, Reload};
+pub use deployment::{DeployError, Deployment};
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot deploy: {0}")]
+    Deploy(#[from] DeployError),
+    #[error(transparent)]
+    Store(#[from] flow_runtime::StoreError),
+    #[error(transparent)]
+    Engine(#[from] flow_runtime::EngineError),
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How `flow serve` runs.
+pub struct Config {
+    pub listen: SocketAddr,
+    /// A second address serving `/metrics` without a key.
+    pub metrics_listen: Option<SocketAddr>,
+    pub options: Options,
+    pub reload: Option<Reload>,
+    /// How long in-flight runs get to reach the journal after SIGTERM/SIGINT.
+    pub grace: Duration,
+}
+
+/// Where a started server listens.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub version: i64,
+}
+
+/// Serves until SIGTERM or SIGINT: prepares the server's tables, resumes orphaned runs,
+/// deploys `artefacts`, binds, calls `ready` with the addresses, and serves. Runs left
+/// unfinished after the grace period resume at the next start.
+pub async fn serve(
+    engine: Engine,
+    artefacts: Vec<Artefact>,
+    config: Config,
+    ready: impl FnOnce(Bound),
+) -> Result<(), ServeError> {
+    let store = engine.store().clone();
+    keys::prepare(&store).await?;
+    deployment::prepare(&store).await?;
+    schedule::prepare(&store).await?;
+    hooks::prepare(&store).await?;
+    let recovered = engine.recover().await?;
+    if !recovered.is_empty() {
+        tracing::info!(runs = recovered.len(), "resumed runs of a stopped process");
+    }
+    let deployed = deployment::activate(&engine, artefacts, "start").await?;
+    let connections: Arc<dyn Connections> =
+        Arc::new(VaultConnections::new(Vault::path_for_store(store.path())));
+    let state = Arc::new(app::Shared {
+        engine,
+        deployment: RwLock::new(Arc::new(deployed)),
+        limits: limits::RateLimits::new(config.options.rate_per_second),
+        options: config.options,
+        metrics: metrics::install(),
+        reload: config.reload,
+        started: Instant::now(),
+        deploying: tokio::sync::Mutex::new(()),
+        connections,
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let metrics_listener = match config.metrics_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|source| ServeError::Listen { addr: a, source })?,
+        ),
+        None => None,
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(schedule::run(Arc::clone(&state), stop_rx.clone()));
+    let rescuer = tokio::spawn(rescue(Arc::clone(&state), stop_rx.clone()));
+    let signals = tokio::spawn(signals(Arc::clone(&state), stop_tx));
+    if let Some(l) = metrics_listener {
+        let router = app::metrics_router(Arc::clone(&state));
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(l, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+        });
+    }
+    ready(Bound {
+        addr,
+        metrics_addr,
+        version: state.deployment().version,
+    });
+    let mut stop = stop_rx.clone();
+    axum::serve(listener, app::router(Arc::clone(&state)))
+        .with_graceful_shutdown(async move {
+            let _ = stop.changed().await;
+        })
+        .await?;
+    let _ = scheduler.await;
+    let _ = rescuer.await;
+    signals.abort();
+    let deadline = Instant::now() + config.grace;
+    while in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    state.engine.shutdown().await?;
+    Ok(())
+}
+
+/// Top-level runs executing in this process (the metrics observer counts them).
+fn in_flight() -> i64 {
+    metrics::RUNS_IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Every few seconds, resumes the unfinished runs of processes that died (another server
+/// on the same store).
+async fn rescue(state: Arc<app::Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stop.changed() => return,
+        }
+        match state.engine.recover().await {
+            Ok(h) if !h.is_empty() => {
+                tracing::info!(runs = h.len(), "resumed runs of a stopped process")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot look for runs of stopped processes"),
+        }
+    }
+}
+
+/// SIGTERM and SIGINT stop the server; SIGHUP reloads its sources as a new deployment.
+async fn signals(state: Arc<app::Shared>, stop: tokio::sync::watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&state).await,
+        }
+    }
+    tracing::info!("stopping: no new requests; in-flight runs get the grace period");
+    let _ = stop.send(true);
+}
+
+async fn reload(state: &app::Shared) {
+    let Some(reload) = state.reload.clone() else {
+        tracing::warn!("SIGHUP: this server has no sources to reload");
+        return;
+    };
+    match tokio::task::spawn_blocking(move || reload()).await {
+        Ok(Ok(artefacts)) => {
+            if let Err(e) = api::admin::redeploy(state, artefacts, "reload").await {
+                tracing::error!(error = %e.message, "SIGHUP: the new programs were refused; the running deployment keeps serving");
+            }
+        }
+        Ok(Err(diagnostics)) => {
+            tracing::error!(
+                "SIGHUP: the sources do not check; the running deployment keeps serving\n{diagnostics}"
+            );
+        }
+        Err(e) => tracing::error!(error = %e, "SIGHUP: the reload stopped"),
+    }
+}

@@ -1,0 +1,270 @@
+//! Commands that talk to a running `flow serve` over its API: `flow deploy`,
+//! `flow deployments`, `flow schedules` and `flow deliveries`. The server is `--server`
+//! (or `FLOW_SERVER`), the key `--key` (or `FLOW_API_KEY`); answers are printed as JSON
+//! with `--format json`, as text otherwise, and API errors show their code and message.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use clap::{Args, Subcommand};
+use miette::{IntoDiagnostic, WrapErr, miette};
+use serde_json::{Value as Json, json};
+
+use super::EXIT_FAILURE;
+use super::output::{ColorChoice, Format};
+
+/// Where the server is and how to authenticate.
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    /// The server's base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "FLOW_SERVER", value_name = "URL")]
+    pub server: String,
+
+    /// An API key (`flow keys create`).
+    #[arg(long, env = "FLOW_API_KEY", value_name = "KEY", hide_env_values = true)]
+    pub key: String,
+
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// A small blocking client over the async one.
+struct Client {
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    args: ServerArgs,
+}
+
+impl Client {
+    fn new(args: ServerArgs) -> miette::Result<Client> {
+        Ok(Client {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .into_diagnostic()?,
+            http: reqwest::Client::new(),
+            args,
+        })
+    }
+
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Json>,
+    ) -> miette::Result<Json> {
+        let url = format!("{}{path}", self.args.server.trim_end_matches('/'));
+        let mut req = self.http.request(method, &url).bearer_auth(&self.args.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.rt.block_on(async {
+            let resp = req
+                .send()
+                .await
+                .into_diagnostic()
+                .wrap_err_with(|| format!("cannot reach {url}"))?;
+            let status = resp.status();
+            let body: Json = resp.json().await.unwrap_or(Json::Null);
+            if status.is_success() {
+                Ok(body)
+            } else {
+                let code = body["error"]["code"].as_str().unwrap_or("error");
+                let message = body["error"]["message"].as_str().unwrap_or("");
+                Err(miette!("the server answered {status}: [{code}] {message}"))
+            }
+        })
+    }
+
+    fn print(&self, v: &Json, human: impl FnOnce(&Json)) {
+        match self.args.format {
+            Format::Json => println!("{v}"),
+            Format::Human => human(v),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    /// `.flow` files or directories (checked here first) or `.flowc` artefacts.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `flow deploy`: checks the sources here, then sends the artefacts; the server makes
+/// them its next version.
+pub fn deploy(args: DeployArgs, color: ColorChoice) -> miette::Result<ExitCode> {
+    let Some(artefacts) = super::serve::load_all(&args.paths, color)? else {
+        eprintln!("not deployed: the programs have errors");
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    };
+    let encoded: Vec<String> = artefacts
+        .iter()
+        .map(|a| base64::engine::general_purpose::STANDARD.encode(&a.bytes))
+        .collect();
+    let client = Client::new(args.server)?;
+    let v = client.call(
+        reqwest::Method::POST,
+        "/api/v1/deployments",
+        Some(json!({ "artefacts": encoded })),
+    )?;
+    client.print(&v, |v| println!("deployed version {}", v["version"]));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct DeploymentsArgs {
+    #[command(subcommand)]
+    pub command: DeploymentsCommand,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Subcommand)]
+pub enum DeploymentsCommand {
+    /// Every version, newest first; `*` marks the active one.
+    List,
+    /// Deploy an earlier version's programs again, as a new version.
+    Rollback { version: i64 },
+}
+
+pub fn deployments(args: DeploymentsArgs, _color: ColorChoice) -> miette::Result<ExitCode> {
+    let client = Client::new(args.server)?;
+    match args.command {
+        DeploymentsCommand::List => {
+            let v = client.call(reqwest::Method::GET, "/api/v1/deployments", None)?;
+            client.print(&v, |v| {
+                for d in v["deployments"].as_array().into_iter().flatten() {
+                    println!(
+                        "{} {:>4}  {}  {}  {}",
+                        if d["active"] == true { "*" } else { " " },
+                        d["version"],
+                        super::runs::time_text(d["created_at"].as_i64().unwrap_or(0)),
+                        d["actor"].as_str().unwrap_or(""),
+                        d["workflows"].as_array().map(|w| w.len()).unwrap_or(0)
+                    );
+                }
+            });
+        }
+        DeploymentsCommand::Rollback { version } => {
+            let v = client.call(
+                reqwest::Method::POST,
+                &format!("/api/v1/deployments/{version}/rollback"),
+                None,
+            )?;
+            client.print(&v, |v| {
+                println!(
+                    "deployed version {} (the programs of version {version})",
+                    v["version"]
+                )
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct SchedulesArgs {
+    #[command(subcommand)]
+    pub command: SchedulesCommand,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Subcommand)]
+pub enum SchedulesCommand {
+    /// Every schedule: next fire, last fire, fires, missed and skipped ticks.
+    List,
+    /// Stop firing a schedule (its ticks count as skipped).
+    Pause { workflow: String },
+    /// Fire a paused schedule again.
+    Resume { workflow: String },
+    /// Start a run of a scheduled workflow now.
+    Trigger { workflow: String },
+}
+
+pub fn schedules(args: SchedulesArgs, _color: ColorChoice) -> miette::Result<ExitCode> {
+    let client = Client::new(args.server)?;
+    let (path, method) = match &args.command {
+        SchedulesCommand::List => ("/api/v1/schedules".to_owned(), reqwest::Method::GET),
+        SchedulesCommand::Pause { workflow } => (
+            format!("/api/v1/schedules/{workflow}/pause"),
+            reqwest::Method::POST,
+        ),
+        SchedulesCommand::Resume { workflow } => (
+            format!("/api/v1/schedules/{workflow}/resume"),
+            reqwest::Method::POST,
+        ),
+        SchedulesCommand::Trigger { workflow } => (
+            format!("/api/v1/schedules/{workflow}/trigger"),
+            reqwest::Method::POST,
+        ),
+    };
+    let v = client.call(method, &path, None)?;
+    client.print(&v, |v| match &args.command {
+        SchedulesCommand::List => {
+            println!(
+                "{:<28} {:<18} {:<26} {:>6} {:>6} {:>7}",
+                "WORKFLOW", "CRON", "NEXT", "FIRES", "MISSED", "SKIPPED"
+            );
+            for s in v["schedules"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<28} {:<18} {:<26} {:>6} {:>6} {:>7}{}",
+                    s["workflow"].as_str().unwrap_or(""),
+                    s["cron"].as_str().unwrap_or(""),
+                    s["next_fire"].as_str().unwrap_or("-"),
+                    s["fires"],
+                    s["missed"],
+                    s["skipped"],
+                    if s["paused"] == true {
+                        "  (paused)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        SchedulesCommand::Trigger { workflow } => {
+            println!("started run {} of {workflow}", v["run"])
+        }
+        SchedulesCommand::Pause { workflow } => println!("paused {workflow}"),
+        SchedulesCommand::Resume { workflow } => println!("resumed {workflow}"),
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct DeliveriesArgs {
+    /// Most deliveries to show.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `flow deliveries`: webhook deliveries that started no run, with the reason.
+pub fn deliveries(args: DeliveriesArgs, _color: ColorChoice) -> miette::Result<ExitCode> {
+    let client = Client::new(args.server)?;
+    let v = client.call(
+        reqwest::Method::GET,
+        &format!("/api/v1/deliveries?limit={}", args.limit),
+        None,
+    )?;
+    client.print(&v, |v| {
+        for d in v["deliveries"].as_array().into_iter().flatten() {
+            println!(
+                "{}  {:<24} {} {:<9} {}",
+                super::runs::time_text(d["at"].as_i64().unwrap_or(0)),
+                d["path"].as_str().unwrap_or(""),
+                d["status"],
+                d["outcome"].as_str().unwrap_or(""),
+                d["reason"].as_str().unwrap_or("")
+            );
+        }
+    });
+    Ok(ExitCode::SUCCESS)
+}

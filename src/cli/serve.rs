@@ -1,0 +1,158 @@
+//! `flow serve`: check and load programs, finish orphaned runs, then fire schedules,
+//! serve webhooks and integration events, and answer the run API until SIGTERM/SIGINT.
+//! SIGHUP reloads the sources as a new deployment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use flow_ir::artefact::Artefact;
+use flow_runtime::builtins::Builtins;
+use flow_runtime::{Engine, EngineConfig, Router};
+use miette::{IntoDiagnostic, WrapErr, miette};
+
+use super::output::ColorChoice;
+use super::run::{ExecArgs, StoreArgs, load_program, open_store};
+use super::sources::collect_flow_files;
+use super::{EXIT_FAILURE, runs::parse_age};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// `.flow` files, directories searched recursively for them, or `.flowc` artefacts.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// The address to serve on; port 0 picks a free port (the address is printed once
+    /// ready: `listening on http://HOST:PORT`).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Serve `/metrics` on this address too, without an API key (for a scraper on a
+    /// private network); the main address then does not serve it.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Run with the connections of this owner (API keys may name another).
+    #[arg(long = "as", value_name = "OWNER")]
+    pub owner: Option<String>,
+
+    /// After SIGTERM/SIGINT, how long runs in flight get to reach the journal before the
+    /// process exits (what is left resumes at the next start).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub grace: String,
+
+    /// Largest request body in bytes (larger ones get 413).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_body: usize,
+
+    /// Requests per second allowed per API key and per webhook path (beyond: 429).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub rate_limit: u32,
+
+    /// How the server logs to standard error (`FLOW_LOG` sets the level; default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+/// Compiles every program under `paths`; `None` when one has errors (reported).
+pub fn load_all(paths: &[PathBuf], color: ColorChoice) -> miette::Result<Option<Vec<Artefact>>> {
+    let mut files = Vec::new();
+    let mut sources = Vec::new();
+    for p in paths {
+        if p.extension().is_some_and(|e| e == "flowc") {
+            files.push(p.clone());
+        } else {
+            sources.push(p.clone());
+        }
+    }
+    if !sources.is_empty() {
+        files.extend(collect_flow_files(&sources)?);
+    }
+    let mut artefacts = Vec::new();
+    let mut failed = 0;
+    for f in &files {
+        match load_program(f, color)? {
+            Some(a) => artefacts.push(a),
+            None => failed += 1,
+        }
+    }
+    Ok((failed == 0).then_some(artefacts))
+}
+
+pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
+    let grace = std::time::Duration::from_millis(parse_age(&args.grace)? as u64);
+    let Some(artefacts) = load_all(&args.paths, color)? else {
+        eprintln!("not served: the programs have errors");
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    };
+    let store = open_store(&args.store.store, args.exec.durability)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .into_diagnostic()
+        .wrap_err("cannot start the runtime")?;
+    let paths = args.paths.clone();
+    let reload: flow_server::Reload =
+        Arc::new(move || match load_all(&paths, ColorChoice::Never) {
+            Ok(Some(a)) => Ok(a),
+            Ok(None) => Err("the sources have errors (reported above)".to_owned()),
+            Err(e) => Err(format!("{e:?}")),
+        });
+    let config = flow_server::Config {
+        listen: args.listen,
+        metrics_listen: args.metrics_listen,
+        options: flow_server::Options {
+            owner: args.owner.clone(),
+            body_limit: args.max_body,
+            rate_per_second: args.rate_limit,
+            metrics_on_main: args.metrics_listen.is_none(),
+            ..flow_server::Options::default()
+        },
+        reload: Some(reload),
+        grace,
+    };
+    let exec = args.exec.clone();
+    let owner = args.owner.clone();
+    rt.block_on(async move {
+        let builtins = Builtins::new().map_err(|e| miette!("{e}"))?;
+        let router = flow_connectors::install(Router::new(builtins), store.path());
+        let engine = Engine::new(
+            store,
+            Arc::new(router),
+            EngineConfig {
+                max_concurrent_runs: exec.max_concurrent_runs,
+                max_parallel_steps: exec.max_parallel_steps,
+                owner,
+                ..EngineConfig::default()
+            },
+            Arc::new(flow_server::metrics::Metrics),
+        )
+        .map_err(|e| miette!("{e}"))?;
+        flow_server::serve(engine, artefacts, config, |bound| {
+            eprintln!("deployment {} ready", bound.version);
+            if let Some(m) = bound.metrics_addr {
+                eprintln!("metrics on http://{m}/metrics");
+            }
+            eprintln!("listening on http://{}", bound.addr);
+        })
+        .await
+        .map_err(|e| miette!("{e}"))
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
