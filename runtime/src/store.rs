@@ -612,9 +612,37 @@ impl Store {
                 sql.push_str(" AND workflow = ?2");
                 args.push(Box::new(w.clone()));
             }
-            if let Some(s) = filter.status {
-                sql.push_str(&format!(" AND status = ?{}", args.len() + 1));
-                args.push(Box::new(s.as_str()));
+            let statuses: Vec<RunStatus> = filter
+                .status
+                .into_iter()
+                .chain(filter.statuses.iter().copied())
+                .collect();
+            if !statuses.is_empty() {
+                let marks: Vec<String> = statuses
+                    .iter()
+                    .map(|s| {
+                        args.push(Box::new(s.as_str()));
+                        format!("?{}", args.len())
+                    })
+                    .collect();
+                sql.push_str(&format!(" AND status IN ({})", marks.join(", ")));
+            }
+            if let Some(t) = &filter.trigger {
+                args.push(Box::new(t.clone()));
+                sql.push_str(&format!(" AND trigger = ?{}", args.len()));
+            }
+            if let Some(u) = filter.until {
+                args.push(Box::new(u));
+                sql.push_str(&format!(" AND created_at < ?{}", args.len()));
+            }
+            if let Some((at, key)) = filter.after {
+                args.push(Box::new(at));
+                args.push(Box::new(key));
+                sql.push_str(&format!(
+                    " AND (created_at < ?{a} OR (created_at = ?{a} AND id < ?{k}))",
+                    a = args.len() - 1,
+                    k = args.len()
+                ));
             }
             if !filter.include_children {
                 sql.push_str(" AND parent IS NULL");
@@ -820,8 +848,16 @@ const WAL_FOLD_BYTES: u64 = 1 << 20;
 pub struct RunFilter {
     pub workflow: Option<String>,
     pub status: Option<RunStatus>,
+    /// Any of these statuses (besides `status`, when both are given).
+    pub statuses: Vec<RunStatus>,
+    /// How the run started (`api`, `schedule`, `webhook`, `event`, `cli`).
+    pub trigger: Option<String>,
     /// Created at or after, Unix ms.
     pub since: Option<i64>,
+    /// Created before, Unix ms.
+    pub until: Option<i64>,
+    /// Continue after this run (its `created_at` and store key): a page's cursor.
+    pub after: Option<(i64, RunKey)>,
     pub limit: Option<u64>,
     pub include_children: bool,
 }
