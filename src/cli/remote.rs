@@ -18,14 +18,20 @@ use super::output::{ColorChoice, Format};
 #[derive(Args, Clone)]
 pub struct ServerArgs {
     /// The server's base URL, e.g. http://127.0.0.1:8080.
-    #[arg(long, env = "FLOW_SERVER", value_name = "URL")]
-    pub server: String,
+    #[arg(long, env = "FLOW_SERVER", value_name = "URL", global = true)]
+    pub server: Option<String>,
 
     /// An API key (`flow keys create`).
-    #[arg(long, env = "FLOW_API_KEY", value_name = "KEY", hide_env_values = true)]
-    pub key: String,
+    #[arg(
+        long,
+        env = "FLOW_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub key: Option<String>,
 
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
     pub format: Format,
 }
 
@@ -33,18 +39,28 @@ pub struct ServerArgs {
 struct Client {
     rt: tokio::runtime::Runtime,
     http: reqwest::Client,
-    args: ServerArgs,
+    server: String,
+    key: String,
+    format: Format,
 }
 
 impl Client {
     fn new(args: ServerArgs) -> miette::Result<Client> {
+        let server = args
+            .server
+            .ok_or_else(|| miette!("which server? pass --server URL or set FLOW_SERVER"))?;
+        let key = args.key.ok_or_else(|| {
+            miette!("no API key: pass --key KEY or set FLOW_API_KEY (create one with `flow keys create`)")
+        })?;
         Ok(Client {
+            server,
+            key,
+            format: args.format,
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .into_diagnostic()?,
             http: reqwest::Client::new(),
-            args,
         })
     }
 
@@ -54,8 +70,8 @@ impl Client {
         path: &str,
         body: Option<Json>,
     ) -> miette::Result<Json> {
-        let url = format!("{}{path}", self.args.server.trim_end_matches('/'));
-        let mut req = self.http.request(method, &url).bearer_auth(&self.args.key);
+        let url = format!("{}{path}", self.server.trim_end_matches('/'));
+        let mut req = self.http.request(method, &url).bearer_auth(&self.key);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -78,7 +94,7 @@ impl Client {
     }
 
     fn print(&self, v: &Json, human: impl FnOnce(&Json)) {
-        match self.args.format {
+        match self.format {
             Format::Json => println!("{v}"),
             Format::Human => human(v),
         }
@@ -129,7 +145,10 @@ pub enum DeploymentsCommand {
     /// Every version, newest first; `*` marks the active one.
     List,
     /// Deploy an earlier version's programs again, as a new version.
-    Rollback { version: i64 },
+    Rollback {
+        #[arg(value_name = "VERSION")]
+        number: i64,
+    },
 }
 
 pub fn deployments(args: DeploymentsArgs, _color: ColorChoice) -> miette::Result<ExitCode> {
@@ -150,7 +169,7 @@ pub fn deployments(args: DeploymentsArgs, _color: ColorChoice) -> miette::Result
                 }
             });
         }
-        DeploymentsCommand::Rollback { version } => {
+        DeploymentsCommand::Rollback { number: version } => {
             let v = client.call(
                 reqwest::Method::POST,
                 &format!("/api/v1/deployments/{version}/rollback"),
