@@ -1120,3 +1120,120 @@ fn two_servers_on_one_store_fire_each_tick_once() {
     drop(server);
     let _ = counter;
 }
+
+#[test]
+fn a_server_killed_during_a_burst_loses_no_accepted_delivery() {
+    let (dir, counter, key) = setup("burst", false);
+    let mut server = Server::start(&dir, &[]);
+    let c = client();
+    let url = server.url("/hooks/orders");
+    let http = c.http();
+    let pid = server.child.id();
+    // The kill lands once a few deliveries were answered, while the rest are in flight.
+    let answered = Arc::new(AtomicUsize::new(0));
+    let answers: Vec<(String, Option<String>)> = c.block_on(async {
+        let sends = (0..600).map(|i| {
+            let http = http.clone();
+            let url = url.clone();
+            let answered = Arc::clone(&answered);
+            async move {
+                let id = format!("d-{i}");
+                let body = format!(r#"{{"id":"o-{i}","amount":1}}"#);
+                let answer = http
+                    .post(&url)
+                    .header("webhook-id", &id)
+                    .body(body)
+                    .send()
+                    .await;
+                let run = match answer {
+                    Ok(r) if r.status().is_success() => r
+                        .json::<Json>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["run"].as_str().map(str::to_owned)),
+                    _ => None,
+                };
+                answered.fetch_add(usize::from(run.is_some()), Ordering::SeqCst);
+                (id, run)
+            }
+        });
+        let counted = Arc::clone(&answered);
+        let killer = async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while counted.load(Ordering::SeqCst) < 20 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        };
+        let (answers, ()) = tokio::join!(futures_join(sends), killer);
+        answers
+    });
+    let _ = server.child.wait();
+    let accepted: Vec<&(String, Option<String>)> =
+        answers.iter().filter(|(_, r)| r.is_some()).collect();
+    assert!(
+        !accepted.is_empty(),
+        "no delivery was accepted before the kill"
+    );
+    eprintln!(
+        "{} of {} deliveries accepted before the kill",
+        accepted.len(),
+        answers.len()
+    );
+    let server = Server::start(&dir, &[]);
+    // Every accepted delivery has its run, which completes; sent again, it names that run.
+    for (id, run) in &accepted {
+        let run = run.as_deref().unwrap();
+        wait_until("an accepted run to complete", || {
+            c.send(
+                "GET",
+                &server.url(&format!("/api/v1/runs/{run}")),
+                Some(&key),
+                &[],
+                None,
+            )
+            .json()["status"]
+                == "completed"
+        });
+        let again = c.send(
+            "POST",
+            &server.url("/hooks/orders"),
+            None,
+            &[("webhook-id", id)],
+            Some(br#"{"id":"x","amount":1}"#.to_vec()),
+        );
+        assert_eq!(again.json()["run"], run, "{}", again.text);
+    }
+    // No delivery has two runs.
+    let mut all = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = c
+            .send(
+                "GET",
+                &server.url(&format!("/api/v1/runs?workflow=on_order&limit=500{cursor}")),
+                Some(&key),
+                &[],
+                None,
+            )
+            .json();
+        all.extend(
+            page["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["event"]["id"].as_str().unwrap_or("").to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(n) => cursor = format!("&cursor={n}"),
+            None => break,
+        }
+    }
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), total, "a delivery started two runs");
+    assert!(counter.hits.load(Ordering::SeqCst) >= accepted.len());
+}
