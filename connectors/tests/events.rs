@@ -160,3 +160,34 @@ fn slack_challenges_are_answered_and_messages_typed() {
         Err(EventError::Stale(_))
     ));
 }
+
+/// While a secret is rotated, the connection holds the new and the old one separated by a
+/// space; a delivery signed with either passes, one signed with neither does not.
+#[test]
+fn a_delivery_signed_with_any_current_secret_passes() {
+    let p = stdlib("github");
+    let integ = &p.integrations[0];
+    let conn = Connection::new("github", "ci").with_secret("webhook_secret", "whsec-new whsec-old");
+    let body = github_issue_payload();
+    let subs = [Subscription {
+        event: event_index(&p, "issue"),
+        args: vec![None, None],
+    }];
+    for (secret, ok) in [
+        (&b"whsec-new"[..], true),
+        (b"whsec-old", true),
+        (b"whsec-other", false),
+    ] {
+        let signature = format!("sha256={}", hex(&hmac(secret, body.as_bytes())));
+        let delivery = Delivery::new(
+            &[
+                ("X-GitHub-Event", "issues"),
+                ("X-Hub-Signature-256", &signature),
+            ],
+            body.as_bytes(),
+            0,
+        );
+        let result = deliver(integ, "/github/events", &delivery, &conn, &subs);
+        assert_eq!(result.is_ok(), ok, "{:?}", result.err());
+    }
+}

@@ -696,6 +696,8 @@ pub enum VerifyScheme {
     GithubSignature,
     StripeSignature,
     HmacSha256,
+    /// Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+    StandardWebhooks,
 }
 
 // ------------------------------------------------------------------ tests

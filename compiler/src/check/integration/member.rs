@@ -357,12 +357,13 @@ impl Checker<'_> {
                         "github_signature" => Some(VerifyScheme::GithubSignature),
                         "stripe_signature" => Some(VerifyScheme::StripeSignature),
                         "hmac_sha256" => Some(VerifyScheme::HmacSha256),
+                        "standard_webhooks" => Some(VerifyScheme::StandardWebhooks),
                         other => {
                             self.report(
                                 Diagnostic::new(codes::UNKNOWN_VERIFY, scheme.span, format!("unknown webhook verification `{other}`"))
                                     .with_label("not a verification scheme")
                                     .with_suggestion(other, VERIFY_SCHEMES.iter().copied())
-                                    .with_note("schemes: slack_signature, github_signature, stripe_signature, hmac_sha256"),
+                                    .with_note("schemes: slack_signature, github_signature, stripe_signature, hmac_sha256, standard_webhooks"),
                             );
                             None
                         }

@@ -35,6 +35,7 @@ const VERIFY_SCHEMES: &[&str] = &[
     "github_signature",
     "stripe_signature",
     "hmac_sha256",
+    "standard_webhooks",
 ];
 
 impl Checker<'_> {
