@@ -58,6 +58,11 @@ pub struct WriterOptions {
     /// Take the write lock when the transaction starts (`BEGIN IMMEDIATE`), so a busy
     /// database is waited for before anything is written rather than at the commit.
     pub immediate: bool,
+    /// The database's write-ahead log and its limit: past it, the writer folds the log
+    /// into the database and empties it between two batches. A checkpoint on another
+    /// connection cannot empty a log that a busy writer keeps appending to; the writer
+    /// itself can, since no other write is in progress then.
+    pub wal_limit: Option<(std::path::PathBuf, u64)>,
 }
 
 /// Starts the writer thread on `conn`; records sent on the returned channel are written
@@ -109,6 +114,25 @@ fn run<J: Journal>(
             batch.push(record);
         }
         commit(&mut conn, &mut journal, &mut batch, options.immediate);
+        if let Some((wal, limit)) = &options.wal_limit
+            && std::fs::metadata(wal).is_ok_and(|m| m.len() > *limit)
+        {
+            fold_wal(&conn);
+        }
+    }
+}
+
+/// Folds the write-ahead log into the database and truncates it (waiting, within the
+/// connection's busy timeout, for readers to leave older snapshots).
+fn fold_wal(conn: &Connection) {
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(0) => {}
+        Ok(_) => tracing::debug!(
+            "the write-ahead log is in use by a reader; it is folded after a later batch"
+        ),
+        Err(e) => tracing::warn!(error = %e, "the write-ahead log could not be folded"),
     }
 }
 
@@ -220,6 +244,7 @@ mod tests {
                 max_batch: 1000,
                 linger,
                 immediate: true,
+                wal_limit: None,
             },
         )
         .expect("spawn");

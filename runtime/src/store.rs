@@ -134,6 +134,10 @@ pub struct StoreOptions {
     pub durability: Durability,
     /// How long to wait for another process's lock before failing with [`StoreError::Locked`].
     pub busy_timeout: Duration,
+    /// The write-ahead log's size past which it is folded into the database and emptied
+    /// while the store is in use (a checkpoint that waits a moment for readers), so a
+    /// process under constant load keeps it bounded.
+    pub wal_limit: u64,
 }
 
 impl Default for StoreOptions {
@@ -141,6 +145,7 @@ impl Default for StoreOptions {
         StoreOptions {
             durability: Durability::Full,
             busy_timeout: Duration::from_secs(5),
+            wal_limit: 64 << 20,
         }
     }
 }
@@ -405,6 +410,7 @@ impl Store {
                 max_batch: MAX_BATCH,
                 linger: Linger::WaitForMore(LINGER),
                 immediate: true,
+                wal_limit: Some((wal_path(path), options.wal_limit)),
             },
         )
         .map_err(|source| StoreError::Io {
@@ -989,7 +995,9 @@ fn classify(path: &Path, e: rusqlite::Error, waited: Duration) -> StoreError {
 }
 
 /// Copies the WAL back into the database every second while the store is open, without
-/// blocking writers (`PASSIVE`); stops when the last handle is dropped.
+/// blocking writers (`PASSIVE`); stops when the last handle is dropped. (A passive
+/// checkpoint never empties a log that keeps growing: the writer does that past
+/// [`StoreOptions::wal_limit`].)
 fn checkpoint_loop(conn: Connection, store: std::sync::Weak<Inner>) {
     loop {
         std::thread::sleep(Duration::from_secs(1));
@@ -998,6 +1006,12 @@ fn checkpoint_loop(conn: Connection, store: std::sync::Weak<Inner>) {
         }
         let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }
 
 /// The journal's side of the group-commit writer: runs, events and statuses, and the

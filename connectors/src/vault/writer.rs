@@ -141,6 +141,9 @@ pub(super) fn spawn_writer(
         // waiting, so they wake no thread. A flush is not delayed.
         linger: Linger::SleepFirst(WRITER_LINGER),
         immediate: false,
+        // The audit log grows slowly; SQLite's automatic checkpoint (on, here) keeps the
+        // vault's write-ahead log short.
+        wal_limit: None,
     };
     group_commit::spawn(db, journal, options).map_err(|source| VaultError::Io {
         path: path.to_owned(),
