@@ -56,7 +56,6 @@ const VAULT_KEY: &str = "0000000000000000000000000000000000000000000000000000000
 struct Server {
     child: Child,
     base: String,
-    log: Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
@@ -101,7 +100,7 @@ impl Server {
                 panic!("the server did not start:\n{}", log.lock().unwrap());
             }
         };
-        Server { child, base, log }
+        Server { child, base }
     }
 
     fn url(&self, path: &str) -> String {
@@ -142,7 +141,6 @@ mod web {
 
         pub struct Answer {
             pub status: u16,
-            pub headers: ::reqwest::header::HeaderMap,
             pub text: String,
         }
 
