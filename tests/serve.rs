@@ -185,13 +185,8 @@ mod web {
                 self.rt.block_on(async {
                     let resp = req.send().await.unwrap();
                     let status = resp.status().as_u16();
-                    let headers = resp.headers().clone();
                     let text = resp.text().await.unwrap_or_default();
-                    Answer {
-                        status,
-                        headers,
-                        text,
-                    }
+                    Answer { status, text }
                 })
             }
 
