@@ -190,10 +190,6 @@ mod web {
                 })
             }
 
-            pub fn handle(&self) -> tokio::runtime::Handle {
-                self.rt.handle().clone()
-            }
-
             pub fn http(&self) -> ::reqwest::Client {
                 self.http.clone()
             }
