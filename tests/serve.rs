@@ -1226,3 +1226,56 @@ fn a_server_killed_during_a_burst_loses_no_accepted_delivery() {
     assert_eq!(all.len(), total, "a delivery started two runs");
     assert!(counter.hits.load(Ordering::SeqCst) >= accepted.len());
 }
+
+#[test]
+fn flow_run_and_flow_runs_talk_to_a_server() {
+    let (dir, _counter, key) = setup("cli", false);
+    let server = Server::start(&dir, &[]);
+    let remote = ["--server", server.base.as_str(), "--key", key.as_str()];
+    let mut args = vec!["run", "--workflow", "greet", "--input", r#"{"name":"cli"}"#];
+    args.extend_from_slice(&remote);
+    let (code, out, err) = flow(&dir, &args, "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "\"hello cli\"");
+    let id = err.split_whitespace().nth(1).unwrap().to_owned();
+    let mut args = vec!["runs", "list", "--format", "json"];
+    args.extend_from_slice(&remote);
+    let (code, out, err) = flow(&dir, &args, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&id), "{out}");
+    let mut args = vec!["runs", "show", id.as_str()];
+    args.extend_from_slice(&remote);
+    let (code, out, _) = flow(&dir, &args, "");
+    assert_eq!(code, 0);
+    assert!(out.contains("completed") && out.contains("_a"), "{out}");
+    // A waiting run, cancelled from the command line.
+    let slow = client()
+        .send(
+            "POST",
+            &server.url("/api/v1/workflows/slow/runs"),
+            Some(&key),
+            &[],
+            Some(br#"{"n":1}"#.to_vec()),
+        )
+        .json();
+    let slow = slow["run"].as_str().unwrap();
+    let mut args = vec!["runs", "cancel", slow];
+    args.extend_from_slice(&remote);
+    let (code, _, err) = flow(&dir, &args, "");
+    assert_eq!(code, 0, "{err}");
+    // A wrong key is reported with the server's code.
+    let (code, _, err) = flow(
+        &dir,
+        &[
+            "runs",
+            "list",
+            "--server",
+            &server.base,
+            "--key",
+            "flow_sk_x",
+        ],
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("unauthorized"), "{err}");
+}

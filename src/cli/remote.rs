@@ -15,13 +15,13 @@ use super::EXIT_FAILURE;
 use super::output::{ColorChoice, Format};
 
 /// Where the server is and how to authenticate.
-#[derive(Args, Clone)]
-pub struct ServerArgs {
-    /// The server's base URL, e.g. http://127.0.0.1:8080.
+#[derive(Args, Clone, Default)]
+pub struct RemoteArgs {
+    /// A running `flow serve`'s base URL, e.g. http://127.0.0.1:8080.
     #[arg(long, env = "FLOW_SERVER", value_name = "URL", global = true)]
     pub server: Option<String>,
 
-    /// An API key (`flow keys create`).
+    /// An API key for the server (`flow keys create`).
     #[arg(
         long,
         env = "FLOW_API_KEY",
@@ -30,6 +30,13 @@ pub struct ServerArgs {
         global = true
     )]
     pub key: Option<String>,
+}
+
+/// The server, the key and how to print the answers.
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 
     #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
     pub format: Format,
@@ -46,6 +53,10 @@ struct Client {
 
 impl Client {
     fn new(args: ServerArgs) -> miette::Result<Client> {
+        Client::to(args.remote, args.format)
+    }
+
+    fn to(args: RemoteArgs, format: Format) -> miette::Result<Client> {
         let server = args
             .server
             .ok_or_else(|| miette!("which server? pass --server URL or set FLOW_SERVER"))?;
@@ -55,7 +66,7 @@ impl Client {
         Ok(Client {
             server,
             key,
-            format: args.format,
+            format,
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -286,4 +297,152 @@ pub fn deliveries(args: DeliveriesArgs, _color: ColorChoice) -> miette::Result<E
         }
     });
     Ok(ExitCode::SUCCESS)
+}
+
+/// `flow run --server`: starts a run of a deployed workflow and waits for its end,
+/// printing its output as JSON; exits 0 when it completed, 1 otherwise.
+pub fn run_remote(remote: RemoteArgs, workflow: &str, input: &Json) -> miette::Result<ExitCode> {
+    let client = Client::to(remote, Format::Json)?;
+    let started = client.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/workflows/{}/runs?wait=60s", url_encode(workflow)),
+        Some(input.clone()),
+    )?;
+    let id = started["run"]
+        .as_str()
+        .ok_or_else(|| miette!("the server answered without a run id: {started}"))?
+        .to_owned();
+    eprintln!("run {id} on {}", client.server);
+    let mut run = started;
+    while !matches!(
+        run["status"].as_str(),
+        Some("completed" | "failed" | "cancelled")
+    ) {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        run = client.call(reqwest::Method::GET, &format!("/api/v1/runs/{id}"), None)?;
+    }
+    if run["status"] == "completed" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&run["output"]).into_diagnostic()?
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "run {id} {}: {}",
+            run["status"].as_str().unwrap_or(""),
+            run["error"]["message"].as_str().unwrap_or("")
+        );
+        Ok(ExitCode::from(EXIT_FAILURE))
+    }
+}
+
+/// `flow runs list|show|cancel --server`: the same commands over the run API.
+pub fn runs_remote(
+    remote: RemoteArgs,
+    command: &super::runs::RunsCommand,
+) -> miette::Result<ExitCode> {
+    use super::runs::RunsCommand;
+    match command {
+        RunsCommand::List {
+            workflow,
+            status,
+            limit,
+            format,
+        } => {
+            let client = Client::to(remote, *format)?;
+            let mut query = format!("?limit={}", (*limit).clamp(1, 500));
+            for (k, v) in [("workflow", workflow), ("status", status)] {
+                if let Some(v) = v {
+                    query.push_str(&format!("&{k}={}", url_encode(v)));
+                }
+            }
+            let v = client.call(reqwest::Method::GET, &format!("/api/v1/runs{query}"), None)?;
+            let runs = v["runs"].as_array().cloned().unwrap_or_default();
+            match format {
+                Format::Json => {
+                    for r in &runs {
+                        println!("{r}");
+                    }
+                }
+                Format::Human => {
+                    println!(
+                        "{:<22} {:<24} {:<10} {:<21} {:<9}",
+                        "RUN", "WORKFLOW", "STATUS", "STARTED", "TRIGGER"
+                    );
+                    for r in &runs {
+                        println!(
+                            "{:<22} {:<24} {:<10} {:<21} {:<9}",
+                            r["run_id"].as_str().unwrap_or(""),
+                            r["workflow"].as_str().unwrap_or(""),
+                            r["status"].as_str().unwrap_or(""),
+                            super::runs::time_text(r["created_at"].as_i64().unwrap_or(0)),
+                            r["trigger"].as_str().unwrap_or("-")
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Show { run, format } => {
+            let client = Client::to(remote, *format)?;
+            let v = client.call(
+                reqwest::Method::GET,
+                &format!("/api/v1/runs/{}", url_encode(run)),
+                None,
+            )?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&v).into_diagnostic()?),
+                Format::Human => {
+                    for key in [
+                        "run_id",
+                        "workflow",
+                        "status",
+                        "trigger",
+                        "actor",
+                        "created_at",
+                        "finished_at",
+                    ] {
+                        println!("{key:<12} {}", v[key]);
+                    }
+                    println!("{:<12} {}", "output", v["output"]);
+                    if !v["error"].is_null() {
+                        println!("{:<12} {}", "error", v["error"]);
+                    }
+                    for s in v["steps"].as_array().into_iter().flatten() {
+                        println!(
+                            "  {:<24} {:<10} attempts {} {} ms",
+                            s["step"].as_str().unwrap_or(""),
+                            s["status"].as_str().unwrap_or(""),
+                            s["attempts"],
+                            s["duration_ms"]
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Cancel { run } => {
+            let client = Client::to(remote, Format::Human)?;
+            let v = client.call(
+                reqwest::Method::POST,
+                &format!("/api/v1/runs/{}/cancel", url_encode(run)),
+                None,
+            )?;
+            if v["cancelled"] == true {
+                eprintln!("cancelled run {run}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("run {run} had already ended");
+                Ok(ExitCode::from(EXIT_FAILURE))
+            }
+        }
+        RunsCommand::Prune { .. } => Err(miette!(
+            "`flow runs prune` works on a store file; run it where the server's store is (--store PATH)"
+        )),
+    }
+}
+
+fn url_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

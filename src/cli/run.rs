@@ -64,9 +64,10 @@ pub struct ExecArgs {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// A `.flow` file (compiled first) or a `.flowc` artefact.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// A `.flow` file (compiled first) or a `.flowc` artefact. With `--server`, optional:
+    /// the run is of the server's deployed workflow named by `--workflow` (or FILE's stem).
+    #[arg(value_name = "FILE", required_unless_present = "server")]
+    pub file: Option<PathBuf>,
 
     /// The workflow to run. Default: the one named like the file, or the file's only workflow.
     #[arg(long, short = 'w', value_name = "NAME")]
@@ -85,6 +86,10 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub exec: ExecArgs,
+
+    /// With `--server`, start the run on a running `flow serve` and wait for its end.
+    #[command(flatten)]
+    pub remote: super::remote::RemoteArgs,
 }
 
 #[derive(Args)]
@@ -233,12 +238,29 @@ fn engine(
 
 pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
     let mut phases = Phases::from_env();
-    let Some(artefact) = load_program(&args.file, color)? else {
+    if args.remote.server.is_some() {
+        let workflow = args
+            .workflow
+            .clone()
+            .or_else(|| {
+                args.file
+                    .as_ref()
+                    .and_then(|f| f.file_stem())
+                    .map(|s| s.to_string_lossy().into_owned())
+            })
+            .ok_or_else(|| miette!("which workflow? pass --workflow NAME"))?;
+        let input = parse_input(args.input.as_deref())?;
+        return super::remote::run_remote(args.remote, &workflow, &input);
+    }
+    let Some(file) = args.file.clone() else {
+        return Err(miette!("which program? pass a .flow or .flowc FILE"));
+    };
+    let Some(artefact) = load_program(&file, color)? else {
         return Ok(ExitCode::from(EXIT_FAILURE));
     };
     let workflow = match &args.workflow {
         Some(w) => w.clone(),
-        None => default_workflow(&artefact.program, &args.file)?,
+        None => default_workflow(&artefact.program, &file)?,
     };
     let input = parse_input(args.input.as_deref())?;
     phases.mark("program");

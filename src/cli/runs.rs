@@ -18,6 +18,10 @@ pub struct RunsArgs {
 
     #[command(flatten)]
     pub store: StoreArgs,
+
+    /// With `--server`, list, show and cancel the runs of a running `flow serve`.
+    #[command(flatten)]
+    pub remote: super::remote::RemoteArgs,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +141,9 @@ fn ms_text(ms: Option<i64>) -> String {
 }
 
 pub fn run(args: RunsArgs, _color: ColorChoice) -> miette::Result<ExitCode> {
+    if args.remote.server.is_some() {
+        return super::remote::runs_remote(args.remote, &args.command);
+    }
     let store = open_store(&args.store.store, DurabilityArg::Full)?;
     match args.command {
         RunsCommand::List {
