@@ -12,7 +12,8 @@
 //! tick is due while the schedule's previous run is still going, the default overlap
 //! policy skips it. Paused schedules count their ticks as skipped.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -365,82 +366,98 @@ fn still_running(store: &Store, workflow: &str) -> Result<bool, String> {
     Ok(!runs.is_empty())
 }
 
-/// Runs the scheduler until `stop` fires: catches up once per schedule, then sleeps until
-/// the earliest next tick, fires what is due, and starts over. A new deployment is picked
-/// up at the next wake (at most a second later).
+/// Runs the scheduler until `stop` fires. The next tick of every schedule waits in a
+/// min-heap; the loop sleeps until the earliest, fires every due tick as its own task
+/// (so ticks due together share commits and one slow start delays no other), and pushes
+/// each schedule's following tick. A new deployment rebuilds the heap; a schedule seen
+/// for the first time in this process is caught up from its last recorded fire.
 pub async fn run(state: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     // Per schedule identity: the last nominal instant handled by this process.
     let mut cursor: HashMap<String, i64> = HashMap::new();
-    let mut grids: HashMap<String, Option<Arc<Grid>>> = HashMap::new();
+    let mut version = None;
+    let mut entries: Vec<(Arc<Scheduled>, Arc<Grid>)> = Vec::new();
+    let mut heap: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
     loop {
-        let now = crate::keys::now_ms();
         let deployment = state.deployment();
-        let mut earliest = now + 1000;
-        for s in &deployment.schedules {
-            let id = identity(s);
-            let Some(grid) = grids
-                .entry(id.clone())
-                .or_insert_with(|| {
-                    Grid::new(&s.cron, s.time_zone.as_deref())
-                        .ok()
-                        .map(Arc::new)
-                })
-                .clone()
-            else {
-                continue;
-            };
-            let last = match cursor.get(&id) {
-                Some(at) => *at,
-                None => {
-                    // First sight of this schedule in this process: catch up from its last fire.
-                    let last_fire = row_of(state.engine.store(), &id)
-                        .ok()
-                        .flatten()
-                        .and_then(|r| r.last_fire);
-                    if let Some(last_fire) = last_fire {
-                        let missed = grid.between(last_fire, now, MAX_COUNTED).len();
-                        let catch = grid.catch_up(last_fire, now, catch_up(s));
-                        let skipped = missed.saturating_sub(catch.len());
-                        if skipped > 0 {
-                            let _ = record(
-                                state.engine.store(),
-                                s,
-                                last_fire,
-                                Tally::Missed,
-                                skipped as i64,
-                            )
-                            .await;
-                            metrics::counter!("flow_schedule_misses_total", "workflow" => s.name.clone())
-                                .increment(skipped as u64);
-                        }
-                        for at in catch {
-                            if let Err(e) = fire(&state, s, at, false).await {
-                                tracing::warn!(workflow = %s.name, error = %e, "a caught-up tick could not fire");
-                            }
-                        }
+        if version != Some(deployment.version) {
+            version = Some(deployment.version);
+            entries.clear();
+            heap.clear();
+            for s in &deployment.schedules {
+                let Ok(grid) = Grid::new(&s.cron, s.time_zone.as_deref()) else {
+                    continue;
+                };
+                let s = Arc::new(s.clone());
+                let id = identity(&s);
+                let from = match cursor.get(&id) {
+                    Some(at) => *at,
+                    None => {
+                        let now = crate::keys::now_ms();
+                        catch_up_once(&state, &s, &grid, now).await;
+                        cursor.insert(id, now);
+                        now
                     }
-                    cursor.insert(id.clone(), now);
-                    now
+                };
+                if let Some(next) = grid.next_after(from) {
+                    heap.push(Reverse((next, entries.len())));
                 }
-            };
-            let mut at = last;
-            while let Some(next) = grid.next_after(at) {
-                if next > now {
-                    earliest = earliest.min(next);
-                    break;
-                }
-                if let Err(e) = fire(&state, s, next, false).await {
-                    tracing::warn!(workflow = %s.name, error = %e, "a tick could not fire; it is retried");
-                    break;
-                }
-                at = next;
-                cursor.insert(id.clone(), next);
+                entries.push((s, Arc::new(grid)));
             }
         }
-        let sleep = Duration::from_millis((earliest - crate::keys::now_ms()).clamp(0, 1000) as u64);
+        let now = crate::keys::now_ms();
+        while let Some(Reverse((at, i))) = heap.peek().copied() {
+            if at > now {
+                break;
+            }
+            heap.pop();
+            let (s, grid) = &entries[i];
+            cursor.insert(identity(s), at);
+            let (state, s) = (Arc::clone(&state), Arc::clone(s));
+            tokio::spawn(async move {
+                if let Err(e) = fire(&state, &s, at, false).await {
+                    tracing::warn!(workflow = %s.name, error = %e, "a tick could not fire");
+                }
+            });
+            if let Some(next) = grid.next_after(at) {
+                heap.push(Reverse((next, i)));
+            }
+        }
+        // Wake for the next tick, or within a second to notice a new deployment.
+        let next = heap.peek().map_or(now + 1000, |Reverse((at, _))| *at);
+        let sleep = Duration::from_millis((next - crate::keys::now_ms()).clamp(0, 1000) as u64);
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Catches a schedule up from its last recorded fire: the policy's ticks fire, the rest
+/// are counted as missed.
+async fn catch_up_once(state: &Arc<Shared>, s: &Scheduled, grid: &Grid, now: i64) {
+    let last_fire = row_of(state.engine.store(), &identity(s))
+        .ok()
+        .flatten()
+        .and_then(|r| r.last_fire);
+    let Some(last_fire) = last_fire else { return };
+    let missed = grid.between(last_fire, now, MAX_COUNTED).len();
+    let catch = grid.catch_up(last_fire, now, catch_up(s));
+    let skipped = missed.saturating_sub(catch.len());
+    if skipped > 0 {
+        let _ = record(
+            state.engine.store(),
+            s,
+            last_fire,
+            Tally::Missed,
+            skipped as i64,
+        )
+        .await;
+        metrics::counter!("flow_schedule_misses_total", "workflow" => s.name.clone())
+            .increment(skipped as u64);
+    }
+    for at in catch {
+        if let Err(e) = fire(state, s, at, false).await {
+            tracing::warn!(workflow = %s.name, error = %e, "a caught-up tick could not fire");
         }
     }
 }
