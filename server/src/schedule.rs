@@ -13,7 +13,7 @@
 //! policy skips it. Paused schedules count their ticks as skipped.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +22,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
-use flow_runtime::store::RunFilter;
-use flow_runtime::{RunOrigin, RunStatus, Started, Store, StoreError};
+use flow_runtime::{RunOrigin, Started, Store, StoreError};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::json;
@@ -170,21 +169,13 @@ pub fn identity(s: &Scheduled) -> String {
     )
 }
 
-struct Row {
-    paused: bool,
-    last_fire: Option<i64>,
-}
-
-fn row_of(store: &Store, identity: &str) -> Result<Option<Row>, StoreError> {
+/// When a schedule last fired (its newest nominal instant recorded).
+fn last_fire_of(store: &Store, identity: &str) -> Result<Option<i64>, StoreError> {
     store.read(|conn| {
-        conn.prepare_cached("SELECT paused, last_fire FROM schedules WHERE identity = ?1")?
-            .query_row([identity], |r| {
-                Ok(Row {
-                    paused: r.get::<_, i64>(0)? == 1,
-                    last_fire: r.get(1)?,
-                })
-            })
+        conn.prepare_cached("SELECT last_fire FROM schedules WHERE identity = ?1")?
+            .query_row([identity], |r| r.get(0))
             .optional()
+            .map(Option::flatten)
     })
 }
 
@@ -283,27 +274,60 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// What is known about a tick before it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// Trigger now: fires whatever the state, under its own key.
+    Manual,
+    /// A nominal tick: whether its schedule is paused and whether a run of it is going.
+    Checked { paused: bool, running: bool },
+}
+
+/// The schedules paused (by identity) and the scheduled workflows with a run going, read
+/// once for all the ticks due together.
+#[derive(Default)]
+pub struct Gates {
+    paused: HashSet<String>,
+    running: HashSet<String>,
+}
+
+impl Gates {
+    pub fn read(store: &Store) -> Result<Gates, StoreError> {
+        store.read(|conn| {
+            let paused = conn
+                .prepare_cached("SELECT identity FROM schedules WHERE paused = 1")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let running = conn
+                .prepare_cached(
+                    "SELECT DISTINCT workflow FROM runs WHERE status IN ('pending', 'running', 'waiting') AND trigger = 'schedule'",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(Gates { paused, running })
+        })
+    }
+
+    pub fn of(&self, s: &Scheduled) -> Gate {
+        Gate::Checked {
+            paused: self.paused.contains(&identity(s)),
+            running: self.running.contains(&s.name),
+        }
+    }
+}
+
 /// Fires one tick of `s` at nominal instant `at`: creates its run under the tick's dedupe
 /// key unless the schedule is paused or its previous run is still going (overlap).
-/// `manual` ticks (trigger now) bypass both and carry their own key.
 pub async fn fire(
     state: &Shared,
     s: &Scheduled,
     at: i64,
-    manual: bool,
+    gate: Gate,
 ) -> Result<Option<String>, String> {
     let store = state.engine.store();
-    if !manual {
-        let row = row_of(store, &identity(s)).map_err(|e| e.to_string())?;
-        if row.as_ref().is_some_and(|r| r.paused) {
-            record(store, s, at, Tally::Skipped, 1)
-                .await
-                .map_err(|e| e.to_string())?;
-            metrics::counter!("flow_schedule_skips_total", "workflow" => s.name.clone())
-                .increment(1);
-            return Ok(None);
-        }
-        if overlap(s) == Overlap::Skip && still_running(store, &s.name)? {
+    let manual = gate == Gate::Manual;
+    if let Gate::Checked { paused, running } = gate {
+        if paused || (running && overlap(s) == Overlap::Skip) {
             record(store, s, at, Tally::Skipped, 1)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -353,19 +377,6 @@ fn overlap(_s: &Scheduled) -> Overlap {
     Overlap::Skip
 }
 
-fn still_running(store: &Store, workflow: &str) -> Result<bool, String> {
-    let runs = store
-        .list_runs(&RunFilter {
-            workflow: Some(workflow.to_owned()),
-            trigger: Some("schedule".into()),
-            statuses: vec![RunStatus::Pending, RunStatus::Running, RunStatus::Waiting],
-            limit: Some(1),
-            ..RunFilter::default()
-        })
-        .map_err(|e| e.to_string())?;
-    Ok(!runs.is_empty())
-}
-
 /// Runs the scheduler until `stop` fires. The next tick of every schedule waits in a
 /// min-heap; the loop sleeps until the earliest, fires every due tick as its own task
 /// (so ticks due together share commits and one slow start delays no other), and pushes
@@ -405,6 +416,23 @@ pub async fn run(state: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool
             }
         }
         let now = crate::keys::now_ms();
+        let due = heap.peek().is_some_and(|Reverse((at, _))| *at <= now);
+        let gates = if due {
+            let store = state.engine.store().clone();
+            match tokio::task::spawn_blocking(move || Gates::read(&store)).await {
+                Ok(Ok(g)) => Arc::new(g),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot read the schedules' state; retrying");
+                    Arc::new(Gates::default())
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the schedules' state; retrying");
+                    Arc::new(Gates::default())
+                }
+            }
+        } else {
+            Arc::new(Gates::default())
+        };
         while let Some(Reverse((at, i))) = heap.peek().copied() {
             if at > now {
                 break;
@@ -412,9 +440,9 @@ pub async fn run(state: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool
             heap.pop();
             let (s, grid) = &entries[i];
             cursor.insert(identity(s), at);
-            let (state, s) = (Arc::clone(&state), Arc::clone(s));
+            let (state, s, gates) = (Arc::clone(&state), Arc::clone(s), Arc::clone(&gates));
             tokio::spawn(async move {
-                if let Err(e) = fire(&state, &s, at, false).await {
+                if let Err(e) = fire(&state, &s, at, gates.of(&s)).await {
                     tracing::warn!(workflow = %s.name, error = %e, "a tick could not fire");
                 }
             });
@@ -435,10 +463,9 @@ pub async fn run(state: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool
 /// Catches a schedule up from its last recorded fire: the policy's ticks fire, the rest
 /// are counted as missed.
 async fn catch_up_once(state: &Arc<Shared>, s: &Scheduled, grid: &Grid, now: i64) {
-    let last_fire = row_of(state.engine.store(), &identity(s))
+    let last_fire = last_fire_of(state.engine.store(), &identity(s))
         .ok()
-        .flatten()
-        .and_then(|r| r.last_fire);
+        .flatten();
     let Some(last_fire) = last_fire else { return };
     let missed = grid.between(last_fire, now, MAX_COUNTED).len();
     let catch = grid.catch_up(last_fire, now, catch_up(s));
@@ -455,8 +482,9 @@ async fn catch_up_once(state: &Arc<Shared>, s: &Scheduled, grid: &Grid, now: i64
         metrics::counter!("flow_schedule_misses_total", "workflow" => s.name.clone())
             .increment(skipped as u64);
     }
+    let gates = Gates::read(state.engine.store()).unwrap_or_default();
     for at in catch {
-        if let Err(e) = fire(state, s, at, false).await {
+        if let Err(e) = fire(state, s, at, gates.of(s)).await {
             tracing::warn!(workflow = %s.name, error = %e, "a caught-up tick could not fire");
         }
     }

@@ -60,7 +60,7 @@ pub async fn schedule_action(
             )
         }
         "trigger" => {
-            let run = schedule::fire(&state, s, crate::keys::now_ms(), true)
+            let run = schedule::fire(&state, s, crate::keys::now_ms(), schedule::Gate::Manual)
                 .await
                 .map_err(|e| ApiError::internal("cannot trigger the schedule", e))?;
             Ok((
