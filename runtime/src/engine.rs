@@ -322,8 +322,27 @@ impl Engine {
                 .claim_runs_of(&owner, &services.executor)
                 .await?
             {
-                if let Some(row) = services.store.run_by_key(key)? {
-                    handles.push(self.resume_row(row)?);
+                let Some(row) = services.store.run_by_key(key)? else {
+                    continue;
+                };
+                match self.resume_row(row) {
+                    Ok(handle) => handles.push(handle),
+                    // A run that cannot resume (its program is gone or unreadable) fails
+                    // with the reason instead of stopping the recovery of the others.
+                    Err(e @ EngineError::Program { .. }) => {
+                        let error = StepError::runtime(e.to_string());
+                        services
+                            .store
+                            .finish_run(
+                                key,
+                                RunStatus::Failed,
+                                None,
+                                serde_json::to_string(&error).ok(),
+                                services.clock.now_millis(),
+                            )
+                            .await?;
+                    }
+                    Err(e) => return Err(e),
                 }
             }
         }

@@ -442,3 +442,31 @@ async fn the_write_ahead_log_stays_bounded_under_constant_load() {
     );
     assert_eq!(store.events(key).unwrap().len() as u32, seq);
 }
+
+/// A run left by a dead process whose program is not in the store fails with the reason
+/// when runs are recovered; it does not stop the recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_cannot_resume_fails_and_recovery_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("flow.db"), StoreOptions::default()).unwrap();
+    let lost = store
+        .create_run(NewRun {
+            program: "missing".into(),
+            ..new_run("r-lost", "dead-process")
+        })
+        .await
+        .unwrap();
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(Router::new(Builtins::new().unwrap())),
+        EngineConfig::default(),
+        Arc::new(Silent),
+    )
+    .unwrap();
+    let handles = engine.recover().await.unwrap();
+    assert!(handles.is_empty());
+    let row = store.run_by_key(lost).unwrap().unwrap();
+    assert_eq!(row.status, RunStatus::Failed);
+    let message = row.error.unwrap()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("missing from the store"), "{message}");
+}
