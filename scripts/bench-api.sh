@@ -27,7 +27,7 @@ import random, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 n = int(sys.argv[2])
 random.seed(7)
-statuses = ["completed"] * 90 + ["failed"] * 6 + ["cancelled"] * 2 + ["running", "waiting"]
+statuses = ["completed"] * 92 + ["failed"] * 6 + ["cancelled"] * 2
 triggers = ["api", "schedule", "webhook", "event"]
 start = 1_760_000_000_000
 rows = []

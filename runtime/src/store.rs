@@ -959,6 +959,7 @@ fn init_schema(conn: &Connection, path: &Path, options: &StoreOptions) -> Result
     if version < SCHEMA_VERSION {
         crate::migrate::upgrade(conn, SCHEMA, SCHEMA_VERSION).map_err(err)?;
     }
+    crate::migrate::ensure_indexes(conn).map_err(err)?;
     // Reading the schema shows a damaged first page or schema here. A full
     // `quick_check` would read the whole file at every start (about 1 ms per MiB); a page
     // damaged further in is reported as the same `Corrupt` error when it is first read.
