@@ -861,7 +861,7 @@ fn every_endpoint_checks_its_key() {
     let server = Server::start(&dir, &[]);
     let c = client();
     // (method, path, body, the scope it needs, the workflow it touches)
-    let endpoints: [(&str, &str, &str, &str, Option<&str>); 9] = [
+    let endpoints: [(&str, &str, &str, &str, Option<&str>); 10] = [
         ("GET", "/api/v1/runs", "", "runs:read", None),
         ("GET", "/api/v1/workflows", "", "runs:read", None),
         (
@@ -881,6 +881,7 @@ fn every_endpoint_checks_its_key() {
         ("GET", "/api/v1/schedules", "", "runs:read", None),
         ("GET", "/api/v1/deployments", "", "runs:read", None),
         ("GET", "/api/v1/deliveries", "", "admin", None),
+        ("GET", "/api/v1/connections/health", "", "admin", None),
         ("POST", "/api/v1/deployments/1/rollback", "", "admin", None),
         ("GET", "/metrics", "", "metrics:read", None),
     ];

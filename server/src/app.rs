@@ -70,7 +70,7 @@ pub struct Shared {
     /// Serialises deployments (two at once would race for the next version number).
     pub deploying: tokio::sync::Mutex<()>,
     /// The connections integration events are verified with (the vault next to the store).
-    pub connections: Arc<dyn flow_connectors::Connections>,
+    pub connections: Arc<flow_connectors::VaultConnections>,
 }
 
 pub type AppState = Arc<Shared>;
@@ -119,6 +119,10 @@ pub fn router(state: AppState) -> Router {
             post(api::admin::rollback),
         )
         .route("/api/v1/deliveries", get(api::admin::deliveries))
+        .route(
+            "/api/v1/connections/health",
+            get(api::admin::connections_health),
+        )
         .route("/hooks/{*path}", post(hooks::receive));
     if state.options.metrics_on_main {
         api = api.route("/metrics", get(metrics_with_key));

@@ -248,7 +248,11 @@ async fn events(
             continue;
         };
         let owner = state.options.owner.as_deref();
-        let conn = match state.connections.load(&integ.name, owner) {
+        let conn = match flow_connectors::Connections::load(
+            state.connections.as_ref(),
+            &integ.name,
+            owner,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 count("rejected");

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use flow_connectors::{Connections, Vault, VaultConnections};
+use flow_connectors::{Vault, VaultConnections};
 use flow_ir::artefact::Artefact;
 use flow_runtime::Engine;
 
@@ -82,8 +82,7 @@ pub async fn serve(
         tracing::info!(runs = recovered.len(), "resumed runs of a stopped process");
     }
     let deployed = deployment::activate(&engine, artefacts, "start").await?;
-    let connections: Arc<dyn Connections> =
-        Arc::new(VaultConnections::new(Vault::path_for_store(store.path())));
+    let connections = Arc::new(VaultConnections::new(Vault::path_for_store(store.path())));
     let state = Arc::new(app::Shared {
         engine,
         deployment: RwLock::new(Arc::new(deployed)),

@@ -2,6 +2,8 @@
 //! resume, trigger now), deployments (list, deploy `.flowc` artefacts, roll back), and
 //! deliveries that started no run.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -208,4 +210,44 @@ pub async fn deliveries(
         .clamp(1, 1000);
     let list = hooks::recorded(state.engine.store(), limit)?;
     Ok(axum::Json(json!({ "deliveries": list })).into_response())
+}
+
+/// `GET /api/v1/connections/health?owner=NAME`: probes the connection of every
+/// integration the deployment uses (each declared `health` request, sent with the
+/// connection's credentials), with latency, circuit state, the last hour's error rate
+/// and a score, as `flow health` does.
+pub async fn connections_health(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, Scope::Admin, None)?;
+    let owner = pairs(query.as_deref())
+        .into_iter()
+        .find(|(k, _)| k == "owner")
+        .map(|(_, v)| v);
+    let d = state.deployment();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut integrations = Vec::new();
+    for p in &d.programs {
+        for (i, integ) in p.program.integrations.iter().enumerate() {
+            if seen.insert(integ.name.clone()) {
+                integrations.push(flow_connectors::catalog::Compiled {
+                    program: Arc::clone(&p.program),
+                    index: i as u32,
+                });
+            }
+        }
+    }
+    let vault = state
+        .connections
+        .vault()
+        .map_err(|e| ApiError::internal("cannot open the vault", e))?;
+    let driver = flow_connectors::Driver::new(
+        state.connections.clone(),
+        flow_connectors::DriverConfig::default(),
+    );
+    let summary =
+        flow_connectors::health::check(&driver, vault, &integrations, owner.as_deref()).await;
+    Ok(axum::Json(summary).into_response())
 }
