@@ -321,15 +321,10 @@ pub fn artefacts_of(store: &Store, version: i64) -> Result<Vec<Artefact>, Deploy
 
 /// Every deployment, newest first.
 pub fn list(store: &Store) -> Result<Vec<Version>, StoreError> {
+    if !store.has_table("deployments")? {
+        return Ok(Vec::new());
+    }
     store.read(|conn| {
-        let exists: i64 = conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'deployments'",
-            [],
-            |r| r.get(0),
-        )?;
-        if exists == 0 {
-            return Ok(Vec::new());
-        }
         let mut stmt = conn.prepare(
             "SELECT version, created_at, actor, programs, workflows, active FROM deployments ORDER BY version DESC",
         )?;

@@ -24,7 +24,7 @@ use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
-use crate::api::runs::{answer_run, start_run, wait_of};
+use crate::api::runs::{answer_run, json_body, start_run, wait_of};
 use crate::app::{AppState, Shared};
 use crate::deployment::{Entry, Subscriber};
 use crate::error::ApiError;
@@ -60,15 +60,10 @@ pub struct Recorded {
 
 /// Deliveries that started no run, newest first.
 pub fn recorded(store: &Store, limit: u32) -> Result<Vec<Recorded>, StoreError> {
+    if !store.has_table("deliveries")? {
+        return Ok(Vec::new());
+    }
     store.read(|conn| {
-        let exists: i64 = conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'",
-            [],
-            |r| r.get(0),
-        )?;
-        if exists == 0 {
-            return Ok(Vec::new());
-        }
         let mut stmt = conn.prepare(
             "SELECT at, path, status, outcome, reason, delivery_id FROM deliveries ORDER BY id DESC LIMIT ?1",
         )?;
@@ -178,20 +173,7 @@ async fn plain(
     body: &[u8],
     wait: Option<std::time::Duration>,
 ) -> Result<Response, ApiError> {
-    let json: Json = if body.iter().all(u8::is_ascii_whitespace) {
-        Json::Null
-    } else {
-        match serde_json::from_slice(body) {
-            Ok(j) => j,
-            Err(e) => {
-                count("invalid");
-                return Err(ApiError::bad_request(
-                    "invalid_json",
-                    format!("the body is not JSON: {e}"),
-                ));
-            }
-        }
-    };
+    let json = json_body(body, Json::Null).inspect_err(|_| count("invalid"))?;
     let event = match Value::from_json_named(&json, &hook.body_type, "body") {
         Ok(v) => v,
         Err(e) => {

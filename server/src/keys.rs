@@ -193,10 +193,10 @@ pub async fn create(store: &Store, new: NewKey) -> Result<(Key, String), KeyErro
 
 /// Every key, newest first.
 pub fn list(store: &Store) -> Result<Vec<Key>, StoreError> {
+    if !store.has_table("api_keys")? {
+        return Ok(Vec::new());
+    }
     store.read(|conn| {
-        if !table_exists(conn)? {
-            return Ok(Vec::new());
-        }
         let mut stmt = conn.prepare(
             "SELECT id, name, scopes, workflows, owner_as, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at DESC, name",
         )?;
@@ -251,15 +251,6 @@ pub fn authenticate(store: &Store, presented: &str) -> Result<Result<Key, Refusa
         return Ok(Err(Refusal::Expired));
     }
     Ok(Ok(key))
-}
-
-fn table_exists(conn: &rusqlite::Connection) -> Result<bool, rusqlite::Error> {
-    conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'api_keys'",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n > 0)
 }
 
 fn key_row(r: &rusqlite::Row<'_>) -> Result<Key, rusqlite::Error> {

@@ -561,6 +561,18 @@ impl Store {
         f(&conn).map_err(|e| classify(&self.inner.path, e, self.inner.options.busy_timeout))
     }
 
+    /// Whether the store has table `name` (tables other components keep in the store,
+    /// such as the server's, exist once those components first ran on it).
+    pub fn has_table(&self, name: &str) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            )?
+            .query_row([name], |r| r.get::<_, i64>(0))
+            .map(|n| n > 0)
+        })
+    }
+
     /// Saves a compiled program (its `.flowc` bytes) under its hash, once.
     pub async fn save_program(
         &self,

@@ -80,13 +80,7 @@ pub async fn start(
             d.version
         ))
     })?;
-    let input: Json = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("the body is not JSON: {e}"))
-        })?
-    };
+    let input = json_body(&body, json!({}))?;
     if let Some(wf) = entry.program.program.workflow(entry.workflow) {
         check_input(wf, &input)?;
     }
@@ -100,6 +94,15 @@ pub async fn start(
     let owner = key.owner.clone().or_else(|| state.options.owner.clone());
     let started = start_run(&state, entry, &workflow, input, origin, owner.as_deref()).await?;
     Ok(answer_started(&state, started, wait).await)
+}
+
+/// A request's JSON body; `empty` when the body is empty or blank.
+pub(crate) fn json_body(body: &[u8], empty: Json) -> Result<Json, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(empty);
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not JSON: {e}")))
 }
 
 /// Starts a run of a deployed workflow and counts it.
