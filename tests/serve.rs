@@ -466,3 +466,184 @@ fn a_server_killed_during_a_burst_loses_no_accepted_delivery() {
     assert_eq!(all.len(), total, "a delivery started two runs");
     assert!(counter.hits.load(Ordering::SeqCst) >= accepted.len());
 }
+
+/// All runs of a workflow, through every page.
+fn runs_of(c: &web::Client, server: &Server, key: &str, workflow: &str) -> Vec<Json> {
+    let mut runs = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = c
+            .send(
+                "GET",
+                &server.url(&format!(
+                    "/api/v1/runs?workflow={workflow}&limit=500{cursor}"
+                )),
+                Some(key),
+                &[],
+                None,
+            )
+            .json();
+        runs.extend(page["runs"].as_array().unwrap().clone());
+        match page["next_cursor"].as_str() {
+            Some(n) => cursor = format!("&cursor={n}"),
+            None => return runs,
+        }
+    }
+}
+
+#[test]
+fn schedule_policies_decide_overlapping_and_missed_ticks() {
+    let dir = scratch("policies");
+    let every_second = |name: &str, settings: &str, body: &str| {
+        format!(
+            "workflow {name} -> int {{\n  on schedule(\"* * * * * *\")\n  settings {{\n    {settings}\n  }}\n{body}  return 1\n}}\n\n"
+        )
+    };
+    let slow = "  wait 2500ms\n";
+    let mut program = String::new();
+    for (name, policy) in [
+        ("skip_w", "overlap = skip"),
+        ("allow_w", "overlap = allow"),
+        ("cancel_w", "overlap = cancel"),
+        ("buffer_w", "overlap = buffer"),
+    ] {
+        program.push_str(&every_second(name, policy, slow));
+    }
+    for (name, policy) in [
+        ("latest_w", "catch_up = latest"),
+        ("all_w", "catch_up = all\n    catch_up_within = 1h"),
+        ("none_w", "catch_up = none"),
+    ] {
+        program.push_str(&every_second(name, policy, ""));
+    }
+    std::fs::write(dir.join("app.flow"), program).unwrap();
+    let (code, key, err) = flow(
+        &dir,
+        &[
+            "keys", "create", "--name", "ops", "--scope", "admin", "--store", "flow.db",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let key = key.trim().to_owned();
+    let c = client();
+
+    let server = Server::start(&dir, &[]);
+    std::thread::sleep(Duration::from_millis(6500));
+    let count = |w: &str| runs_of(&c, &server, &key, w);
+    let allow = count("allow_w");
+    let skip = count("skip_w");
+    let cancel = count("cancel_w");
+    let buffer = count("buffer_w");
+    assert!(allow.len() >= 5, "allow started {} runs", allow.len());
+    assert!(
+        skip.len() <= 3 && !skip.is_empty(),
+        "skip started {} runs",
+        skip.len()
+    );
+    let cancelled = cancel.iter().filter(|r| r["status"] == "cancelled").count();
+    assert!(
+        cancel.len() >= 5 && cancelled >= cancel.len() - 2,
+        "cancel: {} runs, {cancelled} cancelled",
+        cancel.len()
+    );
+    assert!(
+        buffer.len() <= 4 && buffer.len() >= 2,
+        "buffer started {} runs",
+        buffer.len()
+    );
+    // A run of `buffer_w` starts only once the one before it has ended: they never overlap.
+    let mut spans: Vec<(i64, i64)> = buffer
+        .iter()
+        .map(|r| {
+            (
+                r["created_at"].as_i64().unwrap(),
+                r["finished_at"].as_i64().unwrap_or(i64::MAX),
+            )
+        })
+        .collect();
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1 - 50,
+            "buffered runs overlap: {pair:?}"
+        );
+    }
+    let stopped_at = keys_now();
+    assert_eq!(server.stop(), 0);
+
+    // Four seconds of downtime, then each catch-up policy.
+    std::thread::sleep(Duration::from_secs(4));
+    let restarted_at = keys_now();
+    let server = Server::start(&dir, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let caught_up = |w: &str| {
+        runs_of(&c, &server, &key, w)
+            .iter()
+            .filter(|r| {
+                let at = chrono_ms(r["event"]["scheduled_at"].as_str().unwrap());
+                at > stopped_at + 1000 && at < restarted_at - 1000
+            })
+            .count()
+    };
+    // `none` fires nothing of the gap, `all` all of it; `latest` fires one tick (the most
+    // recent, just before the server came back), so it counts one miss fewer than `none`.
+    assert_eq!(caught_up("none_w"), 0);
+    assert!(
+        caught_up("all_w") >= 2,
+        "all caught up {}",
+        caught_up("all_w")
+    );
+    let schedules = c
+        .send(
+            "GET",
+            &server.url("/api/v1/schedules"),
+            Some(&key),
+            &[],
+            None,
+        )
+        .json();
+    let missed = |w: &str| {
+        schedules["schedules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["workflow"] == w)
+            .unwrap()["missed"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(missed("all_w"), 0, "{schedules}");
+    assert!(missed("none_w") >= 3, "{schedules}");
+    assert!(
+        missed("latest_w") < missed("none_w") && missed("latest_w") >= missed("none_w") - 2,
+        "{schedules}"
+    );
+}
+
+fn keys_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Unix ms of an RFC 3339 instant as the server writes it (`2026-01-01T10:00:00.000Z`).
+fn chrono_ms(text: &str) -> i64 {
+    let (date, time) = text.trim_end_matches('Z').split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+    let (hms, ms) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+    // Days since the epoch (civil from days, proleptic Gregorian).
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms.parse::<i64>().unwrap()
+}

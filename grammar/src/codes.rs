@@ -157,6 +157,7 @@ registry! {
     UNUSED_IMPORT = "W1004", "import is never used";
     // ---- W3xxx: integrations and policies
     RETRY_NOT_IDEMPOTENT = "W3000", "`retry` on an action that is not idempotent";
+    SCHEDULE_SETTING_UNUSED = "W3001", "schedule setting on a workflow without a schedule";
 }
 
 /// Looks a code up by its id (`"E0002"`).

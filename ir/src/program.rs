@@ -36,7 +36,7 @@ use crate::types::Type;
 
 /// Version of this IR's shape; part of the `.flowc` header. Bumped on any change that an
 /// older reader could misread.
-pub const IR_VERSION: u32 = 2;
+pub const IR_VERSION: u32 = 3;
 
 /// Nanoseconds, as durations are everywhere in Flow.
 pub type Nanos = i64;
@@ -283,6 +283,38 @@ pub struct Settings {
     pub concurrency: Option<u32>,
     /// The default retry policy; already applied to each eligible step's [`Step::retry`].
     pub retry: Option<Retry>,
+    /// `catch_up`: which ticks of a schedule missed while no server ran are fired.
+    pub catch_up: CatchUp,
+    /// `overlap`: what a schedule's tick does while its previous run is still going.
+    pub overlap: Overlap,
+}
+
+/// Which ticks of a schedule missed during downtime a server fires when it starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// None: they are counted as missed.
+    None,
+    /// The most recent one, once (the default).
+    #[default]
+    Latest,
+    /// Every one no older than `within` (`catch_up = all`, `catch_up_within = 6h`).
+    All { within: Nanos },
+}
+
+/// What a schedule's tick does while the previous run of the schedule is still going.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// It is skipped and counted (the default).
+    #[default]
+    Skip,
+    /// One tick waits and starts when the previous run ends; later ones are skipped.
+    Buffer,
+    /// It starts anyway.
+    Allow,
+    /// The previous run is cancelled, then it starts.
+    Cancel,
 }
 
 #[derive(

@@ -71,6 +71,8 @@ pub struct Shared {
     pub deploying: tokio::sync::Mutex<()>,
     /// The connections integration events are verified with (the vault next to the store).
     pub connections: Arc<flow_connectors::VaultConnections>,
+    /// Ticks held by `overlap = buffer` until their schedule's previous run ends.
+    pub buffered: crate::schedule::Buffered,
 }
 
 pub type AppState = Arc<Shared>;

@@ -93,6 +93,7 @@ pub async fn serve(
         started: Instant::now(),
         deploying: tokio::sync::Mutex::new(()),
         connections,
+        buffered: schedule::Buffered::default(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -22,7 +22,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
-use flow_runtime::{RunOrigin, Started, Store, StoreError};
+use flow_ir::program::Overlap;
+use flow_runtime::store::RunFilter;
+use flow_runtime::{RunOrigin, RunStatus, Started, Store, StoreError};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::json;
@@ -30,7 +32,7 @@ use serde_json::json;
 use crate::app::Shared;
 use crate::deployment::Scheduled;
 
-/// How missed ticks are caught up after downtime.
+/// How missed ticks are caught up after downtime (from the workflow's `catch_up`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CatchUp {
     None,
@@ -39,15 +41,6 @@ pub enum CatchUp {
     All {
         within_ms: i64,
     },
-}
-
-/// What happens when a tick is due while the previous run is still going.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Overlap {
-    Skip,
-    Buffer,
-    Allow,
-    Cancel,
 }
 
 /// Most ticks caught up at once for one schedule.
@@ -274,6 +267,70 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Ticks held by `overlap = buffer`: at most one per schedule, started once the
+/// schedule's previous run has ended (later ticks meanwhile are skipped).
+#[derive(Default)]
+pub struct Buffered(std::sync::Mutex<HashMap<String, (Arc<Scheduled>, i64)>>);
+
+impl Buffered {
+    /// Holds `at` for `s` unless a tick is held already; whether it was held.
+    fn hold(&self, s: &Scheduled, at: i64) -> bool {
+        let mut held = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let id = identity(s);
+        if held.contains_key(&id) {
+            return false;
+        }
+        held.insert(id, (Arc::new(s.clone()), at));
+        true
+    }
+
+    fn holding(&self) -> bool {
+        !self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// Takes the held ticks whose schedule has no run going any more.
+    fn release(&self, gates: &Gates) -> Vec<(Arc<Scheduled>, i64)> {
+        let mut held = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ready: Vec<String> = held
+            .iter()
+            .filter(|(_, (s, _))| !gates.running.contains(&s.name))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ready
+            .into_iter()
+            .filter_map(|id| held.remove(&id))
+            .collect()
+    }
+}
+
+/// Cancels the unfinished scheduled runs of `workflow` (`overlap = cancel`).
+async fn cancel_previous(state: &Shared, workflow: &str) -> Result<(), String> {
+    let runs = state
+        .engine
+        .store()
+        .list_runs(&RunFilter {
+            workflow: Some(workflow.to_owned()),
+            trigger: Some("schedule".into()),
+            statuses: vec![RunStatus::Pending, RunStatus::Running, RunStatus::Waiting],
+            ..RunFilter::default()
+        })
+        .map_err(|e| e.to_string())?;
+    for run in &runs {
+        state.engine.cancel(run).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// What is known about a tick before it fires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Gate {
@@ -323,17 +380,25 @@ pub async fn fire(
     s: &Scheduled,
     at: i64,
     gate: Gate,
+    buffered: &Buffered,
 ) -> Result<Option<String>, String> {
     let store = state.engine.store();
     let manual = gate == Gate::Manual;
     if let Gate::Checked { paused, running } = gate {
-        if paused || (running && overlap(s) == Overlap::Skip) {
+        let skip = paused || (running && matches!(overlap(s), Overlap::Skip | Overlap::Buffer));
+        if running && !paused && overlap(s) == Overlap::Buffer && buffered.hold(s, at) {
+            return Ok(None);
+        }
+        if skip {
             record(store, s, at, Tally::Skipped, 1)
                 .await
                 .map_err(|e| e.to_string())?;
             metrics::counter!("flow_schedule_skips_total", "workflow" => s.name.clone())
                 .increment(1);
             return Ok(None);
+        }
+        if running && overlap(s) == Overlap::Cancel {
+            cancel_previous(state, &s.name).await?;
         }
     }
     let dedupe = if manual {
@@ -373,8 +438,17 @@ pub async fn fire(
     }
 }
 
-fn overlap(_s: &Scheduled) -> Overlap {
-    Overlap::Skip
+/// The workflow's `overlap` setting.
+fn overlap(s: &Scheduled) -> Overlap {
+    settings(s).map_or(Overlap::Skip, |w| w.overlap)
+}
+
+fn settings(s: &Scheduled) -> Option<&flow_ir::program::Settings> {
+    s.entry
+        .program
+        .program
+        .workflow(s.entry.workflow)
+        .map(|w| &w.settings)
 }
 
 /// Runs the scheduler until `stop` fires. The next tick of every schedule waits in a
@@ -416,23 +490,33 @@ pub async fn run(state: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool
             }
         }
         let now = crate::keys::now_ms();
-        let due = heap.peek().is_some_and(|Reverse((at, _))| *at <= now);
-        let gates = if due {
+        let due =
+            heap.peek().is_some_and(|Reverse((at, _))| *at <= now) || state.buffered.holding();
+        let mut gates = if due {
             let store = state.engine.store().clone();
             match tokio::task::spawn_blocking(move || Gates::read(&store)).await {
-                Ok(Ok(g)) => Arc::new(g),
+                Ok(Ok(g)) => g,
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "cannot read the schedules' state; retrying");
-                    Arc::new(Gates::default())
+                    Gates::default()
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the schedules' state; retrying");
-                    Arc::new(Gates::default())
+                    Gates::default()
                 }
             }
         } else {
-            Arc::new(Gates::default())
+            Gates::default()
         };
+        // A tick started now counts as a run going for the ticks due with it.
+        for (s, at) in state.buffered.release(&gates) {
+            gates.running.insert(s.name.clone());
+            let gate = Gate::Checked {
+                paused: false,
+                running: false,
+            };
+            spawn_fire(&state, s, at, gate);
+        }
         while let Some(Reverse((at, i))) = heap.peek().copied() {
             if at > now {
                 break;
@@ -440,12 +524,9 @@ pub async fn run(state: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool
             heap.pop();
             let (s, grid) = &entries[i];
             cursor.insert(identity(s), at);
-            let (state, s, gates) = (Arc::clone(&state), Arc::clone(s), Arc::clone(&gates));
-            tokio::spawn(async move {
-                if let Err(e) = fire(&state, &s, at, gates.of(&s)).await {
-                    tracing::warn!(workflow = %s.name, error = %e, "a tick could not fire");
-                }
-            });
+            let gate = gates.of(s);
+            gates.running.insert(s.name.clone());
+            spawn_fire(&state, Arc::clone(s), at, gate);
             if let Some(next) = grid.next_after(at) {
                 heap.push(Reverse((next, i)));
             }
@@ -458,6 +539,15 @@ pub async fn run(state: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool
             _ = stop.changed() => return,
         }
     }
+}
+
+fn spawn_fire(state: &Arc<Shared>, s: Arc<Scheduled>, at: i64, gate: Gate) {
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        if let Err(e) = fire(&state, &s, at, gate, &state.buffered).await {
+            tracing::warn!(workflow = %s.name, error = %e, "a tick could not fire");
+        }
+    });
 }
 
 /// Catches a schedule up from its last recorded fire: the policy's ticks fire, the rest
@@ -484,14 +574,21 @@ async fn catch_up_once(state: &Arc<Shared>, s: &Scheduled, grid: &Grid, now: i64
     }
     let gates = Gates::read(state.engine.store()).unwrap_or_default();
     for at in catch {
-        if let Err(e) = fire(state, s, at, gates.of(s)).await {
+        if let Err(e) = fire(state, s, at, gates.of(s), &state.buffered).await {
             tracing::warn!(workflow = %s.name, error = %e, "a caught-up tick could not fire");
         }
     }
 }
 
-fn catch_up(_s: &Scheduled) -> CatchUp {
-    CatchUp::Latest
+/// The workflow's `catch_up` setting.
+fn catch_up(s: &Scheduled) -> CatchUp {
+    match settings(s).map(|w| w.catch_up) {
+        Some(flow_ir::program::CatchUp::None) => CatchUp::None,
+        Some(flow_ir::program::CatchUp::All { within }) => CatchUp::All {
+            within_ms: within / 1_000_000,
+        },
+        _ => CatchUp::Latest,
+    }
 }
 
 #[cfg(test)]

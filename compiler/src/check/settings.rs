@@ -39,7 +39,19 @@ impl ConstVal {
 
 const FOLD_DEPTH: u32 = 16;
 
-pub(crate) const WORKFLOW_SETTINGS: &[&str] = &["timeout", "priority", "concurrency", "retry"];
+pub(crate) const WORKFLOW_SETTINGS: &[&str] = &[
+    "timeout",
+    "priority",
+    "concurrency",
+    "retry",
+    "catch_up",
+    "catch_up_within",
+    "overlap",
+];
+/// The settings that govern an `on schedule(...)` trigger.
+pub(crate) const SCHEDULE_SETTINGS: &[&str] = &["catch_up", "catch_up_within", "overlap"];
+/// A missed tick's catch-up window when `catch_up = all` names none: a day.
+const DEFAULT_CATCH_UP_WITHIN: Nanos = 86_400_000_000_000;
 const RETRY_FIELDS: &[&str] = &["attempts", "delay", "backoff", "max_delay", "jitter"];
 
 impl Checker<'_> {
@@ -231,6 +243,8 @@ impl Checker<'_> {
     ) -> ir::Settings {
         let mut settings = ir::Settings::default();
         let mut seen: Vec<(&str, Span)> = Vec::new();
+        let mut catch_up: Option<(&str, Span)> = None;
+        let mut within: Option<(Nanos, Span)> = None;
         for entry in entries {
             let name = entry.name.name.as_str();
             if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
@@ -257,7 +271,7 @@ impl Checker<'_> {
                     .with_label("not a workflow setting")
                     .with_suggestion(name, WORKFLOW_SETTINGS.iter().copied())
                     .with_note(
-                        "workflow settings are `timeout`, `priority`, `concurrency` and `retry`",
+                        "workflow settings are `timeout`, `priority`, `concurrency`, `retry`, and for schedules `catch_up`, `catch_up_within` and `overlap`",
                     ),
                 );
                 continue;
@@ -275,40 +289,120 @@ impl Checker<'_> {
                         .map(|n| n as u32)
                 }
                 "priority" => {
-                    let word = match &value {
-                        ConstVal::Word(w) | ConstVal::String(w) => Some(w.as_str()),
-                        _ => None,
-                    };
-                    match word {
-                        Some("low") => settings.priority = Priority::Low,
-                        Some("normal") => settings.priority = Priority::Normal,
-                        Some("high") => settings.priority = Priority::High,
-                        _ => {
-                            let shown = match &value {
-                                ConstVal::Word(w) | ConstVal::String(w) => format!("`{w}`"),
-                                other => other.kind().to_owned(),
-                            };
-                            let d = Diagnostic::new(
-                                codes::INVALID_SETTING,
-                                span,
-                                format!(
-                                    "`priority` must be `low`, `normal` or `high`, found {shown}"
-                                ),
-                            )
-                            .with_label("not a priority");
-                            let d = match word {
-                                Some(w) => d.with_suggestion(w, ["low", "normal", "high"]),
-                                None => d,
-                            };
-                            self.report(d);
-                        }
+                    if let Some(w) = self.one_of(
+                        &value,
+                        span,
+                        "`priority`",
+                        "a priority",
+                        &["low", "normal", "high"],
+                    ) {
+                        settings.priority = match w {
+                            "low" => Priority::Low,
+                            "high" => Priority::High,
+                            _ => Priority::Normal,
+                        };
+                    }
+                }
+                "catch_up" => {
+                    if let Some(w) = self.one_of(
+                        &value,
+                        span,
+                        "`catch_up`",
+                        "a catch-up policy",
+                        &["latest", "none", "all"],
+                    ) {
+                        catch_up = Some((w, span));
+                    }
+                }
+                "catch_up_within" => {
+                    within = self
+                        .positive_duration(&value, span, "`catch_up_within`")
+                        .map(|d| (d, span));
+                }
+                "overlap" => {
+                    if let Some(w) = self.one_of(
+                        &value,
+                        span,
+                        "`overlap`",
+                        "an overlap policy",
+                        &["skip", "buffer", "allow", "cancel"],
+                    ) {
+                        settings.overlap = match w {
+                            "buffer" => ir::Overlap::Buffer,
+                            "allow" => ir::Overlap::Allow,
+                            "cancel" => ir::Overlap::Cancel,
+                            _ => ir::Overlap::Skip,
+                        };
                     }
                 }
                 "retry" => settings.retry = self.settings_retry(&value, span),
                 _ => {}
             }
         }
+        settings.catch_up = match catch_up {
+            Some(("none", _)) => ir::CatchUp::None,
+            Some(("all", _)) => ir::CatchUp::All {
+                within: within.map_or(DEFAULT_CATCH_UP_WITHIN, |(d, _)| d),
+            },
+            _ => ir::CatchUp::Latest,
+        };
+        if let (Some((_, span)), false) = (within, matches!(catch_up, Some(("all", _)))) {
+            self.report(
+                Diagnostic::new(
+                    codes::INVALID_SETTING,
+                    span,
+                    "`catch_up_within` applies only to `catch_up = all`",
+                )
+                .with_label("no window to apply")
+                .with_help("add `catch_up = all`, or remove `catch_up_within`"),
+            );
+        }
         settings
+    }
+
+    /// A setting that must be one of `words`, bare (`priority = high`) or as a string.
+    fn one_of<'w>(
+        &mut self,
+        value: &ConstVal,
+        span: Span,
+        what: &str,
+        noun: &str,
+        words: &[&'w str],
+    ) -> Option<&'w str> {
+        let word = match value {
+            ConstVal::Word(w) | ConstVal::String(w) => Some(w.as_str()),
+            _ => None,
+        };
+        if let Some(found) = word.and_then(|w| words.iter().find(|k| **k == w)) {
+            return Some(found);
+        }
+        let shown = match value {
+            ConstVal::Word(w) | ConstVal::String(w) => format!("`{w}`"),
+            other => other.kind().to_owned(),
+        };
+        let list = match words {
+            [] => String::new(),
+            [only] => format!("`{only}`"),
+            [init @ .., last] => format!(
+                "{} or `{last}`",
+                init.iter()
+                    .map(|w| format!("`{w}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let d = Diagnostic::new(
+            codes::INVALID_SETTING,
+            span,
+            format!("{what} must be {list}, found {shown}"),
+        )
+        .with_label(format!("not {noun}"));
+        let d = match word {
+            Some(w) => d.with_suggestion(w, words.iter().copied()),
+            None => d,
+        };
+        self.report(d);
+        None
     }
 
     fn settings_retry(&mut self, value: &ConstVal, span: Span) -> Option<ir::Retry> {

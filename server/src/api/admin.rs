@@ -62,9 +62,15 @@ pub async fn schedule_action(
             )
         }
         "trigger" => {
-            let run = schedule::fire(&state, s, crate::keys::now_ms(), schedule::Gate::Manual)
-                .await
-                .map_err(|e| ApiError::internal("cannot trigger the schedule", e))?;
+            let run = schedule::fire(
+                &state,
+                s,
+                crate::keys::now_ms(),
+                schedule::Gate::Manual,
+                &state.buffered,
+            )
+            .await
+            .map_err(|e| ApiError::internal("cannot trigger the schedule", e))?;
             Ok((
                 StatusCode::ACCEPTED,
                 axum::Json(json!({ "workflow": workflow, "run": run })),

@@ -384,6 +384,29 @@ impl Checker<'_> {
         wf.settings_retry = settings.retry.clone();
         let mut event = None;
         let trigger = trigger_ast.and_then(|t| self.lower_trigger(&mut wf, t, &mut event));
+        let scheduled = matches!(
+            trigger.as_ref().map(|t| &t.kind),
+            Some(flow_ir::program::TriggerKind::Schedule { .. })
+        );
+        if !scheduled && trigger_ast.is_none_or(|_| trigger.is_some()) {
+            for e in settings_entries
+                .iter()
+                .filter(|e| super::settings::SCHEDULE_SETTINGS.contains(&e.name.name.as_str()))
+            {
+                self.report(
+                    Diagnostic::new(
+                        codes::SCHEDULE_SETTING_UNUSED,
+                        e.name.span,
+                        format!(
+                            "`{}` has no effect: this workflow has no schedule",
+                            e.name.name
+                        ),
+                    )
+                    .with_label("applies to `on schedule(...)` only")
+                    .with_help("remove the setting, or give the workflow a schedule"),
+                );
+            }
+        }
         if let (Some(t), None) = (trigger_ast, &event) {
             // The trigger was reported; `event` still names something, so its uses
             // are not reported again.
