@@ -404,7 +404,6 @@ impl Store {
         write
             .execute_batch("PRAGMA wal_autocheckpoint=0;")
             .map_err(|e| classify(path, e, options.busy_timeout))?;
-        let checkpointer = open_connection(path, &options)?;
         let read = open_connection(path, &options)?;
         let tx = group_commit::spawn(
             write,
@@ -430,9 +429,10 @@ impl Store {
             read: Mutex::new(read),
         });
         let weak = Arc::downgrade(&inner);
+        let (db, checkpoint_options) = (path.to_path_buf(), inner.options.clone());
         std::thread::Builder::new()
             .name("flow-store-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, weak))
+            .spawn(move || checkpoint_loop(&db, &checkpoint_options, weak))
             .map_err(|source| StoreError::Io {
                 path: path.to_path_buf(),
                 source,
@@ -1017,7 +1017,16 @@ fn classify(path: &Path, e: rusqlite::Error, waited: Duration) -> StoreError {
 /// blocking writers (`PASSIVE`); stops when the last handle is dropped. (A passive
 /// checkpoint never empties a log that keeps growing: the writer does that past
 /// [`StoreOptions::wal_limit`].)
-fn checkpoint_loop(conn: Connection, store: std::sync::Weak<Inner>) {
+fn checkpoint_loop(path: &Path, options: &StoreOptions, store: std::sync::Weak<Inner>) {
+    // Opened here, not by `Store::open`: a process that ends within a second (a short
+    // `flow run`) never checkpoints, and its start does not wait for this connection.
+    let conn = match open_connection(path, options) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "the store's checkpoints are off: cannot open a connection for them");
+            return;
+        }
+    };
     loop {
         std::thread::sleep(Duration::from_secs(1));
         if store.upgrade().is_none() {
