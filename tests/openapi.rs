@@ -37,13 +37,21 @@ fn the_document_describes_every_route_and_no_other() {
     let missing: Vec<_> = routed.difference(&documented).collect();
     let extra: Vec<_> = documented.difference(&routed).collect();
     assert!(missing.is_empty(), "routes the document lacks: {missing:?}");
-    assert!(extra.is_empty(), "documented paths no route serves: {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "documented paths no route serves: {extra:?}"
+    );
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            let responses = op["responses"].as_object().unwrap_or_else(|| panic!("{method} {path}: no responses"));
+            let responses = op["responses"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{method} {path}: no responses"));
             assert!(!responses.is_empty(), "{method} {path}: no responses");
-            let open = path == "/healthz" || path == "/api/v1/openapi.json" || path.starts_with("/hooks/");
-            let security = op["security"].as_array().unwrap_or_else(|| panic!("{method} {path}: no security"));
+            let open =
+                path == "/healthz" || path == "/api/v1/openapi.json" || path.starts_with("/hooks/");
+            let security = op["security"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {path}: no security"));
             assert_eq!(security.is_empty(), open, "{method} {path}: security");
             if !open {
                 assert!(responses.contains_key("401"), "{method} {path}: no 401");
@@ -58,8 +66,13 @@ fn check_refs(doc: &serde_json::Value, v: &serde_json::Value) {
     match v {
         serde_json::Value::Object(m) => {
             if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
-                let name = r.strip_prefix("#/components/schemas/").expect("a local schema");
-                assert!(doc["components"]["schemas"].get(name).is_some(), "unresolved {r}");
+                let name = r
+                    .strip_prefix("#/components/schemas/")
+                    .expect("a local schema");
+                assert!(
+                    doc["components"]["schemas"].get(name).is_some(),
+                    "unresolved {r}"
+                );
             }
             m.values().for_each(|x| check_refs(doc, x));
         }

@@ -37,7 +37,9 @@ done
 base=$(grep -o 'http://[0-9.:]*' "$scratch/serve.log" | tail -1)
 [[ -n "$base" ]] || { cat "$scratch/serve.log"; exit 1; }
 
-"$venv/bin/st" run "$base/api/v1/openapi.json" \
+# Run from the scratch directory: schemathesis keeps a cache (.schemathesis/) where it runs.
+cd "$scratch"
+"$OLDPWD/$venv/bin/st" run "$base/api/v1/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
   --exclude-operation-id rollback \
