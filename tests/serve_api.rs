@@ -487,3 +487,29 @@ fn flow_run_and_flow_runs_talk_to_a_server() {
     assert_eq!(code, 2);
     assert!(err.contains("unauthorized"), "{err}");
 }
+
+#[test]
+fn oversized_bodies_and_request_floods_are_refused_with_their_codes() {
+    let (dir, _counter, key) = setup("hardening", false);
+    let server = Server::start(&dir, &["--max-body", "256", "--rate-limit", "3"]);
+    let c = client();
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(1000));
+    let refused = c.send(
+        "POST",
+        &server.url("/api/v1/workflows/greet/runs"),
+        Some(&key),
+        &[],
+        Some(big.into_bytes()),
+    );
+    assert_eq!(refused.status, 413, "{}", refused.text);
+    // Three requests a second per key: the fourth at once is refused with Retry-After.
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| c.send("GET", &server.url("/api/v1/runs"), Some(&key), &[], None).status)
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let limited = c.send("GET", &server.url("/api/v1/runs"), Some(&key), &[], None);
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.json()["error"]["code"], "rate_limited");
+    // Errors never carry a store path or a stack trace.
+    assert!(!limited.text.contains("flow.db") && !limited.text.contains("panicked"));
+}
