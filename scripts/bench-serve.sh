@@ -25,30 +25,11 @@ cargo build --release --quiet -p flow-server --example webhook_floor
 flow="${FLOW:-$(pwd)/target/release/flow}"
 floor="$(pwd)/target/release/examples/webhook_floor"
 
-secret="whsec-bench"
-body='{"type":"ticket.updated","ticket":{"id":"T-1","queue":"support"}}'
-signature="sha256=$(printf '%s' "$body" | python3 -c 'import hmac,hashlib,sys; print(hmac.new(sys.argv[1].encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())' "$secret")"
-export FLOW_VAULT_KEY=0000000000000000000000000000000000000000000000000000000000000000
-
-cat > "$work/app.flow" <<'EOF'
-integration acme {
-  base_url = "http://127.0.0.1:9"
-
-  /// A ticket changed.
-  event ticket_updated(queue: string? = null) -> { id: string, queue: string } {
-    webhook "/acme/events"
-    verify hmac_sha256(secret("webhook_secret"), header: "X-Acme-Signature", prefix: "sha256=")
-    when payload.type == "ticket.updated" && (queue == null || payload.ticket.queue == queue)
-    result payload.ticket
-  }
-}
-
-workflow on_ticket -> string {
-  on acme.ticket_updated(queue: "support")
-  return event.id
-}
-EOF
-(cd "$work" && printf '%s\n' "$secret" | "$flow" connect acme --owner bench --secret webhook_secret --store flow.db >/dev/null 2>&1)
+# shellcheck source=scripts/lib/acme-webhook.sh
+source scripts/lib/acme-webhook.sh
+acme_setup "$work" "$flow" bench
+signature="$acme_signature"
+body="$acme_body"
 
 cat > "$work/deliver.lua" <<EOF
 local threads = 0
@@ -107,5 +88,5 @@ measure "flow serve" "$spid" "$sbase"
 echo "flow serve: write-ahead log $(stat -c %s "$work/flow.db-wal" 2>/dev/null || echo 0) bytes, database $(stat -c %s "$work/flow.db") bytes"
 kill "$spid"; wait "$spid" 2>/dev/null || true
 
-read -r fpid fbase < <(start_and_wait "$work/floor.log" "$floor" "$work/floor.db" "$secret")
+read -r fpid fbase < <(start_and_wait "$work/floor.log" "$floor" "$work/floor.db" "$acme_secret")
 measure "floor" "$fpid" "$fbase"

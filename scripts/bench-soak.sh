@@ -16,29 +16,12 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 cargo build --release --quiet --bin flow
 flow="${FLOW:-$(pwd)/target/release/flow}"
 
-secret="whsec-soak"
-body='{"type":"ticket.updated","ticket":{"id":"T-1","queue":"support"}}'
-signature="sha256=$(printf '%s' "$body" | python3 -c 'import hmac,hashlib,sys; print(hmac.new(sys.argv[1].encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())' "$secret")"
-export FLOW_VAULT_KEY=0000000000000000000000000000000000000000000000000000000000000000
-cat > "$work/app.flow" <<'FLOW'
-integration acme {
-  base_url = "http://127.0.0.1:9"
+# shellcheck source=scripts/lib/acme-webhook.sh
+source scripts/lib/acme-webhook.sh
+acme_setup "$work" "$flow" soak
+signature="$acme_signature"
+body="$acme_body"
 
-  /// A ticket changed.
-  event ticket_updated(queue: string? = null) -> { id: string, queue: string } {
-    webhook "/acme/events"
-    verify hmac_sha256(secret("webhook_secret"), header: "X-Acme-Signature", prefix: "sha256=")
-    when payload.type == "ticket.updated" && (queue == null || payload.ticket.queue == queue)
-    result payload.ticket
-  }
-}
-
-workflow on_ticket -> string {
-  on acme.ticket_updated(queue: "support")
-  return event.id
-}
-FLOW
-(cd "$work" && printf '%s\n' "$secret" | "$flow" connect acme --owner soak --secret webhook_secret --store flow.db >/dev/null 2>&1)
 cat > "$work/deliver.lua" <<LUA
 local threads = 0
 function setup(thread) thread:set("tid", threads); threads = threads + 1 end

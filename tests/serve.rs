@@ -319,24 +319,7 @@ fn two_servers_on_one_store_fire_each_tick_once() {
     // Stop both, then count: one run per nominal second, none twice.
     let _ = (a.stop(), b.stop());
     let server = Server::start(&dir, &[]);
-    let mut runs = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = c
-            .send(
-                "GET",
-                &server.url(&format!("/api/v1/runs?workflow=tick&limit=500{cursor}")),
-                Some(&key),
-                &[],
-                None,
-            )
-            .json();
-        runs.extend(page["runs"].as_array().unwrap().clone());
-        match page["next_cursor"].as_str() {
-            Some(n) => cursor = format!("&cursor={n}"),
-            None => break,
-        }
-    }
+    let runs = runs_of(&c, &server, &key, "tick");
     let mut instants: Vec<String> = runs
         .iter()
         .map(|r| r["event"]["scheduled_at"].as_str().unwrap().to_owned())
@@ -436,59 +419,15 @@ fn a_server_killed_during_a_burst_loses_no_accepted_delivery() {
         assert_eq!(again.json()["run"], run, "{}", again.text);
     }
     // No delivery has two runs.
-    let mut all = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = c
-            .send(
-                "GET",
-                &server.url(&format!("/api/v1/runs?workflow=on_order&limit=500{cursor}")),
-                Some(&key),
-                &[],
-                None,
-            )
-            .json();
-        all.extend(
-            page["runs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["event"]["id"].as_str().unwrap_or("").to_owned()),
-        );
-        match page["next_cursor"].as_str() {
-            Some(n) => cursor = format!("&cursor={n}"),
-            None => break,
-        }
-    }
+    let mut all: Vec<String> = runs_of(&c, &server, &key, "on_order")
+        .iter()
+        .map(|r| r["event"]["id"].as_str().unwrap_or("").to_owned())
+        .collect();
     let total = all.len();
     all.sort();
     all.dedup();
     assert_eq!(all.len(), total, "a delivery started two runs");
     assert!(counter.hits.load(Ordering::SeqCst) >= accepted.len());
-}
-
-/// All runs of a workflow, through every page.
-fn runs_of(c: &web::Client, server: &Server, key: &str, workflow: &str) -> Vec<Json> {
-    let mut runs = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = c
-            .send(
-                "GET",
-                &server.url(&format!(
-                    "/api/v1/runs?workflow={workflow}&limit=500{cursor}"
-                )),
-                Some(key),
-                &[],
-                None,
-            )
-            .json();
-        runs.extend(page["runs"].as_array().unwrap().clone());
-        match page["next_cursor"].as_str() {
-            Some(n) => cursor = format!("&cursor={n}"),
-            None => return runs,
-        }
-    }
 }
 
 #[test]

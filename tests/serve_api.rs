@@ -504,7 +504,10 @@ fn oversized_bodies_and_request_floods_are_refused_with_their_codes() {
     assert_eq!(refused.status, 413, "{}", refused.text);
     // Three requests a second per key: the fourth at once is refused with Retry-After.
     let statuses: Vec<u16> = (0..6)
-        .map(|_| c.send("GET", &server.url("/api/v1/runs"), Some(&key), &[], None).status)
+        .map(|_| {
+            c.send("GET", &server.url("/api/v1/runs"), Some(&key), &[], None)
+                .status
+        })
         .collect();
     assert!(statuses.contains(&429), "{statuses:?}");
     let limited = c.send("GET", &server.url("/api/v1/runs"), Some(&key), &[], None);

@@ -344,3 +344,32 @@ where
     }
     out
 }
+
+/// All runs of a workflow, through every page.
+pub fn runs_of(
+    c: &web::Client,
+    server: &Server,
+    key: &str,
+    workflow: &str,
+) -> Vec<serde_json::Value> {
+    let mut runs = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = c
+            .send(
+                "GET",
+                &server.url(&format!(
+                    "/api/v1/runs?workflow={workflow}&limit=500{cursor}"
+                )),
+                Some(key),
+                &[],
+                None,
+            )
+            .json();
+        runs.extend(page["runs"].as_array().unwrap().clone());
+        match page["next_cursor"].as_str() {
+            Some(n) => cursor = format!("&cursor={n}"),
+            None => return runs,
+        }
+    }
+}
