@@ -194,6 +194,13 @@ fn the_run_api_starts_reads_lists_follows_and_cancels_runs() {
         metrics.text
     );
     assert!(metrics.text.contains("flow_runs_finished_total"));
+    assert!(
+        metrics
+            .text
+            .contains("flow_step_duration_seconds_bucket{integration=\"http\",action=\"get\""),
+        "{}",
+        metrics.text
+    );
     assert!(!metrics.text.contains(&id));
 }
 

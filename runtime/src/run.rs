@@ -55,12 +55,16 @@ pub enum Progress {
     },
     StepSucceeded {
         step: String,
+        /// What the step calls: `integration.action`, `integration.notify`, or
+        /// `run WORKFLOW` (a bounded set, fit for metric labels).
+        action: Arc<str>,
         attempt: u32,
         elapsed: Duration,
         replayed: bool,
     },
     StepFailed {
         step: String,
+        action: Arc<str>,
         attempt: u32,
         error: StepError,
         last: bool,

@@ -1,10 +1,10 @@
-//! Prometheus metrics. Labels are bounded: workflow, trigger, status, step, route and
-//! result; never a run id, a key or a path a caller chose.
+//! Prometheus metrics. Labels are bounded: workflow, trigger, status, integration, action,
+//! route and result; never a run id, a key or a path a caller chose.
 //!
 //! - `flow_runs_started_total{workflow,trigger}`, `flow_runs_finished_total{workflow,status}`
-//! - `flow_step_duration_seconds{workflow,step}` (histogram), `flow_step_retries_total`,
-//!   `flow_step_failures_total` (a step's name without its loop index, so bounded by the
-//!   program)
+//! - `flow_step_duration_seconds{integration,action}` (histogram),
+//!   `flow_step_retries_total`, `flow_step_failures_total` (a child run counts as
+//!   integration `run`, action the workflow)
 //! - `flow_runs_in_flight`, `flow_admission_wait_seconds`
 //! - `flow_schedule_fires_total`, `flow_schedule_misses_total`, `flow_schedule_skips_total`,
 //!   `flow_schedule_lateness_seconds`
@@ -85,23 +85,25 @@ impl Observer for Metrics {
                     .increment(1);
             }
             Progress::StepSucceeded {
-                step,
+                action,
                 elapsed,
                 replayed: false,
                 attempt,
+                ..
             } => {
-                let step = step_name(step);
-                metrics::histogram!("flow_step_duration_seconds", "workflow" => workflow.to_owned(), "step" => step.to_owned())
+                let (integration, action) = split_action(action);
+                metrics::histogram!("flow_step_duration_seconds", "integration" => integration.to_owned(), "action" => action.to_owned())
                     .record(elapsed.as_secs_f64());
                 if *attempt > 1 {
-                    metrics::counter!("flow_step_retries_total", "workflow" => workflow.to_owned(), "step" => step.to_owned())
+                    metrics::counter!("flow_step_retries_total", "integration" => integration.to_owned(), "action" => action.to_owned())
                         .increment(u64::from(*attempt - 1));
                 }
             }
             Progress::StepFailed {
-                step, last: true, ..
+                action, last: true, ..
             } => {
-                metrics::counter!("flow_step_failures_total", "workflow" => workflow.to_owned(), "step" => step_name(step).to_owned())
+                let (integration, action) = split_action(action);
+                metrics::counter!("flow_step_failures_total", "integration" => integration.to_owned(), "action" => action.to_owned())
                     .increment(1);
             }
             _ => {}
@@ -109,7 +111,11 @@ impl Observer for Metrics {
     }
 }
 
-/// A step instance's name without its loop indices (`ticket[2]` is `ticket`).
-fn step_name(key: &str) -> &str {
-    key.split('[').next().unwrap_or(key)
+/// `integration.action` as its two labels; a child run (`run WORKFLOW`) is integration
+/// `run`, action the workflow.
+fn split_action(label: &str) -> (&str, &str) {
+    label
+        .split_once('.')
+        .or_else(|| label.split_once(' '))
+        .unwrap_or(("", label))
 }

@@ -597,6 +597,7 @@ impl Observer for Display {
                 attempt,
                 error,
                 last,
+                ..
             } => {
                 self.running
                     .lock()

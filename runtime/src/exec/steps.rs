@@ -230,6 +230,7 @@ impl Exec {
                 Value::from_json(json, &step.result).unwrap_or_else(|_| Value::from_json_dyn(json));
             self.shared.progress(&Progress::StepSucceeded {
                 step: key,
+                action: action_label(&self.program, &step.call),
                 attempt: 0,
                 elapsed: Duration::ZERO,
                 replayed: true,
@@ -298,6 +299,7 @@ impl Exec {
             };
             Ok(PreparedStep {
                 call,
+                action: action_label(&self.program, &step.call),
                 policy,
                 timeout,
                 cache,
@@ -339,6 +341,8 @@ pub(super) enum Call {
 
 pub(super) struct PreparedStep {
     pub(super) call: Call,
+    /// What the step calls, for progress and metrics ([`action_label`]).
+    pub(super) action: Arc<str>,
     pub(super) policy: RetryPolicy,
     pub(super) timeout: Option<Duration>,
     pub(super) cache: Option<Duration>,
@@ -348,6 +352,7 @@ pub(super) struct PreparedStep {
 pub(super) struct Journaling<'a> {
     pub(super) shared: &'a RunShared,
     pub(super) key: &'a str,
+    pub(super) action: &'a Arc<str>,
     pub(super) started: Option<tokio::time::Instant>,
 }
 
@@ -386,6 +391,7 @@ impl AttemptObserver for Journaling<'_> {
             .await;
         self.shared.progress(&Progress::StepFailed {
             step: self.key.to_owned(),
+            action: Arc::clone(self.action),
             attempt,
             error,
             last,
@@ -401,9 +407,11 @@ async fn run_step(
     result_ty: flow_ir::types::Type,
 ) -> Result<Value, StepError> {
     let permit = Arc::clone(&shared.steps).acquire_owned().await.ok();
+    let action_name = Arc::clone(&step.action);
     let mut observer = Journaling {
         shared: &shared,
         key: &key,
+        action: &action_name,
         started: None,
     };
     let result = match step.call {
@@ -501,6 +509,7 @@ async fn run_step(
                 .await?;
             shared.progress(&Progress::StepSucceeded {
                 step: key,
+                action: action_name,
                 attempt,
                 elapsed,
                 replayed: false,
@@ -604,4 +613,27 @@ async fn run_child(
             Err(e)
         }
     }
+}
+
+/// What a step calls, as progress and metrics name it: `integration.action`,
+/// `integration.notify` or `run WORKFLOW`.
+pub(super) fn action_label(program: &flow_ir::program::Program, call: &StepCall) -> Arc<str> {
+    let text = match call {
+        StepCall::Action { action, .. } => match (
+            program.integration(action.integration),
+            program.action(*action),
+        ) {
+            (Some(i), Some(a)) => format!("{}.{}", i.name, a.name),
+            _ => String::from("unknown"),
+        },
+        StepCall::Notify { integration, .. } => match program.integration(*integration) {
+            Some(i) => format!("{}.notify", i.name),
+            None => String::from("unknown"),
+        },
+        StepCall::Workflow { workflow, .. } => match program.workflow(*workflow) {
+            Some(w) => format!("run {}", w.name),
+            None => String::from("unknown"),
+        },
+    };
+    Arc::from(text)
 }

@@ -45,6 +45,7 @@ impl Observer for Recorder {
                 attempt,
                 error,
                 last,
+                ..
             } => {
                 format!(
                     "fail {step} #{attempt} {}{}",
