@@ -27,6 +27,8 @@
 //! outside a `for` through a list view. Those views are distinct locals, filled by the
 //! compound statement's [`Export`]s when it completes.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::span::Span;
@@ -177,7 +179,7 @@ pub struct Workflow {
     pub trigger: Option<Trigger>,
     pub settings: Settings,
     /// Every expression of the workflow and every local it reads.
-    pub exprs: ExprArena,
+    pub exprs: Arc<ExprArena>,
     /// Constants the workflow reads, to evaluate into their locals at run start, in order.
     pub consts: Vec<ConstInit>,
     /// The local bound to the trigger's event (`event`), when the workflow has a trigger.
@@ -483,7 +485,7 @@ pub struct Integration {
     /// Whether the runtime implements its clause-less actions itself (`http`, `file`, `console`).
     pub builtin: bool,
     /// Expressions of the integration-level settings; no locals but `secret()`/`setting()` reads.
-    pub exprs: ExprArena,
+    pub exprs: Arc<ExprArena>,
     pub base_url: Option<ExprId>,
     pub auth: Option<Auth>,
     pub rate_limit: Option<RateLimit>,
@@ -609,7 +611,7 @@ impl Method {
 pub struct ActionCall {
     /// Index into [`Integration::actions`].
     pub action: u32,
-    pub exprs: ExprArena,
+    pub exprs: Arc<ExprArena>,
     pub args: Vec<Option<ExprId>>,
 }
 
@@ -619,7 +621,7 @@ pub struct ActionCall {
 pub struct Notify {
     /// Index into [`Integration::actions`].
     pub action: u32,
-    pub exprs: ExprArena,
+    pub exprs: Arc<ExprArena>,
     pub target: LocalId,
     pub message: LocalId,
     pub args: Vec<Option<ExprId>>,
@@ -636,7 +638,7 @@ pub struct Action {
     /// Params are locals of `exprs`; defaults are expressions of `exprs`.
     pub params: Vec<Param>,
     pub result: Type,
-    pub exprs: ExprArena,
+    pub exprs: Arc<ExprArena>,
     /// The local holding the HTTP response (`{ status, headers, body }`) once it arrived.
     pub response: LocalId,
     pub request: Option<Endpoint>,
@@ -703,7 +705,7 @@ pub struct Event {
     pub params: Vec<Param>,
     pub result: Type,
     /// Params, `payload` (the request body, `dyn`) and `headers` are locals here.
-    pub exprs: ExprArena,
+    pub exprs: Arc<ExprArena>,
     pub payload: LocalId,
     pub headers: LocalId,
     /// The path the integration's webhook listens on.
@@ -741,7 +743,7 @@ pub struct Test {
     pub doc: Option<String>,
     /// `status` (string), `output` (the last run's result), `error` (its failure
     /// message, a `string?`), `let`s, and one `int` local per `calls(...)` use.
-    pub exprs: ExprArena,
+    pub exprs: Arc<ExprArena>,
     pub status: LocalId,
     pub output: LocalId,
     pub error: LocalId,

@@ -278,7 +278,7 @@ impl Checker<'_> {
         ir::Test {
             name: ast.name.clone(),
             doc: ast.doc.clone(),
-            exprs: arena,
+            exprs: std::sync::Arc::new(arena),
             status,
             output,
             error,

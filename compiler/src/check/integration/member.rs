@@ -51,7 +51,7 @@ impl Checker<'_> {
             native,
             params,
             result: result.clone(),
-            exprs: ExprArena::new(),
+            exprs: Default::default(),
             response,
             request: None,
             query: None,
@@ -272,7 +272,7 @@ impl Checker<'_> {
                 d
             });
         }
-        out.exprs = arena;
+        out.exprs = std::sync::Arc::new(arena);
         out
     }
 
@@ -325,7 +325,7 @@ impl Checker<'_> {
             doc: ast.doc.clone(),
             params,
             result: result.clone(),
-            exprs: ExprArena::new(),
+            exprs: Default::default(),
             payload,
             headers,
             webhook: None,
@@ -429,7 +429,7 @@ impl Checker<'_> {
                 .with_help("add `webhook \"/path\"`"),
             );
         }
-        out.exprs = arena;
+        out.exprs = std::sync::Arc::new(arena);
         out
     }
 }

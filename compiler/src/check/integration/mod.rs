@@ -278,7 +278,7 @@ impl Checker<'_> {
             module: self.modules[m].key.clone(),
             doc: ast.doc.clone(),
             builtin: self.integrations[i].builtin,
-            exprs: ExprArena::new(),
+            exprs: Default::default(),
             base_url: None,
             auth: None,
             rate_limit: None,
@@ -384,7 +384,7 @@ impl Checker<'_> {
                 ),
             }
         }
-        out.exprs = arena;
+        out.exprs = std::sync::Arc::new(arena);
         for a in 0..self.integrations[i].actions.len() {
             let action = self.lower_action(i, a);
             out.spans
@@ -673,7 +673,7 @@ impl Checker<'_> {
         );
         Some(ir::Notify {
             action: a as u32,
-            exprs: arena,
+            exprs: std::sync::Arc::new(arena),
             target,
             message,
             args,
@@ -701,7 +701,7 @@ impl Checker<'_> {
         );
         Some(ir::ActionCall {
             action: a as u32,
-            exprs: arena,
+            exprs: std::sync::Arc::new(arena),
             args,
         })
     }

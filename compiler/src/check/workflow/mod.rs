@@ -570,7 +570,7 @@ impl Checker<'_> {
             result,
             trigger,
             settings,
-            exprs: wf.arena,
+            exprs: std::sync::Arc::new(wf.arena),
             consts: inits.into_iter().map(|(_, c)| c).collect(),
             event,
             body,
