@@ -117,6 +117,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let scheduler = tokio::spawn(schedule::run(Arc::clone(&state), stop_rx.clone()));
     let rescuer = tokio::spawn(rescue(Arc::clone(&state), stop_rx.clone()));
+    tokio::spawn(metrics_upkeep(Arc::clone(&state), stop_rx.clone()));
     let signals = tokio::spawn(signals(Arc::clone(&state), stop_tx));
     if let Some(l) = metrics_listener {
         let router = app::metrics_router(Arc::clone(&state));
@@ -154,6 +155,18 @@ pub async fn serve(
 /// Top-level runs executing in this process (the metrics observer counts them).
 fn in_flight() -> i64 {
     metrics::RUNS_IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Every few seconds, folds the histogram samples recorded since into their buckets
+/// (without it, the exporter keeps every sample until `/metrics` is scraped, and a
+/// server nobody scrapes grows by every request it serves).
+async fn metrics_upkeep(state: Arc<app::Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => state.metrics.run_upkeep(),
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Every few seconds, resumes the unfinished runs of processes that died (another server
