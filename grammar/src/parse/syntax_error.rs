@@ -96,7 +96,15 @@ fn describe(rule: Rule) -> Option<Expectation> {
         Rule::setting_entry => e(
             "a setting `name = value`",
             2,
-            &["timeout", "priority", "concurrency", "retry"],
+            &[
+                "timeout",
+                "priority",
+                "concurrency",
+                "retry",
+                "catch_up",
+                "catch_up_within",
+                "overlap",
+            ],
         ),
         Rule::integration_setting => e("a setting `name = value`", 2, &[]),
         Rule::else_if | Rule::else_block => e("`else`", 3, &["else"]),
