@@ -122,6 +122,13 @@ fn run<J: Journal>(
     }
 }
 
+/// The write-ahead log of the SQLite database at `db` (`db` + `-wal`).
+pub fn wal_path(db: &std::path::Path) -> std::path::PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    std::path::PathBuf::from(wal)
+}
+
 /// Folds the write-ahead log into the database and truncates it (waiting, within the
 /// connection's busy timeout, for readers to leave older snapshots).
 fn fold_wal(conn: &Connection) {

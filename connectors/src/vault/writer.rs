@@ -126,12 +126,6 @@ impl Journal for VaultWrites {
 /// The vault's write-ahead log size past which its writer folds and empties it.
 const WAL_LIMIT: u64 = 16 << 20;
 
-fn wal_path(db: &Path) -> std::path::PathBuf {
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
-    std::path::PathBuf::from(wal)
-}
-
 /// Starts the vault's writer on its own connection.
 pub(super) fn spawn_writer(
     path: &Path,
@@ -153,7 +147,7 @@ pub(super) fn spawn_writer(
         // One audit row per call: at thousands of calls a second the log outgrows what
         // SQLite's automatic checkpoint can fold while the vault is read, and every
         // commit slows with it.
-        wal_limit: Some((wal_path(path), WAL_LIMIT)),
+        wal_limit: Some((group_commit::wal_path(path), WAL_LIMIT)),
     };
     group_commit::spawn(db, journal, options).map_err(|source| VaultError::Io {
         path: path.to_owned(),

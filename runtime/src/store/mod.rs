@@ -415,7 +415,7 @@ impl Store {
                 max_batch: MAX_BATCH,
                 linger: Linger::WaitForMore(LINGER),
                 immediate: true,
-                wal_limit: Some((wal_path(path), options.wal_limit)),
+                wal_limit: Some((group_commit::wal_path(path), options.wal_limit)),
             },
         )
         .map_err(|source| StoreError::Io {
@@ -845,8 +845,7 @@ impl Store {
     /// exit: the periodic checkpoint never runs in a process that lives a few
     /// milliseconds, and the next process to open the store reads the whole log first.
     pub fn fold_wal(&self) {
-        let mut wal = self.inner.path.clone().into_os_string();
-        wal.push("-wal");
+        let wal = group_commit::wal_path(&self.inner.path);
         let large = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_FOLD_BYTES);
         if !large {
             return;
@@ -1034,10 +1033,4 @@ fn checkpoint_loop(path: &Path, options: &StoreOptions, store: std::sync::Weak<I
         }
         let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
-}
-
-fn wal_path(db: &Path) -> PathBuf {
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
-    PathBuf::from(wal)
 }
