@@ -523,3 +523,82 @@ fn oversized_bodies_and_request_floods_are_refused_with_their_codes() {
     // Errors never carry a store path or a stack trace.
     assert!(!limited.text.contains("flow.db") && !limited.text.contains("panicked"));
 }
+
+#[test]
+fn malformed_requests_get_json_errors_and_the_key_is_checked_first() {
+    let (dir, _counter, key) = setup("malformed", false);
+    // A run started by `flow run` records no trigger: `trigger=cli` selects it.
+    let (code, _, err) = flow(
+        &dir,
+        &[
+            "run",
+            "app.flow",
+            "--workflow",
+            "greet",
+            "--input",
+            r#"{"name":"cli"}"#,
+            "--store",
+            "flow.db",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let server = Server::start(&dir, &["--max-body", "256"]);
+    let c = client();
+    let get = |path: &str, key: Option<&str>| c.send("GET", &server.url(path), key, &[], None);
+    // No key: 401 even when the query or the path is malformed too.
+    for path in ["/api/v1/runs?limit=abc", "/api/v1/runs?trigger=nope"] {
+        assert_eq!(get(path, None).status, 401, "{path}");
+    }
+    let posted = |path: &str, key: Option<&str>| c.send("POST", &server.url(path), key, &[], None);
+    assert_eq!(posted("/api/v1/runs/cancel?limit=-1", None).status, 401);
+    assert_eq!(posted("/api/v1/deployments/abc/rollback", None).status, 401);
+    // With a key: 400 with a stable code, the parameter and what it should be.
+    for (path, says) in [
+        ("/api/v1/runs?limit=-5", "page size"),
+        ("/api/v1/runs?limit=abc", "page size"),
+        ("/api/v1/runs?trigger=nope", "not a trigger"),
+        ("/api/v1/deliveries?limit=abc", "page size"),
+        ("/api/v1/deliveries?limt=5", "unknown parameter"),
+    ] {
+        let r = get(path, Some(&key));
+        assert_eq!(r.status, 400, "{path}: {}", r.text);
+        assert_eq!(r.json()["error"]["code"], "invalid_query", "{path}");
+        assert!(r.text.contains(says), "{path}: {}", r.text);
+    }
+    let r = posted("/api/v1/deployments/abc/rollback", Some(&key));
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json()["error"]["code"], "invalid_path");
+    let cli = get("/api/v1/runs?trigger=cli", Some(&key)).json();
+    let runs = cli["runs"].as_array().expect("a page of runs");
+    assert_eq!(runs.len(), 1, "{cli}");
+    assert_eq!(runs[0]["output"], "hello cli");
+    // What axum answers by itself is JSON too: a wrong method keeps its `Allow`.
+    let r = c.send("DELETE", &server.url("/api/v1/runs"), Some(&key), &[], None);
+    assert_eq!(r.status, 405);
+    assert_eq!(
+        r.json()["error"]["code"],
+        "method_not_allowed",
+        "{}",
+        r.text
+    );
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(1000));
+    let r = c.send(
+        "POST",
+        &server.url("/api/v1/workflows/greet/runs"),
+        Some(&key),
+        &[],
+        Some(big.into_bytes()),
+    );
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"]["code"], "body_too_large", "{}", r.text);
+    // Made-up hook paths share one rate-limit bucket instead of one each.
+    assert_eq!(server.stop(), 0);
+    let server = Server::start(&dir, &["--rate-limit", "3"]);
+    let posted = |path: &str| c.send("POST", &server.url(path), None, &[], None);
+    let statuses: Vec<u16> = (0..8)
+        .map(|i| posted(&format!("/hooks/scan-{i}")).status)
+        .collect();
+    assert_eq!(statuses[0], 404, "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+}

@@ -136,6 +136,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             state.options.request_timeout,
         ))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
 }
 
@@ -183,6 +184,49 @@ fn metrics_text(state: &Shared) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// Gives the errors axum and tower answer by themselves (`405`, `408`, `413`, a body
+/// extractor's `400` or `415`) the JSON body and stable `code` of every other error;
+/// `Allow` and the other headers are kept.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this endpoint does not take that method; `Allow` lists the ones it takes",
+        ),
+        StatusCode::REQUEST_TIMEOUT => {
+            ("timeout", "the request took longer than the server allows")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body_too_large",
+            "the body is larger than the server's limit (`--max-body`)",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "the body's content type is not one this endpoint reads",
+        ),
+        s if s.is_server_error() => ("internal", "the server failed; its log has the detail"),
+        _ => ("invalid_request", "the request is malformed"),
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let mut answer = ApiError::new(status, code, message).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 async fn not_found() -> ApiError {

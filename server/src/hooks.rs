@@ -42,6 +42,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_by_at ON deliveries(at);
 ";
 
+/// How many refused or unmatched deliveries the log keeps: the newest ones.
+pub const KEPT: i64 = 100_000;
+/// The log drops what is past `KEPT` once every this many rows.
+const PRUNE_EVERY: i64 = 1_000;
+
 pub async fn prepare(store: &Store) -> Result<(), StoreError> {
     store.write_with(|conn| conn.execute_batch(TABLE)).await
 }
@@ -104,7 +109,12 @@ async fn record(
             conn.execute(
                 "INSERT INTO deliveries (at, path, status, outcome, reason, delivery_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![row.0, row.1, row.2, row.3, row.4, row.5],
-            )
+            )?;
+            let id = conn.last_insert_rowid();
+            if id % PRUNE_EVERY == 0 {
+                conn.execute("DELETE FROM deliveries WHERE id <= ?1", [id - KEPT])?;
+            }
+            Ok(())
         })
         .await;
     if let Err(e) = written {
@@ -138,12 +148,20 @@ async fn receive_at(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if let Err(e) = state.limits.check(&format!("hook:{path}")) {
+    let d = state.deployment();
+    // Paths nothing serves share one bucket, so that a scan of made-up paths cannot
+    // claim a limit of its own for each.
+    let served = d.hooks.contains_key(path) || d.events.contains_key(path);
+    let bucket = if served {
+        format!("hook:{path}")
+    } else {
+        "hook:(unmatched)".to_owned()
+    };
+    if let Err(e) = state.limits.check(&bucket) {
         count("rate_limited");
         return Err(e);
     }
     let wait = wait_of(query, state)?;
-    let d = state.deployment();
     if let Some(hook) = d.hooks.get(path) {
         return plain(state, path, hook.clone(), headers, &body, wait).await;
     }

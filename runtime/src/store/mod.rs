@@ -651,9 +651,14 @@ impl Store {
                     .collect();
                 sql.push_str(&format!(" AND status IN ({})", marks.join(", ")));
             }
-            if let Some(t) = &filter.trigger {
-                args.push(Box::new(t.clone()));
-                sql.push_str(&format!(" AND trigger = ?{}", args.len()));
+            match filter.trigger.as_deref() {
+                // `flow run` records no trigger: the CLI is what started a run without one.
+                Some("cli") => sql.push_str(" AND trigger IS NULL"),
+                Some(t) => {
+                    args.push(Box::new(t.to_owned()));
+                    sql.push_str(&format!(" AND trigger = ?{}", args.len()));
+                }
+                None => {}
             }
             if let Some(u) = filter.until {
                 args.push(Box::new(u));

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use flow_ir::artefact::Artefact;
 use serde_json::json;
 
-use crate::api::runs::pairs;
+use crate::api::runs::{page_size, pairs};
 use crate::app::{AppState, Shared, authorize};
 use crate::deployment::{self, DeployError};
 use crate::error::ApiError;
@@ -156,10 +156,16 @@ pub async fn deploy(
 /// again, as a new version.
 pub async fn rollback(
     State(state): State<AppState>,
-    Path(version): Path<i64>,
+    Path(version): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Scope::Admin, None)?;
+    let version: i64 = version.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_path",
+            format!("`{version}` is not a deployment version (a whole number)"),
+        )
+    })?;
     let artefacts =
         deployment::artefacts_of(state.engine.store(), version).map_err(deploy_error)?;
     let new = redeploy(&state, artefacts, &format!("rollback to {version}")).await?;
@@ -208,12 +214,22 @@ pub async fn deliveries(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Scope::Admin, None)?;
-    let limit = pairs(query.as_deref())
-        .into_iter()
-        .find(|(k, _)| k == "limit")
-        .and_then(|(_, v)| v.parse::<u32>().ok())
-        .unwrap_or(100)
-        .clamp(1, 1000);
+    let mut limit = 100;
+    for (k, v) in pairs(query.as_deref()) {
+        match k.as_str() {
+            "limit" => {
+                limit = page_size(&v, 1000).map_err(|m| {
+                    ApiError::bad_request("invalid_query", format!("`limit={v}`: {m}"))
+                })? as u32
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("`{k}`: unknown parameter; the only one is limit"),
+                ));
+            }
+        }
+    }
     let list = hooks::recorded(state.engine.store(), limit)?;
     Ok(axum::Json(json!({ "deliveries": list })).into_response())
 }

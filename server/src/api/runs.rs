@@ -303,6 +303,27 @@ pub(crate) fn pairs(query: Option<&str>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// What a run's `trigger` may be: `cli` selects runs started by `flow run` (they record
+/// none).
+const TRIGGERS: [&str; 5] = ["api", "schedule", "webhook", "event", "cli"];
+
+/// A page size from a query: a whole number, `0` read as `1` and anything above `max`
+/// as `max`; a negative number or text is refused.
+pub(crate) fn page_size(text: &str, max: u64) -> Result<u64, String> {
+    match text.parse::<i128>() {
+        Ok(n) if n >= 0 => Ok((n.min(max as i128) as u64).max(1)),
+        _ => Err(format!("not a page size (a whole number, at most {max})")),
+    }
+}
+
+/// The `workflow` a query names, for the key check made before the query is parsed.
+pub(crate) fn workflow_of(query: Option<&str>) -> Option<String> {
+    pairs(query)
+        .into_iter()
+        .find(|(k, _)| k == "workflow")
+        .map(|(_, v)| v)
+}
+
 /// The filter of `GET /api/v1/runs` and `POST /api/v1/runs/cancel`.
 fn filter_of(query: Option<&str>) -> Result<RunFilter, ApiError> {
     let mut f = RunFilter {
@@ -316,7 +337,12 @@ fn filter_of(query: Option<&str>) -> Result<RunFilter, ApiError> {
             "status" => f.statuses.push(RunStatus::parse(&v).ok_or_else(|| {
                 bad("not a status (pending, running, waiting, completed, failed, cancelled)")
             })?),
-            "trigger" => f.trigger = Some(v.clone()),
+            "trigger" => {
+                if !TRIGGERS.contains(&v.as_str()) {
+                    return Err(bad("not a trigger (api, schedule, webhook, event, cli)"));
+                }
+                f.trigger = Some(v.clone())
+            }
             "since" => {
                 f.since = Some(
                     instant(&v).ok_or_else(|| bad("not an RFC 3339 time or Unix milliseconds"))?,
@@ -327,10 +353,7 @@ fn filter_of(query: Option<&str>) -> Result<RunFilter, ApiError> {
                     instant(&v).ok_or_else(|| bad("not an RFC 3339 time or Unix milliseconds"))?,
                 )
             }
-            "limit" => {
-                let n: u64 = v.parse().map_err(|_| bad("not a number"))?;
-                f.limit = Some(n.clamp(1, MAX_PAGE));
-            }
+            "limit" => f.limit = Some(page_size(&v, MAX_PAGE).map_err(|m| bad(&m))?),
             "cursor" => {
                 f.after = Some(cursor(&v).ok_or_else(|| bad("not a cursor this server gave"))?)
             }
@@ -365,13 +388,13 @@ pub async fn list(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut filter = filter_of(query.as_deref())?;
     let key = authorize(
         &state,
         &headers,
         Scope::RunsRead,
-        filter.workflow.as_deref(),
+        workflow_of(query.as_deref()).as_deref(),
     )?;
+    let mut filter = filter_of(query.as_deref())?;
     let limit = filter.limit.unwrap_or(50);
     filter.limit = Some(limit + 1);
     let store = state.engine.store().clone();
@@ -488,13 +511,13 @@ pub async fn cancel_many(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut filter = filter_of(query.as_deref())?;
     let key = authorize(
         &state,
         &headers,
         Scope::RunsWrite,
-        filter.workflow.as_deref(),
+        workflow_of(query.as_deref()).as_deref(),
     )?;
+    let mut filter = filter_of(query.as_deref())?;
     if filter.workflow.is_none() && filter.trigger.is_none() && filter.statuses.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_query",
