@@ -18,6 +18,8 @@ use crate::exec;
 use crate::invoke::Connector;
 use crate::prepared::Prepared;
 use crate::run::{Created, EngineConfig, Observer, RunOutcome, RunStart, Services, Slot};
+use tracing::Instrument;
+
 use crate::store::{Lease, RunKey, RunOrigin, RunRow, RunStatus, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -264,7 +266,9 @@ impl Engine {
             .unwrap_or_default();
         let (run_id, key) = (start.run_id.clone(), start.key);
         let inner = Arc::clone(&self.inner);
-        let join = tokio::spawn(async move { inner.admit_and_drive(start).await });
+        // The task carries the caller's span, the parent of the run's own.
+        let join =
+            tokio::spawn(async move { inner.admit_and_drive(start).await }.in_current_span());
         RunHandle {
             run_id,
             key,

@@ -9,7 +9,8 @@
 //!   schema migrations (`migrate`);
 //! - [`invoke`]: the [`Connector`] boundary every action implementation plugs into;
 //! - [`builtins`]: the native `http`, `file` and `console` integrations;
-//! - [`policy`], [`error`]: retry math, error kinds and the `err` record.
+//! - [`policy`], [`error`]: retry math, error kinds and the `err` record;
+//! - [`trace`]: the spans of a run, its step attempts and its HTTP calls, for traces.
 
 pub mod admission;
 pub mod attempt;
@@ -28,6 +29,7 @@ pub mod report;
 pub mod run;
 pub mod store;
 pub mod testing;
+pub mod trace;
 
 use std::time::Duration;
 

@@ -129,7 +129,8 @@ pub fn router(state: AppState) -> Router {
     if state.options.metrics_on_main {
         api = api.route("/metrics", get(metrics_with_key));
     }
-    api.fallback(not_found)
+    api.route_layer(axum::middleware::from_fn(traced))
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.options.body_limit))
         .layer(axum::middleware::from_fn(crate::metrics::count_requests))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -184,6 +185,44 @@ fn metrics_text(state: &Shared) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// The span of a request, when traces are exported ([`flow_runtime::trace`]): a child of
+/// the caller's W3C `traceparent`, and the parent of the runs the request starts.
+async fn traced(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if !flow_runtime::trace::enabled() {
+        return next.run(request).await;
+    }
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let method = request.method().clone();
+    let span = tracing::info_span!(
+        target: "flow::trace",
+        "request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    if let Some(parent) = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+    {
+        flow_runtime::trace::adopt(&span, parent);
+    }
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        flow_runtime::trace::record_error(&span);
+    }
+    response
 }
 
 /// Gives the errors axum and tower answer by themselves (`405`, `408`, `413`, a body

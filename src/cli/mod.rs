@@ -15,6 +15,7 @@ mod runs;
 mod serve;
 mod sources;
 mod stats;
+mod telemetry;
 mod test;
 
 use std::process::ExitCode;
@@ -169,44 +170,9 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Exit status for usage and I/O errors.
 pub const EXIT_USAGE: u8 = 2;
 
-/// What the libraries log (a write that failed in the background, a slow flush) goes to
-/// standard error: warnings and errors by default, `FLOW_LOG=info|debug|trace|error|off`
-/// to change that; coloured only on a terminal.
-fn init_log(color: ColorChoice, command: &Command) {
-    let (default, json) = match command {
-        Command::Serve(s) => (tracing::Level::INFO, s.log_format == serve::LogFormat::Json),
-        _ => (tracing::Level::WARN, false),
-    };
-    let level = match std::env::var("FLOW_LOG").as_deref().map(str::trim) {
-        Ok("off") => return,
-        Ok("error") => tracing::Level::ERROR,
-        Ok("info") => tracing::Level::INFO,
-        Ok("debug") => tracing::Level::DEBUG,
-        Ok("trace") => tracing::Level::TRACE,
-        Ok("warn") => tracing::Level::WARN,
-        _ => default,
-    };
-    let ansi = color.enabled(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if json {
-        let _ = tracing_subscriber::fmt()
-            .json()
-            .with_writer(std::io::stderr)
-            .with_max_level(level)
-            .try_init();
-        return;
-    }
-    // A second call (there is none) would fail harmlessly: the first subscriber stays.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_ansi(ansi)
-        .without_time()
-        .try_init();
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_log(cli.color, &cli.command);
+    let _telemetry = telemetry::init(cli.color, &cli.command);
     let result = match cli.command {
         Command::Check(args) => check::run(args, cli.color),
         Command::Eval(args) => eval::run(args, cli.color),

@@ -8,8 +8,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const FLOW: &str = env!("CARGO_BIN_EXE_flow");
@@ -57,6 +57,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(dir, extra, &[])
+    }
+
+    /// A server with more environment variables.
+    pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut args = vec![
             "serve",
             "app.flow",
@@ -74,6 +79,7 @@ impl Server {
             .env("NO_COLOR", "1")
             .env("FLOW_VAULT_KEY", VAULT_KEY)
             .env("FLOW_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -198,10 +204,31 @@ pub mod web {
     }
 }
 
-/// A counting HTTP server on 127.0.0.1: answers every request `200 {"ok": true}`.
+/// A counting HTTP server on 127.0.0.1: answers every request `200 {"ok": true}` (an
+/// OTLP export under `/v1/`: `200` with an empty protobuf), and keeps what it received.
 pub struct Counter {
     pub port: u16,
     pub hits: Arc<AtomicUsize>,
+    pub seen: Arc<Mutex<Vec<Received>>>,
+}
+
+/// A request the counter received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// `GET /greet HTTP/1.1`
+    pub line: String,
+    /// Names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Counter {
@@ -209,10 +236,13 @@ impl Counter {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let hits = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
         let counted = Arc::clone(&hits);
+        let kept = Arc::clone(&seen);
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
                 let counted = Arc::clone(&counted);
+                let kept = Arc::clone(&kept);
                 std::thread::spawn(move || {
                     let mut stream = stream;
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -222,6 +252,7 @@ impl Counter {
                         if reader.read_line(&mut line).unwrap_or(0) == 0 {
                             return;
                         }
+                        let mut headers = Vec::new();
                         loop {
                             let mut h = String::new();
                             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -230,6 +261,9 @@ impl Counter {
                             if h == "\r\n" {
                                 break;
                             }
+                            if let Some((k, v)) = h.split_once(':') {
+                                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                            }
                             if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:")
                             {
                                 length = v.trim().parse().unwrap_or(0);
@@ -237,18 +271,28 @@ impl Counter {
                         }
                         let mut body = vec![0; length];
                         let _ = reader.read_exact(&mut body);
+                        let otlp = line.starts_with("POST /v1/");
+                        kept.lock().unwrap().push(Received {
+                            line: line.trim_end().to_owned(),
+                            headers,
+                            body,
+                        });
                         counted.fetch_add(1, Ordering::SeqCst);
-                        let answer = "{\"ok\":true}";
+                        let (kind, answer) = if otlp {
+                            ("application/x-protobuf", "")
+                        } else {
+                            ("application/json", "{\"ok\":true}")
+                        };
                         let _ = write!(
                             stream,
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                            "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n{answer}",
                             answer.len()
                         );
                     }
                 });
             }
         });
-        Counter { port, hits }
+        Counter { port, hits, seen }
     }
 }
 

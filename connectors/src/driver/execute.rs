@@ -3,6 +3,7 @@
 //! against `error_when` and its declared type, and the `result` extracted.
 
 use super::*;
+use tracing::Instrument;
 
 impl Driver {
     #[allow(clippy::too_many_arguments)]
@@ -576,10 +577,14 @@ impl Driver {
         }
         let method = reqwest::Method::from_bytes(out.method.as_str().as_bytes())
             .unwrap_or(reqwest::Method::GET);
+        let span = flow_runtime::trace::client_span(method.as_str(), url.as_ref());
         let mut rb = self
             .client
             .request(method, url.as_ref())
             .timeout(out.timeout);
+        if let Some(parent) = flow_runtime::trace::traceparent(&span) {
+            rb = rb.header("traceparent", parent);
+        }
         for (k, v) in &headers {
             let Ok(mut value) = reqwest::header::HeaderValue::from_str(v.text()) else {
                 return Err(StepError::validation(format!(
@@ -593,11 +598,12 @@ impl Driver {
             rb = rb.body(body);
         }
         let started = Instant::now();
-        let mut resp = rb
-            .send()
-            .await
-            .map_err(|e| transport_error(name, e, conn))?;
+        let mut resp = rb.send().instrument(span.clone()).await.map_err(|e| {
+            flow_runtime::trace::record_error(&span);
+            transport_error(name, e, conn)
+        })?;
         let status = resp.status().as_u16();
+        flow_runtime::trace::record_status(&span, status);
         let final_url = resp.url().as_str().to_owned();
         // The headers are moved out of the response, not copied.
         let headers = std::mem::take(resp.headers_mut());

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
+use tracing::Instrument;
 
 use crate::error::{StepError, kind_for_status};
 
@@ -44,7 +45,11 @@ pub async fn call(
         str_arg(args, "url")?.ok_or_else(|| StepError::validation("http call without `url`"))?;
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| StepError::validation(format!("invalid URL `{url}`: {e}")))?;
+    let span = crate::trace::client_span(method.as_str(), url);
     let mut req = client.request(method, parsed);
+    if let Some(parent) = crate::trace::traceparent(&span) {
+        req = req.header("traceparent", parent);
+    }
     if let Some(query) = map_arg(args, "query")? {
         let pairs: Vec<(String, String)> = query
             .iter()
@@ -84,8 +89,12 @@ pub async fn call(
         _ => Vec::new(),
     };
 
-    let response = req.send().await.map_err(|e| transport_error(url, &e))?;
+    let response = req.send().instrument(span.clone()).await.map_err(|e| {
+        crate::trace::record_error(&span);
+        transport_error(url, &e)
+    })?;
     let status = response.status().as_u16();
+    crate::trace::record_status(&span, status);
     let final_url = response.url().to_string();
     let mut headers = Map::new();
     for (name, value) in response.headers() {

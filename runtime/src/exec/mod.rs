@@ -31,6 +31,7 @@ use flow_ir::program::{ConstOr, Nanos, StmtId, StmtKind, Workflow, WorkflowId};
 use serde_json::Value as Json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::admission::Permit;
 use crate::error::{ErrorKind, StepError};
@@ -50,6 +51,38 @@ pub(crate) async fn drive(
     start: RunStart,
     slot: Option<Slot>,
 ) -> RunOutcome {
+    if !crate::trace::enabled() {
+        return drive_run(services, start, slot).await;
+    }
+    // The run's span: a child of whatever started it (an API request, a webhook
+    // delivery, the parent run's step), a root for a scheduled tick or a recovery.
+    let name = start
+        .program
+        .program
+        .workflow(start.workflow)
+        .map(|w| w.name.clone())
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        target: "flow::trace",
+        "run",
+        otel.name = %format!("run {name}"),
+        otel.status_code = tracing::field::Empty,
+        flow.run_id = %start.run_id,
+        flow.workflow = %name,
+        flow.resumed = start.resumed,
+        flow.status = tracing::field::Empty,
+    );
+    let outcome = drive_run(services, start, slot)
+        .instrument(span.clone())
+        .await;
+    span.record("flow.status", outcome.status.as_str());
+    if outcome.status == RunStatus::Failed {
+        crate::trace::record_error(&span);
+    }
+    outcome
+}
+
+async fn drive_run(services: Arc<Services>, start: RunStart, slot: Option<Slot>) -> RunOutcome {
     let RunStart {
         program,
         workflow: wf,
@@ -96,6 +129,7 @@ pub(crate) async fn drive(
         child,
         seq: AtomicU32::new(replay.next_seq),
         unsynced_clock: AtomicBool::new(false),
+        span: tracing::Span::current(),
     });
     let now = services.clock.now_millis();
     let started_at = created_at.unwrap_or(now);
@@ -203,6 +237,8 @@ struct RunShared {
     /// A `now()` reading was journaled without waiting for it: the next call waits for
     /// the journal first, so a resumed run calls with the same arguments.
     unsynced_clock: AtomicBool,
+    /// The run's span ([`crate::trace`]): the parent of its step attempts' spans.
+    span: tracing::Span,
 }
 
 impl RunShared {

@@ -19,6 +19,7 @@ use crate::invoke::{ActionCall, CallContext};
 use crate::policy::RetryPolicy;
 use crate::run::{Created, Progress, RunStart};
 use crate::store::{EventKind, RunOrigin, RunStatus, StoreError};
+use tracing::Instrument;
 
 impl Exec {
     pub(super) fn const_nanos(
@@ -456,14 +457,22 @@ async fn run_step(
                     };
                     let connector = Arc::clone(&connector);
                     let call = &call;
-                    async move { connector.invoke(call, &ctx).await }
+                    let span = attempt_span(&shared, &key, &action_name, attempt);
+                    async move {
+                        let result = connector.invoke(call, &ctx).instrument(span.clone()).await;
+                        if result.is_err() {
+                            crate::trace::record_error(&span);
+                        }
+                        result
+                    }
                 },
             )
             .await
         }
         Call::Child(wf, input) => {
             observer.started(first).await;
-            let child = run_child(&shared, wf, input, &key);
+            let span = attempt_span(&shared, &key, &action_name, first);
+            let child = run_child(&shared, wf, input, &key).instrument(span.clone());
             // A `timeout` on a `run` step bounds the child run; the child stays journaled
             // and is picked up again if the parent runs the step again.
             let r = match step.timeout {
@@ -487,6 +496,7 @@ async fn run_step(
             match r {
                 Ok(v) => Ok((v, first)),
                 Err(mut e) => {
+                    crate::trace::record_error(&span);
                     e.attempts = first;
                     observer.failed(first, &e, true).await;
                     Err(e)
@@ -521,6 +531,23 @@ async fn run_step(
             Err(e)
         }
     }
+}
+
+/// The span of one attempt of a step, under its run's span ([`crate::trace`]).
+fn attempt_span(shared: &RunShared, key: &str, action: &str, attempt: u32) -> tracing::Span {
+    if !crate::trace::enabled() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        target: "flow::trace",
+        parent: &shared.span,
+        "step",
+        otel.name = %format!("step {key}"),
+        otel.status_code = tracing::field::Empty,
+        flow.step = %key,
+        flow.action = %action,
+        flow.attempt = attempt,
+    )
 }
 
 /// Runs (or finishes, or reads the outcome of) the child run of a `run` step: one child
