@@ -358,6 +358,7 @@ impl Renderer<'_> {
                         .unwrap_or("?")
                 )
             }
+            StepCall::Signal { name } => format!("wait signal {name:?}"),
         };
         if step.name.starts_with("notify#") {
             call

@@ -378,25 +378,48 @@ pub enum StepCall {
         args: Vec<Arg>,
         span: Span,
     },
+    /// `wait signal("name") as T` (a signal sent to the run) or
+    /// `wait integration.event(args) when COND` (a delivery of an integration's event).
+    Wait {
+        target: Path,
+        args: Vec<Arg>,
+        /// The payload's type (`as T`); without it, `dyn`.
+        as_type: Option<TypeExpr>,
+        /// Which delivery the run takes (event waits).
+        when: Option<Expr>,
+        span: Span,
+    },
 }
 
 impl StepCall {
     pub fn target(&self) -> &Path {
         match self {
-            StepCall::Action { target, .. } | StepCall::Workflow { target, .. } => target,
+            StepCall::Action { target, .. }
+            | StepCall::Workflow { target, .. }
+            | StepCall::Wait { target, .. } => target,
         }
     }
 
     pub fn args(&self) -> &[Arg] {
         match self {
-            StepCall::Action { args, .. } | StepCall::Workflow { args, .. } => args,
+            StepCall::Action { args, .. }
+            | StepCall::Workflow { args, .. }
+            | StepCall::Wait { args, .. } => args,
         }
     }
 
     pub fn span(&self) -> Span {
         match self {
-            StepCall::Action { span, .. } | StepCall::Workflow { span, .. } => *span,
+            StepCall::Action { span, .. }
+            | StepCall::Workflow { span, .. }
+            | StepCall::Wait { span, .. } => *span,
         }
+    }
+
+    /// Whether this is `wait signal(...)`: a wait whose target is the single name `signal`.
+    pub fn is_signal_wait(&self) -> bool {
+        matches!(self, StepCall::Wait { target, .. }
+            if target.segments.len() == 1 && target.segments[0].name == "signal")
     }
 }
 

@@ -271,6 +271,19 @@ impl SpansMut for StepCall {
                 args.for_each_span(f);
                 f(span);
             }
+            StepCall::Wait {
+                target,
+                args,
+                as_type,
+                when,
+                span,
+            } => {
+                target.for_each_span(f);
+                args.for_each_span(f);
+                as_type.for_each_span(f);
+                when.for_each_span(f);
+                f(span);
+            }
         }
     }
 }

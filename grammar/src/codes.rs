@@ -139,6 +139,8 @@ registry! {
     UNKNOWN_ERROR_KIND = "E3014", "unknown error kind";
     MISPLACED_DECLARATION = "E3015", "`on` or `settings` inside a block";
     EVENT_WITHOUT_WEBHOOK = "E3016", "event has no webhook";
+    INVALID_WAIT = "E3017", "invalid wait for a signal or an event";
+    SIGNAL_TYPE_CONFLICT = "E3018", "one signal waited for with two types";
     // ---- E40xx: compiled artefacts
     ARTEFACT_NOT_FLOWC = "E4000", "not a compiled Flow program";
     ARTEFACT_VERSION = "E4001", "compiled program of another format version";

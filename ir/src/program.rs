@@ -38,7 +38,7 @@ use crate::types::Type;
 
 /// Version of this IR's shape; part of the `.flowc` header. Bumped on any change that an
 /// older reader could misread.
-pub const IR_VERSION: u32 = 3;
+pub const IR_VERSION: u32 = 4;
 
 /// Nanoseconds, as durations are everywhere in Flow.
 pub type Nanos = i64;
@@ -205,6 +205,28 @@ impl Workflow {
 
     pub fn step(&self, id: StepId) -> Option<&Step> {
         self.steps.get(id.index())
+    }
+
+    /// The payload type of the signal `name`, when the workflow waits for it (the checker
+    /// gives every wait for one name the same type).
+    pub fn signal_type(&self, name: &str) -> Option<&Type> {
+        self.steps.iter().find_map(|s| match &s.call {
+            StepCall::Signal { name: n } if n == name => Some(&s.result),
+            _ => None,
+        })
+    }
+
+    /// The names of the signals the workflow waits for, in declaration order.
+    pub fn signals(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for s in &self.steps {
+            if let StepCall::Signal { name } = &s.call {
+                if !names.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+        }
+        names
     }
 
     pub fn step_by_name(&self, name: &str) -> Option<(StepId, &Step)> {
@@ -470,6 +492,9 @@ pub enum StepCall {
         target: ExprId,
         message: ExprId,
     },
+    /// `wait signal("name") as T`: the run parks until a signal of that name is sent to
+    /// it; the step's value is the payload, of type [`Step::result`] (`dyn` without `as`).
+    Signal { name: String },
 }
 
 // ------------------------------------------------------------------ integrations

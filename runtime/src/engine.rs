@@ -124,6 +124,7 @@ impl Engine {
                     config,
                     clock: Clock::system(),
                     observer,
+                    signals: crate::signals::SignalHub::new(),
                 }),
                 lease: Mutex::new(Some(lease)),
                 limits: Mutex::new(HashMap::new()),
@@ -275,6 +276,24 @@ impl Engine {
             workflow,
             join,
         }
+    }
+
+    /// Sends a signal to a run ([`crate::signals::send`]): checked against the type the
+    /// run's workflow waits for, stored, and the run woken if it waits in this process.
+    pub async fn signal(
+        &self,
+        request: crate::signals::SignalRequest,
+    ) -> Result<crate::signals::Sent, crate::signals::SignalError> {
+        let program_of = |run: &RunRow| {
+            self.program_of(run)
+                .map(|p| Arc::clone(&p.program))
+                .map_err(|e| e.to_string())
+        };
+        let now = self.inner.services.clock.now_millis();
+        let (key, sent) =
+            crate::signals::send(&self.inner.services.store, request, &program_of, now).await?;
+        self.inner.services.signals.wake(key);
+        Ok(sent)
     }
 
     /// The program a stored run executes, read from the store when not loaded here.

@@ -10,6 +10,7 @@
 //! - [`invoke`]: the [`Connector`] boundary every action implementation plugs into;
 //! - [`builtins`]: the native `http`, `file` and `console` integrations;
 //! - [`policy`], [`error`]: retry math, error kinds and the `err` record;
+//! - [`signals`]: sending signals to runs and waking the runs that wait for them;
 //! - [`trace`]: the spans of a run, its step attempts and its HTTP calls, for traces.
 
 pub mod admission;
@@ -27,6 +28,7 @@ pub mod policy;
 pub mod prepared;
 pub mod report;
 pub mod run;
+pub mod signals;
 pub mod store;
 pub mod testing;
 pub mod trace;

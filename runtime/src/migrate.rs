@@ -9,6 +9,8 @@
 //!   read stays as it was: its runs could not resume before either, and say so.
 //! - 2 → 3: runs record how they came to be (`trigger`, `event`, `actor`) and may carry a
 //!   `dedupe` key, unique among runs, which makes their creation idempotent.
+//! - 3 → 4: the `signals` table (signals sent to runs, kept until a `wait signal` step
+//!   takes them), created by the schema itself.
 
 use flow_ir::artefact::Artefact;
 use flow_ir::program::Program;

@@ -73,6 +73,12 @@ pub enum Progress {
         key: String,
         until_ms: i64,
     },
+    /// A step waits for a signal, until its timeout's instant if it has one.
+    WaitingForSignal {
+        key: String,
+        signal: String,
+        until_ms: Option<i64>,
+    },
     Log {
         message: String,
     },
@@ -123,6 +129,8 @@ pub(crate) struct Services {
     pub admission: Arc<Admission>,
     pub clock: Clock,
     pub observer: Arc<dyn Observer>,
+    /// This process's runs waiting for signals.
+    pub signals: Arc<crate::signals::SignalHub>,
 }
 
 /// A run's start arguments: which program and workflow, its identity in the store, its

@@ -309,7 +309,13 @@ async fn a_version_1_store_keeps_its_programs_as_artefacts_and_its_runs_resume()
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
+    // Version 4's signals table was created.
+    let signals: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM signals", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(signals, 0);
     // Version 3's columns were added: the old run has no origin.
     assert_eq!(run.origin, RunOrigin::default());
 

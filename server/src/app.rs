@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}", get(api::runs::show))
         .route("/api/v1/runs/{id}/events", get(api::runs::events))
         .route("/api/v1/runs/{id}/cancel", post(api::runs::cancel))
+        .route("/api/v1/runs/{id}/signals/{name}", post(api::signals::send))
         .route("/api/v1/schedules", get(api::admin::schedules))
         .route(
             "/api/v1/schedules/{workflow}/{action}",

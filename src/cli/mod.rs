@@ -13,6 +13,7 @@ mod remote;
 mod run;
 mod runs;
 mod serve;
+mod signal;
 mod sources;
 mod stats;
 mod telemetry;
@@ -163,6 +164,10 @@ pub enum Command {
 
     /// Webhook deliveries a server refused or could not match, with the reason.
     Deliveries(remote::DeliveriesArgs),
+
+    /// Send a signal to a run that waits for it (`wait signal("NAME") as T`), through a
+    /// store or a server; the payload is checked against `T` before it is stored.
+    Signal(signal::SignalArgs),
 }
 
 /// Exit status for a command that found errors in the user's input.
@@ -197,6 +202,7 @@ pub fn main() -> ExitCode {
         Command::Deployments(args) => remote::deployments(args, cli.color),
         Command::Schedules(args) => remote::schedules(args, cli.color),
         Command::Deliveries(args) => remote::deliveries(args, cli.color),
+        Command::Signal(args) => signal::run(args, cli.color),
     };
     match result {
         Ok(code) => code,

@@ -99,7 +99,13 @@ impl Client {
             } else {
                 let code = body["error"]["code"].as_str().unwrap_or("error");
                 let message = body["error"]["message"].as_str().unwrap_or("");
-                Err(miette!("the server answered {status}: [{code}] {message}"))
+                let at = match body["error"]["path"].as_str() {
+                    Some(path) => format!(" (at `{path}`)"),
+                    None => String::new(),
+                };
+                Err(miette!(
+                    "the server answered {status}: [{code}] {message}{at}"
+                ))
             }
         })
     }
@@ -335,6 +341,37 @@ pub fn run_remote(remote: RemoteArgs, workflow: &str, input: &Json) -> miette::R
         );
         Ok(ExitCode::from(EXIT_FAILURE))
     }
+}
+
+/// `flow signal --server`: sends a signal through the run API.
+pub fn signal_remote(
+    remote: RemoteArgs,
+    run: &str,
+    name: &str,
+    payload: &Json,
+    id: Option<&str>,
+    format: Format,
+) -> miette::Result<ExitCode> {
+    let client = Client::to(remote, format)?;
+    let mut path = format!(
+        "/api/v1/runs/{}/signals/{}",
+        url_encode(run),
+        url_encode(name)
+    );
+    if let Some(id) = id {
+        path.push_str(&format!("?id={}", url_encode(id)));
+    }
+    let v = client.call(reqwest::Method::POST, &path, Some(payload.clone()))?;
+    client.print(&v, |v| {
+        if v["duplicate"] == true {
+            println!(
+                "signal `{name}` was already sent to run {run} with this id; nothing new stored"
+            );
+        } else {
+            println!("signal `{name}` stored for run {run} (#{})", v["seq"]);
+        }
+    });
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `flow runs list|show|cancel --server`: the same commands over the run API.

@@ -65,7 +65,7 @@ impl Checker<'_> {
                     match &step.call {
                         StepCall::Action { action, .. } => note(action.integration),
                         StepCall::Notify { integration, .. } => note(*integration),
-                        StepCall::Workflow { .. } => {}
+                        StepCall::Workflow { .. } | StepCall::Signal { .. } => {}
                     }
                 }
                 if let Some(ir::Trigger {
@@ -150,6 +150,7 @@ impl Checker<'_> {
                     }
                     StepCall::Notify { integration, .. } => *integration = map_integ(*integration),
                     StepCall::Workflow { workflow, .. } => *workflow = map_wf(*workflow),
+                    StepCall::Signal { .. } => {}
                 }
             }
             if let Some(ir::Trigger {

@@ -244,6 +244,10 @@ impl Exec {
             self.fail_at(fi, err);
             return;
         }
+        if let StepCall::Signal { name } = &step.call {
+            self.start_signal_wait(fi, p, step, name, key, ckey);
+            return;
+        }
         let prepared = (|| -> Result<PreparedStep, StepError> {
             let call = match &step.call {
                 StepCall::Action { action, args } => {
@@ -273,6 +277,11 @@ impl Exec {
                         }
                     }
                     Call::Child(*workflow, Json::Object(input))
+                }
+                StepCall::Signal { .. } => {
+                    return Err(StepError::runtime(
+                        "internal error: a signal wait as a call",
+                    ));
                 }
             };
             let policy = match &step.retry {
@@ -661,6 +670,7 @@ pub(super) fn action_label(program: &flow_ir::program::Program, call: &StepCall)
             Some(w) => format!("run {}", w.name),
             None => String::from("unknown"),
         },
+        StepCall::Signal { name } => format!("signal {name}"),
     };
     Arc::from(text)
 }

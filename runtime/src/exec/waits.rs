@@ -1,13 +1,19 @@
 //! Durable timers (`wait D`, `wait until T`): the instant is journaled before the timer
 //! starts, a resumed run waits only for what is left; a run with nothing but timers in
-//! flight gives its admission slot back until one fires.
+//! flight gives its admission slot back until one fires. Signal waits (`step s = wait
+//! signal("name") as T timeout D`) park the same way: the step takes the oldest signal of
+//! its name from the store, or sleeps until one is stored or its deadline (journaled like
+//! a timer's instant) passes.
 
 use std::sync::Arc;
 
 use flow_expr::Value;
-use flow_ir::program::{StmtId, Wait};
+use flow_ir::program::{Step, StmtId, Wait};
+use flow_ir::types::Type;
 
-use super::{Exec, TaskDone, TaskResult, step_key};
+use super::steps::Journaling;
+use super::{Exec, RunShared, TaskDone, TaskResult, step_key};
+use crate::attempt::AttemptObserver;
 use crate::error::StepError;
 use crate::run::Progress;
 use crate::store::{EventKind, RunStatus};
@@ -114,5 +120,152 @@ impl Exec {
                 timer: true,
             }
         });
+    }
+
+    /// Starts a `wait signal(...)` step: its deadline (from `timeout`, journaled once so a
+    /// resumed run keeps it), then a task that takes the signal or fails at the deadline.
+    pub(super) fn start_signal_wait(
+        &mut self,
+        fi: usize,
+        p: usize,
+        step: &Step,
+        name: &str,
+        key: String,
+        ckey: &str,
+    ) {
+        let deadline_key = format!("{key}@timeout");
+        let known = self.replay.timers.get(&deadline_key).copied();
+        let deadline = match (known, &step.timeout) {
+            (Some(at), _) => Some(at),
+            (None, Some(t)) => match self.const_nanos(fi, t, ckey, "timeout") {
+                Ok(ns) => Some(
+                    self.shared
+                        .services
+                        .clock
+                        .now_millis()
+                        .saturating_add(ns / 1_000_000),
+                ),
+                Err(e) => {
+                    self.fail_at(fi, e);
+                    return;
+                }
+            },
+            (None, None) => None,
+        };
+        if let Some(at) = deadline {
+            self.wakes.insert((fi, p), at);
+        }
+        let shared = Arc::clone(&self.shared);
+        let name = name.to_owned();
+        let ty = step.result.clone();
+        let action = super::steps::action_label(&self.program, &step.call);
+        self.spawn_task(fi, true, async move {
+            if let (Some(at), None) = (deadline, known) {
+                shared
+                    .journal(
+                        EventKind::TimerSet,
+                        Some(&deadline_key),
+                        None,
+                        Some(at.to_string()),
+                        true,
+                    )
+                    .await;
+            }
+            let result = take_signal(&shared, &name, &key, &ty, &action, deadline).await;
+            TaskDone {
+                frame: fi,
+                pos: p,
+                result: TaskResult::Step(result),
+                timer: true,
+            }
+        });
+    }
+}
+
+/// Takes the signal for the step `key` (journaling its start, its value or its timeout),
+/// sleeping until one is stored or `deadline` passes.
+async fn take_signal(
+    shared: &RunShared,
+    name: &str,
+    key: &str,
+    ty: &Type,
+    action: &Arc<str>,
+    deadline: Option<i64>,
+) -> Result<Value, StepError> {
+    let mut observer = Journaling {
+        shared,
+        key,
+        action,
+        started: None,
+    };
+    observer.started(1).await;
+    shared.progress(&Progress::WaitingForSignal {
+        key: key.to_owned(),
+        signal: name.to_owned(),
+        until_ms: deadline,
+    });
+    let services = &shared.services;
+    let hub = Arc::clone(&services.signals);
+    let notify = hub.wait(&services.store, shared.key);
+    let outcome = loop {
+        // Armed before looking, so a signal stored meanwhile still wakes this step.
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match services.store.take_signal(shared.key, name, key).await {
+            Ok(Some(payload)) => {
+                let value = serde_json::from_str::<serde_json::Value>(&payload)
+                    .map_err(|e| e.to_string())
+                    .and_then(|json| Value::from_json(&json, ty).map_err(|e| e.to_string()));
+                break value.map_err(|e| {
+                    StepError::validation(format!(
+                        "the payload of signal `{name}` does not fit its type: {e}"
+                    ))
+                });
+            }
+            Ok(None) => {}
+            Err(e) => break Err(StepError::runtime(format!("journal: {e}"))),
+        }
+        let until_deadline = async {
+            match deadline {
+                Some(at) => tokio::time::sleep(services.clock.until_millis(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = until_deadline => {
+                break Err(StepError::timeout(format!(
+                    "no signal `{name}` arrived before the step's timeout"
+                )));
+            }
+        }
+    };
+    hub.done(shared.key);
+    match outcome {
+        Ok(value) => {
+            shared
+                .journal_durable(
+                    EventKind::StepSucceeded,
+                    Some(key),
+                    Some(1),
+                    Some(value.to_json().to_string()),
+                )
+                .await?;
+            shared.progress(&Progress::StepSucceeded {
+                step: key.to_owned(),
+                action: Arc::clone(action),
+                attempt: 1,
+                elapsed: observer.started.map(|s| s.elapsed()).unwrap_or_default(),
+                replayed: false,
+            });
+            Ok(value)
+        }
+        Err(mut e) => {
+            e.step = key.to_owned();
+            e.attempts = 1;
+            observer.failed(1, &e, true).await;
+            Err(e)
+        }
     }
 }

@@ -22,13 +22,14 @@ use crate::group_commit::{self, Journal, Linger, WriterOptions};
 
 mod journal;
 mod lease;
+mod signals;
 
 use journal::JournalWrites;
 pub use lease::Lease;
 
 /// The schema version this build writes (`PRAGMA user_version`); older stores are
 /// upgraded when opened (`migrate`).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Most records one transaction takes, so a flood of writes still commits regularly.
 const MAX_BATCH: usize = 8192;
@@ -81,6 +82,18 @@ CREATE TABLE IF NOT EXISTS events (
     data    TEXT,
     PRIMARY KEY (run, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signals (
+    id        INTEGER PRIMARY KEY,
+    run       INTEGER NOT NULL,
+    name      TEXT NOT NULL,
+    payload   TEXT NOT NULL,
+    signal_id TEXT,
+    at        INTEGER NOT NULL,
+    taken_by  TEXT
+);
+CREATE INDEX IF NOT EXISTS signals_untaken ON signals(run, name, id) WHERE taken_by IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS signals_by_sender_id ON signals(run, signal_id) WHERE signal_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS signals_taken ON signals(run, taken_by) WHERE taken_by IS NOT NULL;
 ";
 
 /// Errors of the store. Each names the file and says what to do.
@@ -829,6 +842,7 @@ impl Store {
                 }
             }
             conn.execute("DELETE FROM events WHERE run IN (SELECT id FROM temp.doomed)", [])?;
+            conn.execute("DELETE FROM signals WHERE run IN (SELECT id FROM temp.doomed)", [])?;
             conn.execute("DELETE FROM runs WHERE id IN (SELECT id FROM temp.doomed)", [])?;
             conn.execute(
                 "DELETE FROM programs WHERE hash NOT IN (SELECT DISTINCT program FROM runs)",

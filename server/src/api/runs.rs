@@ -410,7 +410,11 @@ pub async fn list(
 }
 
 /// The run named in a path, when the key may see it.
-fn run_for(state: &Shared, key: &crate::keys::Key, id: &str) -> Result<RunRow, ApiError> {
+pub(crate) fn run_for(
+    state: &Shared,
+    key: &crate::keys::Key,
+    id: &str,
+) -> Result<RunRow, ApiError> {
     let run = state
         .engine
         .store()

@@ -45,6 +45,8 @@ enum Target {
     Action(IntegIdx, usize),
     Workflow(WfIdx),
     Notify(IntegIdx),
+    /// `wait signal("name")`.
+    Signal(String),
     Unresolved,
 }
 
@@ -110,6 +112,8 @@ struct Wf {
     returned: Vec<Type>,
     settings_retry: Option<ir::Retry>,
     notify_count: usize,
+    /// Each signal's payload type and where it was first waited for.
+    signal_types: HashMap<String, (Type, Span)>,
     /// The body holds a statement that did not parse (an error node): what it read or
     /// returned is unknown, so warnings about unused names and a missing `return` are
     /// not given.
@@ -301,6 +305,7 @@ impl Checker<'_> {
             returned: Vec::new(),
             settings_retry: None,
             notify_count: 0,
+            signal_types: HashMap::new(),
             result_span: ast.result.as_ref().map(|t| t.span),
             children: HashMap::new(),
         };

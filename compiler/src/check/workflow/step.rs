@@ -1,5 +1,5 @@
-//! Steps: what a step calls (an action, a child workflow), its arguments and modifiers
-//! (`retry`, `after`, timeouts), and `notify` statements.
+//! Steps: what a step calls (an action, a child workflow, a signal it waits for), its
+//! arguments and modifiers (`retry`, `after`, timeouts), and `notify` statements.
 
 use super::*;
 
@@ -12,6 +12,7 @@ impl Checker<'_> {
     ) -> (Target, Type) {
         let path = step.call.target();
         match &step.call {
+            StepCall::Wait { .. } => self.resolve_wait(m, step),
             StepCall::Workflow { .. } => match self.resolve_path(m, None, &path.segments) {
                 Ok((Symbol::Workflow(target), def)) => {
                     let result = self.workflows[target].result.clone().unwrap_or(Type::Dyn);
@@ -93,6 +94,68 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+
+    /// `wait signal("name") as T`: the name a string literal, the type `T` (`dyn`
+    /// without `as`), no `when`; every wait for one name has the same type.
+    fn resolve_wait(&mut self, m: ModIdx, step: &ast::Step) -> (Target, Type) {
+        let StepCall::Wait {
+            target,
+            args,
+            as_type,
+            when,
+            span,
+        } = &step.call
+        else {
+            return (Target::Unresolved, Type::Error);
+        };
+        if !step.call.is_signal_wait() {
+            self.report(
+                Diagnostic::new(
+                    codes::INVALID_WAIT,
+                    target.span,
+                    format!(
+                        "waiting inside a run for an integration event (`wait {}(...)`) is not built yet",
+                        target.dotted()
+                    ),
+                )
+                .with_label("only `wait signal(\"name\")` is built")
+                .with_help("start a workflow from the event with `on INTEGRATION.EVENT(...)`, or have the sender send the run a signal"),
+            );
+            return (Target::Unresolved, Type::Error);
+        }
+        if let Some(w) = when {
+            self.report(
+                Diagnostic::new(codes::INVALID_WAIT, w.span, "a signal wait takes no `when`")
+                    .with_label("signals are sent to one run by its id")
+                    .with_help("remove `when ...`; check the payload in the steps that follow"),
+            );
+        }
+        let name = match args.as_slice() {
+            [a] if a.name.is_none() => match &a.value.kind {
+                ast::ExprKind::String(s) if valid_signal_name(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(name) = name else {
+            let at = args.first().map_or(*span, |a| a.value.span);
+            self.report(
+                Diagnostic::new(
+                    codes::INVALID_WAIT,
+                    at,
+                    "`wait signal(...)` takes one name, a string literal",
+                )
+                .with_label("expected a name such as \"approve\"")
+                .with_note("a signal name is 1 to 64 letters, digits, `_`, `-` or `.`; it is part of the run API's address"),
+            );
+            return (Target::Unresolved, Type::Error);
+        };
+        let ty = match as_type {
+            Some(t) => self.type_of(m, None, t),
+            None => Type::Dyn,
+        };
+        (Target::Signal(name), ty)
     }
 
     pub(super) fn lower_notify(
@@ -269,6 +332,33 @@ impl Checker<'_> {
                     false,
                 )
             }
+            Target::Signal(name) => {
+                // The name was read from the literal; nothing else to evaluate.
+                match wf.signal_types.get(name) {
+                    Some((other, first))
+                        if *other != Type::Error && ty != Type::Error && *other != ty =>
+                    {
+                        let (other, first) = (other.clone(), *first);
+                        self.report(
+                            Diagnostic::new(
+                                codes::SIGNAL_TYPE_CONFLICT,
+                                call_span,
+                                format!("signal `{name}` is waited for as {ty} here and as {other} before"),
+                            )
+                            .with_label(format!("as {ty}"))
+                            .with_secondary(first, format!("as {other}"))
+                            .with_note("a sender checks a signal's payload against one type, before any run takes it")
+                            .with_help("give every wait for this signal the same type, or use two signal names"),
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        wf.signal_types
+                            .insert(name.clone(), (ty.clone(), call_span));
+                    }
+                }
+                (ir::StepCall::Signal { name: name.clone() }, true)
+            }
             _ => {
                 for a in args {
                     check_in(
@@ -295,7 +385,26 @@ impl Checker<'_> {
         let mut timeout = None;
         let mut cache = None;
         let mut key = None;
+        let is_wait = matches!(target, Target::Signal(_));
         for modifier in &step.modifiers {
+            if is_wait
+                && !matches!(
+                    modifier.kind,
+                    ModifierKind::After(_) | ModifierKind::Timeout(_)
+                )
+            {
+                let keyword = modifier.kind.keyword();
+                self.report(
+                    Diagnostic::new(
+                        codes::INVALID_WAIT,
+                        modifier.span,
+                        format!("a signal wait takes no `{keyword}`"),
+                    )
+                    .with_label("nothing is called, so nothing is retried, cached or deduplicated")
+                    .with_help("a wait takes `timeout D` (how long to wait) and `after STEP`"),
+                );
+                continue;
+            }
             match &modifier.kind {
                 ModifierKind::After(names) => {
                     for n in names {
@@ -337,7 +446,7 @@ impl Checker<'_> {
         }
         let effective = match retry {
             Some((r, _)) => Some(r),
-            None if idempotent && !matches!(target, Target::Workflow(_)) => {
+            None if idempotent && !matches!(target, Target::Workflow(_) | Target::Signal(_)) => {
                 wf.settings_retry.clone()
             }
             None => None,
@@ -440,4 +549,12 @@ impl Checker<'_> {
             from_settings: false,
         }
     }
+}
+
+/// A signal name: 1 to 64 of `[A-Za-z0-9_.-]`, so it can stand in a URL path unescaped.
+fn valid_signal_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }

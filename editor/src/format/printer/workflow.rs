@@ -232,11 +232,21 @@ impl<'s> Printer<'s> {
             self.token("=")?,
             sp(),
         ];
-        if let StepCall::Workflow { .. } = step.call {
-            docs.extend([self.token("run")?, sp()]);
+        match step.call {
+            StepCall::Workflow { .. } => docs.extend([self.token("run")?, sp()]),
+            StepCall::Wait { .. } => docs.extend([self.token("wait")?, sp()]),
+            StepCall::Action { .. } => {}
         }
         docs.push(self.path(step.call.target())?);
         docs.push(self.args(step.call.args())?);
+        if let StepCall::Wait { as_type, when, .. } = &step.call {
+            if let Some(ty) = as_type {
+                docs.extend([sp(), self.token("as")?, sp(), self.type_expr(ty)?]);
+            }
+            if let Some(when) = when {
+                docs.extend([sp(), self.keyword_expr("when", when)?]);
+            }
+        }
         let mut modifiers = Vec::new();
         for modifier in &step.modifiers {
             modifiers.push(HARD);

@@ -472,6 +472,20 @@ pub fn completion(text: &str, offset: usize, names: &Names<'_>) -> Vec<Completio
         }
         return items;
     }
+    // `step x = wait ▮`: a step waits for a signal, not for a duration.
+    let step_wait = cx.last_word() == "wait"
+        && cx
+            .before
+            .len()
+            .checked_sub(2)
+            .and_then(|i| cx.before.get(i))
+            .is_some_and(|t| t.kind == TokenKind::Eq);
+    if step_wait {
+        let mut item = snippet_item("signal", "signal(\"${1:name}\") as ${2:dyn}");
+        item.detail = Some("wait for a signal sent to the run (`flow signal RUN NAME`)".into());
+        items.push(item);
+        return items;
+    }
     if DURATION_KEYWORDS.contains(&cx.last_word()) {
         for (i, d) in DURATIONS.iter().enumerate() {
             let mut item = simple(d, CompletionItemKind::VALUE, "duration");
@@ -756,6 +770,8 @@ fn resolve_chain(
                 let w = names.workflow(&target.segments.first()?.name)?;
                 (w.result.clone()?, None)
             }
+            // A signal's payload is what its `as T` says.
+            StepCall::Wait { as_type, .. } => (as_type.clone()?, None),
         }
     } else if let Some([integration, action]) = written {
         let (i, a) = names.action(integration, action)?;
@@ -865,6 +881,7 @@ fn steps_of(block: &Block) -> Vec<(String, String)> {
             let call = match &step.call {
                 StepCall::Action { target, .. } => target.dotted(),
                 StepCall::Workflow { target, .. } => format!("run {}", target.dotted()),
+                StepCall::Wait { target, .. } => format!("wait {}", target.dotted()),
             };
             steps.push((step.name.name.clone(), call));
         }

@@ -211,22 +211,38 @@ impl<'s> Builder<'s> {
         let name = self.ident(next(&mut inner)?);
         let call = next(&mut inner)?;
         let call_span = self.span(&call);
-        let is_run = call.as_rule() == Rule::run_call;
+        let rule = call.as_rule();
         let mut parts = call.into_children();
         let target = self.path(next(&mut parts)?);
         let args = self.args(next(&mut parts)?)?;
-        let call = if is_run {
-            StepCall::Workflow {
+        let call = match rule {
+            Rule::run_call => StepCall::Workflow {
                 target,
                 args,
                 span: call_span,
+            },
+            Rule::wait_call => {
+                let mut as_type = None;
+                let mut when = None;
+                for part in parts {
+                    match part.as_rule() {
+                        Rule::type_expr => as_type = Some(self.type_expr(part)?),
+                        _ => when = Some(self.expr(part)?),
+                    }
+                }
+                StepCall::Wait {
+                    target,
+                    args,
+                    as_type,
+                    when,
+                    span: call_span,
+                }
             }
-        } else {
-            StepCall::Action {
+            _ => StepCall::Action {
                 target,
                 args,
                 span: call_span,
-            }
+            },
         };
         let mut modifiers: Vec<Modifier> = Vec::new();
         for m in inner {

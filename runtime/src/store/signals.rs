@@ -1,0 +1,117 @@
+//! Signals sent to runs: each kept, in arrival order, until a `wait signal` step of its
+//! run takes it. Taking is recorded on the signal itself (`taken_by` = the step's key),
+//! so a step that took a signal and was killed before its result reached the journal
+//! takes the same one again when the run resumes.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{RunKey, Store, StoreError};
+
+/// A stored signal's place in its store, and whether it was there already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalStored {
+    /// The signal's number in the store (increasing with arrival).
+    pub seq: i64,
+    /// A signal with the same sender id was stored before; this one was not.
+    pub duplicate: bool,
+}
+
+impl Store {
+    /// Stores a signal for run `run`, committed (as durably as the store's commits) before
+    /// this returns. With a sender `id`, sending again stores nothing and answers with
+    /// the first one.
+    pub async fn put_signal(
+        &self,
+        run: RunKey,
+        name: &str,
+        payload: String,
+        id: Option<String>,
+        at: i64,
+    ) -> Result<SignalStored, StoreError> {
+        let name = name.to_owned();
+        self.write_with(move |conn| {
+            if let Some(id) = &id {
+                let existing: Option<i64> = conn
+                    .query_row(
+                        "SELECT id FROM signals WHERE run = ?1 AND signal_id = ?2",
+                        params![run, id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(seq) = existing {
+                    return Ok(SignalStored {
+                        seq,
+                        duplicate: true,
+                    });
+                }
+            }
+            conn.execute(
+                "INSERT INTO signals (run, name, payload, signal_id, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run, name, payload, id, at],
+            )?;
+            Ok(SignalStored {
+                seq: conn.last_insert_rowid(),
+                duplicate: false,
+            })
+        })
+        .await
+    }
+
+    /// The payload of the signal the step `step` of run `run` took; when it took none
+    /// yet, takes the oldest signal called `name` that no step took. `None`: no such
+    /// signal has arrived.
+    pub async fn take_signal(
+        &self,
+        run: RunKey,
+        name: &str,
+        step: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (name, step) = (name.to_owned(), step.to_owned());
+        self.write_with(move |conn| {
+            let taken: Option<String> = conn
+                .query_row(
+                    "SELECT payload FROM signals WHERE run = ?1 AND taken_by = ?2",
+                    params![run, step],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if taken.is_some() {
+                return Ok(taken);
+            }
+            let next: Option<(i64, String)> = conn
+                .query_row(
+                    "SELECT id, payload FROM signals WHERE run = ?1 AND name = ?2 AND taken_by IS NULL ORDER BY id LIMIT 1",
+                    params![run, name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((id, payload)) = next else {
+                return Ok(None);
+            };
+            conn.execute(
+                "UPDATE signals SET taken_by = ?1 WHERE id = ?2",
+                params![step, id],
+            )?;
+            Ok(Some(payload))
+        })
+        .await
+    }
+
+    /// The runs with a signal stored after `after` that no step took yet, and the newest
+    /// signal's number (for a poller that notices signals other processes stored).
+    pub fn signals_after(&self, after: i64) -> Result<(Vec<RunKey>, i64), StoreError> {
+        self.read(|conn| {
+            let newest: i64 =
+                conn.query_row("SELECT coalesce(max(id), 0) FROM signals", [], |r| r.get(0))?;
+            if newest <= after {
+                return Ok((Vec::new(), newest));
+            }
+            let mut stmt = conn
+                .prepare("SELECT DISTINCT run FROM signals WHERE id > ?1 AND taken_by IS NULL")?;
+            let runs = stmt
+                .query_map([after], |r| r.get(0))?
+                .collect::<Result<Vec<RunKey>, _>>()?;
+            Ok((runs, newest))
+        })
+    }
+}
