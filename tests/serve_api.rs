@@ -602,3 +602,37 @@ fn malformed_requests_get_json_errors_and_the_key_is_checked_first() {
     assert_eq!(statuses[0], 404, "{statuses:?}");
     assert!(statuses.contains(&429), "{statuses:?}");
 }
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use std::io::{Read, Write};
+    let (dir, _counter, _key) = setup("slow-headers", false);
+    let server = Server::start(&dir, &["--header-timeout", "1s"]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let _ = slow.read_to_end(&mut answer);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(8),
+        "disconnected after {waited:?}"
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    // Others are served meanwhile and after.
+    let c = client();
+    assert_eq!(
+        c.send("GET", &server.url("/healthz"), None, &[], None)
+            .status,
+        200
+    );
+    assert_eq!(server.stop(), 0);
+}

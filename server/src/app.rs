@@ -36,6 +36,8 @@ pub struct Options {
     pub body_limit: usize,
     /// Whole-request timeout (408 beyond).
     pub request_timeout: Duration,
+    /// How long a client has to send a request's headers before it is disconnected.
+    pub header_timeout: Duration,
     /// Requests per second per API key and per webhook path (429 beyond).
     pub rate_per_second: u32,
     /// How long `?wait=` may hold a request.
@@ -51,6 +53,7 @@ impl Default for Options {
             owner: None,
             body_limit: 1 << 20,
             request_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
             rate_per_second: 1000,
             max_wait: Duration::from_secs(60),
             metrics_on_main: true,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod hooks;
 pub mod keys;
 pub mod limits;
+pub mod listen;
 pub mod metrics;
 pub mod schedule;
 
@@ -135,12 +136,14 @@ pub async fn serve(
         metrics_addr,
         version: state.deployment().version,
     });
-    let mut stop = stop_rx.clone();
-    axum::serve(listener, app::router(Arc::clone(&state)))
-        .with_graceful_shutdown(async move {
-            let _ = stop.changed().await;
-        })
-        .await?;
+    listen::serve(
+        listener,
+        app::router(Arc::clone(&state)),
+        stop_rx.clone(),
+        state.options.header_timeout,
+        config.grace,
+    )
+    .await?;
     let _ = scheduler.await;
     let _ = rescuer.await;
     signals.abort();

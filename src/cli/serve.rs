@@ -51,6 +51,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub grace: String,
 
+    /// How long a client has to send a request's headers; a slower one is disconnected
+    /// (the whole request then has 60 s, 408 beyond).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub header_timeout: String,
+
     /// Largest request body in bytes (larger ones get 413).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub max_body: usize,
@@ -97,6 +102,7 @@ pub fn load_all(paths: &[PathBuf], color: ColorChoice) -> miette::Result<Option<
 
 pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
     let grace = std::time::Duration::from_millis(parse_age(&args.grace)? as u64);
+    let header_timeout = std::time::Duration::from_millis(parse_age(&args.header_timeout)? as u64);
     let Some(artefacts) = load_all(&args.paths, color)? else {
         eprintln!("not served: the programs have errors");
         return Ok(ExitCode::from(EXIT_FAILURE));
@@ -120,6 +126,7 @@ pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
         options: flow_server::Options {
             owner: args.owner.clone(),
             body_limit: args.max_body,
+            header_timeout,
             rate_per_second: args.rate_limit,
             metrics_on_main: args.metrics_listen.is_none(),
             ..flow_server::Options::default()
