@@ -395,22 +395,28 @@ impl Renderer<'_> {
             match &stmt.kind {
                 StmtKind::Step(s) => {
                     let label = self.step_label(s.index());
+                    // A step that waits for a signal is drawn like the other waits.
+                    let waits = matches!(
+                        self.wf.step(*s).map(|s| &s.call),
+                        Some(ir::StepCall::Signal { .. })
+                    );
                     match self.format {
                         GraphFormat::Dot => {
                             let _ = writeln!(
                                 self.out,
-                                "{indent}s{} [label=\"{}\"];",
+                                "{indent}s{} [label=\"{}\"{}];",
                                 s.index(),
-                                escape(&label).replace('\n', "\\n")
+                                escape(&label).replace('\n', "\\n"),
+                                if waits { ", shape=hexagon" } else { "" }
                             );
                         }
                         GraphFormat::Mermaid => {
-                            let _ = writeln!(
-                                self.out,
-                                "{indent}s{}[\"{}\"]",
-                                s.index(),
-                                mermaid_text(&label).replace('\n', "<br/>")
-                            );
+                            let text = mermaid_text(&label).replace('\n', "<br/>");
+                            let _ = if waits {
+                                writeln!(self.out, "{indent}s{}{{{{\"{text}\"}}}}", s.index())
+                            } else {
+                                writeln!(self.out, "{indent}s{}[\"{text}\"]", s.index())
+                            };
                         }
                     }
                 }

@@ -799,6 +799,12 @@ pub enum TestStmt {
         action: ActionRef,
         behaviours: Vec<MockBehaviour>,
     },
+    /// `mock signal.NAME returns VALUE`: what the next `wait signal("NAME")` steps take
+    /// (a value of the signal's type), or how they fail (`fails timeout()`).
+    MockSignal {
+        name: String,
+        behaviours: Vec<MockBehaviour>,
+    },
     /// Run a workflow to its end; `args` aligned with its params.
     Run {
         workflow: WorkflowId,

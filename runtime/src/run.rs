@@ -30,6 +30,9 @@ pub struct EngineConfig {
     /// Retry delays and `wait` timers elapse at once (for `flow test`); they are still
     /// journaled.
     pub skip_delays: bool,
+    /// Where `wait signal(...)` steps take their signals from instead of the store (the
+    /// mocks of `flow test`).
+    pub mocked_signals: Option<crate::signals::MockedSignals>,
 }
 
 impl Default for EngineConfig {
@@ -39,6 +42,7 @@ impl Default for EngineConfig {
             max_parallel_steps: 64,
             owner: None,
             skip_delays: false,
+            mocked_signals: None,
         }
     }
 }

@@ -23,6 +23,19 @@ use crate::store::{RunKey, RunRow, Store, StoreError};
 /// How often the poller looks for signals other processes stored, while runs wait.
 const POLL: Duration = Duration::from_secs(1);
 
+/// Signals for `wait signal(...)` steps from somewhere other than the store: given a
+/// signal's name, the next payload (JSON), a failure, or `None` when nothing is mocked.
+#[derive(Clone)]
+pub struct MockedSignals(
+    pub Arc<dyn Fn(&str) -> Option<Result<Json, crate::StepError>> + Send + Sync>,
+);
+
+impl std::fmt::Debug for MockedSignals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MockedSignals")
+    }
+}
+
 /// A signal to send.
 #[derive(Clone, Debug)]
 pub struct SignalRequest {

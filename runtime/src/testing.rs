@@ -31,6 +31,8 @@ struct Mock {
 /// (console output goes to a buffer), anything else fails with a clear message.
 pub struct Mocks {
     mocks: Mutex<HashMap<ActionRef, Mock>>,
+    /// `mock signal.NAME ...`: what `wait signal("NAME")` steps take.
+    signals: Mutex<HashMap<String, Mock>>,
     calls: Mutex<HashMap<ActionRef, u32>>,
     builtins: Builtins,
     pub console: Arc<Mutex<Vec<String>>>,
@@ -42,6 +44,7 @@ impl Mocks {
         let builtins = Builtins::new()?.with_console(ConsoleSink::Buffer(Arc::clone(&console)));
         Ok(Mocks {
             mocks: Mutex::new(HashMap::new()),
+            signals: Mutex::new(HashMap::new()),
             calls: Mutex::new(HashMap::new()),
             builtins,
             console,
@@ -67,7 +70,29 @@ impl Mocks {
 
     fn next(&self, action: ActionRef) -> Option<Behaviour> {
         let mut mocks = self.mocks.lock().unwrap_or_else(PoisonError::into_inner);
-        let mock = mocks.get_mut(&action)?;
+        mocks.get_mut(&action)?.next()
+    }
+
+    fn set_signal(&self, name: &str, behaviours: Vec<(Behaviour, Option<u32>)>) {
+        self.signals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), Mock { behaviours });
+    }
+
+    /// The next mocked arrival of signal `name`: its payload or a failure.
+    fn next_signal(&self, name: &str) -> Option<Result<serde_json::Value, StepError>> {
+        let mut signals = self.signals.lock().unwrap_or_else(PoisonError::into_inner);
+        signals.get_mut(name)?.next().map(|b| match b {
+            Behaviour::Returns(v) => Ok(v.to_json()),
+            Behaviour::Fails(e) => Err(e),
+        })
+    }
+}
+
+impl Mock {
+    fn next(&mut self) -> Option<Behaviour> {
+        let mock = self;
         for (b, times) in &mut mock.behaviours {
             match times {
                 None => return Some(b.clone()),
@@ -176,8 +201,12 @@ async fn execute_test(
     let io = |e: String| (e, here);
     let store = Store::open(&dir.join("test.db"), StoreOptions::default())
         .map_err(|e| io(e.to_string()))?;
+    let signals = Arc::clone(&mocks);
     let config = EngineConfig {
         skip_delays: true,
+        mocked_signals: Some(crate::signals::MockedSignals(Arc::new(move |name| {
+            signals.next_signal(name)
+        }))),
         ..EngineConfig::default()
     };
     let engine = Engine::new(
@@ -202,7 +231,13 @@ async fn execute_test(
             .copied()
             .unwrap_or(test.spans.decl);
         match stmt {
-            TestStmt::Mock { action, behaviours } => {
+            TestStmt::Mock { .. } | TestStmt::MockSignal { .. } => {
+                let behaviours = match stmt {
+                    TestStmt::Mock { behaviours, .. } | TestStmt::MockSignal { behaviours, .. } => {
+                        behaviours
+                    }
+                    _ => continue,
+                };
                 let mut list = Vec::new();
                 for b in behaviours {
                     let behaviour = match &b.outcome {
@@ -227,7 +262,11 @@ async fn execute_test(
                     };
                     list.push((behaviour, b.times));
                 }
-                mocks.set(*action, list);
+                match stmt {
+                    TestStmt::Mock { action, .. } => mocks.set(*action, list),
+                    TestStmt::MockSignal { name, .. } => mocks.set_signal(name, list),
+                    _ => {}
+                }
             }
             TestStmt::Let { local, value } => {
                 let v = eval

@@ -23,6 +23,47 @@ impl Checker<'_> {
         }
     }
 
+    /// `signal.NAME` in a `mock`, when no integration is called `signal`: the signal's
+    /// name and the type the workflows wait for it as. `None`: not a signal mock;
+    /// `Some(Err)`: one no workflow waits for (reported).
+    fn mocked_signal(&mut self, m: usize, path: &ast::Path) -> Option<Result<(String, Type), ()>> {
+        let [head, name] = path.segments.as_slice() else {
+            return None;
+        };
+        if head.name != "signal" || self.lookup(m, "signal").is_some() {
+            return None;
+        }
+        let waited = self
+            .workflows
+            .iter()
+            .filter_map(|w| w.ir.as_ref())
+            .find_map(|w| w.signal_type(&name.name).cloned());
+        match waited {
+            Some(ty) => Some(Ok((name.name.clone(), ty))),
+            None => {
+                let mut known: Vec<String> = self
+                    .workflows
+                    .iter()
+                    .filter_map(|w| w.ir.as_ref())
+                    .flat_map(|w| w.signals().into_iter().map(str::to_owned))
+                    .collect();
+                known.sort();
+                known.dedup();
+                self.report(
+                    Diagnostic::new(
+                        codes::UNKNOWN_NAME,
+                        name.span,
+                        format!("no workflow waits for a signal `{}`", name.name),
+                    )
+                    .with_label("not waited for")
+                    .with_suggestion(&name.name, known.iter().map(String::as_str))
+                    .with_note("`mock signal.NAME` gives the `wait signal(\"NAME\")` steps of the runs in this test their signal"),
+                );
+                Some(Err(()))
+            }
+        }
+    }
+
     fn resolve_action(&mut self, m: usize, path: &ast::Path) -> Option<(ir::ActionRef, Type)> {
         if path.segments.len() < 2 {
             self.report(
@@ -121,7 +162,15 @@ impl Checker<'_> {
                 // A statement that did not parse: its syntax error is reported.
                 TestStatementKind::Error { .. } => {}
                 TestStatementKind::Mock { target, behaviours } => {
-                    let Some((action, result)) = self.resolve_action(m, target) else {
+                    let signal = self.mocked_signal(m, target);
+                    let resolved = match &signal {
+                        Some(Ok((_, ty))) => Some((None, ty.clone())),
+                        Some(Err(())) => None,
+                        None => self
+                            .resolve_action(m, target)
+                            .map(|(a, result)| (Some(a), result)),
+                    };
+                    let Some((action, result)) = resolved else {
                         continue;
                     };
                     let mut out = Vec::new();
@@ -189,10 +238,17 @@ impl Checker<'_> {
                         });
                         out.push(ir::MockBehaviour { outcome, times });
                     }
-                    stmts.push(ir::TestStmt::Mock {
-                        action,
-                        behaviours: out,
-                    });
+                    match (action, signal) {
+                        (Some(action), _) => stmts.push(ir::TestStmt::Mock {
+                            action,
+                            behaviours: out,
+                        }),
+                        (None, Some(Ok((name, _)))) => stmts.push(ir::TestStmt::MockSignal {
+                            name,
+                            behaviours: out,
+                        }),
+                        _ => {}
+                    }
                 }
                 TestStatementKind::Run { target, args } => {
                     match self.resolve_path(m, None, &target.segments) {

@@ -205,6 +205,20 @@ async fn take_signal(
         until_ms: deadline,
     });
     let services = &shared.services;
+    if let Some(mocked) = &services.config.mocked_signals {
+        let outcome = match (mocked.0)(name) {
+            Some(Ok(json)) => Value::from_json(&json, ty).map_err(|e| {
+                StepError::validation(format!(
+                    "the mocked signal `{name}` does not fit its type: {e}"
+                ))
+            }),
+            Some(Err(e)) => Err(e),
+            None => Err(StepError::runtime(format!(
+                "no signal `{name}` in this test: mock it with `mock signal.{name} returns VALUE` (or `fails timeout()`)"
+            ))),
+        };
+        return finish_wait(shared, &mut observer, key, action, outcome).await;
+    }
     let hub = Arc::clone(&services.signals);
     let notify = hub.wait(&services.store, shared.key);
     let outcome = loop {
@@ -242,6 +256,17 @@ async fn take_signal(
         }
     };
     hub.done(shared.key);
+    finish_wait(shared, &mut observer, key, action, outcome).await
+}
+
+/// Journals a wait's end: its value (durably, before anything reads it) or its failure.
+async fn finish_wait(
+    shared: &RunShared,
+    observer: &mut Journaling<'_>,
+    key: &str,
+    action: &Arc<str>,
+    outcome: Result<Value, StepError>,
+) -> Result<Value, StepError> {
     match outcome {
         Ok(value) => {
             shared
