@@ -10,8 +10,7 @@
 # they can only reach the refusals and the unmatched (tests/serve.rs sends signed ones).
 #
 # Left out: the rollback operation, because each call deploys a version again under the
-# other operations' feet, and because the fuzzer's non-integer versions are refused by
-# the router before the handler, as plain text rather than the JSON error.
+# other operations' feet (tests/serve_api.rs covers it, malformed versions included).
 #
 # FLOW_FUZZ_EXAMPLES (default 100 for each operation) and FLOW_FUZZ_SEED (default 1)
 # explore further; with the defaults the run takes about 40 s on two cores.
