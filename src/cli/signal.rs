@@ -35,6 +35,8 @@ pub struct SignalArgs {
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
 
+    /// How to print what was stored: a sentence, or one JSON object (`run`, `signal`,
+    /// `seq`, `duplicate`).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 
