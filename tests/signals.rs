@@ -100,6 +100,9 @@ fn a_killed_waiting_run_takes_the_signal_sent_while_it_was_down() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
+    // What the run waits for is in its detail.
+    let (_, shown, _) = flow(&dir, &["runs", "show", &id, "--store", "flow.db"], "");
+    assert!(shown.contains("waiting for signal `decision`"), "{shown}");
 
     // A payload of the wrong type is refused with its path, and nothing is stored.
     let (code, _, err) = flow(
@@ -262,6 +265,18 @@ fn the_run_api_takes_signals_checked_against_their_type() {
             Some(body.as_bytes().to_vec()),
         )
     };
+    wait_until("the run waits", || {
+        let run = c
+            .send(
+                "GET",
+                &server.url(&format!("/api/v1/runs/{id}")),
+                Some(&key),
+                &[],
+                None,
+            )
+            .json();
+        run["steps"][0]["waiting_for"] == "decision"
+    });
     let r = send("decision", r#"{"approved": true}"#, &key, &[]);
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.json()["error"]["code"], "invalid_body");

@@ -19,6 +19,8 @@ pub struct StepSummary {
     pub duration_ms: Option<i64>,
     pub started_at: i64,
     pub error: Option<StepError>,
+    /// The signal a `wait signal(...)` step waits for, while it waits.
+    pub waiting_for: Option<String>,
 }
 
 /// A run with its steps.
@@ -52,14 +54,21 @@ pub fn steps_of(events: &[Event]) -> Vec<StepSummary> {
                         duration_ms: None,
                         started_at: e.at,
                         error: None,
+                        waiting_for: None,
                     }
                 });
                 s.attempts = s.attempts.max(e.attempt.unwrap_or(1));
                 s.status = "running";
+                s.waiting_for = e
+                    .data
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                    .and_then(|d| d.get("signal")?.as_str().map(str::to_owned));
             }
             EventKind::StepSucceeded => {
                 if let Some(s) = steps.get_mut(step) {
                     s.status = "succeeded";
+                    s.waiting_for = None;
                     s.duration_ms = Some(e.at - s.started_at);
                     s.attempts = s.attempts.max(e.attempt.unwrap_or(1));
                     s.error = None;
@@ -77,6 +86,7 @@ pub fn steps_of(events: &[Event]) -> Vec<StepSummary> {
                         .and_then(|v| serde_json::from_value(v.clone()).ok());
                     if data.get("final").and_then(serde_json::Value::as_bool) == Some(true) {
                         s.status = "failed";
+                        s.waiting_for = None;
                         s.duration_ms = Some(e.at - s.started_at);
                     }
                 }

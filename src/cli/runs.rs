@@ -267,11 +267,16 @@ fn print_detail(d: &RunDetail) {
             "STEP", "STATUS", "ATTEMPTS", "DURATION"
         );
         for s in &d.steps {
-            let err = s
-                .error
-                .as_ref()
-                .map(|e| format!("{}: {}", e.kind.as_str(), e.message))
-                .unwrap_or_default();
+            let err = match (&s.error, &s.waiting_for) {
+                (Some(e), _) => format!("{}: {}", e.kind.as_str(), e.message),
+                (None, Some(signal)) => {
+                    format!(
+                        "waiting for signal `{signal}` (flow signal {} {signal})",
+                        r.run_id
+                    )
+                }
+                (None, None) => String::new(),
+            };
             println!(
                 "{:<28} {:<10} {:>8} {:>9}  {err}",
                 s.step,

@@ -198,7 +198,17 @@ async fn take_signal(
         action,
         started: None,
     };
-    observer.started(1).await;
+    // Started like any step, with what it waits for (`flow runs show`, the run API).
+    shared
+        .journal(
+            EventKind::StepStarted,
+            Some(key),
+            Some(1),
+            Some(serde_json::json!({ "signal": name }).to_string()),
+            false,
+        )
+        .await;
+    observer.started = Some(tokio::time::Instant::now());
     shared.progress(&Progress::WaitingForSignal {
         key: key.to_owned(),
         signal: name.to_owned(),
