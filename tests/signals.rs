@@ -310,5 +310,44 @@ fn the_run_api_takes_signals_checked_against_their_type() {
     let r = send("decision", body, &key, &[]);
     assert_eq!(r.status, 409);
     assert_eq!(r.json()["error"]["code"], "run_ended");
+
+    // A waiting run can be cancelled; then it takes no signal.
+    let other = c.send(
+        "POST",
+        &server.url("/api/v1/workflows/approve/runs"),
+        Some(&key),
+        &[],
+        Some(br#"{"amount": 3}"#.to_vec()),
+    );
+    let other = other.json()["run"].as_str().unwrap().to_owned();
+    let status = |id: &str| {
+        c.send(
+            "GET",
+            &server.url(&format!("/api/v1/runs/{id}")),
+            Some(&key),
+            &[],
+            None,
+        )
+        .json()["status"]
+            .clone()
+    };
+    wait_until("the second run waits", || status(&other) == "waiting");
+    let cancelled = c.send(
+        "POST",
+        &server.url(&format!("/api/v1/runs/{other}/cancel")),
+        Some(&key),
+        &[],
+        None,
+    );
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    wait_until("the cancel", || status(&other) == "cancelled");
+    let r = c.send(
+        "POST",
+        &server.url(&format!("/api/v1/runs/{other}/signals/decision")),
+        Some(&key),
+        &[],
+        Some(body.as_bytes().to_vec()),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
     assert_eq!(server.stop(), 0);
 }

@@ -151,6 +151,20 @@ pub async fn send(
     ))
 }
 
+/// A step's registration with the [`SignalHub`]; dropping it ends the registration.
+pub(crate) struct Waiting {
+    hub: Arc<SignalHub>,
+    run: RunKey,
+    /// Woken when a signal for the run is stored.
+    pub notify: Arc<Notify>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.hub.done(self.run);
+    }
+}
+
 /// The runs of this process that wait for a signal, and the poller that notices signals
 /// stored by other processes.
 #[derive(Default)]
@@ -167,8 +181,10 @@ impl SignalHub {
         Arc::new(SignalHub::default())
     }
 
-    /// Registers a waiting step of `run`; the poller runs while any step waits.
-    pub(crate) fn wait(self: &Arc<Self>, store: &Store, run: RunKey) -> Arc<Notify> {
+    /// Registers a waiting step of `run` until the returned guard is dropped (when the
+    /// wait ends, or its task is aborted by a cancel); the poller runs while any step
+    /// waits.
+    pub(crate) fn wait(self: &Arc<Self>, store: &Store, run: RunKey) -> Waiting {
         let notify = {
             let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
             let entry = waiting
@@ -184,11 +200,15 @@ impl SignalHub {
             let store = store.clone();
             tokio::spawn(async move { hub.poll(store).await });
         }
-        notify
+        Waiting {
+            hub: Arc::clone(self),
+            run,
+            notify,
+        }
     }
 
     /// A step of `run` no longer waits.
-    pub(crate) fn done(&self, run: RunKey) {
+    fn done(&self, run: RunKey) {
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = waiting.get_mut(&run) {
             entry.1 = entry.1.saturating_sub(1);

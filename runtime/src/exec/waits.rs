@@ -229,11 +229,10 @@ async fn take_signal(
         };
         return finish_wait(shared, &mut observer, key, action, outcome).await;
     }
-    let hub = Arc::clone(&services.signals);
-    let notify = hub.wait(&services.store, shared.key);
+    let waiting = services.signals.wait(&services.store, shared.key);
     let outcome = loop {
         // Armed before looking, so a signal stored meanwhile still wakes this step.
-        let notified = notify.notified();
+        let notified = waiting.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         match services.store.take_signal(shared.key, name, key).await {
@@ -265,7 +264,7 @@ async fn take_signal(
             }
         }
     };
-    hub.done(shared.key);
+    drop(waiting);
     finish_wait(shared, &mut observer, key, action, outcome).await
 }
 
