@@ -359,6 +359,16 @@ impl Renderer<'_> {
                 )
             }
             StepCall::Signal { name } => format!("wait signal {name:?}"),
+            StepCall::Event { event, .. } => match self.program.integration(event.integration) {
+                Some(i) => format!(
+                    "wait {}.{}",
+                    i.name,
+                    i.events
+                        .get(event.event as usize)
+                        .map_or("?", |e| e.name.as_str())
+                ),
+                None => "wait ?".into(),
+            },
         };
         if step.name.starts_with("notify#") {
             call
@@ -398,7 +408,7 @@ impl Renderer<'_> {
                     // A step that waits for a signal is drawn like the other waits.
                     let waits = matches!(
                         self.wf.step(*s).map(|s| &s.call),
-                        Some(ir::StepCall::Signal { .. })
+                        Some(ir::StepCall::Signal { .. } | ir::StepCall::Event { .. })
                     );
                     match self.format {
                         GraphFormat::Dot => {

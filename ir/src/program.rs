@@ -495,6 +495,18 @@ pub enum StepCall {
     /// `wait signal("name") as T`: the run parks until a signal of that name is sent to
     /// it; the step's value is the payload, of type [`Step::result`] (`dyn` without `as`).
     Signal { name: String },
+    /// `wait integration.event(args) when COND`: the run parks until a delivery of the
+    /// event (matching `args` like a trigger's) for which `COND` holds; the step's value
+    /// is the event. `COND` reads `event_local` (the delivery) and `reads`, the locals
+    /// whose values the run records when it starts waiting (earlier steps, parameters),
+    /// so whoever receives the delivery can decide without the run.
+    Event {
+        event: EventRef,
+        args: Vec<Option<ExprId>>,
+        when: Option<ExprId>,
+        event_local: LocalId,
+        reads: Vec<LocalId>,
+    },
 }
 
 // ------------------------------------------------------------------ integrations

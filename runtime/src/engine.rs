@@ -296,28 +296,45 @@ impl Engine {
         Ok(sent)
     }
 
-    /// The program a stored run executes, read from the store when not loaded here.
-    fn program_of(&self, run: &RunRow) -> Result<Arc<Prepared>, EngineError> {
-        if let Some(p) = self.loaded(&run.program) {
+    /// Wakes the steps of `run` that wait in this process: a signal or a delivery was
+    /// stored for it.
+    pub fn wake(&self, run: RunKey) {
+        self.inner.services.signals.wake(run);
+    }
+
+    /// A program by hash: loaded here, or read from the store.
+    pub fn program_by_hash(&self, hash: &str) -> Result<Arc<Prepared>, EngineError> {
+        if let Some(p) = self.loaded(hash) {
             return Ok(p);
         }
         let unreadable = |detail: String| EngineError::Program {
-            run_id: run.run_id.clone(),
+            run_id: String::new(),
             detail,
         };
         let bytes = self
             .inner
             .services
             .store
-            .program(&run.program)?
-            .ok_or_else(|| unreadable("not in the store".into()))?;
+            .program(hash)?
+            .ok_or_else(|| unreadable(format!("program {hash} is not in the store")))?;
         let artefact = Artefact::decode(bytes).map_err(|e| unreadable(e.to_string()))?;
-        if artefact.hash_hex() != run.program {
+        if artefact.hash_hex() != hash {
             return Err(unreadable(
                 "the stored program does not match its hash".into(),
             ));
         }
-        Ok(self.remember(Prepared::new(artefact.program, run.program.clone())))
+        Ok(self.remember(Prepared::new(artefact.program, hash.to_owned())))
+    }
+
+    /// The program a stored run executes, read from the store when not loaded here.
+    fn program_of(&self, run: &RunRow) -> Result<Arc<Prepared>, EngineError> {
+        self.program_by_hash(&run.program).map_err(|e| match e {
+            EngineError::Program { detail, .. } => EngineError::Program {
+                run_id: run.run_id.clone(),
+                detail,
+            },
+            other => other,
+        })
     }
 
     fn resume_row(&self, run: RunRow) -> Result<RunHandle, EngineError> {

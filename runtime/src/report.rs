@@ -21,6 +21,9 @@ pub struct StepSummary {
     pub error: Option<StepError>,
     /// The signal a `wait signal(...)` step waits for, while it waits.
     pub waiting_for: Option<String>,
+    /// The event (`integration.event`) a `wait integration.event(...)` step waits for,
+    /// while it waits.
+    pub waiting_for_event: Option<String>,
 }
 
 /// A run with its steps.
@@ -55,20 +58,24 @@ pub fn steps_of(events: &[Event]) -> Vec<StepSummary> {
                         started_at: e.at,
                         error: None,
                         waiting_for: None,
+                        waiting_for_event: None,
                     }
                 });
                 s.attempts = s.attempts.max(e.attempt.unwrap_or(1));
                 s.status = "running";
-                s.waiting_for = e
+                let data = e
                     .data
                     .as_deref()
-                    .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-                    .and_then(|d| d.get("signal")?.as_str().map(str::to_owned));
+                    .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok());
+                let text = |k: &str| data.as_ref()?.get(k)?.as_str().map(str::to_owned);
+                s.waiting_for = text("signal");
+                s.waiting_for_event = text("event");
             }
             EventKind::StepSucceeded => {
                 if let Some(s) = steps.get_mut(step) {
                     s.status = "succeeded";
                     s.waiting_for = None;
+                    s.waiting_for_event = None;
                     s.duration_ms = Some(e.at - s.started_at);
                     s.attempts = s.attempts.max(e.attempt.unwrap_or(1));
                     s.error = None;
@@ -87,6 +94,7 @@ pub fn steps_of(events: &[Event]) -> Vec<StepSummary> {
                     if data.get("final").and_then(serde_json::Value::as_bool) == Some(true) {
                         s.status = "failed";
                         s.waiting_for = None;
+                        s.waiting_for_event = None;
                         s.duration_ms = Some(e.at - s.started_at);
                     }
                 }

@@ -77,6 +77,13 @@ pub enum Progress {
         key: String,
         until_ms: i64,
     },
+    /// A step waits for an integration's event (`integration.event`), until its
+    /// timeout's instant if it has one.
+    WaitingForEvent {
+        key: String,
+        event: String,
+        until_ms: Option<i64>,
+    },
     /// A step waits for a signal, until its timeout's instant if it has one.
     WaitingForSignal {
         key: String,

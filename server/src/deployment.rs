@@ -62,7 +62,19 @@ pub struct Deployment {
     pub workflows: BTreeMap<String, Entry>,
     pub hooks: HashMap<String, Hook>,
     pub events: HashMap<String, Vec<Subscriber>>,
+    /// Events some workflow's step waits for (`wait integration.event(...)`), by path:
+    /// a delivery there goes to the waiting run whose condition holds.
+    pub waited: HashMap<String, Vec<Waited>>,
     pub schedules: Vec<Scheduled>,
+}
+
+/// An event a step of a deployed workflow waits for.
+#[derive(Clone)]
+pub struct Waited {
+    /// The program that declares the event (for verifying deliveries).
+    pub program: Arc<Prepared>,
+    pub integration: IntegrationId,
+    pub event: u32,
 }
 
 /// Why a set of programs cannot be deployed.
@@ -124,6 +136,7 @@ impl Deployment {
             workflows: BTreeMap::new(),
             hooks: HashMap::new(),
             events: HashMap::new(),
+            waited: HashMap::new(),
             schedules: Vec::new(),
         };
         for program in &programs {
@@ -134,6 +147,29 @@ impl Deployment {
                 };
                 if d.workflows.insert(wf.name.clone(), entry.clone()).is_some() {
                     return Err(DeployError::DuplicateWorkflow(wf.name.clone()));
+                }
+                for step in &wf.steps {
+                    let flow_ir::program::StepCall::Event { event, .. } = &step.call else {
+                        continue;
+                    };
+                    let path =
+                        event_path(program, *event).map_err(|message| DeployError::EventPath {
+                            workflow: wf.name.clone(),
+                            message,
+                        })?;
+                    let waited = d.waited.entry(path).or_default();
+                    let known = waited.iter().any(|w| {
+                        Arc::ptr_eq(&w.program, program)
+                            && w.integration == event.integration
+                            && w.event == event.event
+                    });
+                    if !known {
+                        waited.push(Waited {
+                            program: Arc::clone(program),
+                            integration: event.integration,
+                            event: event.event,
+                        });
+                    }
                 }
                 let Some(trigger) = &wf.trigger else { continue };
                 match &trigger.kind {

@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flow_connectors::events::{Delivery, EventError, Outcome, Subscription, deliver};
 use flow_expr::Value;
+use flow_runtime::store::EventWait;
 use flow_runtime::{RunOrigin, Started, Store, StoreError};
 use rusqlite::params;
 use serde::Serialize;
@@ -26,7 +27,7 @@ use serde_json::{Value as Json, json};
 
 use crate::api::runs::{answer_run, json_body, start_run, wait_of};
 use crate::app::{AppState, Shared};
-use crate::deployment::{Entry, Subscriber};
+use crate::deployment::{Entry, Subscriber, Waited};
 use crate::error::ApiError;
 
 const TABLE: &str = "
@@ -151,7 +152,8 @@ async fn receive_at(
     let d = state.deployment();
     // Paths nothing serves share one bucket, so that a scan of made-up paths cannot
     // claim a limit of its own for each.
-    let served = d.hooks.contains_key(path) || d.events.contains_key(path);
+    let served =
+        d.hooks.contains_key(path) || d.events.contains_key(path) || d.waited.contains_key(path);
     let bucket = if served {
         format!("hook:{path}")
     } else {
@@ -165,8 +167,10 @@ async fn receive_at(
     if let Some(hook) = d.hooks.get(path) {
         return plain(state, path, hook.clone(), headers, &body, wait).await;
     }
-    if let Some(subscribers) = d.events.get(path) {
-        return events(state, path, subscribers, headers, &body, wait).await;
+    let subscribers = d.events.get(path).map(Vec::as_slice).unwrap_or(&[]);
+    let waited = d.waited.get(path).map(Vec::as_slice).unwrap_or(&[]);
+    if !subscribers.is_empty() || !waited.is_empty() {
+        return events(state, path, subscribers, waited, headers, &body, wait).await;
     }
     count("unmatched");
     record(
@@ -227,6 +231,7 @@ async fn events(
     state: &Shared,
     path: &str,
     subscribers: &[Subscriber],
+    waited: &[Waited],
     headers: &HeaderMap,
     body: &[u8],
     wait: Option<std::time::Duration>,
@@ -247,31 +252,7 @@ async fn events(
         let Some(integ) = sub.entry.program.program.integration(sub.integration) else {
             continue;
         };
-        let owner = state.options.owner.as_deref();
-        let conn = match flow_connectors::Connections::load(
-            state.connections.as_ref(),
-            &integ.name,
-            owner,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                count("rejected");
-                let reason = format!(
-                    "no connection to `{}` to verify the delivery with: {e}",
-                    integ.name
-                );
-                record(
-                    state,
-                    path,
-                    StatusCode::UNAUTHORIZED,
-                    "rejected",
-                    &reason,
-                    id.as_deref(),
-                )
-                .await;
-                return Err(ApiError::unauthorized(reason));
-            }
-        };
+        let conn = connection(state, integ, path, id.as_deref()).await?;
         let subscription = Subscription {
             event: sub.event as usize,
             args: sub.args.clone(),
@@ -305,32 +286,17 @@ async fn events(
                     }
                 }
             }
-            Err(e) => {
-                let (status, outcome) = match e {
-                    EventError::Body | EventError::Validation(_) => {
-                        (StatusCode::BAD_REQUEST, "invalid")
-                    }
-                    EventError::Expression { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "error"),
-                    _ => (StatusCode::UNAUTHORIZED, "rejected"),
-                };
-                count(outcome);
-                record(
-                    state,
-                    path,
-                    status,
-                    "rejected",
-                    &e.to_string(),
-                    id.as_deref(),
-                )
-                .await;
-                let code = match status {
-                    StatusCode::UNAUTHORIZED => "bad_signature",
-                    StatusCode::BAD_REQUEST => "invalid_body",
-                    _ => "internal",
-                };
-                return Err(ApiError::new(status, code, e.to_string()));
-            }
+            Err(e) => return Err(refused(state, path, id.as_deref(), e).await),
         }
+    }
+    let resumed = give_to_waits(state, path, waited, &delivery, id.as_deref()).await?;
+    if started.is_empty() && !resumed.is_empty() {
+        count("accepted");
+        return Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "run": null, "runs": [], "resumed": resumed, "duplicate": false })),
+        )
+            .into_response());
     }
     if started.is_empty() {
         count("unmatched");
@@ -351,6 +317,193 @@ async fn events(
     }
     count("accepted");
     Ok(answer(state, started, wait).await)
+}
+
+/// The connection a delivery for `integ` is verified with (the server's `--as` owner).
+async fn connection(
+    state: &Shared,
+    integ: &flow_ir::program::Integration,
+    path: &str,
+    id: Option<&str>,
+) -> Result<Arc<flow_connectors::Connection>, ApiError> {
+    let owner = state.options.owner.as_deref();
+    match flow_connectors::Connections::load(state.connections.as_ref(), &integ.name, owner) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            count("rejected");
+            let reason = format!(
+                "no connection to `{}` to verify the delivery with: {e}",
+                integ.name
+            );
+            record(
+                state,
+                path,
+                StatusCode::UNAUTHORIZED,
+                "rejected",
+                &reason,
+                id,
+            )
+            .await;
+            Err(ApiError::unauthorized(reason))
+        }
+    }
+}
+
+/// A delivery refused by its verification or its body: recorded, and the error to answer.
+async fn refused(state: &Shared, path: &str, id: Option<&str>, e: EventError) -> ApiError {
+    let (status, outcome) = match e {
+        EventError::Body | EventError::Validation(_) => (StatusCode::BAD_REQUEST, "invalid"),
+        EventError::Expression { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "error"),
+        _ => (StatusCode::UNAUTHORIZED, "rejected"),
+    };
+    count(outcome);
+    record(state, path, status, "rejected", &e.to_string(), id).await;
+    let code = match status {
+        StatusCode::UNAUTHORIZED => "bad_signature",
+        StatusCode::BAD_REQUEST => "invalid_body",
+        _ => "internal",
+    };
+    ApiError::new(status, code, e.to_string())
+}
+
+/// Offers a delivery to the runs waiting for its events (`wait integration.event(...)
+/// when COND`), oldest wait first: the first whose arguments and condition hold takes it
+/// (for each waited event), and is woken. Returns the ids of the runs that took it.
+async fn give_to_waits(
+    state: &Shared,
+    path: &str,
+    waited: &[Waited],
+    delivery: &Delivery,
+    id: Option<&str>,
+) -> Result<Vec<String>, ApiError> {
+    let mut resumed = Vec::new();
+    for w in waited {
+        let Some(integ) = w.program.program.integration(w.integration) else {
+            continue;
+        };
+        let Some(decl) = integ.events.get(w.event as usize) else {
+            continue;
+        };
+        let waits = {
+            let store = state.engine.store().clone();
+            let (i, e) = (integ.name.clone(), decl.name.clone());
+            tokio::task::spawn_blocking(move || store.event_waits(&i, &e))
+                .await
+                .map_err(|e| ApiError::internal("the event waits could not be read", e))??
+        };
+        if waits.is_empty() {
+            continue;
+        }
+        let conn = connection(state, integ, path, id).await?;
+        for wait in waits {
+            let args = wait_args(&wait, decl);
+            let subscription = Subscription {
+                event: w.event as usize,
+                args,
+            };
+            let matched = match deliver(
+                integ,
+                path,
+                delivery,
+                &conn,
+                std::slice::from_ref(&subscription),
+            ) {
+                Ok(Outcome::Events(matched)) => matched,
+                Ok(Outcome::Challenge(_)) => Vec::new(),
+                Err(e) => return Err(refused(state, path, id, e).await),
+            };
+            let Some((_, value)) = matched.into_iter().next() else {
+                continue;
+            };
+            if !wait_holds(state, &wait, &value) {
+                continue;
+            }
+            let given = state
+                .engine
+                .store()
+                .give_to_wait(
+                    &wait,
+                    value.to_json().to_string(),
+                    id.map(str::to_owned),
+                    crate::keys::now_ms(),
+                )
+                .await?;
+            if given {
+                state.engine.wake(wait.run);
+                if let Ok(Some(run)) = state.engine.store().run_by_key(wait.run) {
+                    resumed.push(run.run_id);
+                }
+                break;
+            }
+        }
+    }
+    Ok(resumed)
+}
+
+/// A wait's recorded arguments, aligned with the event's params (`None`: the default).
+fn wait_args(wait: &EventWait, decl: &flow_ir::program::Event) -> Vec<Option<Value>> {
+    let recorded: Vec<Json> = serde_json::from_str(&wait.args).unwrap_or_default();
+    decl.params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let v = recorded.get(i)?.get("value")?;
+            Value::from_json(v, &p.ty).ok()
+        })
+        .collect()
+}
+
+/// Whether a waiting step's `when` holds for `event`, evaluated with the values the run
+/// recorded when it started waiting. A wait whose program or step cannot be found, or
+/// whose condition fails to evaluate, does not take the delivery.
+fn wait_holds(state: &Shared, wait: &EventWait, event: &Value) -> bool {
+    let Ok(prepared) = state.engine.program_by_hash(&wait.program) else {
+        return false;
+    };
+    let Some(index) = prepared
+        .program
+        .workflows
+        .iter()
+        .position(|w| w.name == wait.workflow)
+    else {
+        return false;
+    };
+    let wf = &prepared.program.workflows[index];
+    let name = wait.step.split('[').next().unwrap_or(&wait.step);
+    let Some((_, step)) = wf.step_by_name(name) else {
+        return false;
+    };
+    let flow_ir::program::StepCall::Event {
+        when, event_local, ..
+    } = &step.call
+    else {
+        return false;
+    };
+    let Some(when) = when else {
+        return true;
+    };
+    let Some(exprs) = prepared.workflow(flow_ir::program::WorkflowId::from_index(index)) else {
+        return false;
+    };
+    let mut locals = exprs.new_locals();
+    let recorded: serde_json::Map<String, Json> =
+        serde_json::from_str(&wait.locals).unwrap_or_default();
+    for (k, v) in recorded {
+        let Ok(i) = k.parse::<usize>() else { continue };
+        let Some(info) = wf.exprs.locals.get(i) else {
+            continue;
+        };
+        if let (Some(slot), Ok(value)) = (locals.get_mut(i), Value::from_json(&v, &info.ty)) {
+            *slot = value;
+        }
+    }
+    if let Some(slot) = locals.get_mut(event_local.0 as usize) {
+        *slot = event.clone();
+    }
+    matches!(
+        exprs.eval(*when, &mut locals, &flow_expr::SystemContext),
+        Ok(Value::Bool(true))
+    )
 }
 
 /// Whether the workflow's `when` holds for `event` (no `when`: it does).

@@ -643,6 +643,26 @@ impl Observer for Display {
                     "{prefix}⏸ {key}: waiting for signal `{signal}`{limit}; send it with `flow signal {run_id} {signal} --data JSON`"
                 ));
             }
+            Progress::WaitingForEvent {
+                key,
+                event,
+                until_ms,
+            } => {
+                let limit = match until_ms {
+                    Some(at) => {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_millis() as i64)
+                            .unwrap_or(0);
+                        let left = Duration::from_millis(u64::try_from(at - now).unwrap_or(0));
+                        format!(" (at most {})", format_duration(left))
+                    }
+                    None => String::new(),
+                };
+                self.line(&format!(
+                    "{prefix}⏸ {key}: waiting for a `{event}` event{limit}; `flow serve` receives it"
+                ));
+            }
             Progress::Log { message } => self.line(&format!("{prefix}log: {message}")),
             Progress::RunFinished { status } if child => {
                 self.line(&format!("{prefix}child run {run_id} {}", status.as_str()))

@@ -275,7 +275,10 @@ fn print_detail(d: &RunDetail) {
                         r.run_id
                     )
                 }
-                (None, None) => String::new(),
+                (None, None) => match &s.waiting_for_event {
+                    Some(event) => format!("waiting for event `{event}`"),
+                    None => String::new(),
+                },
             };
             println!(
                 "{:<28} {:<10} {:>8} {:>9}  {err}",

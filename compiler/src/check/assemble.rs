@@ -65,6 +65,7 @@ impl Checker<'_> {
                     match &step.call {
                         StepCall::Action { action, .. } => note(action.integration),
                         StepCall::Notify { integration, .. } => note(*integration),
+                        StepCall::Event { event, .. } => note(event.integration),
                         StepCall::Workflow { .. } | StepCall::Signal { .. } => {}
                     }
                 }
@@ -150,6 +151,9 @@ impl Checker<'_> {
                     }
                     StepCall::Notify { integration, .. } => *integration = map_integ(*integration),
                     StepCall::Workflow { workflow, .. } => *workflow = map_wf(*workflow),
+                    StepCall::Event { event, .. } => {
+                        event.integration = map_integ(event.integration)
+                    }
                     StepCall::Signal { .. } => {}
                 }
             }

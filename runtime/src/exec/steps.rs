@@ -244,8 +244,8 @@ impl Exec {
             self.fail_at(fi, err);
             return;
         }
-        if let StepCall::Signal { name } = &step.call {
-            self.start_signal_wait(fi, p, step, name, key, ckey);
+        if matches!(step.call, StepCall::Signal { .. } | StepCall::Event { .. }) {
+            self.start_wait_step(fi, p, step, key, ckey);
             return;
         }
         let prepared = (|| -> Result<PreparedStep, StepError> {
@@ -278,10 +278,8 @@ impl Exec {
                     }
                     Call::Child(*workflow, Json::Object(input))
                 }
-                StepCall::Signal { .. } => {
-                    return Err(StepError::runtime(
-                        "internal error: a signal wait as a call",
-                    ));
+                StepCall::Signal { .. } | StepCall::Event { .. } => {
+                    return Err(StepError::runtime("internal error: a wait as a call"));
                 }
             };
             let policy = match &step.retry {
@@ -671,6 +669,16 @@ pub(super) fn action_label(program: &flow_ir::program::Program, call: &StepCall)
             None => String::from("unknown"),
         },
         StepCall::Signal { name } => format!("signal {name}"),
+        StepCall::Event { event, .. } => match program.integration(event.integration) {
+            Some(i) => format!(
+                "{}.{}",
+                i.name,
+                i.events
+                    .get(event.event as usize)
+                    .map_or("?", |e| e.name.as_str())
+            ),
+            None => String::from("unknown"),
+        },
     };
     Arc::from(text)
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use flow_expr::Value;
-use flow_ir::program::{Step, StmtId, Wait};
+use flow_ir::program::{EventRef, Step, StepCall, StmtId, Wait};
 use flow_ir::types::Type;
 
 use super::steps::Journaling;
@@ -16,7 +16,7 @@ use super::{Exec, RunShared, TaskDone, TaskResult, step_key};
 use crate::attempt::AttemptObserver;
 use crate::error::StepError;
 use crate::run::Progress;
-use crate::store::{EventKind, RunStatus};
+use crate::store::{EventKind, EventWait, RunStatus, event_signal};
 
 impl Exec {
     /// While the run only waits on timers it gives its admission slot back, so parked
@@ -122,17 +122,31 @@ impl Exec {
         });
     }
 
-    /// Starts a `wait signal(...)` step: its deadline (from `timeout`, journaled once so a
-    /// resumed run keeps it), then a task that takes the signal or fails at the deadline.
-    pub(super) fn start_signal_wait(
+    /// Starts a `wait signal(...)` or `wait integration.event(...)` step: its deadline
+    /// (from `timeout`, journaled once so a resumed run keeps it), an event wait's
+    /// registration, then a task that takes the signal or the delivery, or fails at the
+    /// deadline.
+    pub(super) fn start_wait_step(
         &mut self,
         fi: usize,
         p: usize,
         step: &Step,
-        name: &str,
         key: String,
         ckey: &str,
     ) {
+        let waits_for = match &step.call {
+            StepCall::Signal { name } => WaitFor::Signal(name.clone()),
+            StepCall::Event {
+                event, args, reads, ..
+            } => match self.event_wait(fi, *event, args, reads, &key, ckey) {
+                Ok(wait) => WaitFor::Event(wait),
+                Err(e) => {
+                    self.fail_at(fi, e);
+                    return;
+                }
+            },
+            _ => return,
+        };
         let deadline_key = format!("{key}@timeout");
         let known = self.replay.timers.get(&deadline_key).copied();
         let deadline = match (known, &step.timeout) {
@@ -156,7 +170,6 @@ impl Exec {
             self.wakes.insert((fi, p), at);
         }
         let shared = Arc::clone(&self.shared);
-        let name = name.to_owned();
         let ty = step.result.clone();
         let action = super::steps::action_label(&self.program, &step.call);
         self.spawn_task(fi, true, async move {
@@ -171,7 +184,7 @@ impl Exec {
                     )
                     .await;
             }
-            let result = take_signal(&shared, &name, &key, &ty, &action, deadline).await;
+            let result = take_signal(&shared, waits_for, &key, &ty, &action, deadline).await;
             TaskDone {
                 frame: fi,
                 pos: p,
@@ -180,18 +193,96 @@ impl Exec {
             }
         });
     }
+
+    /// An event wait's registration: the event's arguments and the values its condition
+    /// reads, as they are now.
+    fn event_wait(
+        &mut self,
+        fi: usize,
+        event: EventRef,
+        args: &[Option<flow_ir::expr::ExprId>],
+        reads: &[flow_ir::expr::LocalId],
+        key: &str,
+        ckey: &str,
+    ) -> Result<EventWait, StepError> {
+        let program = Arc::clone(&self.program);
+        let (integ, decl) = program
+            .integration(event.integration)
+            .and_then(|i| Some((i, i.events.get(event.event as usize)?)))
+            .ok_or_else(|| StepError::runtime("event missing from the program"))?;
+        let mut given = Vec::with_capacity(decl.params.len());
+        for (i, param) in decl.params.iter().enumerate() {
+            match args.get(i).copied().flatten() {
+                Some(e) => given.push(serde_json::json!({
+                    "value": self.eval_in(fi, e, ckey, &param.name)?.to_json()
+                })),
+                None => given.push(serde_json::Value::Null),
+            }
+        }
+        let mut locals = serde_json::Map::new();
+        if let Some(Some(frame)) = self.frames.get(fi) {
+            for l in reads {
+                if let Some(v) = frame.locals.get(l.0 as usize) {
+                    locals.insert(l.0.to_string(), v.to_json());
+                }
+            }
+        }
+        Ok(EventWait {
+            id: 0,
+            run: self.shared.key,
+            step: key.to_owned(),
+            program: self.shared.program.hash.clone(),
+            workflow: self.shared.workflow.to_string(),
+            integration: integ.name.clone(),
+            event: decl.name.clone(),
+            args: serde_json::Value::Array(given).to_string(),
+            locals: serde_json::Value::Object(locals).to_string(),
+            at: self.shared.services.clock.now_millis(),
+        })
+    }
 }
 
-/// Takes the signal for the step `key` (journaling its start, its value or its timeout),
-/// sleeping until one is stored or `deadline` passes.
+/// What a wait step waits for.
+enum WaitFor {
+    Signal(String),
+    /// The registration of an event wait.
+    Event(EventWait),
+}
+
+/// Takes the signal (or the delivery) for the step `key`, journaling its start, its value
+/// or its timeout, sleeping until one is stored or `deadline` passes.
 async fn take_signal(
     shared: &RunShared,
-    name: &str,
+    waits_for: WaitFor,
     key: &str,
     ty: &Type,
     action: &Arc<str>,
     deadline: Option<i64>,
 ) -> Result<Value, StepError> {
+    let (name, started_data, progress) = match &waits_for {
+        WaitFor::Signal(name) => (
+            name.clone(),
+            serde_json::json!({ "signal": name }),
+            Progress::WaitingForSignal {
+                key: key.to_owned(),
+                signal: name.clone(),
+                until_ms: deadline,
+            },
+        ),
+        WaitFor::Event(wait) => {
+            let event = format!("{}.{}", wait.integration, wait.event);
+            (
+                event_signal(key),
+                serde_json::json!({ "event": event }),
+                Progress::WaitingForEvent {
+                    key: key.to_owned(),
+                    event,
+                    until_ms: deadline,
+                },
+            )
+        }
+    };
+    let name = name.as_str();
     let mut observer = Journaling {
         shared,
         key,
@@ -204,17 +295,20 @@ async fn take_signal(
             EventKind::StepStarted,
             Some(key),
             Some(1),
-            Some(serde_json::json!({ "signal": name }).to_string()),
+            Some(started_data.to_string()),
             false,
         )
         .await;
     observer.started = Some(tokio::time::Instant::now());
-    shared.progress(&Progress::WaitingForSignal {
-        key: key.to_owned(),
-        signal: name.to_owned(),
-        until_ms: deadline,
-    });
+    shared.progress(&progress);
     let services = &shared.services;
+    if let (Some(_), WaitFor::Event(wait)) = (&services.config.mocked_signals, &waits_for) {
+        let outcome = Err(StepError::runtime(format!(
+            "`flow test` cannot mock the event `{}.{}` a step waits for yet; test the steps around the wait with a signal instead",
+            wait.integration, wait.event
+        )));
+        return finish_wait(shared, &mut observer, key, action, outcome).await;
+    }
     if let Some(mocked) = &services.config.mocked_signals {
         let outcome = match (mocked.0)(name) {
             Some(Ok(json)) => Value::from_json(&json, ty).map_err(|e| {
@@ -228,6 +322,13 @@ async fn take_signal(
             ))),
         };
         return finish_wait(shared, &mut observer, key, action, outcome).await;
+    }
+    if let WaitFor::Event(wait) = &waits_for {
+        // Registered before the run parks, so a receiver can give it a delivery.
+        if let Err(e) = services.store.put_event_wait(wait.clone()).await {
+            let outcome = Err(StepError::runtime(format!("journal: {e}")));
+            return finish_wait(shared, &mut observer, key, action, outcome).await;
+        }
     }
     let waiting = services.signals.wait(&services.store, shared.key);
     let outcome = loop {
@@ -258,12 +359,20 @@ async fn take_signal(
         tokio::select! {
             _ = &mut notified => {}
             _ = until_deadline => {
+                let what = match &waits_for {
+                    WaitFor::Signal(name) => format!("no signal `{name}`"),
+                    WaitFor::Event(w) => format!("no `{}.{}` event", w.integration, w.event),
+                };
                 break Err(StepError::timeout(format!(
-                    "no signal `{name}` arrived before the step's timeout"
+                    "{what} arrived before the step's timeout"
                 )));
             }
         }
     };
+    if let (WaitFor::Event(_), Err(_)) = (&waits_for, &outcome) {
+        // A wait that timed out takes no delivery any more.
+        let _ = services.store.remove_event_wait(shared.key, key).await;
+    }
     drop(waiting);
     finish_wait(shared, &mut observer, key, action, outcome).await
 }

@@ -23,6 +23,7 @@ use crate::group_commit::{self, Journal, Linger, WriterOptions};
 mod journal;
 mod lease;
 mod signals;
+pub use signals::{EventWait, event_signal};
 
 use journal::JournalWrites;
 pub use lease::Lease;
@@ -94,6 +95,20 @@ CREATE TABLE IF NOT EXISTS signals (
 CREATE INDEX IF NOT EXISTS signals_untaken ON signals(run, name, id) WHERE taken_by IS NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS signals_by_sender_id ON signals(run, signal_id) WHERE signal_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS signals_taken ON signals(run, taken_by) WHERE taken_by IS NOT NULL;
+CREATE TABLE IF NOT EXISTS event_waits (
+    id          INTEGER PRIMARY KEY,
+    run         INTEGER NOT NULL,
+    step        TEXT NOT NULL,
+    program     TEXT NOT NULL,
+    workflow    TEXT NOT NULL,
+    integration TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    args        TEXT NOT NULL,
+    locals      TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    UNIQUE (run, step)
+);
+CREATE INDEX IF NOT EXISTS event_waits_by_event ON event_waits(integration, event, id);
 ";
 
 /// Errors of the store. Each names the file and says what to do.
@@ -843,6 +858,7 @@ impl Store {
             }
             conn.execute("DELETE FROM events WHERE run IN (SELECT id FROM temp.doomed)", [])?;
             conn.execute("DELETE FROM signals WHERE run IN (SELECT id FROM temp.doomed)", [])?;
+            conn.execute("DELETE FROM event_waits WHERE run IN (SELECT id FROM temp.doomed)", [])?;
             conn.execute("DELETE FROM runs WHERE id IN (SELECT id FROM temp.doomed)", [])?;
             conn.execute(
                 "DELETE FROM programs WHERE hash NOT IN (SELECT DISTINCT program FROM runs)",

@@ -47,6 +47,8 @@ enum Target {
     Notify(IntegIdx),
     /// `wait signal("name")`.
     Signal(String),
+    /// `wait integration.event(...)`: the integration and the event's index.
+    Event(IntegIdx, usize),
     Unresolved,
 }
 

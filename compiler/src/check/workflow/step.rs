@@ -110,19 +110,7 @@ impl Checker<'_> {
             return (Target::Unresolved, Type::Error);
         };
         if !step.call.is_signal_wait() {
-            self.report(
-                Diagnostic::new(
-                    codes::INVALID_WAIT,
-                    target.span,
-                    format!(
-                        "waiting inside a run for an integration event (`wait {}(...)`) is not built yet",
-                        target.dotted()
-                    ),
-                )
-                .with_label("only `wait signal(\"name\")` is built")
-                .with_help("start a workflow from the event with `on INTEGRATION.EVENT(...)`, or have the sender send the run a signal"),
-            );
-            return (Target::Unresolved, Type::Error);
+            return self.resolve_event_wait(m, target, as_type.as_ref());
         }
         if let Some(w) = when {
             self.report(
@@ -156,6 +144,56 @@ impl Checker<'_> {
             None => Type::Dyn,
         };
         (Target::Signal(name), ty)
+    }
+
+    /// `wait integration.event(args) when COND`: the event, whose declared result is the
+    /// step's type (an `as T` is refused: the integration declares it).
+    fn resolve_event_wait(
+        &mut self,
+        m: ModIdx,
+        target: &ast::Path,
+        as_type: Option<&ast::TypeExpr>,
+    ) -> (Target, Type) {
+        if target.segments.len() < 2 {
+            self.report(
+                Diagnostic::new(
+                    codes::INVALID_WAIT,
+                    target.span,
+                    format!("`wait {}(...)` waits for nothing", target.dotted()),
+                )
+                .with_label("expected `signal(\"name\")` or `integration.event(...)`"),
+            );
+            return (Target::Unresolved, Type::Error);
+        }
+        let (head, last) = target.segments.split_at(target.segments.len() - 1);
+        let Some(integ) = self.find_integration(
+            m,
+            head,
+            target.span,
+            "a wait names `integration.event(...)`",
+        ) else {
+            return (Target::Unresolved, Type::Error);
+        };
+        let name = &last[0];
+        let Some(e) = self.find_member(integ, Member::Event, &name.name, name.span) else {
+            return (Target::Unresolved, Type::Error);
+        };
+        let sig = &self.integrations[integ].events[e];
+        let (def, doc, result) = (sig.span, sig.doc.clone(), sig.result.clone());
+        self.analysis
+            .reference(name.span, def, SymbolKind::Event, &name.name, doc);
+        if let Some(ty) = as_type {
+            self.report(
+                Diagnostic::new(
+                    codes::INVALID_WAIT,
+                    ty.span,
+                    "`as TYPE` on an event wait: the integration declares the event's type",
+                )
+                .with_label("remove this")
+                .with_note(format!("the step's value has type `{result}`")),
+            );
+        }
+        (Target::Event(integ, e), result)
     }
 
     pub(super) fn lower_notify(
@@ -332,6 +370,63 @@ impl Checker<'_> {
                     false,
                 )
             }
+            Target::Event(i, e) => {
+                let sig = &self.integrations[*i].events[*e];
+                let params = Arc::clone(&sig.params);
+                let callee = format!("event `{}.{}`", self.integrations[*i].name, sig.name);
+                let args = self.call_args(
+                    &params,
+                    args,
+                    &wf.bindings,
+                    &mut wf.arena,
+                    call_span,
+                    &callee,
+                );
+                // `event` in the condition is the delivery, for this condition only.
+                let mark = wf.bindings.mark();
+                let event_local = wf.arena.new_local("event", ty.clone());
+                wf.bindings.push(Binding {
+                    name: "event".into(),
+                    local: event_local,
+                    ty: ty.clone(),
+                    def: call_span,
+                    kind: SymbolKind::Variable,
+                    doc: Some("The delivery this wait takes.".into()),
+                });
+                let from = wf.arena.nodes.len();
+                let when = match &step.call {
+                    StepCall::Wait { when: Some(c), .. } => Some(check_in(
+                        c,
+                        &wf.bindings,
+                        &mut wf.arena,
+                        Some(&Type::Bool),
+                        &mut self.diagnostics,
+                        &mut self.analysis,
+                    )),
+                    _ => None,
+                };
+                wf.bindings.truncate(mark);
+                let mut reads: Vec<LocalId> = locals_read(&wf.arena, from)
+                    .into_iter()
+                    .map(|(l, _)| l)
+                    .filter(|l| *l != event_local)
+                    .collect();
+                reads.sort_by_key(|l| l.0);
+                reads.dedup();
+                (
+                    ir::StepCall::Event {
+                        event: ir::EventRef {
+                            integration: ir::IntegrationId::from_index(*i),
+                            event: *e as u32,
+                        },
+                        args,
+                        when,
+                        event_local,
+                        reads,
+                    },
+                    true,
+                )
+            }
             Target::Signal(name) => {
                 // The name was read from the literal; nothing else to evaluate.
                 match wf.signal_types.get(name) {
@@ -385,7 +480,7 @@ impl Checker<'_> {
         let mut timeout = None;
         let mut cache = None;
         let mut key = None;
-        let is_wait = matches!(target, Target::Signal(_));
+        let is_wait = matches!(target, Target::Signal(_) | Target::Event(..));
         for modifier in &step.modifiers {
             if is_wait
                 && !matches!(
@@ -398,7 +493,7 @@ impl Checker<'_> {
                     Diagnostic::new(
                         codes::INVALID_WAIT,
                         modifier.span,
-                        format!("a signal wait takes no `{keyword}`"),
+                        format!("a wait takes no `{keyword}`"),
                     )
                     .with_label("nothing is called, so nothing is retried, cached or deduplicated")
                     .with_help("a wait takes `timeout D` (how long to wait) and `after STEP`"),
@@ -446,7 +541,12 @@ impl Checker<'_> {
         }
         let effective = match retry {
             Some((r, _)) => Some(r),
-            None if idempotent && !matches!(target, Target::Workflow(_) | Target::Signal(_)) => {
+            None if idempotent
+                && !matches!(
+                    target,
+                    Target::Workflow(_) | Target::Signal(_) | Target::Event(..)
+                ) =>
+            {
                 wf.settings_retry.clone()
             }
             None => None,
