@@ -168,6 +168,12 @@ pub fn call(o: Overload, args: &[Value]) -> R {
         (O::IndexOf, [s, sub, V::Int(i)]) => index_of(o, args, s, sub, Some(*i), false),
         (O::LastIndexOf, [s, sub]) => index_of(o, args, s, sub, None, true),
         (O::LastIndexOf, [s, sub, V::Int(i)]) => index_of(o, args, s, sub, Some(*i), true),
+        (O::ParseJson, [s]) if s.as_str().is_some() => {
+            match serde_json::from_str::<serde_json::Value>(s.as_str().unwrap_or("")) {
+                Ok(json) => Ok(V::from_json_dyn(&json)),
+                Err(e) => Err(EvalError::invalid_argument(format!("not JSON: {e}"))),
+            }
+        }
         (O::LowerAscii, [s]) if s.as_str().is_some() => {
             Ok(V::string(s.as_str().unwrap_or("").to_ascii_lowercase()))
         }

@@ -271,6 +271,7 @@ pub enum Overload {
     Join,
     Format,
     Quote,
+    ParseJson,
     Reverse,
     // timestamps and durations
     GetFullYear,

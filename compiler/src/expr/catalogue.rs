@@ -403,6 +403,9 @@ functions! {
         "printf-style formatting: `%s`, `%d`, `%f`, `%.Nf`, `%e`, `%x`, `%X`, `%o`, `%b`, `%%`. `%s` writes a list as `[a, b]` and a map as `{k: v}` sorted by key, with the strings inside unquoted; `%s` and `%d` write doubles without an exponent."
         { "'%s has %d items'.format(['cart', 3])" => "'cart has 3 items'",
           "'%s and %s'.format([['a', 1.0], {'k': duration('90s')}])" => "'[a, 1] and {k: 90s}'" }
+    ParseJson ["string.parseJson() -> dyn"]
+        "Decodes JSON text into a value (an error when the text is not JSON); Slack sends interactive payloads as JSON inside a form field."
+        { "'{\"a\": [1, 2]}'.parseJson().a[1]" => "2", "'{'.parseJson()" => "error: not JSON" }
     Quote ["strings.quote(string) -> string"] "Quotes a string as a CEL string literal, escaping as needed." { "strings.quote('a\"b')" => "'\"a\\\\\"b\"'" }
     Reverse ["string.reverse() -> string", "list<A>.reverse() -> list<A>"] "The code points (or elements) in reverse order." { "'abc'.reverse()" => "'cba'", "[1, 2].reverse()" => "[2, 1]" }
 
