@@ -156,3 +156,140 @@ fn a_delivery_goes_to_the_waiting_run_whose_condition_holds() {
     assert!(listed.contains("unmatched"), "{listed}");
     assert_eq!(server.stop(), 0);
 }
+
+/// A stand-in for Slack's Web API on 127.0.0.1: `chat.postMessage` answers `ok` with the
+/// next message ts (`1700.1`, `1700.2`, ...).
+fn fake_slack() -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let posted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let posted = std::sync::Arc::clone(&posted);
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    let n = posted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    let answer = format!(
+                        r#"{{"ok":true,"channel":"C1","ts":"1700.{n}","message":{{"text":"posted"}}}}"#
+                    );
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_click_on_a_slack_button_goes_to_the_run_that_posted_the_message() {
+    let dir = scratch("slack-approval");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("examples/deploy_approval.flow"), dir.join("app.flow")).unwrap();
+    let slack = fake_slack();
+    let (code, key, err) = flow(
+        &dir,
+        &["keys", "create", "--name", "ops", "--scope", "admin", "--store", "flow.db"],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let key = key.trim().to_owned();
+    let base = format!("http://127.0.0.1:{slack}");
+    let (code, _, err) = flow(
+        &dir,
+        &[
+            "connect", "slack", "--owner", "ops", "--secret", "signing_secret", "--secret",
+            "bot_token", "--base-url", &base, "--store", "flow.db",
+        ],
+        "sss\nxoxb-1\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let server = Server::start(&dir, &["--as", "ops"]);
+    let c = client();
+    let run = |id: &str| {
+        c.send("GET", &server.url(&format!("/api/v1/runs/{id}")), Some(&key), &[], None)
+            .json()
+    };
+    // One run at a time, so the first posts message 1700.1 and the second 1700.2.
+    let mut runs = Vec::new();
+    for version in ["1.0", "2.0"] {
+        let r = c.send(
+            "POST",
+            &server.url("/api/v1/workflows/deploy_approval/runs"),
+            Some(&key),
+            &[],
+            Some(format!(r#"{{"service": "api", "version": "{version}"}}"#).into_bytes()),
+        );
+        assert_eq!(r.status, 202, "{}", r.text);
+        let id = r.json()["run"].as_str().unwrap().to_owned();
+        wait_until("the run waits for a click", || {
+            run(&id)["steps"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["waiting_for_event"] == "slack.interaction"))
+        });
+        runs.push(id);
+    }
+    let click = |message_ts: &str, action: &str, user: &str| {
+        let payload = serde_json::json!({
+            "type": "block_actions",
+            "user": { "id": "U1", "username": user, "name": user },
+            "container": { "type": "message", "message_ts": message_ts, "channel_id": "C1" },
+            "actions": [{ "action_id": action, "type": "button" }],
+        });
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let signature = format!(
+            "v0={}",
+            hmac_hex(b"sss", format!("v0:{now}:{body}").as_bytes())
+        );
+        c.send(
+            "POST",
+            &server.url("/hooks/slack/interactivity"),
+            None,
+            &[
+                ("x-slack-request-timestamp", now.to_string().as_str()),
+                ("x-slack-signature", signature.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            Some(body.into_bytes()),
+        )
+    };
+    let second = click("1700.2", "approve", "ann");
+    assert_eq!(second.status, 202, "{}", second.text);
+    assert_eq!(second.json()["resumed"], serde_json::json!([runs[1]]));
+    wait_until("the second run ends", || run(&runs[1])["status"] == "completed");
+    assert_eq!(run(&runs[1])["output"], "approved by ann");
+    assert_eq!(run(&runs[0])["status"], "waiting");
+    let first = click("1700.1", "reject", "bob");
+    assert_eq!(first.json()["resumed"], serde_json::json!([runs[0]]));
+    wait_until("the first run ends", || run(&runs[0])["status"] == "completed");
+    assert_eq!(run(&runs[0])["output"], "rejected by bob");
+    assert_eq!(server.stop(), 0);
+}
