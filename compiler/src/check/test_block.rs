@@ -24,12 +24,23 @@ impl Checker<'_> {
     }
 
     /// `signal.NAME` in a `mock`, when no integration is called `signal`: the signal's
-    /// name and the type the workflows wait for it as. `None`: not a signal mock;
-    /// `Some(Err)`: one no workflow waits for (reported).
+    /// name and the type the workflows wait for it as; or `INTEGRATION.EVENT`: the
+    /// deliveries the steps waiting for it take (mocked as the signal `event:NAME`).
+    /// `None`: not a signal or event mock; `Some(Err)`: a signal no workflow waits for
+    /// (reported).
     fn mocked_signal(&mut self, m: usize, path: &ast::Path) -> Option<Result<(String, Type), ()>> {
         let [head, name] = path.segments.as_slice() else {
             return None;
         };
+        // `INTEGRATION.EVENT`: what the steps waiting for that event take.
+        if let Some(Symbol::Integration(i)) = self.lookup(m, &head.name).map(|e| e.sym) {
+            let integ = &self.integrations[i];
+            let event = integ.events.iter().find(|e| e.name == name.name)?;
+            return Some(Ok((
+                format!("event:{}.{}", integ.name, event.name),
+                event.result.clone(),
+            )));
+        }
         if head.name != "signal" || self.lookup(m, "signal").is_some() {
             return None;
         }

@@ -302,23 +302,25 @@ async fn take_signal(
     observer.started = Some(tokio::time::Instant::now());
     shared.progress(&progress);
     let services = &shared.services;
-    if let (Some(_), WaitFor::Event(wait)) = (&services.config.mocked_signals, &waits_for) {
-        let outcome = Err(StepError::runtime(format!(
-            "`flow test` cannot mock the event `{}.{}` a step waits for yet; test the steps around the wait with a signal instead",
-            wait.integration, wait.event
-        )));
-        return finish_wait(shared, &mut observer, key, action, outcome).await;
-    }
     if let Some(mocked) = &services.config.mocked_signals {
-        let outcome = match (mocked.0)(name) {
+        // In a test, an event wait takes `mock INTEGRATION.EVENT ...`.
+        let mocked_name = match &waits_for {
+            WaitFor::Signal(name) => name.clone(),
+            WaitFor::Event(w) => format!("event:{}.{}", w.integration, w.event),
+        };
+        let mock_hint = match &waits_for {
+            WaitFor::Signal(name) => format!("mock signal.{name}"),
+            WaitFor::Event(w) => format!("mock {}.{}", w.integration, w.event),
+        };
+        let outcome = match (mocked.0)(&mocked_name) {
             Some(Ok(json)) => Value::from_json(&json, ty).map_err(|e| {
                 StepError::validation(format!(
-                    "the mocked signal `{name}` does not fit its type: {e}"
+                    "the mocked `{mocked_name}` does not fit its type: {e}"
                 ))
             }),
             Some(Err(e)) => Err(e),
             None => Err(StepError::runtime(format!(
-                "no signal `{name}` in this test: mock it with `mock signal.{name} returns VALUE` (or `fails timeout()`)"
+                "nothing arrives for the wait `{key}` in this test: mock it with `{mock_hint} returns VALUE` (or `fails timeout()`)"
             ))),
         };
         return finish_wait(shared, &mut observer, key, action, outcome).await;
