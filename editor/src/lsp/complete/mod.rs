@@ -472,7 +472,7 @@ pub fn completion(text: &str, offset: usize, names: &Names<'_>) -> Vec<Completio
         }
         return items;
     }
-    // `step x = wait ▮`: a step waits for a signal, not for a duration.
+    // `step x = wait ▮`: a step waits for a signal or an event, not for a duration.
     let step_wait = cx.last_word() == "wait"
         && cx
             .before
@@ -483,7 +483,10 @@ pub fn completion(text: &str, offset: usize, names: &Names<'_>) -> Vec<Completio
     if step_wait {
         let mut item = snippet_item("signal", "signal(\"${1:name}\") as ${2:dyn}");
         item.detail = Some("wait for a signal sent to the run (`flow signal RUN NAME`)".into());
+        item.sort_text = Some("0signal".into());
         items.push(item);
+        // Or for a delivery of an integration's event.
+        events(names, &mut items);
         return items;
     }
     if DURATION_KEYWORDS.contains(&cx.last_word()) {
@@ -639,6 +642,11 @@ fn triggers(names: &Names<'_>, items: &mut Vec<CompletionItem>) {
         item.sort_text = Some(format!("0{i}"));
         items.push(item);
     }
+    events(names, items);
+}
+
+/// Every event of the integrations in scope, as `integration.event(...)`.
+fn events(names: &Names<'_>, items: &mut Vec<CompletionItem>) {
     for (name, integration) in &names.integrations {
         for member in &integration.members {
             let IntegrationMember::Event(e) = member else {
