@@ -207,11 +207,17 @@ fn fake_slack() -> u16 {
 fn a_click_on_a_slack_button_goes_to_the_run_that_posted_the_message() {
     let dir = scratch("slack-approval");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::copy(root.join("examples/deploy_approval.flow"), dir.join("app.flow")).unwrap();
+    std::fs::copy(
+        root.join("examples/deploy_approval.flow"),
+        dir.join("app.flow"),
+    )
+    .unwrap();
     let slack = fake_slack();
     let (code, key, err) = flow(
         &dir,
-        &["keys", "create", "--name", "ops", "--scope", "admin", "--store", "flow.db"],
+        &[
+            "keys", "create", "--name", "ops", "--scope", "admin", "--store", "flow.db",
+        ],
         "",
     );
     assert_eq!(code, 0, "{err}");
@@ -220,8 +226,18 @@ fn a_click_on_a_slack_button_goes_to_the_run_that_posted_the_message() {
     let (code, _, err) = flow(
         &dir,
         &[
-            "connect", "slack", "--owner", "ops", "--secret", "signing_secret", "--secret",
-            "bot_token", "--base-url", &base, "--store", "flow.db",
+            "connect",
+            "slack",
+            "--owner",
+            "ops",
+            "--secret",
+            "signing_secret",
+            "--secret",
+            "bot_token",
+            "--base-url",
+            &base,
+            "--store",
+            "flow.db",
         ],
         "sss\nxoxb-1\n",
     );
@@ -229,8 +245,14 @@ fn a_click_on_a_slack_button_goes_to_the_run_that_posted_the_message() {
     let server = Server::start(&dir, &["--as", "ops"]);
     let c = client();
     let run = |id: &str| {
-        c.send("GET", &server.url(&format!("/api/v1/runs/{id}")), Some(&key), &[], None)
-            .json()
+        c.send(
+            "GET",
+            &server.url(&format!("/api/v1/runs/{id}")),
+            Some(&key),
+            &[],
+            None,
+        )
+        .json()
     };
     // One run at a time, so the first posts message 1700.1 and the second 1700.2.
     let mut runs = Vec::new();
@@ -245,9 +267,10 @@ fn a_click_on_a_slack_button_goes_to_the_run_that_posted_the_message() {
         assert_eq!(r.status, 202, "{}", r.text);
         let id = r.json()["run"].as_str().unwrap().to_owned();
         wait_until("the run waits for a click", || {
-            run(&id)["steps"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|s| s["waiting_for_event"] == "slack.interaction"))
+            run(&id)["steps"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|s| s["waiting_for_event"] == "slack.interaction")
+            })
         });
         runs.push(id);
     }
@@ -284,12 +307,16 @@ fn a_click_on_a_slack_button_goes_to_the_run_that_posted_the_message() {
     let second = click("1700.2", "approve", "ann");
     assert_eq!(second.status, 202, "{}", second.text);
     assert_eq!(second.json()["resumed"], serde_json::json!([runs[1]]));
-    wait_until("the second run ends", || run(&runs[1])["status"] == "completed");
+    wait_until("the second run ends", || {
+        run(&runs[1])["status"] == "completed"
+    });
     assert_eq!(run(&runs[1])["output"], "approved by ann");
     assert_eq!(run(&runs[0])["status"], "waiting");
     let first = click("1700.1", "reject", "bob");
     assert_eq!(first.json()["resumed"], serde_json::json!([runs[0]]));
-    wait_until("the first run ends", || run(&runs[0])["status"] == "completed");
+    wait_until("the first run ends", || {
+        run(&runs[0])["status"] == "completed"
+    });
     assert_eq!(run(&runs[0])["output"], "rejected by bob");
     assert_eq!(server.stop(), 0);
 }
