@@ -613,14 +613,9 @@ impl Observer for Display {
                 self.refresh();
             }
             Progress::Waiting { key, until_ms } => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0);
-                let left = Duration::from_millis(u64::try_from(until_ms - now).unwrap_or(0));
                 self.line(&format!(
                     "{prefix}⏸ {key}: waiting {}",
-                    format_duration(left)
+                    format_duration(time_left(*until_ms))
                 ));
             }
             Progress::WaitingForSignal {
@@ -628,17 +623,9 @@ impl Observer for Display {
                 signal,
                 until_ms,
             } => {
-                let limit = match until_ms {
-                    Some(at) => {
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_millis() as i64)
-                            .unwrap_or(0);
-                        let left = Duration::from_millis(u64::try_from(at - now).unwrap_or(0));
-                        format!(" (at most {})", format_duration(left))
-                    }
-                    None => String::new(),
-                };
+                let limit = until_ms
+                    .map(|at| format!(" (at most {})", format_duration(time_left(at))))
+                    .unwrap_or_default();
                 self.line(&format!(
                     "{prefix}⏸ {key}: waiting for signal `{signal}`{limit}; send it with `flow signal {run_id} {signal} --data JSON`"
                 ));
@@ -648,17 +635,9 @@ impl Observer for Display {
                 event,
                 until_ms,
             } => {
-                let limit = match until_ms {
-                    Some(at) => {
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_millis() as i64)
-                            .unwrap_or(0);
-                        let left = Duration::from_millis(u64::try_from(at - now).unwrap_or(0));
-                        format!(" (at most {})", format_duration(left))
-                    }
-                    None => String::new(),
-                };
+                let limit = until_ms
+                    .map(|at| format!(" (at most {})", format_duration(time_left(at))))
+                    .unwrap_or_default();
                 self.line(&format!(
                     "{prefix}⏸ {key}: waiting for a `{event}` event{limit}; `flow serve` receives it"
                 ));
@@ -670,4 +649,13 @@ impl Observer for Display {
             Progress::RunStarted { .. } | Progress::RunFinished { .. } => {}
         }
     }
+}
+
+/// The time from now until `at` (Unix milliseconds); zero once it has passed.
+fn time_left(at: i64) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Duration::from_millis(u64::try_from(at - now).unwrap_or(0))
 }
