@@ -226,15 +226,33 @@ impl Engine {
                     .collect(),
             }
         })?;
-        let services = &self.inner.services;
-        let owner = owner.or(services.config.owner.as_deref()).map(Arc::from);
-        match services
-            .create_run(program, wf, input, owner, None, origin)
-            .await?
-        {
-            Created::New(start) => Ok(Started::New(self.spawn(start))),
-            Created::Existing(row) => Ok(Started::Existing(row)),
-        }
+        let owner = owner
+            .or(self.inner.services.config.owner.as_deref())
+            .map(Arc::from);
+        // Committing a run and starting it happen in a task of their own: a caller that
+        // goes away in between (a client that disconnects) cannot leave a committed run
+        // that nothing executes.
+        let engine = self.clone();
+        let program = Arc::clone(program);
+        tokio::spawn(
+            async move {
+                match engine
+                    .inner
+                    .services
+                    .create_run(&program, wf, input, owner, None, origin)
+                    .await?
+                {
+                    Created::New(start) => Ok(Started::New(engine.spawn(start))),
+                    Created::Existing(row) => Ok(Started::Existing(row)),
+                }
+            }
+            .in_current_span(),
+        )
+        .await
+        .map_err(|e| EngineError::Program {
+            run_id: String::new(),
+            detail: format!("the run could not be started: {e}"),
+        })?
     }
 
     /// Cancels a run of this store: a run executing here stops at once; a run of another
