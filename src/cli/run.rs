@@ -623,9 +623,7 @@ impl Observer for Display {
                 signal,
                 until_ms,
             } => {
-                let limit = until_ms
-                    .map(|at| format!(" (at most {})", format_duration(time_left(at))))
-                    .unwrap_or_default();
+                let limit = at_most(*until_ms);
                 self.line(&format!(
                     "{prefix}⏸ {key}: waiting for signal `{signal}`{limit}; send it with `flow signal {run_id} {signal} --data JSON`"
                 ));
@@ -635,9 +633,7 @@ impl Observer for Display {
                 event,
                 until_ms,
             } => {
-                let limit = until_ms
-                    .map(|at| format!(" (at most {})", format_duration(time_left(at))))
-                    .unwrap_or_default();
+                let limit = at_most(*until_ms);
                 self.line(&format!(
                     "{prefix}⏸ {key}: waiting for a `{event}` event{limit}; `flow serve` receives it"
                 ));
@@ -649,6 +645,13 @@ impl Observer for Display {
             Progress::RunStarted { .. } | Progress::RunFinished { .. } => {}
         }
     }
+}
+
+/// ` (at most 5m)` for a wait with a deadline; nothing without one.
+fn at_most(until_ms: Option<i64>) -> String {
+    until_ms
+        .map(|at| format!(" (at most {})", format_duration(time_left(at))))
+        .unwrap_or_default()
 }
 
 /// The time from now until `at` (Unix milliseconds); zero once it has passed.

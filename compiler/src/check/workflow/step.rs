@@ -65,18 +65,14 @@ impl Checker<'_> {
                     self.report(d);
                     return (Target::Unresolved, Type::Error);
                 }
-                let (head, last) = path.segments.split_at(path.segments.len() - 1);
-                let Some(integ) = self.find_integration(
+                let action = &path.segments[path.segments.len() - 1];
+                match self.integration_member(
                     m,
-                    head,
-                    path.span,
+                    path,
+                    Member::Action,
                     "a step calls `integration.action(...)`",
-                ) else {
-                    return (Target::Unresolved, Type::Error);
-                };
-                let action = &last[0];
-                match self.find_member(integ, Member::Action, &action.name, action.span) {
-                    Some(a) => {
+                ) {
+                    Some((integ, a)) => {
                         let sig = &self.integrations[integ].actions[a];
                         let hover = sig.hover.clone();
                         let (def, doc, result) = (sig.span, sig.doc.clone(), sig.result.clone());
@@ -146,6 +142,22 @@ impl Checker<'_> {
         (Target::Signal(name), ty)
     }
 
+    /// The integration and the index of the action or event `path` (at least two
+    /// segments) names; what is unknown is reported.
+    fn integration_member(
+        &mut self,
+        m: ModIdx,
+        path: &ast::Path,
+        member: Member,
+        context: &str,
+    ) -> Option<(IntegIdx, usize)> {
+        let (head, last) = path.segments.split_at(path.segments.len() - 1);
+        let integ = self.find_integration(m, head, path.span, context)?;
+        let name = &last[0];
+        let index = self.find_member(integ, member, &name.name, name.span)?;
+        Some((integ, index))
+    }
+
     /// `wait integration.event(args) when COND`: the event, whose declared result is the
     /// step's type (an `as T` is refused: the integration declares it).
     fn resolve_event_wait(
@@ -165,17 +177,13 @@ impl Checker<'_> {
             );
             return (Target::Unresolved, Type::Error);
         }
-        let (head, last) = target.segments.split_at(target.segments.len() - 1);
-        let Some(integ) = self.find_integration(
+        let name = &target.segments[target.segments.len() - 1];
+        let Some((integ, e)) = self.integration_member(
             m,
-            head,
-            target.span,
+            target,
+            Member::Event,
             "a wait names `integration.event(...)`",
         ) else {
-            return (Target::Unresolved, Type::Error);
-        };
-        let name = &last[0];
-        let Some(e) = self.find_member(integ, Member::Event, &name.name, name.span) else {
             return (Target::Unresolved, Type::Error);
         };
         let sig = &self.integrations[integ].events[e];
