@@ -37,15 +37,7 @@ fn a_delivery_goes_to_the_waiting_run_whose_condition_holds() {
     let dir = scratch("event-waits");
     let counter = Counter::start();
     std::fs::write(dir.join("app.flow"), program(counter.port)).unwrap();
-    let (code, key, err) = flow(
-        &dir,
-        &[
-            "keys", "create", "--name", "ops", "--scope", "admin", "--store", "flow.db",
-        ],
-        "",
-    );
-    assert_eq!(code, 0, "{err}");
-    let key = key.trim().to_owned();
+    let key = admin_key(&dir);
     let (code, _, err) = flow(
         &dir,
         &[
@@ -213,15 +205,7 @@ fn a_click_on_a_slack_button_goes_to_the_run_that_posted_the_message() {
     )
     .unwrap();
     let slack = fake_slack();
-    let (code, key, err) = flow(
-        &dir,
-        &[
-            "keys", "create", "--name", "ops", "--scope", "admin", "--store", "flow.db",
-        ],
-        "",
-    );
-    assert_eq!(code, 0, "{err}");
-    let key = key.trim().to_owned();
+    let key = admin_key(&dir);
     let base = format!("http://127.0.0.1:{slack}");
     let (code, _, err) = flow(
         &dir,

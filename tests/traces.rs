@@ -134,15 +134,7 @@ fn requests_runs_steps_and_calls_are_traced_with_their_parents() {
     let upstream = Counter::start();
     let receiver = Counter::start();
     std::fs::write(dir.join("app.flow"), program(upstream.port)).unwrap();
-    let (code, key, err) = flow(
-        &dir,
-        &[
-            "keys", "create", "--name", "ops", "--scope", "admin", "--store", "flow.db",
-        ],
-        "",
-    );
-    assert_eq!(code, 0, "{err}");
-    let key = key.trim().to_owned();
+    let key = admin_key(&dir);
     connect(&dir);
     let endpoint = format!("http://127.0.0.1:{}", receiver.port);
     let env = [

@@ -355,15 +355,21 @@ pub fn setup(name: &str, schedule: bool) -> (PathBuf, Counter, String) {
     let dir = scratch(name);
     let counter = Counter::start();
     std::fs::write(dir.join("app.flow"), program(counter.port, schedule)).unwrap();
+    let key = admin_key(&dir);
+    (dir, counter, key)
+}
+
+/// An `admin` API key named `ops` in the directory's store.
+pub fn admin_key(dir: &Path) -> String {
     let (code, key, err) = flow(
-        &dir,
+        dir,
         &[
             "keys", "create", "--name", "ops", "--scope", "admin", "--store", "flow.db",
         ],
         "",
     );
     assert_eq!(code, 0, "{err}");
-    (dir, counter, key.trim().to_owned())
+    key.trim().to_owned()
 }
 
 pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
