@@ -10,7 +10,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use flow_grammar::{Diagnostic, SourceMap, Span, codes};
 
-use flow_ir::program::{self as ir, BlockId, Program, StepCall, StmtId, StmtKind, Workflow};
+use flow_ir::program::{self as ir, BlockId, Program, StmtId, StmtKind, Workflow};
 
 /// Where a statement sits: its block and the compound statements around it
 /// (outermost first).
@@ -332,44 +332,7 @@ impl Renderer<'_> {
         let Some(step) = self.wf.steps.get(i) else {
             return String::new();
         };
-        let call = match &step.call {
-            StepCall::Action { action, .. } => match (
-                self.program.integration(action.integration),
-                self.program.action(*action),
-            ) {
-                (Some(integ), Some(a)) => format!("{}.{}", integ.name, a.name),
-                _ => "?".into(),
-            },
-            StepCall::Workflow { workflow, .. } => {
-                format!(
-                    "run {}",
-                    self.program
-                        .workflow(*workflow)
-                        .map(|w| w.name.as_str())
-                        .unwrap_or("?")
-                )
-            }
-            StepCall::Notify { integration, .. } => {
-                format!(
-                    "notify {}",
-                    self.program
-                        .integration(*integration)
-                        .map(|w| w.name.as_str())
-                        .unwrap_or("?")
-                )
-            }
-            StepCall::Signal { name } => format!("wait signal {name:?}"),
-            StepCall::Event { event, .. } => match self.program.integration(event.integration) {
-                Some(i) => format!(
-                    "wait {}.{}",
-                    i.name,
-                    i.events
-                        .get(event.event as usize)
-                        .map_or("?", |e| e.name.as_str())
-                ),
-                None => "wait ?".into(),
-            },
-        };
+        let call = self.program.call_label(&step.call);
         if step.name.starts_with("notify#") {
             call
         } else {

@@ -121,6 +121,29 @@ impl Program {
         self.integration(r.integration)
             .and_then(|i| i.events.get(r.event as usize))
     }
+
+    /// What a step calls, as graphs and dashboards show it: `slack.post_message`,
+    /// `run child`, `notify slack`, `wait signal "approve"`, `wait github.issue`.
+    pub fn call_label(&self, call: &StepCall) -> String {
+        let integration = |id: IntegrationId| self.integration(id).map_or("?", |i| i.name.as_str());
+        match call {
+            StepCall::Action { action, .. } => match self.action(*action) {
+                Some(a) => format!("{}.{}", integration(action.integration), a.name),
+                None => "?".into(),
+            },
+            StepCall::Workflow { workflow, .. } => format!(
+                "run {}",
+                self.workflow(*workflow).map_or("?", |w| w.name.as_str())
+            ),
+            StepCall::Notify { integration: i, .. } => format!("notify {}", integration(*i)),
+            StepCall::Signal { name } => format!("wait signal {name:?}"),
+            StepCall::Event { event, .. } => format!(
+                "wait {}.{}",
+                integration(event.integration),
+                self.event(*event).map_or("?", |e| e.name.as_str())
+            ),
+        }
+    }
 }
 
 /// A source file's name and line starts, so a span can be shown as `file:line:column`

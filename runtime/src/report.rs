@@ -196,6 +196,15 @@ pub fn stats(
         ..RunFilter::default()
     };
     let runs = store.list_runs(&filter)?;
+    stats_over(store, workflow, &runs)
+}
+
+/// Statistics over the given runs (the dashboard's: a workflow's most recent ones).
+pub fn stats_over(
+    store: &Store,
+    workflow: Option<&str>,
+    runs: &[RunRow],
+) -> Result<Stats, StoreError> {
     let mut s = Stats {
         workflow: workflow.map(str::to_owned),
         runs: runs.len(),
@@ -203,7 +212,7 @@ pub fn stats(
     };
     let mut durations = Vec::new();
     let mut per_step: BTreeMap<String, (Vec<i64>, u64, usize, usize, usize)> = BTreeMap::new();
-    for run in &runs {
+    for run in runs {
         match run.status {
             crate::store::RunStatus::Completed => s.completed += 1,
             crate::store::RunStatus::Failed => s.failed += 1,

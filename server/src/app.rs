@@ -1,5 +1,6 @@
 //! The server's shared state, its routes and its authentication: every request under
-//! `/api/v1` and `/metrics` presents an API key (`Authorization: Bearer flow_sk_...`),
+//! `/api/v1` and `/metrics` presents an API key (the dashboard under `/ui/` signs in with
+//! one and keeps a session: [`crate::ui`]) (`Authorization: Bearer flow_sk_...`),
 //! checked against the scope the route needs and, for a workflow's runs, the key's
 //! workflow glob. `/healthz` and `/hooks/...` take none (deliveries are verified by
 //! their signatures).
@@ -76,6 +77,8 @@ pub struct Shared {
     pub connections: Arc<flow_connectors::VaultConnections>,
     /// Ticks held by `overlap = buffer` until their schedule's previous run ends.
     pub buffered: crate::schedule::Buffered,
+    /// The last probe of the connections, which the dashboard shows without waiting.
+    pub health: crate::ui::operate::HealthCache,
 }
 
 pub type AppState = Arc<Shared>;
@@ -133,15 +136,19 @@ pub fn router(state: AppState) -> Router {
     if state.options.metrics_on_main {
         api = api.route("/metrics", get(metrics_with_key));
     }
-    api.route_layer(axum::middleware::from_fn(traced))
+    let api = api
+        .route_layer(axum::middleware::from_fn(traced))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(json_errors));
+    // The dashboard answers its own errors as pages, so it is outside `json_errors`.
+    let ui = crate::ui::router().route_layer(axum::middleware::from_fn(traced));
+    api.merge(ui)
         .layer(DefaultBodyLimit::max(state.options.body_limit))
         .layer(axum::middleware::from_fn(crate::metrics::count_requests))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             state.options.request_timeout,
         ))
-        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
 }
 

@@ -244,13 +244,31 @@ pub fn authenticate(store: &Store, presented: &str) -> Result<Result<Key, Refusa
     if !constant_time_eq(&stored, &hash) {
         return Ok(Err(Refusal::Unknown));
     }
+    Ok(live(key))
+}
+
+/// The key with id `id` (a signed-in dashboard session names its key by id), or why it
+/// is refused now.
+pub fn by_id(store: &Store, id: &str) -> Result<Result<Key, Refusal>, StoreError> {
+    let found = store.read(|conn| {
+        conn.prepare_cached(
+            "SELECT id, name, scopes, workflows, owner_as, created_at, expires_at, revoked_at FROM api_keys WHERE id = ?1",
+        )?
+        .query_row([id], key_row)
+        .optional()
+    })?;
+    Ok(found.map_or(Err(Refusal::Unknown), live))
+}
+
+/// The key, unless it was revoked or has expired.
+fn live(key: Key) -> Result<Key, Refusal> {
     if key.revoked_at.is_some() {
-        return Ok(Err(Refusal::Revoked));
+        return Err(Refusal::Revoked);
     }
     if key.expires_at.is_some_and(|at| at <= now_ms()) {
-        return Ok(Err(Refusal::Expired));
+        return Err(Refusal::Expired);
     }
-    Ok(Ok(key))
+    Ok(key)
 }
 
 fn key_row(r: &rusqlite::Row<'_>) -> Result<Key, rusqlite::Error> {
@@ -274,15 +292,15 @@ fn scopes_text(scopes: &[Scope]) -> String {
     names.join(",")
 }
 
-fn digest(text: &str) -> [u8; 32] {
+pub(crate) fn digest(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

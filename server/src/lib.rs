@@ -2,7 +2,7 @@
 //! deployment ([`deployment`]), fires schedules ([`schedule`]), serves webhooks and
 //! integration events ([`hooks`]), and answers the run API ([`api`]) behind API keys
 //! ([`keys`]), with Prometheus metrics ([`metrics`]) and per-caller rate limits
-//! ([`limits`]). It sits above the runtime and links no compiler: programs arrive as
+//! ([`limits`]), and a dashboard for people at `/ui/` ([`ui`]). It sits above the runtime and links no compiler: programs arrive as
 //! `.flowc` artefacts, and reloading sources from disk is a callback the binary gives.
 
 pub mod api;
@@ -15,6 +15,7 @@ pub mod limits;
 pub mod listen;
 pub mod metrics;
 pub mod schedule;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -78,6 +79,7 @@ pub async fn serve(
     deployment::prepare(&store).await?;
     schedule::prepare(&store).await?;
     hooks::prepare(&store).await?;
+    ui::session::prepare(&store).await?;
     let recovered = engine.recover().await?;
     if !recovered.is_empty() {
         tracing::info!(runs = recovered.len(), "resumed runs of a stopped process");
@@ -95,6 +97,7 @@ pub async fn serve(
         deploying: tokio::sync::Mutex::new(()),
         connections,
         buffered: schedule::Buffered::default(),
+        health: ui::operate::HealthCache::default(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

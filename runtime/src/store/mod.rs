@@ -726,6 +726,17 @@ impl Store {
         })
     }
 
+    /// A run's events from sequence number `from` on (a follower's next read).
+    pub fn events_from(&self, run: RunKey, from: u32) -> Result<Vec<Event>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT run, seq, at, kind, step, attempt, data FROM events WHERE run = ?1 AND seq >= ?2 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![run, from], event_row)?;
+            rows.filter_map(|r| r.transpose()).collect()
+        })
+    }
+
     /// Events of many runs at once (for statistics), grouped by run in `seq` order.
     pub fn events_of_kinds(
         &self,

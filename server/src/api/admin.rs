@@ -248,6 +248,16 @@ pub async fn connections_health(
         .into_iter()
         .find(|(k, _)| k == "owner")
         .map(|(_, v)| v);
+    let summary = probe_connections(&state, owner.as_deref()).await?;
+    Ok(axum::Json(summary).into_response())
+}
+
+/// Probes the connection of every integration the deployment uses (of `owner` only,
+/// when given).
+pub(crate) async fn probe_connections(
+    state: &Shared,
+    owner: Option<&str>,
+) -> Result<flow_connectors::health::Summary, ApiError> {
     let d = state.deployment();
     let mut seen = std::collections::BTreeSet::new();
     let mut integrations = Vec::new();
@@ -269,7 +279,5 @@ pub async fn connections_health(
         state.connections.clone(),
         flow_connectors::DriverConfig::default(),
     );
-    let summary =
-        flow_connectors::health::check(&driver, vault, &integrations, owner.as_deref()).await;
-    Ok(axum::Json(summary).into_response())
+    Ok(flow_connectors::health::check(&driver, vault, &integrations, owner).await)
 }

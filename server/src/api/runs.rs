@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use flow_expr::Value;
-use flow_ir::program::{TriggerKind, Workflow};
+use flow_ir::program::{Program, TriggerKind, Workflow};
 use flow_runtime::report::run_detail;
 use flow_runtime::store::{RunFilter, RunRow};
 use flow_runtime::{RunHandle, RunOrigin, RunStatus, Started, StoreError};
@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::keys::Scope;
 
 /// Most runs one page lists.
-const MAX_PAGE: u64 = 500;
+pub(crate) const MAX_PAGE: u64 = 500;
 
 /// `GET /api/v1/workflows`: the deployed workflows, their parameters and triggers.
 pub async fn workflows(
@@ -42,7 +42,7 @@ pub async fn workflows(
                 "name": name,
                 "doc": wf.doc,
                 "params": wf.params.iter().map(|p| json!({"name": p.name, "type": p.ty.to_string(), "required": p.default.is_none() && !p.ty.is_optional()})).collect::<Vec<_>>(),
-                "trigger": wf.trigger.as_ref().map(|t| trigger_text(&t.kind)),
+                "trigger": wf.trigger.as_ref().map(|t| trigger_text(&entry.program.program, &t.kind)),
                 "program": entry.program.hash,
             }))
         })
@@ -50,7 +50,9 @@ pub async fn workflows(
     Ok(axum::Json(json!({ "version": d.version, "workflows": list })).into_response())
 }
 
-fn trigger_text(kind: &TriggerKind) -> String {
+/// A trigger as written in the language: `schedule("0 9 * * *", tz: "...")`,
+/// `webhook("/path")`, `github.issue`.
+pub(crate) fn trigger_text(program: &Program, kind: &TriggerKind) -> String {
     match kind {
         TriggerKind::Schedule {
             cron, time_zone, ..
@@ -59,7 +61,13 @@ fn trigger_text(kind: &TriggerKind) -> String {
             None => format!("schedule(\"{cron}\")"),
         },
         TriggerKind::Webhook { path, .. } => format!("webhook(\"{path}\")"),
-        TriggerKind::Event { .. } => "event".to_owned(),
+        TriggerKind::Event { event, .. } => match (
+            program.integration(event.integration),
+            program.event(*event),
+        ) {
+            (Some(i), Some(e)) => format!("{}.{}", i.name, e.name),
+            _ => "event".to_owned(),
+        },
     }
 }
 
@@ -305,7 +313,7 @@ pub(crate) fn pairs(query: Option<&str>) -> Vec<(String, String)> {
 
 /// What a run's `trigger` may be: `cli` selects runs started by `flow run` (they record
 /// none).
-const TRIGGERS: [&str; 5] = ["api", "schedule", "webhook", "event", "cli"];
+pub(crate) const TRIGGERS: [&str; 5] = ["api", "schedule", "webhook", "event", "cli"];
 
 /// A page size from a query: a whole number, `0` read as `1` and anything above `max`
 /// as `max`; a negative number or text is refused.
@@ -368,7 +376,7 @@ fn filter_of(query: Option<&str>) -> Result<RunFilter, ApiError> {
     Ok(f)
 }
 
-fn instant(text: &str) -> Option<i64> {
+pub(crate) fn instant(text: &str) -> Option<i64> {
     if let Ok(ms) = text.parse::<i64>() {
         return Some(ms);
     }
@@ -377,7 +385,7 @@ fn instant(text: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
-fn cursor(text: &str) -> Option<(i64, i64)> {
+pub(crate) fn cursor(text: &str) -> Option<(i64, i64)> {
     let (at, key) = text.strip_prefix('c')?.split_once('_')?;
     Some((at.parse().ok()?, key.parse().ok()?))
 }
@@ -440,7 +448,8 @@ pub async fn show(
 }
 
 /// `GET /api/v1/runs/{id}/events`: the journal as server-sent events, live until the
-/// run ends. Each event's `id` is its sequence number.
+/// run ends. Each event's `id` is its sequence number; a client reconnecting with
+/// `Last-Event-ID` gets the events after it.
 pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -448,16 +457,36 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::RunsRead, None)?;
     let run = run_for(&state, &key, &id)?;
+    Ok(journal_stream(&state, &run, &headers))
+}
+
+/// A run's journal as server-sent events from the one after `Last-Event-ID`, live until
+/// the run ends. A reconnect after the end gets `204 No Content`, which tells a browser's
+/// `EventSource` to stop.
+pub(crate) fn journal_stream(state: &Shared, run: &RunRow, headers: &HeaderMap) -> Response {
+    let from = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .map_or(0, |seq| seq.saturating_add(1));
     let store = state.engine.store().clone();
+    if run.status.is_final()
+        && store
+            .events_from(run.key, from)
+            .map(|events| events.is_empty())
+            .unwrap_or(false)
+        && from > 0
+    {
+        return StatusCode::NO_CONTENT.into_response();
+    }
     let stream = futures_util::stream::unfold(
-        (store, run.key, 0u32, false),
+        (store, run.key, from, false),
         |(store, run, next, done)| async move {
             if done {
                 return None;
             }
             loop {
-                let events = store.events(run).unwrap_or_default();
-                let fresh: Vec<_> = events.into_iter().filter(|e| e.seq >= next).collect();
+                let fresh = store.events_from(run, next).unwrap_or_default();
                 let ended = store
                     .status_of(run)
                     .ok()
@@ -482,15 +511,18 @@ pub async fn events(
                         .collect();
                     return Some((futures_util::stream::iter(out), (store, run, next, ended)));
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(JOURNAL_POLL_MS)).await;
             }
         },
     );
     use futures_util::StreamExt as _;
-    Ok(Sse::new(stream.flatten())
+    Sse::new(stream.flatten())
         .keep_alive(KeepAlive::default())
-        .into_response())
+        .into_response()
 }
+
+/// How often a followed run's journal is read for new events.
+const JOURNAL_POLL_MS: u64 = 50;
 
 /// `POST /api/v1/runs/{id}/cancel`.
 pub async fn cancel(
