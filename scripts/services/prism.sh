@@ -26,10 +26,11 @@ flow_start_prism() {
     "notion|$dir/notion.com.json|--errors"
     "slack|$dir/slack.com.json|"
   )
-  local started=()
-  for entry in "${specs[@]}"; do
-    IFS='|' read -r name spec flags <<<"$entry"
-    port=$(flow_free_port)
+  local started=() ports
+  mapfile -t ports < <(flow_free_ports "${#specs[@]}")
+  for i in "${!specs[@]}"; do
+    IFS='|' read -r name spec flags <<<"${specs[$i]}"
+    port=${ports[$i]}
     # shellcheck disable=SC2086
     "$root/node_modules/.bin/prism" mock -h 127.0.0.1 -p "$port" -d $flags "$spec" >"$FLOW_TEST_SERVICES_DIR/prism-$name.log" 2>&1 &
     echo $! >"$FLOW_TEST_SERVICES_DIR/prism-$name.pid"

@@ -16,7 +16,20 @@ flow_services_venv() {
 }
 
 flow_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  flow_free_ports 1
+}
+
+# flow_free_ports N: N distinct free ports, one per line (the sockets are held together
+# while choosing, so servers started one after another before any binds never share one).
+flow_free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+held = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); held.append(s)
+print("\n".join(str(s.getsockname()[1]) for s in held))
+for s in held: s.close()
+PY
 }
 
 # flow_wait_http URL SECONDS: 0 once the URL answers (any status), 1 after SECONDS.
