@@ -16,7 +16,7 @@ use flow_grammar::render::Renderer;
 use flow_grammar::{SourceMap, Span, parse};
 
 /// The integrations the runtime implements itself; they need no connection.
-const BUILT_IN: &[&str] = &["console", "file", "http"];
+const BUILT_IN: &[&str] = &["approval", "console", "file", "http"];
 /// Integration-level settings a declaration may use.
 const SETTINGS: &[&str] = &[
     "base_url",

@@ -79,6 +79,8 @@ pub struct Shared {
     pub buffered: crate::schedule::Buffered,
     /// The last probe of the connections, which the dashboard shows without waiting.
     pub health: crate::ui::operate::HealthCache,
+    /// Signs and checks approval links.
+    pub links: Arc<crate::approval::Signer>,
 }
 
 pub type AppState = Arc<Shared>;
@@ -140,9 +142,12 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(traced))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(json_errors));
-    // The dashboard answers its own errors as pages, so it is outside `json_errors`.
-    let ui = crate::ui::router().route_layer(axum::middleware::from_fn(traced));
-    api.merge(ui)
+    // The dashboard and the approval pages answer their own errors as pages, so they are
+    // outside `json_errors` (and outside the API's OpenAPI document).
+    let pages = crate::ui::router()
+        .merge(crate::approval::router())
+        .route_layer(axum::middleware::from_fn(traced));
+    api.merge(pages)
         .layer(DefaultBodyLimit::max(state.options.body_limit))
         .layer(axum::middleware::from_fn(crate::metrics::count_requests))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -2,11 +2,13 @@
 //! deployment ([`deployment`]), fires schedules ([`schedule`]), serves webhooks and
 //! integration events ([`hooks`]), and answers the run API ([`api`]) behind API keys
 //! ([`keys`]), with Prometheus metrics ([`metrics`]) and per-caller rate limits
-//! ([`limits`]), and a dashboard for people at `/ui/` ([`ui`]). It sits above the runtime and links no compiler: programs arrive as
+//! ([`limits`]), a dashboard for people at `/ui/` ([`ui`]) and approval pages behind
+//! signed links ([`approval`]). It sits above the runtime and links no compiler: programs arrive as
 //! `.flowc` artefacts, and reloading sources from disk is a callback the binary gives.
 
 pub mod api;
 pub mod app;
+pub mod approval;
 pub mod deployment;
 pub mod error;
 pub mod hooks;
@@ -55,6 +57,9 @@ pub struct Config {
     pub reload: Option<Reload>,
     /// How long in-flight runs get to reach the journal after SIGTERM/SIGINT.
     pub grace: Duration,
+    /// Signs approval links (the same signer the engine's `approval.link` uses); its
+    /// public URL defaults to the address the server listens on.
+    pub links: Arc<approval::Signer>,
 }
 
 /// Where a started server listens.
@@ -98,6 +103,7 @@ pub async fn serve(
         connections,
         buffered: schedule::Buffered::default(),
         health: ui::operate::HealthCache::default(),
+        links: Arc::clone(&config.links),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -106,6 +112,7 @@ pub async fn serve(
             source,
         })?;
     let addr = listener.local_addr()?;
+    state.links.set_base(&format!("http://{addr}"));
     let metrics_listener = match config.metrics_listen {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)

@@ -42,6 +42,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// The URL people reach this server at (`https://flow.example.com`), which begins the
+    /// approval links `approval.link` makes; by default the address it listens on.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+
     /// Run with the connections of this owner (API keys may name another).
     #[arg(long = "as", value_name = "OWNER")]
     pub owner: Option<String>,
@@ -120,6 +125,9 @@ pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
             Ok(None) => Err("the sources have errors (reported above)".to_owned()),
             Err(e) => Err(format!("{e:?}")),
         });
+    let links = rt
+        .block_on(flow_server::approval::Signer::load(&store, args.public_url.clone()))
+        .map_err(|e| miette!("{e}"))?;
     let config = flow_server::Config {
         listen: args.listen,
         metrics_listen: args.metrics_listen,
@@ -133,11 +141,14 @@ pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
         },
         reload: Some(reload),
         grace,
+        links: Arc::clone(&links),
     };
     let exec = args.exec.clone();
     let owner = args.owner.clone();
     rt.block_on(async move {
-        let builtins = Builtins::new().map_err(|e| miette!("{e}"))?;
+        let builtins = Builtins::new()
+            .map_err(|e| miette!("{e}"))?
+            .with_links(links);
         let router = flow_connectors::install(Router::new(builtins), store.path());
         let engine = Engine::new(
             store,

@@ -19,7 +19,7 @@ impl Module {
 include!(concat!(env!("OUT_DIR"), "/modules.rs"));
 
 /// Modules every file sees without importing them.
-pub const PRELUDE: &[&str] = &["http", "file", "console"];
+pub const PRELUDE: &[&str] = &["http", "file", "console", "approval"];
 
 /// Looks a module up by the name used in `import NAME`.
 pub fn module(name: &str) -> Option<&'static Module> {

@@ -1,11 +1,14 @@
-//! The built-in integrations the runtime implements natively: `http`, `file`, `console`.
+//! The built-in integrations the runtime implements natively: `http`, `file`, `console`,
+//! `approval`.
 
+pub mod approval;
 pub mod console;
 pub mod file;
 pub mod http;
 
 use flow_expr::Value;
 
+pub use approval::LinkSigner;
 pub use console::ConsoleSink;
 
 use crate::error::StepError;
@@ -16,6 +19,7 @@ use crate::invoke::{ActionCall, CallContext, Connector, InvokeFuture};
 pub struct Builtins {
     client: reqwest::Client,
     console: ConsoleSink,
+    links: Option<std::sync::Arc<dyn LinkSigner>>,
 }
 
 impl Builtins {
@@ -23,12 +27,19 @@ impl Builtins {
         Ok(Builtins {
             client: http::client()?,
             console: ConsoleSink::Stdout,
+            links: None,
         })
     }
 
     /// Sends `console.print` somewhere other than stdout.
     pub fn with_console(mut self, console: ConsoleSink) -> Builtins {
         self.console = console;
+        self
+    }
+
+    /// Lets `approval.link` make links to the server's approval pages.
+    pub fn with_links(mut self, signer: std::sync::Arc<dyn LinkSigner>) -> Builtins {
+        self.links = Some(signer);
         self
     }
 }
@@ -49,6 +60,7 @@ impl Connector for Builtins {
                 "http" => http::call(&self.client, action, &args).await?,
                 "file" => file::call(action, &args).await?,
                 "console" => self.console.print(action, &args)?,
+                "approval" => approval::call(self.links.as_ref(), action, &args, ctx)?,
                 other => {
                     return Err(StepError::runtime(format!(
                         "`{other}` is not a built-in integration"
