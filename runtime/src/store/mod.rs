@@ -72,7 +72,6 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status, executor);
 CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs(workflow, created_at);
-CREATE INDEX IF NOT EXISTS runs_by_created ON runs(created_at);
 CREATE TABLE IF NOT EXISTS events (
     run     INTEGER NOT NULL,
     seq     INTEGER NOT NULL,
