@@ -457,17 +457,26 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     let key = authorize(&state, &headers, Scope::RunsRead, None)?;
     let run = run_for(&state, &key, &id)?;
-    Ok(journal_stream(&state, &run, &headers))
+    Ok(journal_stream(&state, &run, &headers, None))
 }
 
 /// A run's journal as server-sent events from the one after `Last-Event-ID`, live until
 /// the run ends. A reconnect after the end gets `204 No Content`, which tells a browser's
 /// `EventSource` to stop.
-pub(crate) fn journal_stream(state: &Shared, run: &RunRow, headers: &HeaderMap) -> Response {
+///
+/// `after` is where a caller that already shows the journal up to an event starts (the
+/// dashboard's `?after=SEQ`); `Last-Event-ID`, sent by a reconnecting client, wins over it.
+pub(crate) fn journal_stream(
+    state: &Shared,
+    run: &RunRow,
+    headers: &HeaderMap,
+    after: Option<u32>,
+) -> Response {
     let from = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u32>().ok())
+        .or(after)
         .map_or(0, |seq| seq.saturating_add(1));
     let store = state.engine.store().clone();
     if run.status.is_final()

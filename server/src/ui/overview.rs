@@ -167,10 +167,7 @@ pub async fn show(
     let rate = if completed + failed == 0 {
         "—".to_owned()
     } else {
-        format!(
-            "{:.1}%",
-            completed as f64 * 100.0 / (completed + failed) as f64
-        )
+        percent(completed, completed + failed)
     };
     let _ = write!(
         out,
@@ -299,6 +296,19 @@ pub async fn show(
     page(&viewer, Section::Overview, "Overview", &out)
 }
 
+/// `part` of `whole` as a percentage, with the decimals that keep a failure visible
+/// (9,998 of 10,000 is 99.98%, never a rounded 100.0%).
+fn percent(part: u64, whole: u64) -> String {
+    let p = part as f64 * 100.0 / whole as f64;
+    if part == whole {
+        "100%".to_owned()
+    } else if p >= 99.9 {
+        format!("{:.2}%", p.min(99.99))
+    } else {
+        format!("{p:.1}%")
+    }
+}
+
 fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_owned()
@@ -398,4 +408,17 @@ fn chart_open(label: &str, max: f64, unit: &str) -> String {
         CHART_H + 4.0,
         esc(&top)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_never_rounds_away() {
+        assert_eq!(percent(10_000, 10_000), "100%");
+        assert_eq!(percent(10_000, 10_002), "99.98%");
+        assert_eq!(percent(999_999, 1_000_000), "99.99%");
+        assert_eq!(percent(1, 3), "33.3%");
+    }
 }

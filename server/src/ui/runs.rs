@@ -208,7 +208,7 @@ pub async fn list(
         esc(&q.to),
         q.limit,
     );
-    let can_cancel = viewer.may(Scope::RunsWrite);
+    let can_cancel = viewer.may(Scope::RunsWrite) && runs.iter().any(|r| !r.status.is_final());
     if can_cancel {
         let _ = write!(
             out,
@@ -358,8 +358,14 @@ pub async fn detail(
             );
         }
     }
+    let timers_set: HashMap<String, i64> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::TimerSet)
+        .filter_map(|e| Some((e.step.clone()?, e.at)))
+        .collect();
+    let shown = events.last().map(|e| e.seq);
     let detail = run_detail(run, &events);
-    let main = run_main(&state, &viewer, &detail, &results);
+    let main = run_main(&state, &viewer, &detail, &results, &timers_set, shown);
     if wants_fragment(query.as_deref()) {
         return html::fragment(main);
     }
@@ -385,6 +391,8 @@ fn run_main(
     viewer: &Viewer,
     d: &RunDetail,
     results: &HashMap<String, Json>,
+    timers_set: &HashMap<String, i64>,
+    shown: Option<u32>,
 ) -> String {
     let run = &d.run;
     let now = crate::keys::now_ms();
@@ -393,8 +401,9 @@ fn run_main(
         String::new()
     } else {
         format!(
-            " data-live=\"/ui/runs/{}/events\"",
-            url(&run.run_id)
+            " data-live=\"/ui/runs/{}/events{}\"",
+            url(&run.run_id),
+            shown.map(|seq| format!("?after={seq}")).unwrap_or_default()
         )
     };
     let _ = write!(
@@ -510,7 +519,7 @@ fn run_main(
     out.push_str("</div>");
 
     out.push_str("<h2>Timeline</h2><div id=\"timeline\" class=\"scroll\">");
-    out.push_str(&waterfall(d, now));
+    out.push_str(&waterfall(d, timers_set, now));
     out.push_str("</div>");
 
     out.push_str("<h2>Graph</h2><div id=\"graph\" class=\"scroll\">");
@@ -583,7 +592,7 @@ fn run_main(
 }
 
 /// The steps as bars on the run's time axis (attempts, waits and timers marked).
-fn waterfall(d: &RunDetail, now: i64) -> String {
+fn waterfall(d: &RunDetail, timers_set: &HashMap<String, i64>, now: i64) -> String {
     let start = d.run.created_at;
     let end = d
         .run
@@ -647,16 +656,25 @@ fn waterfall(d: &RunDetail, now: i64) -> String {
     }
     for (k, (key, at)) in d.timers.iter().enumerate() {
         let y = (d.steps.len() + k) * ROW + 2;
+        // A wait: a bar from when it was set to when it fires (or now, if later).
+        let set = timers_set.get(key).copied().unwrap_or(*at).max(start);
+        let (x1, x2) = (x(set), x((*at).min(end)).max(x(set) + 2.0));
         let _ = write!(
             out,
-            "<g><title>timer {} fires at {}</title><text x=\"0\" y=\"{}\">⏱ {}</text><rect class=\"bar-other\" x=\"{:.1}\" y=\"{}\" width=\"3\" height=\"{}\"/></g>",
+            "<g><title>timer {}: set after {}, fires after {}</title><text x=\"0\" y=\"{}\">{}</text>\
+             <rect class=\"bar-wait\" x=\"{x1:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{}\" rx=\"2\"/>\
+             <text x=\"{:.1}\" y=\"{}\">wait {}</text></g>",
             esc(key),
-            chrono::DateTime::from_timestamp_millis(*at).map(|t| t.to_rfc3339()).unwrap_or_default(),
+            html::duration(set - start),
+            html::duration(*at - start),
             y + 14,
-            esc(&clip_label(key)),
-            x((*at).min(end)),
+            esc(&clip_label(&format!("timer {key}"))),
             y + 3,
-            ROW - 8
+            x2 - x1,
+            ROW - 8,
+            x2 + 4.0,
+            y + 14,
+            esc(&html::duration(*at - set)),
         );
     }
     out.push_str("</svg>");
@@ -671,16 +689,22 @@ fn clip_label(text: &str) -> String {
     }
 }
 
-/// `GET /ui/runs/{id}/events`: the run's journal as server-sent events (the page's
-/// live updates), with the session instead of an API key.
+/// `GET /ui/runs/{id}/events?after=SEQ`: the run's journal after the event the page was
+/// rendered with, as server-sent events (the page's live updates), with the session
+/// instead of an API key.
 pub async fn events(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let after = pairs(query.as_deref())
+        .into_iter()
+        .find(|(k, _)| k == "after")
+        .and_then(|(_, v)| v.parse::<u32>().ok());
     match run_for(&state, &viewer, &id) {
-        Ok(run) => crate::api::runs::journal_stream(&state, &run, &headers),
+        Ok(run) => crate::api::runs::journal_stream(&state, &run, &headers, after),
         Err(refused) => refused,
     }
 }

@@ -177,8 +177,9 @@ pub async fn detail(
 
     let _ = write!(
         out,
-        "<h2>Steps over the last {} runs</h2><div id=\"step-stats\" class=\"scroll\">",
-        stats.runs
+        "<h2>Steps over the last {} run{}</h2><div id=\"step-stats\" class=\"scroll\">",
+        stats.runs,
+        if stats.runs == 1 { "" } else { "s" }
     );
     if stats.steps.is_empty() {
         out.push_str("<p class=\"muted\">No step has run yet.</p>");
@@ -210,9 +211,10 @@ pub async fn detail(
     let opt = flow_runtime::optimize::optimize(wf, &stats, program);
     let _ = write!(
         out,
-        "<h2>Optimisation</h2><div id=\"optimize\"><p><span class=\"figure\">{}</span> / 100 over {} runs; critical path {} ({})</p>",
+        "<h2>Optimisation</h2><div id=\"optimize\"><p><span class=\"figure\">{}</span> / 100 over {} run{}; critical path {} ({})</p>",
         opt.score,
         opt.runs_analysed,
+        if opt.runs_analysed == 1 { "" } else { "s" },
         esc(&opt.critical_path.join(" → ")),
         html::duration(opt.critical_path_ms as i64)
     );
