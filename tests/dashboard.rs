@@ -242,6 +242,9 @@ fn the_dashboard_signs_in_checks_every_action_and_never_shows_a_secret() {
     // The failed run's page shows its error; the runs table filters.
     let p = b.get(&format!("/ui/runs/{broken}"));
     assert!(p.body.contains("id=\"error\""), "{}", p.body);
+    // Each step shows what it was called with.
+    assert!(p.body.contains("<summary>Arguments</summary>"), "{}", p.body);
+    assert!(p.body.contains("nothing-listens-here"), "{}", p.body);
     let p = b.get("/ui/runs?status=failed");
     assert!(p.body.contains(&broken) && !p.body.contains(&done));
     // Search by id opens the run.

@@ -362,6 +362,36 @@ pub(super) struct Journaling<'a> {
     pub(super) key: &'a str,
     pub(super) action: &'a Arc<str>,
     pub(super) started: Option<tokio::time::Instant>,
+    /// `{"args": ...}`, journaled with the first attempt this process makes, so readers
+    /// of the journal (the dashboard) can show what the step was called with.
+    pub(super) args: Option<String>,
+}
+
+/// The largest arguments journaled whole; beyond, only their size is.
+const MAX_JOURNALED_ARGS: usize = 16 << 10;
+
+/// A step's arguments as its `step_started` event records them. Values of type `secret`
+/// are `"<redacted>"` (what [`Value::to_json`] gives for them).
+fn journaled_args(program: &flow_ir::program::Program, call: &Call) -> Option<String> {
+    let args = match call {
+        Call::Action(action, args) => {
+            let decl = program.action(*action)?;
+            serde_json::Value::Object(
+                decl.params
+                    .iter()
+                    .zip(args)
+                    .map(|(p, v)| (p.name.clone(), v.to_json()))
+                    .collect(),
+            )
+        }
+        Call::Child(_, input) => input.clone(),
+    };
+    let text = serde_json::json!({ "args": args }).to_string();
+    Some(if text.len() > MAX_JOURNALED_ARGS {
+        serde_json::json!({ "args_omitted": format!("{} bytes", text.len()) }).to_string()
+    } else {
+        text
+    })
 }
 
 impl AttemptObserver for Journaling<'_> {
@@ -373,7 +403,7 @@ impl AttemptObserver for Journaling<'_> {
                 EventKind::StepStarted,
                 Some(self.key),
                 Some(attempt),
-                None,
+                self.args.take(),
                 sync,
             )
             .await;
@@ -421,6 +451,7 @@ async fn run_step(
         key: &key,
         action: &action_name,
         started: None,
+        args: journaled_args(&shared.program.program, &step.call),
     };
     let result = match step.call {
         Call::Action(action, args) => {

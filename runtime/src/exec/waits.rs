@@ -288,6 +288,7 @@ async fn take_signal(
         key,
         action,
         started: None,
+        args: None,
     };
     // Started like any step, with what it waits for (`flow runs show`, the run API).
     shared

@@ -348,7 +348,23 @@ pub async fn detail(
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
     let mut results: HashMap<String, Json> = HashMap::new();
+    // What each step was called with: its first `step_started` that recorded it.
+    let mut args: HashMap<String, Json> = HashMap::new();
     for e in &events {
+        if e.kind == EventKind::StepStarted
+            && let (Some(step), Some(data)) = (&e.step, &e.data)
+            && !args.contains_key(step)
+            && let Ok(mut d) = serde_json::from_str::<Json>(data)
+        {
+            if let Some(a) = d.get_mut("args") {
+                args.insert(step.clone(), a.take());
+            } else if let Some(omitted) = d.get("args_omitted") {
+                args.insert(
+                    step.clone(),
+                    Json::String(format!("(too large to keep: {})", omitted.as_str().unwrap_or("?"))),
+                );
+            }
+        }
         if e.kind == EventKind::StepSucceeded
             && let (Some(step), Some(data)) = (&e.step, &e.data)
         {
@@ -365,7 +381,7 @@ pub async fn detail(
         .collect();
     let shown = events.last().map(|e| e.seq);
     let detail = run_detail(run, &events);
-    let main = run_main(&state, &viewer, &detail, &results, &timers_set, shown);
+    let main = run_main(&state, &viewer, &detail, &args, &results, &timers_set, shown);
     if wants_fragment(query.as_deref()) {
         return html::fragment(main);
     }
@@ -390,6 +406,7 @@ fn run_main(
     state: &Shared,
     viewer: &Viewer,
     d: &RunDetail,
+    args: &HashMap<String, Json>,
     results: &HashMap<String, Json>,
     timers_set: &HashMap<String, i64>,
     shown: Option<u32>,
@@ -567,6 +584,9 @@ fn run_main(
                 .map(|ms| format!(" · {}", html::duration(ms)))
                 .unwrap_or_default()
         );
+        if let Some(a) = args.get(&s.step) {
+            out.push_str(&html::json_details("Arguments", a, false));
+        }
         if let Some(result) = results.get(&s.step) {
             out.push_str(&html::json_details("Result", result, true));
         }
