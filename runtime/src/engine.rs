@@ -314,6 +314,25 @@ impl Engine {
         Ok(sent)
     }
 
+    /// [`Engine::signal`] to a run already read (`request.run_id` is ignored).
+    pub async fn signal_run(
+        &self,
+        run: RunRow,
+        request: crate::signals::SignalRequest,
+    ) -> Result<crate::signals::Sent, crate::signals::SignalError> {
+        let program_of = |run: &RunRow| {
+            self.program_of(run)
+                .map(|p| Arc::clone(&p.program))
+                .map_err(|e| e.to_string())
+        };
+        let now = self.inner.services.clock.now_millis();
+        let (key, sent) =
+            crate::signals::send_to(&self.inner.services.store, run, request, &program_of, now)
+                .await?;
+        self.inner.services.signals.wake(key);
+        Ok(sent)
+    }
+
     /// Wakes the steps of `run` that wait in this process: a signal or a delivery was
     /// stored for it.
     pub fn wake(&self, run: RunKey) {

@@ -107,6 +107,18 @@ pub async fn send(
             .map_err(|e| SignalError::Program(e.to_string()))??
     }
     .ok_or_else(|| SignalError::NoSuchRun(request.run_id.clone()))?;
+    send_to(store, run, request, program_of, now_ms).await
+}
+
+/// [`send`] to a run the caller has read already (the run API reads it to check the
+/// key's access), which saves reading it twice.
+pub async fn send_to(
+    store: &Store,
+    run: RunRow,
+    request: SignalRequest,
+    program_of: &(dyn Fn(&RunRow) -> Result<Arc<Program>, String> + Sync),
+    now_ms: i64,
+) -> Result<(RunKey, Sent), SignalError> {
     if run.status.is_final() {
         return Err(SignalError::Ended {
             run: run.run_id,

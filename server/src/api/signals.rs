@@ -43,14 +43,15 @@ pub async fn send(
         }
     }
     let payload = json_body(&body, Json::Null)?;
+    let request = SignalRequest {
+        run_id: run.run_id.clone(),
+        name,
+        payload,
+        id: sender_id,
+    };
     let sent = state
         .engine
-        .signal(SignalRequest {
-            run_id: run.run_id.clone(),
-            name,
-            payload,
-            id: sender_id,
-        })
+        .signal_run(run, request)
         .await
         .map_err(refused)?;
     let status = if sent.duplicate {
