@@ -6,11 +6,16 @@
 #   2. wake-up: SAMPLE signals sent one at a time to idle parked runs; for each, the time
 #      from sending it to the journal's `step_started` of the step after the wait (goal:
 #      p50 under 5 ms);
-#   3. throughput: wrk sends signals to the remaining parked runs, 64 connections, each
-#      request another run's `POST /api/v1/runs/{id}/signals/go` (goal: 10,000 signals
-#      per second accepted durably; `202` means the signal is committed).
+#   3. throughput: wrk sends signals, 64 connections, each request another run's
+#      `POST /api/v1/runs/{id}/signals/go` (goal: 10,000 signals per second accepted
+#      durably; `202` means the signal is committed), twice:
+#      a. to HELD runs of `held`, which waits an hour before it waits for `go`: each
+#         signal is checked and stored for later, so this is what accepting costs;
+#      b. to the remaining parked runs of `gate`: each signal also wakes its run, which
+#         runs its next step and completes, on the same cores.
 #
-# Usage: scripts/bench-signals.sh [PARKED] [SAMPLE] [DURATION]   (defaults 100000, 200, 5s)
+# Usage: scripts/bench-signals.sh [PARKED] [SAMPLE] [DURATION] [HELD]
+#        (defaults 100000, 200, 5s, 60000)
 #        FLOW=path/to/flow scripts/bench-signals.sh   (that build; nothing is built)
 # Needs wrk (apt-get install wrk) and python3.
 set -euo pipefail
@@ -19,6 +24,7 @@ cd "$(dirname "$0")/.."
 parked="${1:-100000}"
 sample="${2:-200}"
 duration="${3:-5s}"
+held="${4:-60000}"
 work="$(pwd)/target/bench-signals"
 rm -rf "$work" && mkdir -p "$work"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 2; }
@@ -35,6 +41,13 @@ workflow gate(n: int) -> int {
   step told = console.print(message: "go ${got.n}")
   return got.n + n
 }
+
+/// Waits an hour, then for `go`: signals sent meanwhile are kept until it gets there.
+workflow held(n: int) -> int {
+  wait 1h
+  step got = wait signal("go") as { n: int } timeout 7d
+  return got.n + n
+}
 FLOW
 key=$("$flow" keys create --name bench --scope admin --store "$work/flow.db" 2>/dev/null)
 "$flow" serve "$work/app.flow" --store "$work/flow.db" --listen 127.0.0.1:0 \
@@ -45,9 +58,9 @@ for _ in $(seq 200); do grep -q "listening on" "$work/serve.log" 2>/dev/null && 
 base=$(sed -n 's/^listening on //p' "$work/serve.log")
 echo "flow serve on $base" >&2
 
-python3 - "$base" "$key" "$parked" "$sample" "$work" "$server" <<'PY'
+python3 - "$base" "$key" "$parked" "$sample" "$work" "$server" "$held" <<'PY'
 import http.client, json, sqlite3, sys, threading, time
-base, key, parked, sample, work, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+base, key, parked, sample, work, pid, held = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], int(sys.argv[7])
 host, port = base.replace("http://", "").split(":")
 headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
@@ -55,10 +68,10 @@ def conn():
     return http.client.HTTPConnection(host, int(port), timeout=120)
 
 runs, lock = [], threading.Lock()
-def starter(count):
+def starter(count, workflow="gate"):
     c, mine = conn(), []
     for i in range(count):
-        c.request("POST", "/api/v1/workflows/gate/runs", body=json.dumps({"n": i}), headers=headers)
+        c.request("POST", f"/api/v1/workflows/{workflow}/runs", body=json.dumps({"n": i}), headers=headers)
         r = c.getresponse(); body = json.loads(r.read())
         assert r.status == 202, body
         mine.append(body["run"])
@@ -94,11 +107,19 @@ q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
 print(f"wake-up: {sample} signals one at a time; sent -> next step started: p50 {q(0.5):.1f} ms, p95 {q(0.95):.1f} ms, max {lat[-1]:.1f} ms (journal times have 1 ms resolution)")
 with open(f"{work}/targets.txt", "w") as f:
     f.write("\n".join(runs[sample:]))
+runs.clear()
+threads = [threading.Thread(target=starter, args=(held // 8 + (1 if k < held % 8 else 0), "held")) for k in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+while db.execute("SELECT count(*) FROM runs WHERE status = 'waiting' AND workflow = 'held'").fetchone()[0] < held:
+    time.sleep(0.2)
+with open(f"{work}/held.txt", "w") as f:
+    f.write("\n".join(runs))
 PY
 
 cat > "$work/signal.lua" <<LUA
 local runs = {}
-for line in io.lines("$work/targets.txt") do runs[#runs + 1] = line end
+for line in io.lines(os.getenv("TARGETS")) do runs[#runs + 1] = line end
 local counter = 0
 local threads = {}
 function setup(thread)
@@ -119,12 +140,15 @@ response = function(status)
   statuses[status] = (statuses[status] or 0) + 1
 end
 done = function(summary, latency)
-  io.write(string.format("throughput: %d signals in %.1fs: %.0f/s accepted; p50 %.2f ms, p99 %.2f ms; non-2xx %d\n",
+  io.write(string.format(os.getenv("LABEL") .. ": %d signals in %.1fs: %.0f/s accepted; p50 %.2f ms, p99 %.2f ms; non-2xx %d\n",
     summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     summary.errors.status))
 end
 LUA
-wrk -t4 -c64 -d"$duration" --latency -s "$work/signal.lua" "$base" | grep -E "^throughput|Non-2xx" || true
+TARGETS="$work/held.txt" LABEL="accepting (signals kept for later)" \
+  wrk -t4 -c64 -d"$duration" --latency -s "$work/signal.lua" "$base" | grep -E "^accepting|Non-2xx" || true
+TARGETS="$work/targets.txt" LABEL="accepting and waking (each run then finishes)" \
+  wrk -t4 -c64 -d"$duration" --latency -s "$work/signal.lua" "$base" | grep -E "^accepting|Non-2xx" || true
 echo "server RSS after: $(awk '/VmRSS/ {printf "%.0f MiB", $2/1024}' /proc/$server/status)"
-echo "Command: scripts/bench-signals.sh $parked $sample $duration"
+echo "Command: scripts/bench-signals.sh $parked $sample $duration $held"
