@@ -302,22 +302,21 @@ impl Engine {
         &self,
         request: crate::signals::SignalRequest,
     ) -> Result<crate::signals::Sent, crate::signals::SignalError> {
-        let program_of = |run: &RunRow| {
-            self.program_of(run)
-                .map(|p| Arc::clone(&p.program))
-                .map_err(|e| e.to_string())
-        };
-        let now = self.inner.services.clock.now_millis();
-        let (key, sent) =
-            crate::signals::send(&self.inner.services.store, request, &program_of, now).await?;
-        self.inner.services.signals.wake(key);
-        Ok(sent)
+        self.signal_to(None, request).await
     }
 
-    /// [`Engine::signal`] to a run already read (`request.run_id` is ignored).
+    /// [`Engine::signal`] to a run already read (`request.run_id` is not read again).
     pub async fn signal_run(
         &self,
         run: RunRow,
+        request: crate::signals::SignalRequest,
+    ) -> Result<crate::signals::Sent, crate::signals::SignalError> {
+        self.signal_to(Some(run), request).await
+    }
+
+    async fn signal_to(
+        &self,
+        run: Option<RunRow>,
         request: crate::signals::SignalRequest,
     ) -> Result<crate::signals::Sent, crate::signals::SignalError> {
         let program_of = |run: &RunRow| {
@@ -327,7 +326,7 @@ impl Engine {
         };
         let now = self.inner.services.clock.now_millis();
         let (key, sent) =
-            crate::signals::send_to(&self.inner.services.store, run, request, &program_of, now)
+            crate::signals::send(&self.inner.services.store, run, request, &program_of, now)
                 .await?;
         self.inner.services.signals.wake(key);
         Ok(sent)

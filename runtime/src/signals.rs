@@ -91,34 +91,28 @@ fn known_list(known: &[String]) -> String {
     }
 }
 
-/// Checks `request` against the workflow of its run and stores it. `program_of` gives a
-/// run's program (an engine's cache, or the store's bytes decoded).
+/// Checks `request` against the workflow of its run and stores it. `run` is the run when
+/// the caller has read it already (the run API does, to check the key's access), else it
+/// is read by `request.run_id`. `program_of` gives a run's program (an engine's cache, or
+/// the store's bytes decoded).
 pub async fn send(
     store: &Store,
+    run: Option<RunRow>,
     request: SignalRequest,
     program_of: &(dyn Fn(&RunRow) -> Result<Arc<Program>, String> + Sync),
     now_ms: i64,
 ) -> Result<(RunKey, Sent), SignalError> {
-    let run = {
-        let store = store.clone();
-        let id = request.run_id.clone();
-        tokio::task::spawn_blocking(move || store.run_by_id(&id))
-            .await
-            .map_err(|e| SignalError::Program(e.to_string()))??
-    }
-    .ok_or_else(|| SignalError::NoSuchRun(request.run_id.clone()))?;
-    send_to(store, run, request, program_of, now_ms).await
-}
-
-/// [`send`] to a run the caller has read already (the run API reads it to check the
-/// key's access), which saves reading it twice.
-pub async fn send_to(
-    store: &Store,
-    run: RunRow,
-    request: SignalRequest,
-    program_of: &(dyn Fn(&RunRow) -> Result<Arc<Program>, String> + Sync),
-    now_ms: i64,
-) -> Result<(RunKey, Sent), SignalError> {
+    let run = match run {
+        Some(run) => run,
+        None => {
+            let store = store.clone();
+            let id = request.run_id.clone();
+            tokio::task::spawn_blocking(move || store.run_by_id(&id))
+                .await
+                .map_err(|e| SignalError::Program(e.to_string()))??
+                .ok_or_else(|| SignalError::NoSuchRun(request.run_id.clone()))?
+        }
+    };
     if run.status.is_final() {
         return Err(SignalError::Ended {
             run: run.run_id,

@@ -83,6 +83,7 @@ pub fn run(args: SignalArgs, _color: ColorChoice) -> miette::Result<ExitCode> {
     let now = chrono_now_ms();
     let sent = rt.block_on(flow_runtime::signals::send(
         &store,
+        None,
         request,
         &program_of,
         now,

@@ -164,6 +164,13 @@ fn with_headers(status: StatusCode, html: String) -> Response {
     response
 }
 
+/// `303 See Other` to `to`: where a form's answer sends the browser.
+pub fn see_other(to: &str) -> Response {
+    let mut r = axum::response::Redirect::to(to).into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r
+}
+
 /// An error page (signed in or not), with the status.
 pub fn error_page(status: StatusCode, message: &str) -> Response {
     document(

@@ -255,8 +255,7 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
         Ok(o) => o,
         Err(e) => return e.into_response(),
     };
-    let mut response = Redirect::to(&next).into_response();
-    *response.status_mut() = StatusCode::SEE_OTHER;
+    let mut response = html::see_other(&next);
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{}={}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
         session::COOKIE,
@@ -283,8 +282,7 @@ async fn logout(
     {
         return crate::error::ApiError::internal("cannot end the session", e).into_response();
     }
-    let mut response = Redirect::to("/ui/login").into_response();
-    *response.status_mut() = StatusCode::SEE_OTHER;
+    let mut response = html::see_other("/ui/login");
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("flow_session=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0"),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use flow_connectors::health::Summary;
 use flow_runtime::store::RunFilter;
 
@@ -244,11 +244,7 @@ pub async fn schedule_action(
         }
     };
     match done {
-        Ok(_) => {
-            let mut r = Redirect::to("/ui/schedules").into_response();
-            *r.status_mut() = StatusCode::SEE_OTHER;
-            r
-        }
+        Ok(_) => html::see_other("/ui/schedules"),
         Err(e) => e.into_response(),
     }
 }

@@ -17,7 +17,7 @@ use flow_runtime::store::{EventKind, RunFilter, RunRow};
 use flow_runtime::{RunOrigin, RunStatus, Started};
 use serde_json::Value as Json;
 
-use super::html::{self, Section, Viewer, error_page, esc, page, time, url};
+use super::html::{self, Section, Viewer, error_page, esc, page, see_other, time, url};
 use super::{Form, check_action, graph, wants_fragment};
 use crate::api::runs::{MAX_PAGE, TRIGGERS, cursor, instant, page_size, pairs};
 use crate::app::{AppState, Shared};
@@ -302,12 +302,6 @@ pub async fn cancel_selected(
         .and_then(|r| r.find("/ui/runs").map(|i| r[i..].to_owned()))
         .unwrap_or_else(|| "/ui/runs".to_owned());
     see_other(&back)
-}
-
-fn see_other(to: &str) -> Response {
-    let mut r = Redirect::to(to).into_response();
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    r
 }
 
 /// The run `id` names, when the viewer may see it.
@@ -729,6 +723,19 @@ pub async fn events(
     }
 }
 
+/// The run a form posted to `/ui/runs/{id}/...` acts on, once the form passed the
+/// checks of [`check_action`] for `runs:write`.
+fn run_acted_on(
+    state: &Shared,
+    viewer: &Viewer,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<RunRow, Response> {
+    check_action(viewer, headers, &Form::parse(body), Scope::RunsWrite)?;
+    run_for(state, viewer, id)
+}
+
 /// `POST /ui/runs/{id}/cancel`.
 pub async fn cancel(
     State(state): State<AppState>,
@@ -737,11 +744,7 @@ pub async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Err(refused) = check_action(&viewer, &headers, &form, Scope::RunsWrite) {
-        return refused;
-    }
-    let run = match run_for(&state, &viewer, &id) {
+    let run = match run_acted_on(&state, &viewer, &id, &headers, &body) {
         Ok(r) => r,
         Err(refused) => return refused,
     };
@@ -760,11 +763,7 @@ pub async fn rerun(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Err(refused) = check_action(&viewer, &headers, &form, Scope::RunsWrite) {
-        return refused;
-    }
-    let run = match run_for(&state, &viewer, &id) {
+    let run = match run_acted_on(&state, &viewer, &id, &headers, &body) {
         Ok(r) => r,
         Err(refused) => return refused,
     };
