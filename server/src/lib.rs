@@ -70,8 +70,8 @@ pub struct Bound {
     pub version: i64,
 }
 
-/// Serves until SIGTERM or SIGINT: prepares the server's tables, resumes orphaned runs,
-/// deploys `artefacts`, binds, calls `ready` with the addresses, and serves. Runs left
+/// Serves until SIGTERM or SIGINT: prepares the server's tables, binds, resumes orphaned
+/// runs, deploys `artefacts`, calls `ready` with the addresses, and serves. Runs left
 /// unfinished after the grace period resume at the next start.
 pub async fn serve(
     engine: Engine,
@@ -85,6 +85,15 @@ pub async fn serve(
     schedule::prepare(&store).await?;
     hooks::prepare(&store).await?;
     ui::session::prepare(&store).await?;
+    // Bound before runs resume, so a resumed run's `approval.link` knows the address.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    config.links.set_base(&format!("http://{addr}"));
     let recovered = engine.recover().await?;
     if !recovered.is_empty() {
         tracing::info!(runs = recovered.len(), "resumed runs of a stopped process");
@@ -105,14 +114,6 @@ pub async fn serve(
         health: ui::operate::HealthCache::default(),
         links: Arc::clone(&config.links),
     });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr()?;
-    state.links.set_base(&format!("http://{addr}"));
     let metrics_listener = match config.metrics_listen {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)
