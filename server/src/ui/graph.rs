@@ -37,22 +37,7 @@ pub fn svg(program: &Program, wf: &Workflow, status: &HashMap<String, &'static s
             d
         })
         .collect();
-    // Longest path from the roots; the checker rejected cycles, and `n` rounds settle any
-    // acyclic order.
-    let mut layer = vec![0usize; n];
-    for _ in 0..n {
-        let mut changed = false;
-        for (i, d) in deps.iter().enumerate() {
-            let want = d.iter().map(|(j, _)| layer[*j] + 1).max().unwrap_or(0);
-            if want > layer[i] {
-                layer[i] = want;
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
+    let layer = layers(&deps);
     let layers = layer.iter().max().map_or(1, |m| m + 1);
     let mut rows: Vec<Vec<usize>> = vec![Vec::new(); layers];
     for (i, l) in layer.iter().enumerate() {
@@ -116,11 +101,83 @@ pub fn svg(program: &Program, wf: &Workflow, status: &HashMap<String, &'static s
     out
 }
 
+/// Each step's layer: one below the deepest step it depends on (`deps[i]` lists the
+/// steps `i` reads or runs after), roots in layer 0. The checker rejected cycles, so `n`
+/// rounds settle any order of declaration; a cycle would only stop growing after them.
+fn layers(deps: &[Vec<(usize, bool)>]) -> Vec<usize> {
+    let n = deps.len();
+    let mut layer = vec![0usize; n];
+    for _ in 0..n {
+        let mut changed = false;
+        for (i, d) in deps.iter().enumerate() {
+            let want = d.iter().map(|(j, _)| layer[*j] + 1).max().unwrap_or(0);
+            if want > layer[i] {
+                layer[i] = want;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    layer
+}
+
 /// At most `max` characters, an ellipsis marking a cut.
 fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_owned()
     } else {
         text.chars().take(max - 1).chain(['…']).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A random acyclic graph over `n` steps declared in any order: edges go from a
+    /// step to one earlier in a random permutation.
+    fn dags() -> impl Strategy<Value = Vec<Vec<(usize, bool)>>> {
+        (1usize..24).prop_flat_map(|n| {
+            (
+                Just((0..n).collect::<Vec<usize>>()).prop_shuffle(),
+                proptest::collection::vec((0usize..n, 0usize..n, any::<bool>()), 0..(n * 3)),
+            )
+                .prop_map(move |(order, edges)| {
+                    let rank: Vec<usize> = {
+                        let mut r = vec![0; n];
+                        for (pos, &step) in order.iter().enumerate() {
+                            r[step] = pos;
+                        }
+                        r
+                    };
+                    let mut deps = vec![Vec::new(); n];
+                    for (a, b, after) in edges {
+                        if rank[a] > rank[b] {
+                            deps[a].push((b, after));
+                        }
+                    }
+                    deps
+                })
+        })
+    }
+
+    proptest! {
+        /// Every edge points down, and every step sits exactly one below its deepest
+        /// dependency (roots at the top): the drawing never hides an edge behind a node
+        /// of the same row, and is no taller than it must be.
+        #[test]
+        fn layers_are_the_longest_paths(deps in dags()) {
+            let layer = layers(&deps);
+            for (i, d) in deps.iter().enumerate() {
+                for (j, _) in d {
+                    prop_assert!(layer[*j] < layer[i]);
+                }
+                let want = d.iter().map(|(j, _)| layer[*j] + 1).max().unwrap_or(0);
+                prop_assert_eq!(layer[i], want);
+            }
+        }
     }
 }

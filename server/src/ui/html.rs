@@ -259,6 +259,23 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Escaped text holds no character that could open or close markup or an
+        /// attribute, and reads back as the original.
+        #[test]
+        fn escaped_text_is_inert_and_faithful(text in ".*") {
+            let out = esc(&text);
+            proptest::prop_assert!(!out.contains(['<', '>', '"', '\'']));
+            let back = out
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&amp;", "&");
+            proptest::prop_assert_eq!(back, text);
+        }
+    }
+
     #[test]
     fn durations_read_naturally() {
         assert_eq!(duration(12), "12 ms");
