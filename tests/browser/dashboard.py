@@ -7,7 +7,10 @@ cancelled with its button, and two more with the table's selection; the runs tab
 filtered; 10,000 runs paged through, every one seen once; a failed run's error two clicks
 from the overview; every page loaded with a read-only key showing no action; a canary
 secret stored in a connection found in no page and no response the browser loaded; the
-keyboard reaching the navigation; every page at desktop width, some at phone width and in
+keyboard reaching the navigation; the elements every page promises (navigation,
+sign-out, charts, graph, steps, the workflow's statistics, schedules paused, resumed and
+triggered, the table filtered by trigger, a run started again); signing out ending the
+session; every page at desktop width, some at phone width and in
 dark mode, saved as screenshots under target/screenshots/.
 
 Environment: FLOW (the binary), SCREENSHOTS (directory), CHROMIUM and CHROMEDRIVER (paths).
@@ -19,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,6 +68,13 @@ workflow parked(n: int) -> int {
 workflow broken(n: int) -> int {
   step fetched = http.get(url: "http://127.0.0.1:9/nothing-listens-here")
   return n
+}
+
+/// Fires at 03:00 on 1 January only (never during the test): a schedule to pause,
+/// resume and trigger from its page.
+workflow nightly -> int {
+  on schedule("0 3 1 1 *", tz: "UTC")
+  return 1
 }
 
 /// Posts to Slack with the stored connection (whose token is the canary).
@@ -213,6 +224,25 @@ def sign_in(driver, base, key):
     driver.find_element(By.ID, "sign-in").click()
 
 
+NAV = ["/ui/", "/ui/runs", "/ui/workflows", "/ui/schedules", "/ui/webhooks", "/ui/connections"]
+
+
+def need(driver, *selectors):
+    """Every selector matches at least one element of the current page."""
+    missing = [s for s in selectors
+               if not driver.execute_script("return document.querySelectorAll(arguments[0]).length", s)]
+    if missing:
+        fail(f"{driver.current_url} has no {', '.join(missing)}")
+
+
+def rows(driver):
+    """The runs table's rows: [run id, workflow, status]."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('tr.run')].map(r => [r.dataset.runId,"
+        " r.querySelector('a[href^=\"/ui/workflows/\"]').textContent.trim(),"
+        " r.querySelector('td.status').textContent.trim()])")
+
+
 def status_text(driver):
     # Read in one script: the page may swap its main part between two WebDriver calls.
     return driver.execute_script(
@@ -237,13 +267,22 @@ def main():
          "--base-url", "http://127.0.0.1:9", "--store", "flow.db",
          stdin=f"{CANARY}\n{CANARY}-signing\n", cwd=work)
     server = Server(work)
-    api = Api(server, admin)
-    driver = browser()
+    passed = False
     try:
-        run_checks(server, api, driver, admin, reader)
+        api = Api(server, admin)
+        driver = browser()
+        try:
+            run_checks(server, api, driver, admin, reader)
+            passed = True
+        finally:
+            driver.quit()
     finally:
-        driver.quit()
         server.stop()
+        server.log.close()
+        if passed:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"the store and the server's log are kept in {work}", flush=True)
     print(f"screenshots in {SHOTS}")
 
 
@@ -380,6 +419,8 @@ def run_checks(server, api, driver, admin, reader):
     desktop(driver)
     ok(f"paged through {len(seen)} runs in {pages} pages ({time.time() - started:.1f}s), each once")
 
+    contract(driver, base, api, slow, broken)
+
     # Every page with the admin key, saved; then at phone width and in dark mode.
     pages_to_see = {
         "overview-day": "/ui/?window=day",
@@ -438,6 +479,16 @@ def run_checks(server, api, driver, admin, reader):
             fail(f"{url} answered the canary secret")
     ok(f"the canary secret appears in no page and none of the {len(urls)} responses loaded")
 
+    # Signing out: back on the sign-in page, and the old session refused by the server.
+    driver.get(f"{base}/ui/runs")
+    driver.find_element(By.ID, "sign-out").click()
+    wait_for(driver, "the sign-in page after signing out", EC.presence_of_element_located((By.ID, "login")))
+    with urllib.request.urlopen(urllib.request.Request(
+            f"{base}/ui/runs", headers={"Cookie": f"flow_session={session}"}), timeout=10) as r:
+        if "/ui/login" not in r.url or 'id="runs"' in r.read().decode(errors="replace"):
+            fail(f"the session still works after signing out (answered {r.url})")
+    ok("signing out ends the session: the old cookie is refused")
+
     # A read-only key: every page, no action anywhere.
     sign_in(driver, base, reader)
     wait_for(driver, "the reader's overview", EC.presence_of_element_located((By.ID, "charts")))
@@ -447,6 +498,10 @@ def run_checks(server, api, driver, admin, reader):
                  "/ui/workflows", "/ui/workflows/parked", "/ui/schedules", "/ui/webhooks",
                  "/ui/connections"]:
         driver.get(base + path)
+        if path == "/ui/schedules":
+            need(driver, 'table#schedules tr[data-workflow="nightly"]')  # a row it could act on
+        if path == f"/ui/runs/{waiting}":
+            need(driver, "#run-status")  # the run's page, not an error page
         actions = driver.find_elements(By.CSS_SELECTOR, ".action")
         if actions:
             fail(f"{path} offers a reader {len(actions)} action(s)")
@@ -455,6 +510,105 @@ def run_checks(server, api, driver, admin, reader):
     shot(driver, "reader-run-waiting")
     desktop(driver)
     ok("a read-only key sees no action on any page")
+
+
+
+def contract(driver, base, api, slow, broken):
+    """The elements the dashboard promises on each page, and the actions not checked above."""
+    # Every signed-in page: the navigation's six sections and the sign-out button.
+    for path in NAV:
+        driver.get(base + path)
+        need(driver, "nav#nav", "button#sign-out", *(f'nav#nav a[href="{h}"]' for h in NAV))
+
+    # The overview: charts drawn, health and schedules cards, failing workflows linking to
+    # their failed runs.
+    driver.get(f"{base}/ui/")
+    need(driver, "#charts svg", "#failing", "#recent-failures a.run-link", "#health", "#schedules")
+    driver.find_element(By.CSS_SELECTOR, '#failing a[href*="workflow=broken"]').click()
+    wait_for(driver, "the failing workflow's runs", EC.url_contains("/ui/runs"))
+    shown = rows(driver)
+    if not shown or any(w != "broken" or st != "failed" for _, w, st in shown):
+        fail(f"the failing workflow's link shows {shown}")
+    ok("every page has the navigation and sign-out; the overview its charts, health, schedules and failing workflows")
+
+    # A finished run's page: timeline, graph, steps, no cancel, a rerun.
+    driver.get(f"{base}/ui/runs/{slow}")
+    need(driver, "#timeline", "#graph", "#graph g.node[data-step]", "details.step", "button#rerun.action")
+    if driver.find_elements(By.ID, "cancel"):
+        fail("a completed run offers to cancel it")
+    driver.get(f"{base}/ui/runs/{broken}")
+    error = driver.find_element(By.ID, "error").text
+    wanted = api.call("GET", f"/api/v1/runs/{broken}")[1].get("error") or {}
+    for part in ("kind", "message"):
+        if str(wanted.get(part, "")) not in error:
+            fail(f"the error section lacks the error's {part} {wanted.get(part)!r}: {error!r}")
+    driver.find_element(By.ID, "rerun").click()
+    wait_for(driver, "the new run's page",
+             lambda d: re.search(r"/ui/runs/[^/?]+$", d.current_url) and broken not in d.current_url)
+    again = driver.current_url.rsplit("/", 1)[1]
+    api.wait_status(again, "failed")
+    wait_for(driver, "the new run's page to show failed", lambda d: status_text(d) == "failed")
+    ok("a run's page has its timeline, graph and steps, the error's kind and message; run again starts a new run")
+
+    # The runs table: finding a run by id, and filtering by trigger.
+    driver.get(f"{base}/ui/runs")
+    need(driver, "table#runs", "form#filters select[name=workflow]", "form#filters select[name=status]",
+         "form#filters select[name=trigger]", "button#apply", "input[name=id]")
+    field = driver.find_element(By.CSS_SELECTOR, "input[name=id]")
+    field.send_keys(broken)
+    field.submit()
+    wait_for(driver, "the run found by its id", EC.url_contains(f"/ui/runs/{broken}"))
+    ok("a run found by its id from the runs page")
+
+    # Workflows: the table links to each, and a workflow's page has its parts.
+    driver.get(f"{base}/ui/workflows")
+    for name in ("quick", "slow", "parked", "broken", "nightly", "announce"):
+        need(driver, f'table#workflows a[href="/ui/workflows/{name}"]')
+    driver.find_element(By.CSS_SELECTOR, 'table#workflows a[href="/ui/workflows/slow"]').click()
+    wait_for(driver, "the workflow's page", EC.presence_of_element_located((By.ID, "signature")))
+    need(driver, "#signature", "#graph", "#recent-runs", "#step-stats", "#optimize")
+    if "slow" not in driver.find_element(By.ID, "signature").text:
+        fail("the workflow's signature does not name it")
+    ok("the workflows table links to each workflow, whose page has its signature, graph, runs, step statistics and advice")
+
+    # Schedules: pause, resume, trigger now; then the runs table filtered by trigger.
+    row = 'table#schedules tr[data-workflow="nightly"]'
+    driver.get(f"{base}/ui/schedules")
+    need(driver, f"{row} .pause.action", f"{row} .trigger.action")
+    driver.find_element(By.CSS_SELECTOR, f"{row} .pause").click()
+    wait_for(driver, "the schedule to show paused", lambda d: d.find_elements(By.CSS_SELECTOR, f"{row} .resume.action"))
+    shot(driver, "schedules-paused")
+    desktop(driver)
+    driver.find_element(By.CSS_SELECTOR, f"{row} .resume").click()
+    wait_for(driver, "the schedule to show running again", lambda d: d.find_elements(By.CSS_SELECTOR, f"{row} .pause.action"))
+    driver.find_element(By.CSS_SELECTOR, f"{row} .trigger").click()
+    deadline = time.time() + 20
+    while True:
+        driver.get(f"{base}/ui/runs")
+        Select(driver.find_element(By.CSS_SELECTOR, "#filters select[name=trigger]")).select_by_value("schedule")
+        driver.find_element(By.ID, "apply").click()
+        wait_for(driver, "the table filtered by trigger", EC.url_contains("trigger=schedule"))
+        shown = rows(driver)
+        if shown and all(st == "completed" for _, _, st in shown):
+            break
+        if time.time() > deadline:
+            fail(f"the triggered schedule's run did not complete: {shown}")
+        time.sleep(0.2)
+    if len(shown) != 1 or shown[0][1] != "nightly":
+        fail(f"filtering by trigger schedule shows {shown}")
+    driver.get(f"{base}/ui/runs?workflow=nightly&trigger=api")
+    if rows(driver):
+        fail(f"filtering nightly by trigger api shows {rows(driver)}")
+    ok("a schedule paused, resumed and triggered from its page; the runs table filtered by trigger")
+
+    # Webhooks and connections.
+    driver.get(f"{base}/ui/webhooks")
+    need(driver, "#deliveries")
+    driver.get(f"{base}/ui/connections")
+    need(driver, "#connections", "#audit")
+    if "slack" not in driver.find_element(By.ID, "connections").text:
+        fail("the connections page does not list the slack connection")
+    ok("the webhooks page has its deliveries, the connections page its connections and audit log")
 
 
 if __name__ == "__main__":
