@@ -11,9 +11,18 @@ use serve_support::{Server, admin_key, client, scratch, wait_until};
 
 fn status_and_output(server: &Server, key: &str, run: &str) -> (String, serde_json::Value) {
     let r = client()
-        .send("GET", &server.url(&format!("/api/v1/runs/{run}")), Some(key), &[], None)
+        .send(
+            "GET",
+            &server.url(&format!("/api/v1/runs/{run}")),
+            Some(key),
+            &[],
+            None,
+        )
         .json();
-    (r["status"].as_str().unwrap_or_default().to_owned(), r["output"].clone())
+    (
+        r["status"].as_str().unwrap_or_default().to_owned(),
+        r["output"].clone(),
+    )
 }
 
 /// The link the run's `page` step made, read from its journal.
@@ -36,7 +45,10 @@ fn start(server: &Server, key: &str, id: &str) -> String {
         &server.url("/api/v1/workflows/refund_approval/runs"),
         Some(key),
         &[],
-        Some(format!(r#"{{"refund": {{"id": "{id}", "customer": "Ada", "amount": 900}}}}"#).into_bytes()),
+        Some(
+            format!(r#"{{"refund": {{"id": "{id}", "customer": "Ada", "amount": 900}}}}"#)
+                .into_bytes(),
+        ),
     );
     assert_eq!(a.status, 202, "{}", a.text);
     let run = a.json()["run"].as_str().unwrap().to_owned();
@@ -71,11 +83,18 @@ fn a_person_answers_through_the_signed_link_once() {
 
     let run = start(&server, &key, "R-7");
     let link = link_of(&dir, &run);
-    assert!(link.starts_with(&format!("{}/approve/", server.base)), "{link}");
+    assert!(
+        link.starts_with(&format!("{}/approve/", server.base)),
+        "{link}"
+    );
     let c = client();
     let page = c.send("GET", &link, None, &[], None);
     assert_eq!(page.status, 200);
-    assert!(page.text.contains("Refund 900 to Ada (R-7)?"), "{}", page.text);
+    assert!(
+        page.text.contains("Refund 900 to Ada (R-7)?"),
+        "{}",
+        page.text
+    );
     assert!(page.text.contains("id=\"approve\"") && page.text.contains("id=\"reject\""));
 
     // A changed link is refused, and so is an answer through it.

@@ -45,7 +45,13 @@ impl Browser {
         }
     }
 
-    fn request(&self, method: &str, path: &str, form: Option<&str>, headers: &[(&str, &str)]) -> Page {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        form: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Page {
         let mut req = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.base));
@@ -104,7 +110,10 @@ impl Browser {
     /// The CSRF token of the signed-in session, as the pages carry it.
     fn csrf(&self) -> String {
         let page = self.get("/ui/runs").body;
-        let at = page.find("name=\"_csrf\" value=\"").expect("a form with a CSRF token") + 20;
+        let at = page
+            .find("name=\"_csrf\" value=\"")
+            .expect("a form with a CSRF token")
+            + 20;
         page[at..at + 64].to_owned()
     }
 }
@@ -136,7 +145,9 @@ workflow announce(text: string) -> string {
 fn key(dir: &std::path::Path, name: &str, scope: &str) -> String {
     let (code, key, err) = flow(
         dir,
-        &["keys", "create", "--name", name, "--scope", scope, "--store", "flow.db"],
+        &[
+            "keys", "create", "--name", name, "--scope", scope, "--store", "flow.db",
+        ],
         "",
     );
     assert_eq!(code, 0, "{err}");
@@ -158,8 +169,14 @@ fn start_run(server: &Server, key: &str, workflow: &str, input: &str) -> String 
 
 fn status_of(server: &Server, key: &str, run: &str) -> String {
     let c = serve_support::client();
-    c.send("GET", &server.url(&format!("/api/v1/runs/{run}")), Some(key), &[], None)
-        .json()["status"]
+    c.send(
+        "GET",
+        &server.url(&format!("/api/v1/runs/{run}")),
+        Some(key),
+        &[],
+        None,
+    )
+    .json()["status"]
         .as_str()
         .unwrap_or_default()
         .to_owned()
@@ -174,8 +191,18 @@ fn the_dashboard_signs_in_checks_every_action_and_never_shows_a_secret() {
     let (code, _, err) = flow(
         &dir,
         &[
-            "connect", "slack", "--owner", "default", "--secret", "bot_token", "--secret",
-            "signing_secret", "--base-url", "http://127.0.0.1:1", "--store", "flow.db",
+            "connect",
+            "slack",
+            "--owner",
+            "default",
+            "--secret",
+            "bot_token",
+            "--secret",
+            "signing_secret",
+            "--base-url",
+            "http://127.0.0.1:1",
+            "--store",
+            "flow.db",
         ],
         &format!("{CANARY}\n{CANARY}-signing\n"),
     );
@@ -211,7 +238,10 @@ fn the_dashboard_signs_in_checks_every_action_and_never_shows_a_secret() {
     assert_eq!(p.status, 303);
     assert_eq!(p.location.as_deref(), Some("/ui/"));
     let cookie = p.set_cookie.unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
 
     // Every page answers HTML with a strict content security policy.
     let pages = [
@@ -234,7 +264,9 @@ fn the_dashboard_signs_in_checks_every_action_and_never_shows_a_secret() {
         assert_eq!(p.status, 200, "{path}: {}", p.body);
         assert!(p.content_type.starts_with("text/html"), "{path}");
         assert!(
-            p.csp.as_deref().is_some_and(|c| c.contains("script-src 'self'")),
+            p.csp
+                .as_deref()
+                .is_some_and(|c| c.contains("script-src 'self'")),
             "{path}"
         );
         assert!(!p.body.contains(CANARY), "{path} shows the canary secret");
@@ -243,7 +275,11 @@ fn the_dashboard_signs_in_checks_every_action_and_never_shows_a_secret() {
     let p = b.get(&format!("/ui/runs/{broken}"));
     assert!(p.body.contains("id=\"error\""), "{}", p.body);
     // Each step shows what it was called with.
-    assert!(p.body.contains("<summary>Arguments</summary>"), "{}", p.body);
+    assert!(
+        p.body.contains("<summary>Arguments</summary>"),
+        "{}",
+        p.body
+    );
     assert!(p.body.contains("nothing-listens-here"), "{}", p.body);
     let p = b.get("/ui/runs?status=failed");
     assert!(p.body.contains(&broken) && !p.body.contains(&done));
@@ -289,7 +325,9 @@ fn the_dashboard_signs_in_checks_every_action_and_never_shows_a_secret() {
     // With it, the run is cancelled.
     let p = b.request("POST", &cancel, Some(&format!("_csrf={csrf}")), &[]);
     assert_eq!(p.status, 303, "{}", p.body);
-    wait_until("the cancel", || status_of(&server, &admin, &parked) == "cancelled");
+    wait_until("the cancel", || {
+        status_of(&server, &admin, &parked) == "cancelled"
+    });
     // Run again with the same input.
     let p = b.request(
         "POST",
@@ -298,9 +336,15 @@ fn the_dashboard_signs_in_checks_every_action_and_never_shows_a_secret() {
         &[],
     );
     assert_eq!(p.status, 303);
-    let again = p.location.unwrap().trim_start_matches("/ui/runs/").to_owned();
+    let again = p
+        .location
+        .unwrap()
+        .trim_start_matches("/ui/runs/")
+        .to_owned();
     assert_ne!(again, done);
-    wait_until("the new run", || status_of(&server, &admin, &again) == "completed");
+    wait_until("the new run", || {
+        status_of(&server, &admin, &again) == "completed"
+    });
 
     // A read-only key sees no action and is refused one.
     let mut r = Browser::new(&server);
@@ -312,7 +356,10 @@ fn the_dashboard_signs_in_checks_every_action_and_never_shows_a_secret() {
     for path in pages.iter().chain([&format!("/ui/runs/{parked2}")]) {
         let p = r.get(path);
         assert_eq!(p.status, 200, "{path}");
-        assert!(!p.body.contains("class=\"action"), "{path} offers an action to a reader");
+        assert!(
+            !p.body.contains("class=\"action"),
+            "{path} offers an action to a reader"
+        );
         assert!(!p.body.contains(CANARY));
     }
     let rcsrf = r.csrf();
@@ -326,7 +373,11 @@ fn the_dashboard_signs_in_checks_every_action_and_never_shows_a_secret() {
     assert_eq!(status_of(&server, &admin, &parked2), "waiting");
 
     // Revoking the key ends its sessions at once.
-    let (code, _, err) = flow(&dir, &["keys", "revoke", "reader", "--store", "flow.db"], "");
+    let (code, _, err) = flow(
+        &dir,
+        &["keys", "revoke", "reader", "--store", "flow.db"],
+        "",
+    );
     assert_eq!(code, 0, "{err}");
     let p = r.get("/ui/runs");
     assert_eq!(p.status, 303);

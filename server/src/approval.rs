@@ -51,7 +51,10 @@ pub struct Signer {
 
 impl Signer {
     /// The store's link key (made the first time).
-    pub async fn load(store: &Store, public_url: Option<String>) -> Result<Arc<Signer>, StoreError> {
+    pub async fn load(
+        store: &Store,
+        public_url: Option<String>,
+    ) -> Result<Arc<Signer>, StoreError> {
         let mut fresh = [0u8; 32];
         getrandom::getrandom(&mut fresh).map_err(|e| StoreError::Commit {
             path: store.path().to_path_buf(),
@@ -183,7 +186,11 @@ pub async fn page(State(state): State<AppState>, Path(token): Path<String>) -> R
     let run = match state.engine.store().run_by_id(&grant.run) {
         Ok(Some(r)) => r,
         Ok(None) => {
-            return answer(StatusCode::NOT_FOUND, "No such request", "The run this link was made for is gone.");
+            return answer(
+                StatusCode::NOT_FOUND,
+                "No such request",
+                "The run this link was made for is gone.",
+            );
         }
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
@@ -191,7 +198,10 @@ pub async fn page(State(state): State<AppState>, Path(token): Path<String>) -> R
         return answer(
             StatusCode::OK,
             "Already settled",
-            &format!("This request is {}; nothing is waiting for an answer.", run.status.as_str()),
+            &format!(
+                "This request is {}; nothing is waiting for an answer.",
+                run.status.as_str()
+            ),
         );
     }
     let expires = chrono::DateTime::from_timestamp_millis(grant.expires_at)
@@ -241,7 +251,11 @@ pub async fn decide(
     };
     let by = form.get("by").unwrap_or_default().trim();
     if by.is_empty() {
-        return answer(StatusCode::BAD_REQUEST, "Who is answering?", "Go back and type your name.");
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "Who is answering?",
+            "Go back and type your name.",
+        );
     }
     let note = form.get("note").map(str::trim).filter(|n| !n.is_empty());
     let sent = state
@@ -306,9 +320,8 @@ mod tests {
         };
         assert_eq!(other.check(&token), None);
         let (body, mac) = token.split_once('.').unwrap();
-        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
-            br#"{"r":"r2","s":"decision","t":"x","e":99999999999999}"#,
-        );
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"r":"r2","s":"decision","t":"x","e":99999999999999}"#);
         assert_eq!(s.check(&format!("{forged}.{mac}")), None);
         assert_eq!(s.check(&format!("{body}.AAAA")), None);
         assert_eq!(s.check("no-dot"), None);

@@ -126,7 +126,10 @@ pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
             Err(e) => Err(format!("{e:?}")),
         });
     let links = rt
-        .block_on(flow_server::approval::Signer::load(&store, args.public_url.clone()))
+        .block_on(flow_server::approval::Signer::load(
+            &store,
+            args.public_url.clone(),
+        ))
         .map_err(|e| miette!("{e}"))?;
     let config = flow_server::Config {
         listen: args.listen,

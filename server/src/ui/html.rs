@@ -160,7 +160,10 @@ fn with_headers(status: StatusCode, html: String) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     response
 }
 
@@ -209,11 +212,7 @@ pub fn duration(ms: i64) -> String {
 
 /// A status as a badge (its colour comes from the class).
 pub fn status(text: &str) -> String {
-    format!(
-        "<span class=\"badge {}\">{}</span>",
-        esc(text),
-        esc(text)
-    )
+    format!("<span class=\"badge {}\">{}</span>", esc(text), esc(text))
 }
 
 /// A JSON value, pretty-printed, folded under `summary`.
@@ -229,11 +228,7 @@ pub fn json_details(summary: &str, value: &serde_json::Value, open: bool) -> Str
 
 /// A `<select>` of `options` (value, label) with `current` selected.
 pub fn select(name: &str, label: &str, options: &[(String, String)], current: &str) -> String {
-    let mut out = format!(
-        "<label>{}<select name=\"{}\">",
-        esc(label),
-        esc(name)
-    );
+    let mut out = format!("<label>{}<select name=\"{}\">", esc(label), esc(name));
     for (value, text) in options {
         let selected = if value == current { " selected" } else { "" };
         let _ = write!(

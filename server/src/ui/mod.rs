@@ -65,10 +65,7 @@ async fn no_such_page() -> Response {
 impl FromRequestParts<AppState> for Viewer {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Viewer, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Viewer, Response> {
         let found = match cookie(&parts.headers, session::COOKIE) {
             Some(token) => session::find(state.engine.store(), &token).map_err(|e| {
                 crate::error::ApiError::internal("cannot read the session", e).into_response()
@@ -78,10 +75,7 @@ impl FromRequestParts<AppState> for Viewer {
         match found {
             Some((key, csrf)) => Ok(Viewer { key, csrf }),
             None if parts.method == axum::http::Method::GET => {
-                let next = parts
-                    .uri
-                    .path_and_query()
-                    .map_or("/ui/", |p| p.as_str());
+                let next = parts.uri.path_and_query().map_or("/ui/", |p| p.as_str());
                 Err(Redirect::to(&format!("/ui/login?next={}", html::url(next))).into_response())
             }
             None => Err(error_page(
@@ -303,7 +297,10 @@ mod tests {
 
     #[test]
     fn sign_in_redirects_stay_on_the_dashboard() {
-        assert_eq!(next_of(Some("/ui/runs?status=failed")), "/ui/runs?status=failed");
+        assert_eq!(
+            next_of(Some("/ui/runs?status=failed")),
+            "/ui/runs?status=failed"
+        );
         assert_eq!(next_of(Some("//evil.example/ui/")), "/ui/");
         assert_eq!(next_of(Some("https://evil.example/")), "/ui/");
         assert_eq!(next_of(Some("/api/v1/runs")), "/ui/");
@@ -322,9 +319,15 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
         assert!(!same_origin(&h));
         h.remove(header::ORIGIN);
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));

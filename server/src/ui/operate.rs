@@ -168,11 +168,23 @@ pub async fn schedules(State(state): State<AppState>, viewer: Viewer) -> Respons
         shown += 1;
         let base = format!("/ui/schedules/{}", url(&s.workflow));
         let toggle = if s.paused {
-            viewer.button(Scope::Admin, &format!("{base}/resume"), "", "resume", "Resume")
+            viewer.button(
+                Scope::Admin,
+                &format!("{base}/resume"),
+                "",
+                "resume",
+                "Resume",
+            )
         } else {
             viewer.button(Scope::Admin, &format!("{base}/pause"), "", "pause", "Pause")
         };
-        let trigger = viewer.button(Scope::Admin, &format!("{base}/trigger"), "", "trigger", "Trigger now");
+        let trigger = viewer.button(
+            Scope::Admin,
+            &format!("{base}/trigger"),
+            "",
+            "trigger",
+            "Trigger now",
+        );
         let _ = write!(
             out,
             "<tr data-workflow=\"{}\"><td><a href=\"/ui/workflows/{}\">{}</a></td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
@@ -192,7 +204,9 @@ pub async fn schedules(State(state): State<AppState>, viewer: Viewer) -> Respons
     }
     out.push_str("</tbody></table></div>");
     if shown == 0 {
-        out.push_str("<p class=\"muted\">No deployed workflow has <code>on schedule(...)</code>.</p>");
+        out.push_str(
+            "<p class=\"muted\">No deployed workflow has <code>on schedule(...)</code>.</p>",
+        );
     }
     page(&viewer, Section::Schedules, "Schedules", &out)
 }
@@ -212,14 +226,20 @@ pub async fn schedule_action(
     if !viewer.key.covers(&workflow) {
         return error_page(
             StatusCode::FORBIDDEN,
-            &format!("The key `{}` may not touch workflow `{workflow}`.", viewer.key.name),
+            &format!(
+                "The key `{}` may not touch workflow `{workflow}`.",
+                viewer.key.name
+            ),
         );
     }
     let d = state.deployment();
     let Some(s) = d.schedules.iter().find(|s| s.name == workflow) else {
         return error_page(
             StatusCode::NOT_FOUND,
-            &format!("Workflow `{workflow}` has no schedule in deployment {}.", d.version),
+            &format!(
+                "Workflow `{workflow}` has no schedule in deployment {}.",
+                d.version
+            ),
         );
     };
     let done = match action.as_str() {
@@ -365,13 +385,7 @@ pub async fn connections(State(state): State<AppState>, viewer: Viewer) -> Respo
             .flat_map(|p| p.program.integrations.iter())
             .find(|i| i.name == name)
             .and_then(|i| i.rate_limit.as_ref())
-            .map(|r| {
-                format!(
-                    "{} per {}",
-                    r.count,
-                    html::duration(r.per / 1_000_000)
-                )
-            })
+            .map(|r| format!("{} per {}", r.count, html::duration(r.per / 1_000_000)))
     };
     let _ = write!(
         out,

@@ -134,16 +134,18 @@ pub async fn show(
     let since = now - w.length_ms;
     let store = state.engine.store().clone();
     let key = viewer.key.clone();
-    let summary = tokio::task::spawn_blocking(move || {
-        summarise(&store, since, w, |wf| key.covers(wf))
-    })
-    .await;
+    let summary =
+        tokio::task::spawn_blocking(move || summarise(&store, since, w, |wf| key.covers(wf))).await;
     let summary = match summary {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return crate::error::ApiError::from(e).into_response(),
-        Err(e) => return crate::error::ApiError::internal("the overview stopped", e).into_response(),
+        Err(e) => {
+            return crate::error::ApiError::internal("the overview stopped", e).into_response();
+        }
     };
-    let mut out = String::from("<h1>Overview</h1><div class=\"toolbar\" role=\"group\" aria-label=\"window\">");
+    let mut out = String::from(
+        "<h1>Overview</h1><div class=\"toolbar\" role=\"group\" aria-label=\"window\">",
+    );
     for other in WINDOWS {
         if other.name == w.name {
             let _ = write!(out, "<b>Last {}</b>", other.name);
@@ -230,9 +232,15 @@ pub async fn show(
         .filter(|(_, (_, f))| *f > 0)
         .collect();
     failing.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(a.0.cmp(b.0)));
-    out.push_str("<div class=\"grid\"><section id=\"failing\" class=\"card\"><h2>Failing workflows</h2>");
+    out.push_str(
+        "<div class=\"grid\"><section id=\"failing\" class=\"card\"><h2>Failing workflows</h2>",
+    );
     if failing.is_empty() {
-        let _ = write!(out, "<p class=\"muted\">No run failed in the last {}.</p>", w.name);
+        let _ = write!(
+            out,
+            "<p class=\"muted\">No run failed in the last {}.</p>",
+            w.name
+        );
     } else {
         out.push_str("<table><thead><tr><th>Workflow</th><th class=\"num\">Failed</th><th class=\"num\">Runs</th></tr></thead><tbody>");
         for (wf, (runs, failed)) in failing.iter().take(10) {
@@ -380,7 +388,11 @@ fn lines(series: &[(&str, &Vec<Option<f64>>)], unit: &str, fixed_max: Option<f64
                     let _ = write!(
                         dots,
                         "<circle class=\"{class}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"1.8\"><title>{}</title></circle>",
-                        if unit == " ms" { html::duration(*v as i64) } else { format!("{v:.1}{unit}") }
+                        if unit == " ms" {
+                            html::duration(*v as i64)
+                        } else {
+                            format!("{v:.1}{unit}")
+                        }
                     );
                     pen_down = true;
                 }
@@ -388,7 +400,11 @@ fn lines(series: &[(&str, &Vec<Option<f64>>)], unit: &str, fixed_max: Option<f64
             }
         }
         if !d.is_empty() {
-            let _ = write!(out, "<path class=\"{class}\" d=\"{}\"/>{dots}", d.trim_end());
+            let _ = write!(
+                out,
+                "<path class=\"{class}\" d=\"{}\"/>{dots}",
+                d.trim_end()
+            );
         }
     }
     out.push_str("</svg>");

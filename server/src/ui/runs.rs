@@ -87,7 +87,8 @@ impl Query {
         f.since = moment(&self.from)?;
         f.until = moment(&self.to)?;
         if !self.after.is_empty() {
-            f.after = Some(cursor(&self.after).ok_or("the page cursor is not one this server gave")?);
+            f.after =
+                Some(cursor(&self.after).ok_or("the page cursor is not one this server gave")?);
         }
         Ok(f)
     }
@@ -163,13 +164,14 @@ pub async fn list(
     let runs = match tokio::task::spawn_blocking(move || store.list_runs(&filter)).await {
         Ok(Ok(runs)) => runs,
         Ok(Err(e)) => return crate::error::ApiError::from(e).into_response(),
-        Err(e) => return crate::error::ApiError::internal("the listing stopped", e).into_response(),
+        Err(e) => {
+            return crate::error::ApiError::internal("the listing stopped", e).into_response();
+        }
     };
     let mut runs = runs;
     let next = (runs.len() as u64 > q.limit).then(|| {
         runs.truncate(q.limit as usize);
-        runs.last()
-            .map(|r| format!("c{}_{}", r.created_at, r.key))
+        runs.last().map(|r| format!("c{}_{}", r.created_at, r.key))
     });
     let runs: Vec<&RunRow> = runs
         .iter()
@@ -222,7 +224,10 @@ pub async fn list(
     }
     out.push_str("<th>Run</th><th>Workflow</th><th>Status</th><th class=\"optional\">Trigger</th><th>Created</th><th class=\"num\">Duration</th></tr></thead><tbody>");
     for r in &runs {
-        out.push_str(&format!("<tr class=\"run\" data-run-id=\"{}\">", esc(&r.run_id)));
+        out.push_str(&format!(
+            "<tr class=\"run\" data-run-id=\"{}\">",
+            esc(&r.run_id)
+        ));
         if can_cancel {
             if r.status.is_final() {
                 out.push_str("<td></td>");
@@ -260,7 +265,11 @@ pub async fn list(
     }
     out.push_str("<div class=\"pager\">");
     if !q.after.is_empty() {
-        let _ = write!(out, "<a href=\"{}\" id=\"first\">First page</a>", esc(&q.href(None)));
+        let _ = write!(
+            out,
+            "<a href=\"{}\" id=\"first\">First page</a>",
+            esc(&q.href(None))
+        );
     }
     if let Some(Some(next)) = &next {
         let _ = write!(
@@ -323,7 +332,9 @@ pub fn program_of(state: &Shared, hash: &str) -> Option<std::sync::Arc<Program>>
         return Some(std::sync::Arc::clone(&p.program));
     }
     let bytes = state.engine.store().program(hash).ok()??;
-    Artefact::decode(bytes).ok().map(|a| std::sync::Arc::new(a.program))
+    Artefact::decode(bytes)
+        .ok()
+        .map(|a| std::sync::Arc::new(a.program))
 }
 
 /// `GET /ui/runs/{id}` (`?part=main`: only the main part, for live updates).
@@ -355,7 +366,10 @@ pub async fn detail(
             } else if let Some(omitted) = d.get("args_omitted") {
                 args.insert(
                     step.clone(),
-                    Json::String(format!("(too large to keep: {})", omitted.as_str().unwrap_or("?"))),
+                    Json::String(format!(
+                        "(too large to keep: {})",
+                        omitted.as_str().unwrap_or("?")
+                    )),
                 );
             }
         }
@@ -375,7 +389,15 @@ pub async fn detail(
         .collect();
     let shown = events.last().map(|e| e.seq);
     let detail = run_detail(run, &events);
-    let main = run_main(&state, &viewer, &detail, &args, &results, &timers_set, shown);
+    let main = run_main(
+        &state,
+        &viewer,
+        &detail,
+        &args,
+        &results,
+        &timers_set,
+        shown,
+    );
     if wants_fragment(query.as_deref()) {
         return html::fragment(main);
     }
@@ -456,10 +478,18 @@ fn run_main(
         .iter()
         .filter_map(|s| {
             if let Some(sig) = &s.waiting_for {
-                Some(format!("step <b>{}</b> waits for signal <code>{}</code>", esc(&s.step), esc(sig)))
+                Some(format!(
+                    "step <b>{}</b> waits for signal <code>{}</code>",
+                    esc(&s.step),
+                    esc(sig)
+                ))
             } else {
                 s.waiting_for_event.as_ref().map(|ev| {
-                    format!("step <b>{}</b> waits for event <code>{}</code>", esc(&s.step), esc(ev))
+                    format!(
+                        "step <b>{}</b> waits for event <code>{}</code>",
+                        esc(&s.step),
+                        esc(ev)
+                    )
                 })
             }
         })
@@ -586,7 +616,13 @@ fn run_main(
         }
         if let Some(err) = &s.error {
             out.push_str(&html::json_details(
-                &format!("Error ({})", serde_json::to_value(err.kind).ok().and_then(|k| k.as_str().map(str::to_owned)).unwrap_or_default()),
+                &format!(
+                    "Error ({})",
+                    serde_json::to_value(err.kind)
+                        .ok()
+                        .and_then(|k| k.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                ),
                 &serde_json::to_value(err).unwrap_or_default(),
                 true,
             ));
@@ -608,12 +644,13 @@ fn run_main(
 /// The steps as bars on the run's time axis (attempts, waits and timers marked).
 fn waterfall(d: &RunDetail, timers_set: &HashMap<String, i64>, now: i64) -> String {
     let start = d.run.created_at;
-    let end = d
-        .run
-        .finished_at
-        .unwrap_or(now)
-        .max(start + 1)
-        .max(d.steps.iter().map(|s| s.started_at + s.duration_ms.unwrap_or(0)).max().unwrap_or(0));
+    let end = d.run.finished_at.unwrap_or(now).max(start + 1).max(
+        d.steps
+            .iter()
+            .map(|s| s.started_at + s.duration_ms.unwrap_or(0))
+            .max()
+            .unwrap_or(0),
+    );
     let span = (end - start).max(1) as f64;
     const LABEL: f64 = 200.0;
     const WIDTH: f64 = 900.0;
@@ -655,8 +692,14 @@ fn waterfall(d: &RunDetail, timers_set: &HashMap<String, i64>, now: i64) -> Stri
             esc(&s.step),
             step_state(s),
             html::duration(s.started_at - start),
-            s.duration_ms.map(html::duration).unwrap_or_else(|| "still going".into()),
-            if s.attempts > 1 { format!(", {} attempts", s.attempts) } else { String::new() },
+            s.duration_ms
+                .map(html::duration)
+                .unwrap_or_else(|| "still going".into()),
+            if s.attempts > 1 {
+                format!(", {} attempts", s.attempts)
+            } else {
+                String::new()
+            },
             y + 14,
             esc(&clip_label(&s.step)),
             y + 3,
@@ -664,8 +707,15 @@ fn waterfall(d: &RunDetail, timers_set: &HashMap<String, i64>, now: i64) -> Stri
             ROW - 8,
             x2 + 4.0,
             y + 14,
-            esc(&s.duration_ms.map(html::duration).unwrap_or_else(|| "…".into())),
-            if s.attempts > 1 { format!(" ×{}", s.attempts) } else { String::new() },
+            esc(&s
+                .duration_ms
+                .map(html::duration)
+                .unwrap_or_else(|| "…".into())),
+            if s.attempts > 1 {
+                format!(" ×{}", s.attempts)
+            } else {
+                String::new()
+            },
         );
     }
     for (k, (key, at)) in d.timers.iter().enumerate() {

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use flow_runtime::report::stats_over;
 use flow_runtime::store::RunFilter;
 
-use super::html::{self, Section, Viewer, error_page, esc, page, time, url};
 use super::graph;
+use super::html::{self, Section, Viewer, error_page, esc, page, time, url};
 use crate::api::runs::trigger_text;
 use crate::app::AppState;
 
@@ -104,7 +104,10 @@ pub async fn detail(
     };
     let program = &entry.program.program;
     let Some(wf) = program.workflow(entry.workflow) else {
-        return error_page(StatusCode::NOT_FOUND, "The workflow is missing from its program.");
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "The workflow is missing from its program.",
+        );
     };
     let mut out = format!("<h1>{}</h1>", esc(&name));
     if let Some(doc) = &wf.doc {
@@ -150,7 +153,9 @@ pub async fn detail(
     let (runs, stats) = match recent {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return crate::error::ApiError::from(e).into_response(),
-        Err(e) => return crate::error::ApiError::internal("the statistics stopped", e).into_response(),
+        Err(e) => {
+            return crate::error::ApiError::internal("the statistics stopped", e).into_response();
+        }
     };
 
     out.push_str("<h2>Recent runs</h2><div id=\"recent-runs\" class=\"scroll\">");
@@ -238,14 +243,22 @@ pub async fn detail(
 
     let versions = crate::deployment::list(state.engine.store()).unwrap_or_default();
     out.push_str("<h2>Versions</h2><div id=\"versions\" class=\"scroll\"><table><thead><tr><th>Version</th><th>Deployed</th><th>By</th><th></th></tr></thead><tbody>");
-    for v in versions.iter().filter(|v| v.workflows.contains(&name)).take(20) {
+    for v in versions
+        .iter()
+        .filter(|v| v.workflows.contains(&name))
+        .take(20)
+    {
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             v.version,
             time(v.created_at),
             esc(&v.actor),
-            if v.active { html::status("active") } else { String::new() }
+            if v.active {
+                html::status("active")
+            } else {
+                String::new()
+            }
         );
     }
     out.push_str("</tbody></table></div>");
