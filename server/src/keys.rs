@@ -149,14 +149,12 @@ pub async fn create(store: &Store, new: NewKey) -> Result<(Key, String), KeyErro
         return Err(KeyError::NoScope);
     }
     prepare(store).await?;
-    let mut secret = [0u8; 32];
-    getrandom::getrandom(&mut secret).map_err(|e| KeyError::Random(e.to_string()))?;
-    let text = format!("{PREFIX}{}", hex(&secret));
-    let mut id_bytes = [0u8; 6];
-    getrandom::getrandom(&mut id_bytes).map_err(|e| KeyError::Random(e.to_string()))?;
+    let random = |n| random_hex(n).map_err(|e| KeyError::Random(e.to_string()));
+    let text = format!("{PREFIX}{}", random(32)?);
+    let id = format!("k{}", random(6)?);
     let now = now_ms();
     let key = Key {
-        id: format!("k{}", hex(&id_bytes)),
+        id,
         name: new.name,
         scopes: new.scopes,
         workflows: new.workflows,
@@ -294,6 +292,13 @@ fn scopes_text(scopes: &[Scope]) -> String {
 
 pub(crate) fn digest(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
+}
+
+/// `n` random bytes from the operating system, as hex.
+pub(crate) fn random_hex(n: usize) -> Result<String, getrandom::Error> {
+    let mut bytes = vec![0u8; n];
+    getrandom::getrandom(&mut bytes)?;
+    Ok(hex(&bytes))
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

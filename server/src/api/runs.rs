@@ -402,19 +402,30 @@ pub async fn list(
         Scope::RunsRead,
         workflow_of(query.as_deref()).as_deref(),
     )?;
-    let mut filter = filter_of(query.as_deref())?;
+    let (runs, next) = page_of(&state, filter_of(query.as_deref())?).await?;
+    let runs: Vec<&RunRow> = runs.iter().filter(|r| key.covers(&r.workflow)).collect();
+    Ok(axum::Json(json!({ "runs": runs, "next_cursor": next })).into_response())
+}
+
+/// One page of the runs `filter` selects (`limit`, 50 by default), newest first, and the
+/// cursor of the next page when there is one.
+pub(crate) async fn page_of(
+    state: &Shared,
+    mut filter: RunFilter,
+) -> Result<(Vec<RunRow>, Option<String>), ApiError> {
     let limit = filter.limit.unwrap_or(50);
     filter.limit = Some(limit + 1);
     let store = state.engine.store().clone();
     let mut runs = tokio::task::spawn_blocking(move || store.list_runs(&filter))
         .await
         .map_err(|e| ApiError::internal("the listing stopped", e))??;
-    let next = (runs.len() as u64 > limit).then(|| {
+    let next = if runs.len() as u64 > limit {
         runs.truncate(limit as usize);
         runs.last().map(|r| format!("c{}_{}", r.created_at, r.key))
-    });
-    let runs: Vec<&RunRow> = runs.iter().filter(|r| key.covers(&r.workflow)).collect();
-    Ok(axum::Json(json!({ "runs": runs, "next_cursor": next.flatten() })).into_response())
+    } else {
+        None
+    };
+    Ok((runs, next))
 }
 
 /// The run named in a path, when the key may see it.
@@ -479,12 +490,11 @@ pub(crate) fn journal_stream(
         .or(after)
         .map_or(0, |seq| seq.saturating_add(1));
     let store = state.engine.store().clone();
-    if run.status.is_final()
+    if from > 0
+        && run.status.is_final()
         && store
             .events_from(run.key, from)
-            .map(|events| events.is_empty())
-            .unwrap_or(false)
-        && from > 0
+            .is_ok_and(|events| events.is_empty())
     {
         return StatusCode::NO_CONTENT.into_response();
     }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use flow_ir::program::{Program, Workflow};
 
-use super::html::esc;
+use super::html::{clip, esc};
 
 const NODE_W: usize = 190;
 const NODE_H: usize = 44;
@@ -121,15 +121,6 @@ fn layers(deps: &[Vec<(usize, bool)>]) -> Vec<usize> {
         }
     }
     layer
-}
-
-/// At most `max` characters, an ellipsis marking a cut.
-fn clip(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        text.chars().take(max - 1).chain(['…']).collect()
-    }
 }
 
 #[cfg(test)]

@@ -226,6 +226,15 @@ pub fn json_details(summary: &str, value: &serde_json::Value, open: bool) -> Str
     )
 }
 
+/// At most `max` characters, an ellipsis marking a cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        text.chars().take(max - 1).chain(['…']).collect()
+    }
+}
+
 /// A `<select>` of `options` (value, label) with `current` selected.
 pub fn select(name: &str, label: &str, options: &[(String, String)], current: &str) -> String {
     let mut out = format!("<label>{}<select name=\"{}\">", esc(label), esc(name));

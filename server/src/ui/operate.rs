@@ -112,17 +112,23 @@ pub async fn health_summary_html(state: &AppState, viewer: &Viewer) -> String {
     out
 }
 
+/// The deployed schedules' states, of the workflows the viewer's key covers.
+fn visible_schedules(
+    state: &Shared,
+    viewer: &Viewer,
+) -> Result<Vec<schedule::ScheduleState>, flow_runtime::StoreError> {
+    let d = state.deployment();
+    let mut list = schedule::states(state.engine.store(), &d.schedules, crate::keys::now_ms())?;
+    list.retain(|s| viewer.key.covers(&s.workflow));
+    Ok(list)
+}
+
 /// The overview's schedules card: paused schedules and those that missed or skipped.
 pub fn schedules_attention_html(state: &Shared, viewer: &Viewer) -> String {
-    let d = state.deployment();
-    let list = match schedule::states(state.engine.store(), &d.schedules, crate::keys::now_ms()) {
+    let list = match visible_schedules(state, viewer) {
         Ok(l) => l,
         Err(e) => return format!("<p class=\"error\">{}</p>", esc(&e.to_string())),
     };
-    let list: Vec<_> = list
-        .into_iter()
-        .filter(|s| viewer.key.covers(&s.workflow))
-        .collect();
     if list.is_empty() {
         return "<p class=\"muted\">No workflow has a schedule.</p>".to_owned();
     }
@@ -156,16 +162,13 @@ pub fn schedules_attention_html(state: &Shared, viewer: &Viewer) -> String {
 
 /// `GET /ui/schedules`.
 pub async fn schedules(State(state): State<AppState>, viewer: Viewer) -> Response {
-    let d = state.deployment();
-    let list = match schedule::states(state.engine.store(), &d.schedules, crate::keys::now_ms()) {
+    let list = match visible_schedules(&state, &viewer) {
         Ok(l) => l,
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
     let mut out = String::from("<h1>Schedules</h1>");
     out.push_str("<div class=\"scroll\"><table id=\"schedules\"><thead><tr><th>Workflow</th><th>Cron</th><th>Time zone</th><th>State</th><th>Next fire</th><th>Last fire</th><th class=\"num\">Fires</th><th class=\"num\">Missed</th><th class=\"num\">Skipped</th><th></th></tr></thead><tbody>");
-    let mut shown = 0;
-    for s in list.iter().filter(|s| viewer.key.covers(&s.workflow)) {
-        shown += 1;
+    for s in &list {
         let base = format!("/ui/schedules/{}", url(&s.workflow));
         let toggle = if s.paused {
             viewer.button(
@@ -203,7 +206,7 @@ pub async fn schedules(State(state): State<AppState>, viewer: Viewer) -> Respons
         );
     }
     out.push_str("</tbody></table></div>");
-    if shown == 0 {
+    if list.is_empty() {
         out.push_str(
             "<p class=\"muted\">No deployed workflow has <code>on schedule(...)</code>.</p>",
         );

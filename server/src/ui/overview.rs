@@ -12,7 +12,7 @@ use flow_runtime::report::quantile;
 use flow_runtime::store::RunFilter;
 use flow_runtime::{RunStatus, StoreError};
 
-use super::html::{self, Section, Viewer, esc, page, time, url};
+use super::html::{self, Section, Viewer, clip, esc, page, time, url};
 use crate::api::runs::pairs;
 use crate::app::AppState;
 
@@ -314,14 +314,6 @@ fn percent(part: u64, whole: u64) -> String {
         format!("{:.2}%", p.min(99.99))
     } else {
         format!("{p:.1}%")
-    }
-}
-
-fn clip(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        text.chars().take(max - 1).chain(['…']).collect()
     }
 }
 

@@ -10,8 +10,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use flow_ir::artefact::Artefact;
-use flow_ir::program::Program;
 use flow_runtime::report::{RunDetail, StepSummary, detail as run_detail};
 use flow_runtime::store::{EventKind, RunFilter, RunRow};
 use flow_runtime::{RunOrigin, RunStatus, Started};
@@ -72,7 +70,7 @@ impl Query {
 
     fn filter(&self) -> Result<RunFilter, String> {
         let mut f = RunFilter {
-            limit: Some(self.limit + 1),
+            limit: Some(self.limit),
             ..RunFilter::default()
         };
         if !self.workflow.is_empty() {
@@ -160,19 +158,10 @@ pub async fn list(
         Ok(f) => f,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e),
     };
-    let store = state.engine.store().clone();
-    let runs = match tokio::task::spawn_blocking(move || store.list_runs(&filter)).await {
-        Ok(Ok(runs)) => runs,
-        Ok(Err(e)) => return crate::error::ApiError::from(e).into_response(),
-        Err(e) => {
-            return crate::error::ApiError::internal("the listing stopped", e).into_response();
-        }
+    let (runs, next) = match crate::api::runs::page_of(&state, filter).await {
+        Ok(page) => page,
+        Err(e) => return e.into_response(),
     };
-    let mut runs = runs;
-    let next = (runs.len() as u64 > q.limit).then(|| {
-        runs.truncate(q.limit as usize);
-        runs.last().map(|r| format!("c{}_{}", r.created_at, r.key))
-    });
     let runs: Vec<&RunRow> = runs
         .iter()
         .filter(|r| viewer.key.covers(&r.workflow))
@@ -271,7 +260,7 @@ pub async fn list(
             esc(&q.href(None))
         );
     }
-    if let Some(Some(next)) = &next {
+    if let Some(next) = &next {
         let _ = write!(
             out,
             "<a href=\"{}\" id=\"next\" rel=\"next\">Next page</a>",
@@ -323,18 +312,6 @@ fn run_for(state: &Shared, viewer: &Viewer, id: &str) -> Result<RunRow, Response
         )),
         Err(e) => Err(crate::error::ApiError::from(e).into_response()),
     }
-}
-
-/// The program a run was started with: the deployed one, or the store's copy.
-pub fn program_of(state: &Shared, hash: &str) -> Option<std::sync::Arc<Program>> {
-    let d = state.deployment();
-    if let Some(p) = d.programs.iter().find(|p| p.hash == hash) {
-        return Some(std::sync::Arc::clone(&p.program));
-    }
-    let bytes = state.engine.store().program(hash).ok()??;
-    Artefact::decode(bytes)
-        .ok()
-        .map(|a| std::sync::Arc::new(a.program))
 }
 
 /// `GET /ui/runs/{id}` (`?part=main`: only the main part, for live updates).
@@ -564,26 +541,32 @@ fn run_main(
     out.push_str("</div>");
 
     out.push_str("<h2>Graph</h2><div id=\"graph\" class=\"scroll\">");
-    match program_of(state, &run.program).and_then(|p| {
-        let (_, wf) = p.workflow_by_name(&run.workflow)?;
-        let mut status: HashMap<String, &'static str> = HashMap::new();
-        for s in &d.steps {
-            let base = s.step.split('[').next().unwrap_or(&s.step).to_owned();
-            let st = step_state(s);
-            let entry = status.entry(base).or_insert(st);
-            // Iterations of a loop step: a failure shows over a wait over a success.
-            let rank = |x: &str| match x {
-                "failed" => 4,
-                "running" => 3,
-                "waiting" => 2,
-                _ => 1,
-            };
-            if rank(st) > rank(entry) {
-                *entry = st;
+    // The run's own program: the deployed one, or the store's copy for an older version.
+    match state
+        .engine
+        .program_by_hash(&run.program)
+        .ok()
+        .and_then(|prepared| {
+            let p = &prepared.program;
+            let (_, wf) = p.workflow_by_name(&run.workflow)?;
+            let mut status: HashMap<String, &'static str> = HashMap::new();
+            for s in &d.steps {
+                let base = s.step.split('[').next().unwrap_or(&s.step).to_owned();
+                let st = step_state(s);
+                let entry = status.entry(base).or_insert(st);
+                // Iterations of a loop step: a failure shows over a wait over a success.
+                let rank = |x: &str| match x {
+                    "failed" => 4,
+                    "running" => 3,
+                    "waiting" => 2,
+                    _ => 1,
+                };
+                if rank(st) > rank(entry) {
+                    *entry = st;
+                }
             }
-        }
-        Some(graph::svg(&p, wf, &status))
-    }) {
+            Some(graph::svg(p, wf, &status))
+        }) {
         Some(svg) => out.push_str(&svg),
         None => out.push_str("<p class=\"muted\">The program of this run is not in the store.</p>"),
     }
@@ -701,7 +684,7 @@ fn waterfall(d: &RunDetail, timers_set: &HashMap<String, i64>, now: i64) -> Stri
                 String::new()
             },
             y + 14,
-            esc(&clip_label(&s.step)),
+            esc(&html::clip(&s.step, 28)),
             y + 3,
             x2 - x1,
             ROW - 8,
@@ -732,7 +715,7 @@ fn waterfall(d: &RunDetail, timers_set: &HashMap<String, i64>, now: i64) -> Stri
             html::duration(set - start),
             html::duration(*at - start),
             y + 14,
-            esc(&clip_label(&format!("timer {key}"))),
+            esc(&html::clip(&format!("timer {key}"), 28)),
             y + 3,
             x2 - x1,
             ROW - 8,
@@ -743,14 +726,6 @@ fn waterfall(d: &RunDetail, timers_set: &HashMap<String, i64>, now: i64) -> Stri
     }
     out.push_str("</svg>");
     out
-}
-
-fn clip_label(text: &str) -> String {
-    if text.chars().count() <= 28 {
-        text.to_owned()
-    } else {
-        text.chars().take(27).chain(['…']).collect()
-    }
 }
 
 /// `GET /ui/runs/{id}/events?after=SEQ`: the run's journal after the event the page was

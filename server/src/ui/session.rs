@@ -8,7 +8,7 @@ use flow_runtime::{Store, StoreError};
 use rusqlite::{OptionalExtension, params};
 
 use crate::error::ApiError;
-use crate::keys::{self, Key, Refusal, constant_time_eq, digest, hex, now_ms};
+use crate::keys::{self, Key, Refusal, constant_time_eq, digest, now_ms};
 
 /// The cookie that carries the session token.
 pub const COOKIE: &str = "flow_session";
@@ -90,8 +90,6 @@ pub async fn close(store: &Store, token: &str) -> Result<(), StoreError> {
 }
 
 fn random_hex() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes)
-        .map_err(|e| ApiError::internal("cannot draw random bytes for a session", e))?;
-    Ok(hex(&bytes))
+    keys::random_hex(32)
+        .map_err(|e| ApiError::internal("cannot draw random bytes for a session", e))
 }
