@@ -113,7 +113,7 @@ impl Engine {
         config: EngineConfig,
         observer: Arc<dyn Observer>,
     ) -> Result<Engine, EngineError> {
-        let lease = Lease::acquire(store.path())?;
+        let lease = store.acquire_lease()?;
         Ok(Engine {
             inner: Arc::new(Inner {
                 services: Arc::new(Services {
@@ -390,7 +390,7 @@ impl Engine {
         let services = &self.inner.services;
         let mut handles = Vec::new();
         for owner in services.store.unfinished_owners()? {
-            if owner == services.executor || Lease::is_alive(services.store.path(), &owner) {
+            if owner == services.executor || services.store.executor_alive(&owner) {
                 continue;
             }
             for key in services
@@ -436,7 +436,7 @@ impl Engine {
             return Err(EngineError::Finished(run_id.to_owned()));
         }
         if let Some(executor) = &row.executor {
-            if executor != &services.executor && Lease::is_alive(services.store.path(), executor) {
+            if executor != &services.executor && services.store.executor_alive(executor) {
                 return Err(EngineError::Busy {
                     run_id: run_id.to_owned(),
                     executor: executor.clone(),
@@ -462,7 +462,7 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
         {
-            lease.release(store.path());
+            lease.release(store);
         }
         Ok(())
     }

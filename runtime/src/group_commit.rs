@@ -1,5 +1,6 @@
-//! The one group-commit writer for SQLite, used by the run journal (`store.rs`) and by
-//! the connectors' vault (its audit log and breaker states).
+//! The one group-commit writer for SQLite, used by the run journal (`store/`) and by
+//! the connectors' vault (its audit log and breaker states); its batching ([`gather`])
+//! is also the PostgreSQL store's.
 //!
 //! A thread owns the write connection and takes what callers queue on a channel: each
 //! batch (up to [`WriterOptions::max_batch`] records) goes into one transaction, so many
@@ -88,37 +89,58 @@ fn run<J: Journal>(
     // Kept across batches, so a burst does not grow a fresh vector each time.
     let mut batch: Vec<J::Record> = Vec::with_capacity(options.max_batch.min(4096));
     while let Ok(first) = rx.recv() {
-        let mut awaited = J::awaited(&first);
-        if let Linger::SleepFirst(pause) = options.linger
-            && !awaited
-        {
-            std::thread::sleep(pause);
-        }
-        batch.push(first);
-        let mut deadline: Option<Instant> = None;
-        while batch.len() < options.max_batch {
-            let next = match rx.try_recv() {
-                Ok(record) => Some(record),
-                Err(mpsc::TryRecvError::Disconnected) => None,
-                Err(mpsc::TryRecvError::Empty) => match options.linger {
-                    Linger::WaitForMore(linger) if !awaited => {
-                        let until = *deadline.get_or_insert_with(|| Instant::now() + linger);
-                        rx.recv_timeout(until.saturating_duration_since(Instant::now()))
-                            .ok()
-                    }
-                    _ => None,
-                },
-            };
-            let Some(record) = next else { break };
-            awaited |= J::awaited(&record);
-            batch.push(record);
-        }
+        gather(
+            &rx,
+            first,
+            &mut batch,
+            options.max_batch,
+            options.linger,
+            J::awaited,
+        );
         commit(&mut conn, &mut journal, &mut batch, options.immediate);
         if let Some((wal, limit)) = &options.wal_limit
             && std::fs::metadata(wal).is_ok_and(|m| m.len() > *limit)
         {
             fold_wal(&conn);
         }
+    }
+}
+
+/// Takes the batch that starts with `first` from `rx` into `batch`, waiting as `linger`
+/// says (shared by every group-commit writer: this SQLite one and the PostgreSQL
+/// store's).
+pub(crate) fn gather<R>(
+    rx: &mpsc::Receiver<R>,
+    first: R,
+    batch: &mut Vec<R>,
+    max_batch: usize,
+    linger: Linger,
+    is_awaited: fn(&R) -> bool,
+) {
+    let mut awaited = is_awaited(&first);
+    if let Linger::SleepFirst(pause) = linger
+        && !awaited
+    {
+        std::thread::sleep(pause);
+    }
+    batch.push(first);
+    let mut deadline: Option<Instant> = None;
+    while batch.len() < max_batch {
+        let next = match rx.try_recv() {
+            Ok(record) => Some(record),
+            Err(mpsc::TryRecvError::Disconnected) => None,
+            Err(mpsc::TryRecvError::Empty) => match linger {
+                Linger::WaitForMore(linger) if !awaited => {
+                    let until = *deadline.get_or_insert_with(|| Instant::now() + linger);
+                    rx.recv_timeout(until.saturating_duration_since(Instant::now()))
+                        .ok()
+                }
+                _ => None,
+            },
+        };
+        let Some(record) = next else { break };
+        awaited |= is_awaited(&record);
+        batch.push(record);
     }
 }
 

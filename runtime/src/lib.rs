@@ -40,7 +40,7 @@ pub use error::{ErrorKind, StepError};
 pub use invoke::{ActionCall, CallContext, Connector, InvokeFuture, Router};
 pub use prepared::{Prepared, PreparedIntegration};
 pub use run::{EngineConfig, Observer, Progress, RunOutcome, Silent};
-pub use store::{Durability, RunOrigin, RunStatus, Store, StoreError, StoreOptions};
+pub use store::{Durability, RunOrigin, RunStatus, Store, StoreError, StoreLocation, StoreOptions};
 
 /// A duration the way Flow writes it: `250ms`, `5s`, `1m30s`, `2h`.
 pub fn format_duration(d: Duration) -> String {

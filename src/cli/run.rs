@@ -14,7 +14,7 @@ use flow_ir::program::Program;
 use flow_runtime::builtins::Builtins;
 use flow_runtime::{
     Durability, Engine, EngineConfig, Observer, Progress, Router, RunHandle, RunStatus, Store,
-    StoreOptions, format_duration,
+    StoreLocation, StoreOptions, format_duration,
 };
 use miette::{IntoDiagnostic, WrapErr, miette};
 
@@ -37,9 +37,44 @@ pub enum DurabilityArg {
 /// Options shared by the commands that open a store.
 #[derive(Args, Clone)]
 pub struct StoreArgs {
-    /// The journal file (SQLite). Created when missing.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_STORE, global = true)]
-    pub store: PathBuf,
+    /// The journal: an SQLite file (created when missing), or a PostgreSQL database
+    /// given as `postgres://USER[:PASSWORD]@HOST:PORT/DB` (its tables are created on
+    /// first use; see docs/postgres.md).
+    #[arg(
+        long,
+        value_name = "PATH|URL",
+        default_value = DEFAULT_STORE,
+        env = "FLOW_STORE",
+        value_parser = parse_store,
+        global = true
+    )]
+    pub store: StoreLocation,
+}
+
+fn parse_store(text: &str) -> Result<StoreLocation, String> {
+    Ok(StoreLocation::parse(text))
+}
+
+impl StoreArgs {
+    /// The path local companions of the store (the vault) are kept next to: the SQLite
+    /// file, or `.flow/postgres` for a PostgreSQL store.
+    pub fn local_anchor(&self) -> PathBuf {
+        match &self.store {
+            StoreLocation::File(path) => path.clone(),
+            StoreLocation::Postgres(_) => PathBuf::from(".flow/postgres"),
+        }
+    }
+
+    /// Refuses a PostgreSQL store for a command that does not work on one yet.
+    pub fn require_sqlite(&self, command: &str) -> miette::Result<()> {
+        match &self.store {
+            StoreLocation::File(_) => Ok(()),
+            StoreLocation::Postgres(_) => Err(miette!(
+                "`{command}` does not run on a PostgreSQL store yet ({}); use an SQLite store (--store PATH). See docs/postgres.md for what runs on PostgreSQL today.",
+                self.store
+            )),
+        }
+    }
 }
 
 /// Options of the commands that execute runs.
@@ -105,13 +140,13 @@ pub struct ResumeArgs {
     pub exec: ExecArgs,
 }
 
-pub fn open_store(path: &Path, durability: DurabilityArg) -> miette::Result<Store> {
+pub fn open_store(location: &StoreLocation, durability: DurabilityArg) -> miette::Result<Store> {
     let durability = match durability {
         DurabilityArg::Full => Durability::Full,
         DurabilityArg::Process => Durability::Process,
     };
-    Store::open(
-        path,
+    Store::open_at(
+        location,
         StoreOptions {
             durability,
             ..StoreOptions::default()

@@ -42,10 +42,8 @@ impl Journal for JournalWrites {
     /// Whether somebody waits for this record to be durable.
     fn awaited(op: &Op) -> bool {
         match op {
-            Op::Events(_, done) | Op::Status { done, .. } | Op::Finish { done, .. } => {
-                done.is_some()
-            }
-            Op::CreateRun(..) | Op::Exec(_) => true,
+            Op::Write(write) => write.awaited(),
+            Op::Exec(_) => true,
         }
     }
 
@@ -54,30 +52,32 @@ impl Journal for JournalWrites {
         let mut acks = Acks::default();
         for op in batch.drain(..) {
             match op {
-                Op::Events(events, done) => acks.settle(path, done, insert_events(tx, &events)),
-                Op::CreateRun(run, done) => {
+                Op::Write(Write::Events(events, done)) => {
+                    acks.settle(path, done, insert_events(tx, &events))
+                }
+                Op::Write(Write::CreateRun(run, done)) => {
                     let r = insert_run(tx, &run).map_err(|e| classify(path, e, Duration::ZERO));
                     acks.created.push((done, r));
                 }
-                Op::Status {
+                Op::Write(Write::Status {
                     run,
                     status,
                     wake_at,
                     done,
-                } => {
+                }) => {
                     let r = tx
                         .prepare_cached("UPDATE runs SET status = ?2, wake_at = ?3 WHERE id = ?1 AND status NOT IN ('completed', 'failed', 'cancelled')")
                         .and_then(|mut s| s.execute(params![run, status.as_str(), wake_at]));
                     acks.settle(path, done, r.map(drop));
                 }
-                Op::Finish {
+                Op::Write(Write::Finish {
                     run,
                     status,
                     output,
                     error,
                     at,
                     done,
-                } => {
+                }) => {
                     let r = tx
                         .prepare_cached(
                             "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_at = ?5, wake_at = NULL WHERE id = ?1 AND status != 'cancelled'",
@@ -133,27 +133,10 @@ impl Journal for JournalWrites {
         };
         for op in batch.drain(..) {
             match op {
-                Op::Events(_, Some(done))
-                | Op::Status {
-                    done: Some(done), ..
-                }
-                | Op::Finish {
-                    done: Some(done), ..
-                } => {
-                    let _ = done.send(Err(err()));
-                }
-                Op::CreateRun(_, done) => {
-                    let _ = done.send(Err(err()));
-                }
+                Op::Write(write) => write.fail(err()),
                 Op::Exec(_) => {
                     // Never ran: its caller sees the writer's channel close when the op
                     // drops.
-                }
-                Op::Events(_, None)
-                | Op::Status { done: None, .. }
-                | Op::Finish { done: None, .. } => {
-                    // Nobody waits for these; the run that queued them learns of the
-                    // failure from its next awaited record, which fails the same way.
                 }
             }
         }

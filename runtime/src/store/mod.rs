@@ -1,5 +1,8 @@
-//! The durable journal: an SQLite file (WAL mode) holding every run, its events and the
-//! compiled program it runs, written through the group-commit writer (`group_commit.rs`).
+//! The durable journal: every run, its events and the compiled program it runs, in an
+//! SQLite file (WAL mode, the default) or a PostgreSQL database (`postgres/`), written
+//! through a group-commit writer (`group_commit.rs`; `postgres/writer.rs`). [`Store`] is
+//! the one interface both backends answer to; `tests/store_conformance.rs` holds them to
+//! it.
 //!
 //! Writes from all runs go through a channel to a single thread that owns the write
 //! connection. It takes everything queued, writes it in one transaction and commits
@@ -22,6 +25,7 @@ use crate::group_commit::{self, Journal, Linger, WriterOptions};
 
 mod journal;
 mod lease;
+mod postgres;
 mod signals;
 pub use signals::{EventWait, event_signal};
 
@@ -146,6 +150,49 @@ pub enum StoreError {
     WriterGone,
     #[error("no run with id `{0}` in this store")]
     NoSuchRun(String),
+    #[error("store {at}: {message}")]
+    Postgres { at: String, message: String },
+    #[error(
+        "the store {at} was written by a newer Flow (schema {found}, this build reads {})",
+        postgres::SCHEMA_VERSION
+    )]
+    PostgresTooNew { at: String, found: i64 },
+    #[error("{what} is not available on a PostgreSQL store yet (store {at}); use an SQLite store")]
+    NotOnPostgres { what: &'static str, at: String },
+}
+
+/// Where a store lives: an SQLite file, or a PostgreSQL database named by its URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreLocation {
+    File(PathBuf),
+    /// A `postgres://` or `postgresql://` URL (libpq's form, with its key=value options).
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// `postgres://…` and `postgresql://…` name a PostgreSQL database; anything else is a
+    /// file path.
+    pub fn parse(text: &str) -> StoreLocation {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            StoreLocation::Postgres(text.to_owned())
+        } else {
+            StoreLocation::File(PathBuf::from(text))
+        }
+    }
+
+    /// How messages name the store: the path, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::File(path) => path.display().to_string(),
+            StoreLocation::Postgres(url) => postgres::redact(url),
+        }
+    }
+}
+
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 /// How far a commit goes before a step counts as done.
@@ -153,12 +200,15 @@ pub enum StoreError {
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// `synchronous=FULL`: every commit reaches the disk (`fsync`) before a dependent step
-    /// starts; survives a crash of the process, the kernel or the machine.
+    /// starts; survives a crash of the process, the kernel or the machine. On PostgreSQL,
+    /// `synchronous_commit=on`.
     #[default]
     Full,
     /// `synchronous=NORMAL`: every commit reaches the operating system before a dependent
     /// starts; survives the process being killed at any instant, but a power loss or
-    /// kernel crash can lose the last commits.
+    /// kernel crash can lose the last commits. On PostgreSQL, `synchronous_commit=off`:
+    /// the server has every commit, and a crash of the server's machine can lose the last
+    /// ones.
     Process,
 }
 
@@ -379,7 +429,8 @@ pub struct RunRow {
 type Done = oneshot::Sender<Result<(), StoreError>>;
 type AfterCommit = Box<dyn FnOnce(Option<String>) + Send>;
 
-enum Op {
+/// A write every backend's writer takes as data (so a writer may retry it).
+enum Write {
     Events(Vec<Event>, Option<Done>),
     CreateRun(NewRun, oneshot::Sender<Result<RunKey, StoreError>>),
     Status {
@@ -396,6 +447,46 @@ enum Op {
         at: i64,
         done: Option<Done>,
     },
+}
+
+impl Write {
+    /// Whether somebody waits for this record to be durable.
+    fn awaited(&self) -> bool {
+        match self {
+            Write::Events(_, done) | Write::Status { done, .. } | Write::Finish { done, .. } => {
+                done.is_some()
+            }
+            Write::CreateRun(..) => true,
+        }
+    }
+
+    /// Tells the record's waiter, if any, that it failed.
+    fn fail(self, error: StoreError) {
+        match self {
+            Write::Events(_, Some(done))
+            | Write::Status {
+                done: Some(done), ..
+            }
+            | Write::Finish {
+                done: Some(done), ..
+            } => {
+                let _ = done.send(Err(error));
+            }
+            Write::CreateRun(_, done) => {
+                let _ = done.send(Err(error));
+            }
+            // Nobody waits for these; the run that queued them learns of the failure
+            // from its next awaited record, which fails the same way.
+            Write::Events(_, None)
+            | Write::Status { done: None, .. }
+            | Write::Finish { done: None, .. } => {}
+        }
+    }
+}
+
+/// What the SQLite writer takes.
+enum Op {
+    Write(Write),
     /// Runs inside the batch's transaction; what it returns is called once the batch
     /// committed (with the commit's error, if any), so results are never seen early.
     Exec(Box<dyn FnOnce(&Connection) -> AfterCommit + Send>),
@@ -408,15 +499,43 @@ pub struct Store {
 }
 
 struct Inner {
+    /// The SQLite file; for a PostgreSQL store, `.flow/postgres`, next to which local
+    /// companions (the vault) are kept.
     path: PathBuf,
+    location: StoreLocation,
     options: StoreOptions,
-    tx: mpsc::Sender<Op>,
-    read: Mutex<Connection>,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite {
+        tx: mpsc::Sender<Op>,
+        read: Mutex<Connection>,
+    },
+    Postgres(postgres::Postgres),
 }
 
 impl Store {
-    /// Opens (creating when missing) the store at `path`, checking that it is a Flow store
-    /// this build can read.
+    /// Opens (creating when missing) the store at `location`.
+    pub fn open_at(location: &StoreLocation, options: StoreOptions) -> Result<Store, StoreError> {
+        match location {
+            StoreLocation::File(path) => Store::open(path, options),
+            StoreLocation::Postgres(url) => {
+                let backend = postgres::Postgres::open(url, &options)?;
+                Ok(Store {
+                    inner: Arc::new(Inner {
+                        path: PathBuf::from(".flow/postgres"),
+                        location: location.clone(),
+                        options,
+                        backend: Backend::Postgres(backend),
+                    }),
+                })
+            }
+        }
+    }
+
+    /// Opens (creating when missing) the SQLite store at `path`, checking that it is a
+    /// Flow store this build can read.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
@@ -451,9 +570,12 @@ impl Store {
         })?;
         let inner = Arc::new(Inner {
             path: path.to_path_buf(),
+            location: StoreLocation::File(path.to_path_buf()),
             options,
-            tx,
-            read: Mutex::new(read),
+            backend: Backend::Sqlite {
+                tx,
+                read: Mutex::new(read),
+            },
         });
         let weak = Arc::downgrade(&inner);
         let (db, checkpoint_options) = (path.to_path_buf(), inner.options.clone());
@@ -467,16 +589,46 @@ impl Store {
         Ok(Store { inner })
     }
 
+    /// The SQLite file, or for a PostgreSQL store the local path (`.flow/postgres`) its
+    /// local companions (the vault) are kept next to.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    pub fn location(&self) -> &StoreLocation {
+        &self.inner.location
+    }
+
+    /// Whether this store is a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.inner.backend, Backend::Postgres(_))
     }
 
     pub fn durability(&self) -> Durability {
         self.inner.options.durability
     }
 
-    fn send(&self, op: Op) -> Result<(), StoreError> {
-        self.inner.tx.send(op).map_err(|_| StoreError::WriterGone)
+    fn pg(&self) -> Option<&postgres::Postgres> {
+        match &self.inner.backend {
+            Backend::Postgres(pg) => Some(pg),
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
+    fn send(&self, write: Write) -> Result<(), StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite { tx, .. } => tx
+                .send(Op::Write(write))
+                .map_err(|_| StoreError::WriterGone),
+            Backend::Postgres(pg) => pg.send(write),
+        }
+    }
+
+    fn not_on_postgres(&self, what: &'static str) -> StoreError {
+        StoreError::NotOnPostgres {
+            what,
+            at: self.inner.location.describe(),
+        }
     }
 
     /// Queues events; the returned receiver resolves once they are committed.
@@ -485,14 +637,14 @@ impl Store {
         events: Vec<Event>,
     ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
         let (done, rx) = oneshot::channel();
-        self.send(Op::Events(events, Some(done)))?;
+        self.send(Write::Events(events, Some(done)))?;
         Ok(rx)
     }
 
     /// Queues events without waiting for them (they commit with the next batch, in order
     /// with everything queued after them).
     pub fn append_nowait(&self, events: Vec<Event>) -> Result<(), StoreError> {
-        self.send(Op::Events(events, None))
+        self.send(Write::Events(events, None))
     }
 
     /// Appends events and waits until they are durable.
@@ -505,7 +657,7 @@ impl Store {
     /// Creates a run; resolves once the run is durable.
     pub async fn create_run(&self, run: NewRun) -> Result<RunKey, StoreError> {
         let (done, rx) = oneshot::channel();
-        self.send(Op::CreateRun(run, done))?;
+        self.send(Write::CreateRun(run, done))?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -515,7 +667,7 @@ impl Store {
         run: NewRun,
     ) -> Result<oneshot::Receiver<Result<RunKey, StoreError>>, StoreError> {
         let (done, rx) = oneshot::channel();
-        self.send(Op::CreateRun(run, done))?;
+        self.send(Write::CreateRun(run, done))?;
         Ok(rx)
     }
 
@@ -525,7 +677,7 @@ impl Store {
         status: RunStatus,
         wake_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.send(Op::Status {
+        self.send(Write::Status {
             run,
             status,
             wake_at,
@@ -543,7 +695,7 @@ impl Store {
         at: i64,
     ) -> Result<(), StoreError> {
         let (done, rx) = oneshot::channel();
-        self.send(Op::Finish {
+        self.send(Write::Finish {
             run,
             status,
             output,
@@ -560,9 +712,12 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let Backend::Sqlite { tx: writer, .. } = &self.inner.backend else {
+            return Err(self.not_on_postgres("this SQLite-only write"));
+        };
         let (tx, rx) = oneshot::channel();
         let path = self.inner.path.clone();
-        self.send(Op::Exec(Box::new(move |conn| {
+        let op = Op::Exec(Box::new(move |conn: &Connection| -> AfterCommit {
             let result = f(conn).map_err(|e| classify(&path, e, Duration::ZERO));
             Box::new(move |commit_error: Option<String>| {
                 let result = match commit_error {
@@ -571,7 +726,8 @@ impl Store {
                 };
                 let _ = tx.send(result);
             })
-        })))?;
+        }));
+        writer.send(op).map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -580,9 +736,10 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
     ) -> Result<T, StoreError> {
-        let conn = self
-            .inner
-            .read
+        let Backend::Sqlite { read, .. } = &self.inner.backend else {
+            return Err(self.not_on_postgres("this SQLite-only read"));
+        };
+        let conn = read
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&conn).map_err(|e| classify(&self.inner.path, e, self.inner.options.busy_timeout))
@@ -591,6 +748,9 @@ impl Store {
     /// Whether the store has table `name` (tables other components keep in the store,
     /// such as the server's, exist once those components first ran on it).
     pub fn has_table(&self, name: &str) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.has_table(name);
+        }
         self.read(|conn| {
             conn.prepare_cached(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -607,6 +767,9 @@ impl Store {
         artefact: Vec<u8>,
         at: i64,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.save_program(hash, artefact, at).await;
+        }
         let hash = hash.to_owned();
         self.write_with(move |conn| {
             conn.prepare_cached(
@@ -619,6 +782,9 @@ impl Store {
     }
 
     pub fn program(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.program(hash);
+        }
         self.read(|conn| {
             conn.prepare_cached("SELECT artefact FROM programs WHERE hash = ?1")?
                 .query_row([hash], |r| r.get(0))
@@ -627,6 +793,9 @@ impl Store {
     }
 
     pub fn run_by_id(&self, run_id: &str) -> Result<Option<RunRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.run_by_id(run_id);
+        }
         self.read(|conn| {
             conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"))?
                 .query_row([run_id], run_row)
@@ -635,6 +804,9 @@ impl Store {
     }
 
     pub fn run_by_key(&self, key: RunKey) -> Result<Option<RunRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.run_by_key(key);
+        }
         self.read(|conn| {
             conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
                 .query_row([key], run_row)
@@ -644,6 +816,9 @@ impl Store {
 
     /// A child run by its parent and step instance.
     pub fn child_run(&self, parent: RunKey, step: &str) -> Result<Option<RunRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.child_run(parent, step);
+        }
         self.read(|conn| {
             conn.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE parent = ?1 AND parent_step = ?2"
@@ -655,6 +830,9 @@ impl Store {
 
     /// Runs, newest first.
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.list_runs(filter);
+        }
         self.read(|conn| {
             let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE created_at >= ?1");
             let mut args: Vec<Box<dyn rusqlite::ToSql>> =
@@ -717,6 +895,9 @@ impl Store {
     }
 
     pub fn events(&self, run: RunKey) -> Result<Vec<Event>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.events_from(run, 0);
+        }
         self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT run, seq, at, kind, step, attempt, data FROM events WHERE run = ?1 ORDER BY seq")?;
@@ -727,6 +908,9 @@ impl Store {
 
     /// A run's events from sequence number `from` on (a follower's next read).
     pub fn events_from(&self, run: RunKey, from: u32) -> Result<Vec<Event>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.events_from(run, from);
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT run, seq, at, kind, step, attempt, data FROM events WHERE run = ?1 AND seq >= ?2 ORDER BY seq",
@@ -742,6 +926,9 @@ impl Store {
         runs: &[RunKey],
         kinds: &[EventKind],
     ) -> Result<Vec<Event>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.events_of_kinds(runs, kinds);
+        }
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         self.read(|conn| {
             let mut out = Vec::new();
@@ -763,6 +950,9 @@ impl Store {
 
     /// The executors that own unfinished runs.
     pub fn unfinished_owners(&self) -> Result<Vec<String>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.unfinished_owners();
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT DISTINCT executor FROM runs WHERE status IN ('pending', 'running', 'waiting') AND executor IS NOT NULL",
@@ -774,6 +964,9 @@ impl Store {
 
     /// Moves the unfinished top-level runs of a dead executor to `to`; returns their keys.
     pub async fn claim_runs_of(&self, from: &str, to: &str) -> Result<Vec<RunKey>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.claim_runs_of(from, to).await;
+        }
         let (from, to) = (from.to_owned(), to.to_owned());
         self.write_with(move |conn| {
             let mut stmt = conn.prepare(
@@ -801,6 +994,9 @@ impl Store {
         from: Option<String>,
         to: &str,
     ) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.claim_run(key, from, to).await;
+        }
         let to = to.to_owned();
         self.write_with(move |conn| {
             let n = conn.execute(
@@ -815,6 +1011,9 @@ impl Store {
     /// Marks a run (not yet finished) cancelled; the executor running it, if any, sees
     /// the status and stops. Returns whether it changed anything.
     pub async fn cancel_run(&self, key: RunKey, at: i64) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.cancel_run(key, at).await;
+        }
         self.write_with(move |conn| {
             let n = conn.execute(
                 "UPDATE runs SET status = 'cancelled', finished_at = ?2, error = '{\"kind\":\"runtime\",\"message\":\"cancelled\"}' WHERE (id = ?1 OR parent = ?1) AND status IN ('pending', 'running', 'waiting')",
@@ -827,6 +1026,9 @@ impl Store {
 
     /// The status as stored now (to notice a `flow runs cancel` from another process).
     pub fn status_of(&self, key: RunKey) -> Result<Option<RunStatus>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.status_of(key);
+        }
         self.read(|conn| {
             conn.prepare_cached("SELECT status FROM runs WHERE id = ?1")?
                 .query_row([key], |r| r.get::<_, String>(0))
@@ -838,6 +1040,9 @@ impl Store {
     /// Runs of executor `executor` marked cancelled (by `flow runs cancel`). Executor
     /// tokens are new in every process, so this never drags old runs along.
     pub fn cancelled_of(&self, executor: &str) -> Result<Vec<RunKey>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.cancelled_of(executor);
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id FROM runs WHERE executor = ?1 AND status = 'cancelled'",
@@ -850,6 +1055,9 @@ impl Store {
     /// Deletes finished runs created before `before` (Unix ms), with their events and
     /// children; returns how many top-level runs went.
     pub async fn prune(&self, before: i64) -> Result<usize, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.prune(before).await;
+        }
         self.write_with(move |conn| {
             conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS doomed (id INTEGER PRIMARY KEY); DELETE FROM temp.doomed;")?;
             let n = conn.execute(
@@ -890,14 +1098,15 @@ impl Store {
     /// exit: the periodic checkpoint never runs in a process that lives a few
     /// milliseconds, and the next process to open the store reads the whole log first.
     pub fn fold_wal(&self) {
+        let Backend::Sqlite { read, .. } = &self.inner.backend else {
+            return;
+        };
         let wal = group_commit::wal_path(&self.inner.path);
         let large = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_FOLD_BYTES);
         if !large {
             return;
         }
-        let conn = self
-            .inner
-            .read
+        let conn = read
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let _ = conn.busy_timeout(Duration::ZERO);

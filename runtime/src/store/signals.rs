@@ -33,6 +33,9 @@ impl Store {
         id: Option<String>,
         at: i64,
     ) -> Result<SignalStored, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.put_signal(run, name, payload, id, at).await;
+        }
         let name = name.to_owned();
         self.write_with(move |conn| {
             if let Some(id) = &id {
@@ -71,6 +74,9 @@ impl Store {
         name: &str,
         step: &str,
     ) -> Result<Option<String>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.take_signal(run, name, step).await;
+        }
         let (name, step) = (name.to_owned(), step.to_owned());
         self.write_with(move |conn| {
             let taken: Option<String> = conn
@@ -105,6 +111,9 @@ impl Store {
     /// The runs with a signal stored after `after` that no step took yet, and the newest
     /// signal's number (for a poller that notices signals other processes stored).
     pub fn signals_after(&self, after: i64) -> Result<(Vec<RunKey>, i64), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.signals_after(after);
+        }
         self.read(|conn| {
             let newest: i64 =
                 conn.query_row("SELECT coalesce(max(id), 0) FROM signals", [], |r| r.get(0))?;
@@ -150,6 +159,9 @@ impl Store {
     /// Registers an event wait (once per run and step: a resumed run's second
     /// registration changes nothing), committed before this returns.
     pub async fn put_event_wait(&self, wait: EventWait) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.put_event_wait(wait).await;
+        }
         self.write_with(move |conn| {
             conn.execute(
                 "INSERT OR IGNORE INTO event_waits (run, step, program, workflow, integration, event, args, locals, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -172,6 +184,9 @@ impl Store {
 
     /// Forgets an event wait (it timed out).
     pub async fn remove_event_wait(&self, run: RunKey, step: &str) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.remove_event_wait(run, step).await;
+        }
         let step = step.to_owned();
         self.write_with(move |conn| {
             conn.execute(
@@ -189,6 +204,9 @@ impl Store {
         integration: &str,
         event: &str,
     ) -> Result<Vec<EventWait>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.event_waits(integration, event);
+        }
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, run, step, program, workflow, integration, event, args, locals, at FROM event_waits WHERE integration = ?1 AND event = ?2 ORDER BY id",
@@ -220,6 +238,9 @@ impl Store {
         delivery_id: Option<String>,
         at: i64,
     ) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.give_to_wait(wait, payload, delivery_id, at).await;
+        }
         let (id, run, name) = (wait.id, wait.run, event_signal(&wait.step));
         self.write_with(move |conn| {
             if conn.execute("DELETE FROM event_waits WHERE id = ?1", [id])? == 0 {

@@ -1,0 +1,868 @@
+//! The PostgreSQL store: the same journal as the SQLite file, in a database several
+//! processes on several machines can share.
+//!
+//! The `postgres` client is synchronous and runs its own small runtime, so every
+//! connection lives on a thread of its own, never on a tokio worker: one writer
+//! (`writer.rs`, group commit as with SQLite), [`READERS`] readers taking read jobs from
+//! one queue, and one heartbeat per executor lease (`lease.rs`). A process holds
+//! `2 + READERS` connections. The schema is created and upgraded at open, under an
+//! advisory lock, so processes starting together do not race.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, Statement, Transaction};
+use tokio::sync::oneshot;
+
+use super::signals::SignalStored;
+
+use super::{
+    AfterCommit, Durability, Event, EventKind, EventWait, RUN_COLUMNS, RunFilter, RunKey,
+    RunOrigin, RunRow, RunStatus, StoreError, StoreOptions, Write, event_signal, json_column,
+};
+
+mod lease;
+mod writer;
+pub(super) use lease::Heartbeat;
+
+/// The schema version this build writes (the `flow_schema` table).
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// Reader connections per process.
+const READERS: usize = 2;
+
+/// The advisory lock held while the schema is created or upgraded.
+const MIGRATION_LOCK: i64 = 0x666c_6f77_0001;
+
+/// The whole schema at [`SCHEMA_VERSION`]: the SQLite store's tables with PostgreSQL's
+/// types, the indexes the run API's filters read, and the executors' heartbeats.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS programs (
+    hash       TEXT PRIMARY KEY,
+    created_at BIGINT NOT NULL,
+    artefact   BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id          BIGSERIAL PRIMARY KEY,
+    run_id      TEXT NOT NULL UNIQUE,
+    workflow    TEXT NOT NULL,
+    program     TEXT NOT NULL,
+    parent      BIGINT,
+    parent_step TEXT,
+    owner_as    TEXT,
+    priority    BIGINT NOT NULL,
+    status      TEXT NOT NULL,
+    input       TEXT NOT NULL,
+    output      TEXT,
+    error       TEXT,
+    created_at  BIGINT NOT NULL,
+    finished_at BIGINT,
+    executor    TEXT,
+    wake_at     BIGINT,
+    dedupe      TEXT,
+    trigger     TEXT,
+    event       TEXT,
+    actor       TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status, executor);
+CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs(workflow, created_at);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_by_dedupe ON runs(dedupe) WHERE dedupe IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_by_trigger ON runs(trigger, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_status_created ON runs(status, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_workflow_status ON runs(workflow, status, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_created_outcome ON runs(created_at, status, finished_at, workflow, parent);
+CREATE INDEX IF NOT EXISTS runs_by_parent ON runs(parent, parent_step) WHERE parent IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (
+    run     BIGINT NOT NULL,
+    seq     BIGINT NOT NULL,
+    at      BIGINT NOT NULL,
+    kind    TEXT NOT NULL,
+    step    TEXT,
+    attempt BIGINT,
+    data    TEXT,
+    PRIMARY KEY (run, seq)
+);
+CREATE TABLE IF NOT EXISTS signals (
+    id        BIGSERIAL PRIMARY KEY,
+    run       BIGINT NOT NULL,
+    name      TEXT NOT NULL,
+    payload   TEXT NOT NULL,
+    signal_id TEXT,
+    at        BIGINT NOT NULL,
+    taken_by  TEXT
+);
+CREATE INDEX IF NOT EXISTS signals_untaken ON signals(run, name, id) WHERE taken_by IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS signals_by_sender_id ON signals(run, signal_id) WHERE signal_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS signals_taken ON signals(run, taken_by) WHERE taken_by IS NOT NULL;
+CREATE TABLE IF NOT EXISTS event_waits (
+    id          BIGSERIAL PRIMARY KEY,
+    run         BIGINT NOT NULL,
+    step        TEXT NOT NULL,
+    program     TEXT NOT NULL,
+    workflow    TEXT NOT NULL,
+    integration TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    args        TEXT NOT NULL,
+    locals      TEXT NOT NULL,
+    at          BIGINT NOT NULL,
+    UNIQUE (run, step)
+);
+CREATE INDEX IF NOT EXISTS event_waits_by_event ON event_waits(integration, event, id);
+CREATE TABLE IF NOT EXISTS executors (
+    token        TEXT PRIMARY KEY,
+    host         TEXT,
+    pid          BIGINT,
+    started_at   BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL
+);
+";
+
+/// The server's clock in Unix milliseconds: heartbeats are written and judged by one
+/// clock, whatever the machines' clocks say.
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// An open PostgreSQL store.
+pub(super) struct Postgres {
+    url: String,
+    /// The URL without its password, for messages.
+    at: String,
+    writer: mpsc::Sender<writer::PgOp>,
+    readers: mpsc::Sender<ReadJob>,
+}
+
+type ReadJob = Box<dyn FnOnce(&mut Reader) + Send>;
+
+/// The URL with its password replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.find("password=") {
+        Some(i) => {
+            let end = tail[i..].find('&').map_or(tail.len(), |e| i + e);
+            format!("{}password=***{}", &tail[..i], &tail[end..])
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+fn error(at: &str, e: postgres::Error) -> StoreError {
+    let message = match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    };
+    StoreError::Postgres {
+        at: at.to_owned(),
+        message,
+    }
+}
+
+/// Connects on the calling thread (which must not be a tokio worker) and sets the
+/// session's commit durability.
+fn connect(url: &str, durability: Durability) -> Result<Client, postgres::Error> {
+    let mut client = Client::connect(url, NoTls)?;
+    let sync = match durability {
+        Durability::Full => "on",
+        Durability::Process => "off",
+    };
+    client.batch_execute(&format!(
+        "SET synchronous_commit = {sync}; SET application_name = 'flow'"
+    ))?;
+    Ok(client)
+}
+
+/// Runs `f` on a thread of its own and waits for it (a synchronous client must not be
+/// used on a tokio worker thread).
+fn on_own_thread<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, std::io::Error> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)?
+        .join()
+        .map_err(|_| std::io::Error::other("thread panicked"))
+}
+
+impl Postgres {
+    pub(super) fn open(url: &str, options: &StoreOptions) -> Result<Postgres, StoreError> {
+        let at = redact(url);
+        let io = |e: std::io::Error| StoreError::Postgres {
+            at: at.clone(),
+            message: e.to_string(),
+        };
+        let durability = options.durability;
+        let (u, a) = (url.to_owned(), at.clone());
+        let client = on_own_thread("flow-store-open", move || -> Result<Client, StoreError> {
+            let mut client = connect(&u, durability).map_err(|e| error(&a, e))?;
+            migrate(&mut client, &a)?;
+            Ok(client)
+        })
+        .map_err(io)??;
+        let (writer, rx) = mpsc::channel();
+        let (u, a) = (url.to_owned(), at.clone());
+        std::thread::Builder::new()
+            .name("flow-store-writer".into())
+            .spawn(move || writer::run(u, a, durability, client, rx))
+            .map_err(io)?;
+        let (readers, jobs) = mpsc::channel::<ReadJob>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        for _ in 0..READERS {
+            let (jobs, url) = (jobs.clone(), url.to_owned());
+            std::thread::Builder::new()
+                .name("flow-store-reader".into())
+                .spawn(move || read_loop(url, durability, &jobs))
+                .map_err(io)?;
+        }
+        Ok(Postgres {
+            url: url.to_owned(),
+            at,
+            writer,
+            readers,
+        })
+    }
+
+    pub(super) fn send(&self, write: Write) -> Result<(), StoreError> {
+        self.writer
+            .send(writer::PgOp::Write(write))
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Runs `f` in the writer's current transaction (inside a savepoint, so its failure
+    /// undoes only its own writes) and returns its result once the batch committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let at = self.at.clone();
+        let op = writer::PgOp::Exec(Box::new(move |t: &mut Transaction<'_>| -> AfterCommit {
+            let result = match t.savepoint("flow_write") {
+                Ok(mut savepoint) => match f(&mut savepoint) {
+                    Ok(value) => savepoint.commit().map(|()| value),
+                    Err(e) => {
+                        let _ = savepoint.rollback();
+                        Err(e)
+                    }
+                },
+                Err(e) => Err(e),
+            };
+            let result = result.map_err(|e| error(&at, e));
+            Box::new(move |commit_error: Option<String>| {
+                let result = match commit_error {
+                    None => result,
+                    Some(message) => Err(StoreError::Postgres { at, message }),
+                };
+                let _ = tx.send(result);
+            })
+        }));
+        self.writer.send(op).map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Runs `f` on a reader connection and waits for it (blocking, as SQLite's reads do).
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Session) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let at = self.at.clone();
+        self.readers
+            .send(Box::new(move |reader: &mut Reader| {
+                let result = match reader.session() {
+                    Ok(session) => f(session).map_err(|e| error(&at, e)),
+                    Err(e) => Err(error(&at, e)),
+                };
+                let _ = tx.send(result);
+            }))
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    pub(super) fn has_table(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.read(move |s| {
+            let n: i64 = s.one(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
+                &[&name],
+            )?.get(0);
+            Ok(n > 0)
+        })
+    }
+
+    pub(super) async fn save_program(
+        &self,
+        hash: &str,
+        artefact: Vec<u8>,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let hash = hash.to_owned();
+        self.write(move |t| {
+            t.execute(
+                "INSERT INTO programs (hash, created_at, artefact) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
+                &[&hash, &at, &artefact],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    pub(super) fn program(&self, hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let hash = hash.to_owned();
+        self.read(move |s| {
+            Ok(
+                s.opt("SELECT artefact FROM programs WHERE hash = $1", &[&hash])?
+                    .map(|r| r.get(0)),
+            )
+        })
+    }
+
+    fn run_where(
+        &self,
+        condition: &'static str,
+        args: Vec<Box<dyn ToSql + Sync + Send>>,
+    ) -> Result<Option<RunRow>, StoreError> {
+        self.read(move |s| {
+            let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE {condition}");
+            let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as _).collect();
+            s.opt(&sql, &params)?.map(|r| run_row(&r)).transpose()
+        })
+    }
+
+    pub(super) fn run_by_id(&self, run_id: &str) -> Result<Option<RunRow>, StoreError> {
+        self.run_where("run_id = $1", vec![Box::new(run_id.to_owned())])
+    }
+
+    pub(super) fn run_by_key(&self, key: RunKey) -> Result<Option<RunRow>, StoreError> {
+        self.run_where("id = $1", vec![Box::new(key)])
+    }
+
+    pub(super) fn child_run(
+        &self,
+        parent: RunKey,
+        step: &str,
+    ) -> Result<Option<RunRow>, StoreError> {
+        self.run_where(
+            "parent = $1 AND parent_step = $2",
+            vec![Box::new(parent), Box::new(step.to_owned())],
+        )
+    }
+
+    pub(super) fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+        let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE created_at >= $1");
+        let mut args: Vec<Box<dyn ToSql + Sync + Send>> =
+            vec![Box::new(filter.since.unwrap_or(i64::MIN))];
+        if let Some(w) = &filter.workflow {
+            args.push(Box::new(w.clone()));
+            sql.push_str(&format!(" AND workflow = ${}", args.len()));
+        }
+        let statuses: Vec<String> = filter
+            .status
+            .into_iter()
+            .chain(filter.statuses.iter().copied())
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        if !statuses.is_empty() {
+            args.push(Box::new(statuses));
+            sql.push_str(&format!(" AND status = ANY(${})", args.len()));
+        }
+        match filter.trigger.as_deref() {
+            // `flow run` records no trigger: the CLI is what started a run without one.
+            Some("cli") => sql.push_str(" AND trigger IS NULL"),
+            Some(t) => {
+                args.push(Box::new(t.to_owned()));
+                sql.push_str(&format!(" AND trigger = ${}", args.len()));
+            }
+            None => {}
+        }
+        if let Some(u) = filter.until {
+            args.push(Box::new(u));
+            sql.push_str(&format!(" AND created_at < ${}", args.len()));
+        }
+        if let Some((at, key)) = filter.after {
+            args.push(Box::new(at));
+            args.push(Box::new(key));
+            sql.push_str(&format!(
+                " AND (created_at < ${a} OR (created_at = ${a} AND id < ${k}))",
+                a = args.len() - 1,
+                k = args.len()
+            ));
+        }
+        if !filter.include_children {
+            sql.push_str(" AND parent IS NULL");
+        }
+        sql.push_str(" ORDER BY created_at DESC, id DESC");
+        if let Some(limit) = filter.limit {
+            sql.push_str(&format!(" LIMIT {}", limit.min(i64::MAX as u64)));
+        }
+        self.read(move |s| {
+            let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as _).collect();
+            s.all(&sql, &params)?.iter().map(run_row).collect()
+        })
+    }
+
+    pub(super) fn events_from(&self, run: RunKey, from: u32) -> Result<Vec<Event>, StoreError> {
+        self.read(move |s| {
+            let rows = s.all(
+                "SELECT run, seq, at, kind, step, attempt, data FROM events WHERE run = $1 AND seq >= $2 ORDER BY seq",
+                &[&run, &i64::from(from)],
+            )?;
+            Ok(rows.iter().filter_map(event_row).collect())
+        })
+    }
+
+    pub(super) fn events_of_kinds(
+        &self,
+        runs: &[RunKey],
+        kinds: &[EventKind],
+    ) -> Result<Vec<Event>, StoreError> {
+        let runs = runs.to_vec();
+        let kinds: Vec<String> = kinds.iter().map(|k| k.as_str().to_owned()).collect();
+        self.read(move |s| {
+            let rows = s.all(
+                "SELECT run, seq, at, kind, step, attempt, data FROM events WHERE run = ANY($1) AND kind = ANY($2) ORDER BY array_position($1, run), seq",
+                &[&runs, &kinds],
+            )?;
+            Ok(rows.iter().filter_map(event_row).collect())
+        })
+    }
+
+    pub(super) fn unfinished_owners(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|s| {
+            let rows = s.all(
+                "SELECT DISTINCT executor FROM runs WHERE status IN ('pending', 'running', 'waiting') AND executor IS NOT NULL",
+                &[],
+            )?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    pub(super) async fn claim_runs_of(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<RunKey>, StoreError> {
+        let (from, to) = (from.to_owned(), to.to_owned());
+        self.write(move |t| {
+            let rows = t.query(
+                "UPDATE runs SET executor = $2 WHERE executor = $1 AND status IN ('pending', 'running', 'waiting') RETURNING id, parent",
+                &[&from, &to],
+            )?;
+            // Child runs are driven by their parent's `run` step, not on their own.
+            Ok(rows
+                .iter()
+                .filter(|r| r.get::<_, Option<i64>>(1).is_none())
+                .map(|r| r.get(0))
+                .collect())
+        })
+        .await
+    }
+
+    pub(super) async fn claim_run(
+        &self,
+        key: RunKey,
+        from: Option<String>,
+        to: &str,
+    ) -> Result<bool, StoreError> {
+        let to = to.to_owned();
+        self.write(move |t| {
+            let n = t.execute(
+                "UPDATE runs SET executor = $3 WHERE (id = $1 OR parent = $1) AND executor IS NOT DISTINCT FROM $2 AND status IN ('pending', 'running', 'waiting')",
+                &[&key, &from, &to],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    pub(super) async fn cancel_run(&self, key: RunKey, at: i64) -> Result<bool, StoreError> {
+        self.write(move |t| {
+            let n = t.execute(
+                "UPDATE runs SET status = 'cancelled', finished_at = $2, error = '{\"kind\":\"runtime\",\"message\":\"cancelled\"}' WHERE (id = $1 OR parent = $1) AND status IN ('pending', 'running', 'waiting')",
+                &[&key, &at],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    pub(super) fn status_of(&self, key: RunKey) -> Result<Option<RunStatus>, StoreError> {
+        self.read(move |s| {
+            Ok(s.opt("SELECT status FROM runs WHERE id = $1", &[&key])?
+                .and_then(|r| RunStatus::parse(r.get(0))))
+        })
+    }
+
+    pub(super) fn cancelled_of(&self, executor: &str) -> Result<Vec<RunKey>, StoreError> {
+        let executor = executor.to_owned();
+        self.read(move |s| {
+            let rows = s.all(
+                "SELECT id FROM runs WHERE executor = $1 AND status = 'cancelled'",
+                &[&executor],
+            )?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    /// Deletes finished runs created before `before` with their events and children;
+    /// returns how many top-level runs went.
+    pub(super) async fn prune(&self, before: i64) -> Result<usize, StoreError> {
+        self.write(move |t| {
+            let n = t.execute(
+                "CREATE TEMP TABLE flow_doomed ON COMMIT DROP AS WITH RECURSIVE doomed(id) AS (SELECT id FROM runs WHERE parent IS NULL AND created_at < $1 AND status IN ('completed', 'failed', 'cancelled') UNION SELECT r.id FROM runs r JOIN doomed d ON r.parent = d.id) SELECT id FROM doomed",
+                &[&before],
+            )?;
+            let top: i64 = t
+                .query_one(
+                    "SELECT count(*) FROM runs WHERE parent IS NULL AND id IN (SELECT id FROM flow_doomed)",
+                    &[],
+                )?
+                .get(0);
+            let _ = n;
+            t.batch_execute(
+                "DELETE FROM events WHERE run IN (SELECT id FROM flow_doomed);
+                 DELETE FROM signals WHERE run IN (SELECT id FROM flow_doomed);
+                 DELETE FROM event_waits WHERE run IN (SELECT id FROM flow_doomed);
+                 DELETE FROM runs WHERE id IN (SELECT id FROM flow_doomed);
+                 DELETE FROM programs p WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.program = p.hash);
+                 DROP TABLE flow_doomed;",
+            )?;
+            Ok(usize::try_from(top).unwrap_or(0))
+        })
+        .await
+    }
+
+    pub(super) async fn put_signal(
+        &self,
+        run: RunKey,
+        name: &str,
+        payload: String,
+        id: Option<String>,
+        at: i64,
+    ) -> Result<SignalStored, StoreError> {
+        let name = name.to_owned();
+        self.write(move |t| {
+            if let Some(id) = &id
+                && let Some(row) = t.query_opt(
+                    "SELECT id FROM signals WHERE run = $1 AND signal_id = $2",
+                    &[&run, id],
+                )?
+            {
+                return Ok(SignalStored {
+                    seq: row.get(0),
+                    duplicate: true,
+                });
+            }
+            let row = t.query_one(
+                "INSERT INTO signals (run, name, payload, signal_id, at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&run, &name, &payload, &id, &at],
+            )?;
+            Ok(SignalStored {
+                seq: row.get(0),
+                duplicate: false,
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn take_signal(
+        &self,
+        run: RunKey,
+        name: &str,
+        step: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (name, step) = (name.to_owned(), step.to_owned());
+        self.write(move |t| {
+            if let Some(row) = t.query_opt(
+                "SELECT payload FROM signals WHERE run = $1 AND taken_by = $2",
+                &[&run, &step],
+            )? {
+                return Ok(Some(row.get(0)));
+            }
+            let taken = t.query_opt(
+                "UPDATE signals SET taken_by = $3 WHERE id = (SELECT id FROM signals WHERE run = $1 AND name = $2 AND taken_by IS NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING payload",
+                &[&run, &name, &step],
+            )?;
+            Ok(taken.map(|r| r.get(0)))
+        })
+        .await
+    }
+
+    pub(super) fn signals_after(&self, after: i64) -> Result<(Vec<RunKey>, i64), StoreError> {
+        self.read(move |s| {
+            let newest: i64 = s
+                .one("SELECT coalesce(max(id), 0)::bigint FROM signals", &[])?
+                .get(0);
+            if newest <= after {
+                return Ok((Vec::new(), newest));
+            }
+            let rows = s.all(
+                "SELECT DISTINCT run FROM signals WHERE id > $1 AND taken_by IS NULL",
+                &[&after],
+            )?;
+            Ok((rows.iter().map(|r| r.get(0)).collect(), newest))
+        })
+    }
+
+    pub(super) async fn put_event_wait(&self, wait: EventWait) -> Result<(), StoreError> {
+        self.write(move |t| {
+            t.execute(
+                "INSERT INTO event_waits (run, step, program, workflow, integration, event, args, locals, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (run, step) DO NOTHING",
+                &[
+                    &wait.run,
+                    &wait.step,
+                    &wait.program,
+                    &wait.workflow,
+                    &wait.integration,
+                    &wait.event,
+                    &wait.args,
+                    &wait.locals,
+                    &wait.at,
+                ],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    pub(super) async fn remove_event_wait(
+        &self,
+        run: RunKey,
+        step: &str,
+    ) -> Result<(), StoreError> {
+        let step = step.to_owned();
+        self.write(move |t| {
+            t.execute(
+                "DELETE FROM event_waits WHERE run = $1 AND step = $2",
+                &[&run, &step],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    pub(super) fn event_waits(
+        &self,
+        integration: &str,
+        event: &str,
+    ) -> Result<Vec<EventWait>, StoreError> {
+        let (integration, event) = (integration.to_owned(), event.to_owned());
+        self.read(move |s| {
+            let rows = s.all(
+                "SELECT id, run, step, program, workflow, integration, event, args, locals, at FROM event_waits WHERE integration = $1 AND event = $2 ORDER BY id",
+                &[&integration, &event],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| EventWait {
+                    id: r.get(0),
+                    run: r.get(1),
+                    step: r.get(2),
+                    program: r.get(3),
+                    workflow: r.get(4),
+                    integration: r.get(5),
+                    event: r.get(6),
+                    args: r.get(7),
+                    locals: r.get(8),
+                    at: r.get(9),
+                })
+                .collect())
+        })
+    }
+
+    pub(super) async fn give_to_wait(
+        &self,
+        wait: &EventWait,
+        payload: String,
+        delivery_id: Option<String>,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let (id, run, name) = (wait.id, wait.run, event_signal(&wait.step));
+        self.write(move |t| {
+            if t.execute("DELETE FROM event_waits WHERE id = $1", &[&id])? == 0 {
+                return Ok(false);
+            }
+            t.execute(
+                "INSERT INTO signals (run, name, payload, signal_id, at) VALUES ($1, $2, $3, $4, $5)",
+                &[&run, &name, &payload, &delivery_id, &at],
+            )?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+/// Creates or upgrades the schema under an advisory lock: of processes opening the
+/// database together, one creates it and the others find it made.
+fn migrate(client: &mut Client, at: &str) -> Result<(), StoreError> {
+    let err = |e| error(at, e);
+    let mut tx = client.transaction().map_err(err)?;
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); CREATE TABLE IF NOT EXISTS flow_schema (version BIGINT NOT NULL);"
+    ))
+    .map_err(err)?;
+    let found: Option<i64> = tx
+        .query_one("SELECT max(version) FROM flow_schema", &[])
+        .map_err(err)?
+        .get(0);
+    let found = found.unwrap_or(0);
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::PostgresTooNew {
+            at: at.to_owned(),
+            found,
+        });
+    }
+    if found < SCHEMA_VERSION {
+        tx.batch_execute(SCHEMA).map_err(err)?;
+        tx.execute("DELETE FROM flow_schema", &[]).map_err(err)?;
+        tx.execute(
+            "INSERT INTO flow_schema (version) VALUES ($1)",
+            &[&SCHEMA_VERSION],
+        )
+        .map_err(err)?;
+    }
+    tx.commit().map_err(err)
+}
+
+/// A reader thread's connection, made when first needed and again after it broke.
+struct Reader {
+    url: String,
+    durability: Durability,
+    session: Option<Session>,
+}
+
+impl Reader {
+    fn session(&mut self) -> Result<&mut Session, postgres::Error> {
+        if self.session.as_ref().is_some_and(|s| s.client.is_closed()) {
+            self.session = None;
+        }
+        if self.session.is_none() {
+            self.session = Some(Session {
+                client: connect(&self.url, self.durability)?,
+                statements: HashMap::new(),
+            });
+        }
+        Ok(self.session.as_mut().expect("just made"))
+    }
+}
+
+/// A connection and the statements prepared on it.
+struct Session {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl Session {
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    fn all(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.query(&s, params)
+    }
+
+    fn opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.query_opt(&s, params)
+    }
+
+    fn one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.client.query_one(&s, params)
+    }
+}
+
+fn read_loop(url: String, durability: Durability, jobs: &Mutex<mpsc::Receiver<ReadJob>>) {
+    let mut reader = Reader {
+        url,
+        durability,
+        session: None,
+    };
+    loop {
+        let job = {
+            let jobs = jobs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            jobs.recv()
+        };
+        let Ok(job) = job else { return };
+        job(&mut reader);
+    }
+}
+
+fn run_row(r: &Row) -> Result<RunRow, postgres::Error> {
+    let status: String = r.try_get(8)?;
+    Ok(RunRow {
+        key: r.try_get(0)?,
+        run_id: r.try_get(1)?,
+        workflow: r.try_get(2)?,
+        program: r.try_get(3)?,
+        parent: r.try_get(4)?,
+        parent_step: r.try_get(5)?,
+        owner_as: r.try_get(6)?,
+        priority: r.try_get(7)?,
+        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+        input: json_column(r.try_get(9)?).unwrap_or(serde_json::Value::Null),
+        output: json_column(r.try_get(10)?),
+        error: json_column(r.try_get(11)?),
+        created_at: r.try_get(12)?,
+        finished_at: r.try_get(13)?,
+        executor: r.try_get(14)?,
+        wake_at: r.try_get(15)?,
+        origin: RunOrigin {
+            trigger: r.try_get(16)?,
+            event: json_column(r.try_get(17)?),
+            actor: r.try_get(18)?,
+            dedupe: r.try_get(19)?,
+        },
+    })
+}
+
+/// An event row; rows of kinds this build does not know are skipped.
+fn event_row(r: &Row) -> Option<Event> {
+    let kind = EventKind::parse(r.get(3))?;
+    Some(Event {
+        run: r.get(0),
+        seq: u32::try_from(r.get::<_, i64>(1)).ok()?,
+        at: r.get(2),
+        kind,
+        step: r.get(4),
+        attempt: r
+            .get::<_, Option<i64>>(5)
+            .and_then(|a| u32::try_from(a).ok()),
+        data: r.get(6),
+    })
+}
+
+/// How long a retry waits after the `n`th failure in a row: 100 ms doubling to 5 s.
+fn backoff(n: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << n.min(6))).min(Duration::from_secs(5))
+}

@@ -1,0 +1,61 @@
+# Starts a PostgreSQL server (Debian's postgresql-15, installed when missing) on
+# 127.0.0.1 with its data directory under target/, for the store conformance suite and
+# the PostgreSQL store's tests, and exports FLOW_TEST_POSTGRES_URL (a superuser `flow`
+# on database `postgres`; each test creates a database of its own) and
+# FLOW_TEST_POSTGRES_DATA. Sourced by scripts/test.sh; prints why and exports nothing
+# when it cannot start. Stopped by scripts/test.sh's cleanup through its pid file.
+# shellcheck source=/dev/null
+source scripts/services/lib/python.sh
+flow_pg_bin() {
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [[ -n "$bin" && -x "$bin/initdb" ]] && echo "$bin"
+}
+# flow_pg_as CMD...: runs CMD as the user PostgreSQL runs as (it refuses root).
+flow_pg_as() {
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+flow_start_postgres() {
+  local bin data port
+  if ! bin=$(flow_pg_bin); then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+      echo "postgres: installing postgresql-15 from Debian's packages"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15) \
+        >"$FLOW_TEST_SERVICES_DIR/postgres-install.log" 2>&1 || true
+    fi
+    if ! bin=$(flow_pg_bin); then
+      echo "postgres: not installed and cannot be installed (see $FLOW_TEST_SERVICES_DIR/postgres-install.log); the PostgreSQL store tests will be skipped"
+      return 0
+    fi
+  fi
+  data="$FLOW_TEST_SERVICES_DIR/postgres"
+  rm -rf "$data"
+  mkdir -p "$data"
+  if [[ $(id -u) -eq 0 ]]; then
+    chown postgres "$data"
+    # The server's user must reach the directory; a checkout under a private directory
+    # gets its data directory under /tmp instead.
+    if ! runuser -u postgres -- test -w "$data"; then
+      data=$(mktemp -d /tmp/flow-test-postgres.XXXXXX)
+      chown postgres "$data"
+    fi
+  fi
+  port=$(flow_free_port)
+  if ! flow_pg_as "$bin/initdb" -D "$data/db" -U flow --auth=trust -E UTF8 --no-sync \
+      >"$FLOW_TEST_SERVICES_DIR/postgres.log" 2>&1; then
+    echo "postgres: initdb failed (see $FLOW_TEST_SERVICES_DIR/postgres.log); the PostgreSQL store tests will be skipped"
+    return 0
+  fi
+  if ! flow_pg_as "$bin/pg_ctl" -D "$data/db" -l "$data/server.log" -w -t 60 \
+      -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=400" start \
+      >>"$FLOW_TEST_SERVICES_DIR/postgres.log" 2>&1; then
+    echo "postgres: did not start (see $data/server.log); the PostgreSQL store tests will be skipped"
+    return 0
+  fi
+  head -1 "$data/db/postmaster.pid" >"$FLOW_TEST_SERVICES_DIR/postgres.pid"
+  export FLOW_TEST_POSTGRES_URL="postgres://flow@127.0.0.1:$port/postgres"
+  export FLOW_TEST_POSTGRES_DATA="$data/db"
+  export FLOW_TEST_POSTGRES_BIN="$bin"
+  echo "postgres: $FLOW_TEST_POSTGRES_URL (data in $data/db)"
+}
+flow_start_postgres
