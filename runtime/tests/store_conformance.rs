@@ -685,3 +685,60 @@ workflow chain(base: string) -> int {
     assert_eq!(succeeded, vec!["a", "b", "c"]);
     assert!(reopened.program(&run.program).unwrap().is_some());
 }
+
+/// PostgreSQL only (an SQLite store is one machine's, where a live executor's lock file
+/// keeps its runs): once another executor took a run, the first one's writes to it are
+/// refused, in the same statement that would have written them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writes_of_an_executor_whose_run_was_taken_are_refused() {
+    let Some(fixture) = Fixture::postgres() else {
+        return;
+    };
+    let (first, second) = (fixture.open(), fixture.open());
+    let (a, b) = (
+        first.acquire_lease().unwrap(),
+        second.acquire_lease().unwrap(),
+    );
+    let key = first.create_run(new_run("r", &a.token)).await.unwrap();
+    first
+        .append_durable(vec![event(key, 0, EventKind::RunStarted, "")])
+        .await
+        .unwrap();
+    assert!(
+        second
+            .claim_run(key, Some(a.token.clone()), &b.token)
+            .await
+            .unwrap()
+    );
+    let refused = first
+        .append_durable(vec![event(key, 1, EventKind::StepSucceeded, "late")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, flow_runtime::StoreError::Fenced { run } if run == key),
+        "{refused}"
+    );
+    let refused = first
+        .finish_run(key, RunStatus::Completed, Some("1".into()), None, 9)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, flow_runtime::StoreError::Fenced { .. }),
+        "{refused}"
+    );
+    second
+        .append_durable(vec![event(key, 1, EventKind::StepSucceeded, "heir")])
+        .await
+        .unwrap();
+    second
+        .finish_run(key, RunStatus::Completed, Some("2".into()), None, 10)
+        .await
+        .unwrap();
+    let events = second.events(key).unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].step.as_deref(), Some("heir"));
+    let row = second.run_by_key(key).unwrap().unwrap();
+    assert_eq!(row.output, Some(serde_json::json!(2)));
+    a.release(&first);
+    b.release(&second);
+}

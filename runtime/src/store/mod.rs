@@ -157,6 +157,10 @@ pub enum StoreError {
         postgres::SCHEMA_VERSION
     )]
     PostgresTooNew { at: String, found: i64 },
+    #[error(
+        "run {run} now belongs to another executor (this process's lease on it lapsed); its writes from here are refused"
+    )]
+    Fenced { run: RunKey },
     #[error("{what} is not available on a PostgreSQL store yet (store {at}); use an SQLite store")]
     NotOnPostgres { what: &'static str, at: String },
 }

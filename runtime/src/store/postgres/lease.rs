@@ -19,12 +19,18 @@ const STALE: Duration = Duration::from_secs(10);
 pub(in crate::store) struct Heartbeat {
     stop: mpsc::Sender<()>,
     thread: Option<std::thread::JoinHandle<()>>,
+    owners: super::Owners,
+    token: String,
 }
 
 impl Heartbeat {
     /// Ends the heartbeat and removes the executor's row (its runs are then free at
     /// once).
     pub(in crate::store) fn stop(mut self) {
+        self.owners
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|t| t != &self.token);
         let _ = self.stop.send(());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -35,20 +41,27 @@ impl Heartbeat {
 impl Postgres {
     /// Registers executor `token` and starts refreshing its row.
     pub(in crate::store) fn start_heartbeat(&self, token: &str) -> Result<Heartbeat, StoreError> {
-        let (url, at, token) = (self.url.clone(), self.at.clone(), token.to_owned());
+        let (url, at) = (self.url.clone(), self.at.clone());
+        let beating = token.to_owned();
         let (stop, stopped) = mpsc::channel::<()>();
         let (ready, started) = mpsc::sync_channel::<Result<(), StoreError>>(1);
         let thread = std::thread::Builder::new()
             .name("flow-store-heartbeat".into())
-            .spawn(move || beat(&url, &at, &token, &ready, &stopped))
+            .spawn(move || beat(&url, &at, &beating, &ready, &stopped))
             .map_err(|e| StoreError::Postgres {
                 at: self.at.clone(),
                 message: e.to_string(),
             })?;
         started.recv().map_err(|_| StoreError::WriterGone)??;
+        self.owners
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(token.to_owned());
         Ok(Heartbeat {
             stop,
             thread: Some(thread),
+            owners: self.owners.clone(),
+            token: token.to_owned(),
         })
     }
 

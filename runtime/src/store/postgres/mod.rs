@@ -9,7 +9,7 @@
 //! advisory lock, so processes starting together do not race.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::time::Duration;
 
 use postgres::types::ToSql;
@@ -130,9 +130,13 @@ pub(super) struct Postgres {
     at: String,
     writer: mpsc::Sender<writer::PgOp>,
     readers: mpsc::Sender<ReadJob>,
+    owners: Owners,
 }
 
 type ReadJob = Box<dyn FnOnce(&mut Reader) + Send>;
+
+/// The executor tokens this process holds leases under: the writer's fence.
+pub(super) type Owners = Arc<RwLock<Vec<String>>>;
 
 /// The URL with its password replaced by `***`.
 pub(crate) fn redact(url: &str) -> String {
@@ -215,9 +219,11 @@ impl Postgres {
         .map_err(io)??;
         let (writer, rx) = mpsc::channel();
         let (u, a) = (url.to_owned(), at.clone());
+        let owners = Owners::default();
+        let fence = owners.clone();
         std::thread::Builder::new()
             .name("flow-store-writer".into())
-            .spawn(move || writer::run(u, a, durability, client, rx))
+            .spawn(move || writer::run(u, a, durability, client, rx, fence))
             .map_err(io)?;
         let (readers, jobs) = mpsc::channel::<ReadJob>();
         let jobs = Arc::new(Mutex::new(jobs));
@@ -233,6 +239,7 @@ impl Postgres {
             at,
             writer,
             readers,
+            owners,
         })
     }
 

@@ -6,17 +6,23 @@
 //! backoff and writes it again: every data record is idempotent (events are upserted by
 //! `(run, seq)`, a run is created once by its id or dedupe key, status writes set
 //! values), so nothing a caller waits for is lost or doubled, and nothing is
-//! acknowledged before its commit. A closure that already ran in the broken
+//! acknowledged before its commit.
+//!
+//! Writes are fenced: a run's events, status and end are written only while the run
+//! belongs to one of this process's executors, checked in the same statement. A worker
+//! paused past its lease (a long pause, SIGSTOP, a partition) whose runs another worker
+//! took finds its writes refused ([`StoreError::Fenced`]) and cannot overwrite them. A closure that already ran in the broken
 //! transaction (`Exec`) is told the commit failed; one that had not run yet runs in the
 //! next attempt.
 
+use std::collections::HashSet;
 use std::sync::mpsc;
 use std::time::Instant;
 
 use postgres::{Client, Statement, Transaction};
 
 use super::super::{LINGER, MAX_BATCH};
-use super::{AfterCommit, Durability, Event, RunKey, StoreError, Write, backoff, connect};
+use super::{AfterCommit, Durability, Event, Owners, RunKey, StoreError, Write, backoff, connect};
 use crate::group_commit::{Linger, gather};
 use crate::store::NewRun;
 
@@ -47,15 +53,20 @@ struct Connection {
     existing_run: Statement,
     status: Statement,
     finish: Statement,
+    owner: Statement,
 }
 
 impl Connection {
     fn new(mut client: Client) -> Result<Connection, postgres::Error> {
         Ok(Connection {
+            // Fenced: an event is written only while its run belongs to one of this
+            // process's executors ($8; empty for a process that executes nothing).
             events: client.prepare(
                 "INSERT INTO events (run, seq, at, kind, step, attempt, data) \
-                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::text[]) \
-                 ON CONFLICT (run, seq) DO UPDATE SET at = EXCLUDED.at, kind = EXCLUDED.kind, step = EXCLUDED.step, attempt = EXCLUDED.attempt, data = EXCLUDED.data",
+                 SELECT u.* FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::text[]) AS u(run, seq, at, kind, step, attempt, data) \
+                 WHERE cardinality($8::text[]) = 0 OR EXISTS (SELECT 1 FROM runs r WHERE r.id = u.run AND r.executor = ANY($8::text[])) \
+                 ON CONFLICT (run, seq) DO UPDATE SET at = EXCLUDED.at, kind = EXCLUDED.kind, step = EXCLUDED.step, attempt = EXCLUDED.attempt, data = EXCLUDED.data \
+                 RETURNING run",
             )?,
             create_run: client.prepare(
                 "INSERT INTO runs (run_id, workflow, program, parent, parent_step, owner_as, priority, status, input, created_at, executor, trigger, event, actor, dedupe) \
@@ -65,11 +76,14 @@ impl Connection {
                 "SELECT id FROM runs WHERE dedupe = $1 UNION ALL SELECT id FROM runs WHERE run_id = $2 LIMIT 1",
             )?,
             status: client.prepare(
-                "UPDATE runs SET status = $2, wake_at = $3 WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')",
+                "UPDATE runs SET status = $2, wake_at = $3 WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled') \
+                 AND (cardinality($4::text[]) = 0 OR executor = ANY($4::text[]))",
             )?,
             finish: client.prepare(
-                "UPDATE runs SET status = $2, output = $3, error = $4, finished_at = $5, wake_at = NULL WHERE id = $1 AND status != 'cancelled'",
+                "UPDATE runs SET status = $2, output = $3, error = $4, finished_at = $5, wake_at = NULL WHERE id = $1 AND status != 'cancelled' \
+                 AND (cardinality($6::text[]) = 0 OR executor = ANY($6::text[]))",
             )?,
+            owner: client.prepare("SELECT executor = ANY($2::text[]) FROM runs WHERE id = $1")?,
             client,
         })
     }
@@ -81,6 +95,7 @@ pub(super) fn run(
     durability: Durability,
     client: Client,
     rx: mpsc::Receiver<PgOp>,
+    owners: Owners,
 ) {
     let mut conn = match Connection::new(client) {
         Ok(c) => Some(c),
@@ -118,7 +133,11 @@ pub(super) fn run(
                     continue;
                 }
             };
-            match commit(c, &mut batch) {
+            let owners = owners
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            match commit(c, &mut batch, &owners) {
                 Ok(()) => {}
                 Err(e) if c.client.is_closed() => {
                     outage.get_or_insert_with(Instant::now);
@@ -149,8 +168,14 @@ pub(super) fn run(
 /// Writes the batch in one transaction. `Ok`: committed, every waiter told and the batch
 /// emptied. `Err`: nothing committed; the closures that ran were told and left the
 /// batch, the rest stays for the caller to retry or fail.
-fn commit(c: &mut Connection, batch: &mut Vec<PgOp>) -> Result<(), postgres::Error> {
+fn commit(
+    c: &mut Connection,
+    batch: &mut Vec<PgOp>,
+    owners: &[String],
+) -> Result<(), postgres::Error> {
     let mut created: Vec<(usize, RunKey)> = Vec::new();
+    // Records refused because their run belongs to another executor now.
+    let mut fenced: HashSet<usize> = HashSet::new();
     let result = (|| {
         let mut tx = c.client.transaction()?;
         let mut i = 0;
@@ -164,7 +189,14 @@ fn commit(c: &mut Connection, batch: &mut Vec<PgOp>) -> Result<(), postgres::Err
                         PgOp::Write(Write::Events(events, _)) => events.as_slice(),
                         _ => &[],
                     });
-                    insert_events(&mut tx, &c.events, events)?;
+                    let written = insert_events(&mut tx, &c.events, events, owners)?;
+                    for (k, op) in batch.iter().enumerate().take(end).skip(i) {
+                        if let PgOp::Write(Write::Events(events, _)) = op
+                            && events.iter().any(|e| !written.contains(&e.run))
+                        {
+                            fenced.insert(k);
+                        }
+                    }
                     i = end;
                     continue;
                 }
@@ -178,7 +210,7 @@ fn commit(c: &mut Connection, batch: &mut Vec<PgOp>) -> Result<(), postgres::Err
                     wake_at,
                     ..
                 }) => {
-                    tx.execute(&c.status, &[run, &status.as_str(), wake_at])?;
+                    tx.execute(&c.status, &[run, &status.as_str(), wake_at, &owners])?;
                 }
                 PgOp::Write(Write::Finish {
                     run,
@@ -188,7 +220,17 @@ fn commit(c: &mut Connection, batch: &mut Vec<PgOp>) -> Result<(), postgres::Err
                     at,
                     ..
                 }) => {
-                    tx.execute(&c.finish, &[run, &status.as_str(), output, error, at])?;
+                    let n = tx.execute(
+                        &c.finish,
+                        &[run, &status.as_str(), output, error, at, &owners],
+                    )?;
+                    if n == 0
+                        && !owners.is_empty()
+                        && let Some(row) = tx.query_opt(&c.owner, &[run, &owners])?
+                        && row.get::<_, Option<bool>>(0) != Some(true)
+                    {
+                        fenced.insert(i);
+                    }
                 }
                 PgOp::Exec(_) => {
                     let op = std::mem::replace(&mut batch[i], PgOp::Ran(Box::new(|_| {})));
@@ -206,6 +248,17 @@ fn commit(c: &mut Connection, batch: &mut Vec<PgOp>) -> Result<(), postgres::Err
         Ok(()) => {
             let mut created = created.into_iter().peekable();
             for (i, op) in batch.drain(..).enumerate() {
+                if fenced.contains(&i)
+                    && let PgOp::Write(w) = op
+                {
+                    let run = match &w {
+                        Write::Events(events, _) => events.first().map_or(0, |e| e.run),
+                        Write::Finish { run, .. } | Write::Status { run, .. } => *run,
+                        Write::CreateRun(..) => 0,
+                    };
+                    w.fail(StoreError::Fenced { run });
+                    continue;
+                }
                 match op {
                     PgOp::Write(Write::CreateRun(_, done)) => {
                         let key = created.next_if(|(at, _)| *at == i).map(|(_, k)| k);
@@ -243,13 +296,15 @@ fn commit(c: &mut Connection, batch: &mut Vec<PgOp>) -> Result<(), postgres::Err
     }
 }
 
-/// All of a batch's events in one statement. An event written twice in the batch (a
-/// step replayed) keeps its last version, as one after the other would.
+/// All of a batch's events in one statement; returns the runs whose events were
+/// written (the others belong to another executor now). An event written twice in the
+/// batch (a step replayed) keeps its last version, as one after the other would.
 fn insert_events<'a>(
     tx: &mut Transaction<'_>,
     statement: &Statement,
     events: impl Iterator<Item = &'a Event>,
-) -> Result<(), postgres::Error> {
+    owners: &[String],
+) -> Result<HashSet<RunKey>, postgres::Error> {
     let mut last: std::collections::HashMap<(RunKey, u32), usize> = Default::default();
     let mut rows: Vec<&Event> = Vec::new();
     for e in events {
@@ -262,7 +317,7 @@ fn insert_events<'a>(
         }
     }
     if rows.is_empty() {
-        return Ok(());
+        return Ok(HashSet::new());
     }
     let runs: Vec<i64> = rows.iter().map(|e| e.run).collect();
     let seqs: Vec<i64> = rows.iter().map(|e| i64::from(e.seq)).collect();
@@ -271,11 +326,13 @@ fn insert_events<'a>(
     let steps: Vec<Option<&str>> = rows.iter().map(|e| e.step.as_deref()).collect();
     let attempts: Vec<Option<i64>> = rows.iter().map(|e| e.attempt.map(i64::from)).collect();
     let data: Vec<Option<&str>> = rows.iter().map(|e| e.data.as_deref()).collect();
-    tx.execute(
+    let written = tx.query(
         statement,
-        &[&runs, &seqs, &ats, &kinds, &steps, &attempts, &data],
+        &[
+            &runs, &seqs, &ats, &kinds, &steps, &attempts, &data, &owners,
+        ],
     )?;
-    Ok(())
+    Ok(written.iter().map(|r| r.get(0)).collect())
 }
 
 /// Inserts a run; when its id or dedupe key is taken (a retried batch, a second
