@@ -22,6 +22,11 @@ started=$(date +%s)
 export FLOW_TEST_SERVICES_DIR="${FLOW_TEST_SERVICES_DIR:-$PWD/target/test-services}"
 mkdir -p "$FLOW_TEST_SERVICES_DIR"
 cleanup() {
+  # A service whose process may change (a server the tests restart) leaves a stop script.
+  for stop in "$FLOW_TEST_SERVICES_DIR"/*.stop; do
+    [[ -f "$stop" ]] && bash "$stop" >/dev/null 2>&1 || true
+    rm -f "$stop"
+  done
   for pidfile in "$FLOW_TEST_SERVICES_DIR"/*.pid; do
     [[ -f "$pidfile" ]] && kill "$(cat "$pidfile")" 2>/dev/null || true
     rm -f "$pidfile"

@@ -3,7 +3,7 @@
 # the PostgreSQL store's tests, and exports FLOW_TEST_POSTGRES_URL (a superuser `flow`
 # on database `postgres`; each test creates a database of its own) and
 # FLOW_TEST_POSTGRES_DATA. Sourced by scripts/test.sh; prints why and exports nothing
-# when it cannot start. Stopped by scripts/test.sh's cleanup through its pid file.
+# when it cannot start. Stopped by scripts/test.sh's cleanup through its stop script.
 # shellcheck source=/dev/null
 source scripts/services/lib/python.sh
 flow_pg_bin() {
@@ -52,7 +52,12 @@ flow_start_postgres() {
     echo "postgres: did not start (see $data/server.log); the PostgreSQL store tests will be skipped"
     return 0
   fi
-  head -1 "$data/db/postmaster.pid" >"$FLOW_TEST_SERVICES_DIR/postgres.pid"
+  # The tests restart the server (a new process), so it is stopped by its data directory.
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "runuser -u postgres -- '$bin/pg_ctl' -D '$data/db' -m fast stop" >"$FLOW_TEST_SERVICES_DIR/postgres.stop"
+  else
+    echo "'$bin/pg_ctl' -D '$data/db' -m fast stop" >"$FLOW_TEST_SERVICES_DIR/postgres.stop"
+  fi
   export FLOW_TEST_POSTGRES_URL="postgres://flow@127.0.0.1:$port/postgres"
   export FLOW_TEST_POSTGRES_DATA="$data/db"
   export FLOW_TEST_POSTGRES_BIN="$bin"
