@@ -401,28 +401,72 @@ impl Engine {
                 let Some(row) = services.store.run_by_key(key)? else {
                     continue;
                 };
-                match self.resume_row(row) {
-                    Ok(handle) => handles.push(handle),
-                    // A run that cannot resume (its program is gone or unreadable) fails
-                    // with the reason instead of stopping the recovery of the others.
-                    Err(e @ EngineError::Program { .. }) => {
-                        let error = StepError::runtime(e.to_string());
-                        services
-                            .store
-                            .finish_run(
-                                key,
-                                RunStatus::Failed,
-                                None,
-                                serde_json::to_string(&error).ok(),
-                                services.clock.now_millis(),
-                            )
-                            .await?;
-                    }
-                    Err(e) => return Err(e),
-                }
+                handles.extend(self.resume_or_fail(row).await?);
             }
         }
         Ok(handles)
+    }
+
+    /// Starts (or resumes) a run this executor claimed. A run that cannot resume (its
+    /// program is gone or unreadable) fails with the reason, recorded, and `None` is
+    /// returned, so the caller goes on with the others.
+    pub(crate) async fn resume_or_fail(
+        &self,
+        row: RunRow,
+    ) -> Result<Option<RunHandle>, EngineError> {
+        let key = row.key;
+        match self.resume_row(row) {
+            Ok(handle) => Ok(Some(handle)),
+            Err(e @ EngineError::Program { .. }) => {
+                let services = &self.inner.services;
+                let error = StepError::runtime(e.to_string());
+                services
+                    .store
+                    .finish_run(
+                        key,
+                        RunStatus::Failed,
+                        None,
+                        serde_json::to_string(&error).ok(),
+                        services.clock.now_millis(),
+                    )
+                    .await?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Queues a run of `workflow` for whichever worker (`flow serve --role worker`)
+    /// claims it first, instead of running it here. Returns its id once it is durable.
+    pub async fn enqueue(
+        &self,
+        program: &Arc<Prepared>,
+        workflow: &str,
+        input: Json,
+        origin: RunOrigin,
+    ) -> Result<String, EngineError> {
+        let (wf, _) = program.program.workflow_by_name(workflow).ok_or_else(|| {
+            EngineError::NoSuchWorkflow {
+                name: workflow.to_owned(),
+                candidates: program
+                    .program
+                    .workflows
+                    .iter()
+                    .map(|w| w.name.clone())
+                    .collect(),
+            }
+        })?;
+        let services = &self.inner.services;
+        let owner = services.config.owner.as_deref();
+        let run = services.new_run(program, wf, &input, owner, None, origin);
+        let run_id = run.run_id.clone();
+        services.store.create_run(run).await?;
+        Ok(run_id)
+    }
+
+    /// This process's executor token (who runs a claimed run, in the store).
+    pub fn executor(&self) -> &str {
+        &self.inner.services.executor
     }
 
     /// Restarts one unfinished run by id (it must not be running in a live process).

@@ -32,6 +32,7 @@ pub mod signals;
 pub mod store;
 pub mod testing;
 pub mod trace;
+pub mod worker;
 
 use std::time::Duration;
 

@@ -190,28 +190,16 @@ impl Services {
         parent: Option<(RunKey, &str)>,
         origin: RunOrigin,
     ) -> Result<Created, StoreError> {
-        let (name, priority) = match program.program.workflow(workflow) {
-            Some(w) => (w.name.clone(), priority_value(w.settings.priority)),
-            None => (String::new(), priority_value(Priority::Normal)),
-        };
-        let run_id = new_run_id(&self.clock);
+        let priority = self.priority_of(program, workflow);
         let deduped = origin.dedupe.is_some();
         let event = origin.event.clone();
+        let run = self.new_run(program, workflow, &input, owner.as_deref(), parent, origin);
+        let run_id = run.run_id.clone();
         let key = self
             .store
             .create_run(NewRun {
-                run_id: run_id.clone(),
-                workflow: name,
-                program: program.hash.clone(),
-                parent: parent.map(|(k, _)| k),
-                parent_step: parent.map(|(_, s)| s.to_owned()),
-                owner_as: owner.as_deref().map(str::to_owned),
-                priority,
-                input: input.to_string(),
-                created_at: self.clock.now_millis(),
-                executor: self.executor.clone(),
-                status: RunStatus::Pending,
-                origin,
+                executor: Some(self.executor.clone()),
+                ..run
             })
             .await?;
         if deduped {
@@ -233,6 +221,47 @@ impl Services {
             resumed: false,
             child: parent.is_some(),
         }))
+    }
+}
+
+impl Services {
+    fn priority_of(&self, program: &Prepared, workflow: WorkflowId) -> i64 {
+        program
+            .program
+            .workflow(workflow)
+            .map_or(priority_value(Priority::Normal), |w| {
+                priority_value(w.settings.priority)
+            })
+    }
+
+    /// A new run of `workflow` as the store takes it, executed by nobody yet.
+    pub fn new_run(
+        &self,
+        program: &Prepared,
+        workflow: WorkflowId,
+        input: &Json,
+        owner: Option<&str>,
+        parent: Option<(RunKey, &str)>,
+        origin: RunOrigin,
+    ) -> NewRun {
+        NewRun {
+            run_id: new_run_id(&self.clock),
+            workflow: program
+                .program
+                .workflow(workflow)
+                .map(|w| w.name.clone())
+                .unwrap_or_default(),
+            program: program.hash.clone(),
+            parent: parent.map(|(k, _)| k),
+            parent_step: parent.map(|(_, s)| s.to_owned()),
+            owner_as: owner.map(str::to_owned),
+            priority: self.priority_of(program, workflow),
+            input: input.to_string(),
+            created_at: self.clock.now_millis(),
+            executor: None,
+            status: RunStatus::Pending,
+            origin,
+        }
     }
 }
 

@@ -126,7 +126,7 @@ fn new_run(id: &str, executor: &str) -> NewRun {
         priority: 1,
         input: "{\"a\":1}".into(),
         created_at: 1000,
-        executor: executor.into(),
+        executor: Some(executor.into()),
         status: RunStatus::Running,
         origin: RunOrigin::default(),
     }

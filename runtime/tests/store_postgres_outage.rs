@@ -74,7 +74,7 @@ async fn every_acknowledged_write_survives_a_server_restart_under_load() {
                     priority: 1,
                     input: "{}".into(),
                     created_at: i as i64,
-                    executor: "x".into(),
+                    executor: Some("x".into()),
                     status: RunStatus::Running,
                     origin: RunOrigin::default(),
                 })

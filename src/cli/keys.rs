@@ -107,7 +107,7 @@ pub fn run(args: KeysArgs, _color: ColorChoice) -> miette::Result<ExitCode> {
                 }
                 Format::Human => {
                     if list.is_empty() {
-                        eprintln!("no keys in {}", store.path().display());
+                        eprintln!("no keys in {}", store.location());
                     }
                     for k in &list {
                         let state = if k.revoked_at.is_some() {

@@ -18,6 +18,7 @@ mod sources;
 mod stats;
 mod telemetry;
 mod test;
+mod worker;
 
 use std::process::ExitCode;
 

@@ -122,6 +122,11 @@ pub struct RunArgs {
     #[command(flatten)]
     pub exec: ExecArgs,
 
+    /// Do not run it here: queue the run in the store for `flow serve --role worker`
+    /// processes (on any machine sharing the store), print its id and exit.
+    #[arg(long, conflicts_with = "server")]
+    pub enqueue: bool,
+
     /// With `--server`, start the run on a running `flow serve` and wait for its end.
     #[command(flatten)]
     pub remote: super::remote::RemoteArgs,
@@ -271,6 +276,26 @@ fn engine(
     engine
 }
 
+/// `flow run --enqueue`: stores the program, queues the run and prints its id.
+async fn enqueue(
+    engine: Engine,
+    artefact: flow_ir::artefact::Artefact,
+    workflow: &str,
+    input: serde_json::Value,
+) -> miette::Result<ExitCode> {
+    let loaded = engine
+        .load_artefact(artefact)
+        .await
+        .map_err(|e| miette!("{e}"))?;
+    let run_id = engine
+        .enqueue(&loaded, workflow, input, flow_runtime::RunOrigin::default())
+        .await
+        .map_err(|e| miette!("{e}"))?;
+    let _ = engine.shutdown().await;
+    println!("{run_id}");
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
     let mut phases = Phases::from_env();
     if args.remote.server.is_some() {
@@ -311,6 +336,9 @@ pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
     )?;
     let rt = runtime()?;
     phases.mark("tokio");
+    if args.enqueue {
+        return rt.block_on(enqueue(engine, artefact, &workflow, input));
+    }
     let marks = &mut phases;
     let code = rt.block_on(async move {
         let phases = marks;
@@ -482,7 +510,7 @@ pub fn resume(args: ResumeArgs, color: ColorChoice) -> miette::Result<ExitCode> 
         };
         if handles.is_empty() {
             display.finish();
-            eprintln!("nothing to resume: every run in {} has finished or is running", engine.store().path().display());
+            eprintln!("nothing to resume: every run in {} has finished or is running", engine.store().location());
             return Ok(ExitCode::SUCCESS);
         }
         display.note(&format!("resuming {}", plural(handles.len(), "run")));

@@ -174,7 +174,7 @@ pub fn run(args: RunsArgs, _color: ColorChoice) -> miette::Result<ExitCode> {
                 }
                 Format::Human => {
                     if runs.is_empty() {
-                        eprintln!("no runs in {}", store.path().display());
+                        eprintln!("no runs in {}", store.location());
                     } else {
                         println!(
                             "{:<22} {:<24} {:<10} {:<21} {:>9}",

@@ -26,11 +26,36 @@ pub enum LogFormat {
     Json,
 }
 
+/// What a `flow serve` process does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// The HTTP API, webhooks, integration events and the dashboard.
+    Api,
+    /// Fires schedules.
+    Scheduler,
+    /// Claims queued runs from the store and executes them.
+    Worker,
+}
+
 #[derive(Args)]
 pub struct ServeArgs {
-    /// `.flow` files, directories searched recursively for them, or `.flowc` artefacts.
-    #[arg(value_name = "PATH", required = true)]
+    /// `.flow` files, directories searched recursively for them, or `.flowc` artefacts
+    /// (required unless the process is only a worker, which reads programs from the
+    /// store).
+    #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+
+    /// What this process does: any comma-separated subset of `api`, `scheduler` and
+    /// `worker` (default: all three). Today a process runs all three (SQLite), or is a
+    /// worker alone (SQLite or PostgreSQL): workers on many machines share a PostgreSQL
+    /// store, each claiming queued runs and taking over those of workers that died.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_values_t = [Role::Api, Role::Scheduler, Role::Worker]
+    )]
+    pub role: Vec<Role>,
 
     /// The address to serve on; port 0 picks a free port (the address is printed once
     /// ready: `listening on http://HOST:PORT`).
@@ -106,6 +131,27 @@ pub fn load_all(paths: &[PathBuf], color: ColorChoice) -> miette::Result<Option<
 }
 
 pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
+    let mut roles = args.role.clone();
+    roles.sort_by_key(|r| *r as u8);
+    roles.dedup();
+    if roles == [Role::Worker] {
+        return super::worker::run(args);
+    }
+    if roles.len() != 3 {
+        return Err(miette!(
+            "`--role {}` is not available yet: a process runs every role (the default) or `--role worker` alone (see docs/postgres.md)",
+            roles
+                .iter()
+                .map(|r| format!("{r:?}").to_lowercase())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
+    if args.paths.is_empty() {
+        return Err(miette!(
+            "which programs? pass .flow files, directories or .flowc artefacts to serve"
+        ));
+    }
     let grace = std::time::Duration::from_millis(parse_age(&args.grace)? as u64);
     let header_timeout = std::time::Duration::from_millis(parse_age(&args.header_timeout)? as u64);
     let Some(artefacts) = load_all(&args.paths, color)? else {

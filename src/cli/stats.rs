@@ -103,7 +103,7 @@ pub fn run_optimize(args: OptimizeArgs, _color: ColorChoice) -> miette::Result<E
         return Err(miette!(
             "no runs of `{}` in {}; run it first so there is something to measure",
             args.workflow,
-            store.path().display()
+            store.location()
         ));
     };
     let bytes = store

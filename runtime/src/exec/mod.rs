@@ -103,17 +103,18 @@ async fn drive_run(services: Arc<Services>, start: RunStart, slot: Option<Slot>)
     };
     let workflow_name: Arc<str> = Arc::from(wf_ir.name.as_str());
     let deadline_after = wf_ir.settings.timeout;
-    let replay = if resumed {
+    // A queued run a worker claimed has no journal yet: it starts, not resumes.
+    let (replay, resumed) = if resumed {
         let store = services.store.clone();
         match tokio::task::spawn_blocking(move || store.events(key)).await {
-            Ok(Ok(events)) => Replay::from_events(&events),
+            Ok(Ok(events)) => (Replay::from_events(&events), !events.is_empty()),
             Ok(Err(e)) => {
                 return RunOutcome::failed(run_id, StepError::runtime(format!("journal: {e}")));
             }
             Err(e) => return RunOutcome::failed(run_id, StepError::runtime(e.to_string())),
         }
     } else {
-        Replay::default()
+        (Replay::default(), false)
     };
     let created_at = if resumed { replay.started_at } else { None };
     let shared = Arc::new(RunShared {

@@ -381,7 +381,9 @@ pub struct NewRun {
     /// JSON.
     pub input: String,
     pub created_at: i64,
-    pub executor: String,
+    /// The executor that runs it; `None` queues it for whichever worker claims it first
+    /// ([`Store::claim_runnable`]).
+    pub executor: Option<String>,
     pub status: RunStatus,
     /// How the run came to be: [`RunOrigin`].
     pub origin: RunOrigin,
@@ -509,6 +511,8 @@ struct Inner {
     location: StoreLocation,
     options: StoreOptions,
     backend: Backend,
+    /// [`Store::work_hint`]'s notifier, made when first asked for.
+    hint: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
 
 enum Backend {
@@ -532,6 +536,7 @@ impl Store {
                         location: location.clone(),
                         options,
                         backend: Backend::Postgres(backend),
+                        hint: std::sync::OnceLock::new(),
                     }),
                 })
             }
@@ -580,6 +585,7 @@ impl Store {
                 tx,
                 read: Mutex::new(read),
             },
+            hint: std::sync::OnceLock::new(),
         });
         let weak = Arc::downgrade(&inner);
         let (db, checkpoint_options) = (path.to_path_buf(), inner.options.clone());
@@ -660,9 +666,14 @@ impl Store {
 
     /// Creates a run; resolves once the run is durable.
     pub async fn create_run(&self, run: NewRun) -> Result<RunKey, StoreError> {
+        let queued = run.executor.is_none();
         let (done, rx) = oneshot::channel();
         self.send(Write::CreateRun(run, done))?;
-        rx.await.map_err(|_| StoreError::WriterGone)?
+        let key = rx.await.map_err(|_| StoreError::WriterGone)??;
+        if queued && let Some(hint) = self.inner.hint.get() {
+            hint.notify_one();
+        }
+        Ok(key)
     }
 
     /// Queues run creation and returns the receiver, so many submissions share a commit.
@@ -1089,6 +1100,44 @@ impl Store {
             Ok(n)
         })
         .await
+    }
+
+    /// Claims up to `limit` top-level runs for executor `to`, highest priority and oldest
+    /// first: queued runs nobody claimed, and (on PostgreSQL) unfinished runs whose
+    /// executor's heartbeat went stale. Each run is claimed by one executor only, however
+    /// many claim at once (`FOR UPDATE SKIP LOCKED` on PostgreSQL; the single writer on
+    /// SQLite, whose dead executors' runs `Engine::recover` takes by their lock files).
+    pub async fn claim_runnable(&self, to: &str, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.claim_runnable(to, limit).await;
+        }
+        let to = to.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.write_with(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "UPDATE runs SET executor = ?1 WHERE id IN (SELECT id FROM runs WHERE status IN ('pending', 'running', 'waiting') AND parent IS NULL AND executor IS NULL ORDER BY priority DESC, created_at, id LIMIT ?2) RETURNING {RUN_COLUMNS}"
+            ))?;
+            let rows = stmt.query_map(params![to, limit], run_row)?;
+            let mut rows = rows.collect::<Result<Vec<_>, _>>()?;
+            rows.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.created_at, r.key));
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Notified when runs may have been queued for workers: on PostgreSQL by any process
+    /// (`LISTEN flow_runnable`, a hint only: a worker also polls, since notifications do
+    /// not pass a transaction-mode pooler); on SQLite by this process's own queueing.
+    pub fn work_hint(&self) -> Arc<tokio::sync::Notify> {
+        let hint = self
+            .inner
+            .hint
+            .get_or_init(|| Arc::new(tokio::sync::Notify::new()))
+            .clone();
+        if let Some(pg) = self.pg() {
+            pg.listen_for_work(&hint);
+        }
+        hint
     }
 
     /// Waits for everything queued so far to be committed.

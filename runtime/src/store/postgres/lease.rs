@@ -15,6 +15,11 @@ const BEAT: Duration = Duration::from_secs(2);
 /// How old a row may be before its executor counts as gone.
 const STALE: Duration = Duration::from_secs(10);
 
+/// [`STALE`] in milliseconds.
+pub(super) fn stale_millis() -> i64 {
+    i64::try_from(STALE.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// A running heartbeat; [`Heartbeat::stop`] ends it and removes the row.
 pub(in crate::store) struct Heartbeat {
     stop: mpsc::Sender<()>,
@@ -69,7 +74,7 @@ impl Postgres {
     /// executor counts as alive: a run is never taken on a guess.
     pub(in crate::store) fn executor_alive(&self, token: &str) -> bool {
         let token = token.to_owned();
-        let stale = i64::try_from(STALE.as_millis()).unwrap_or(i64::MAX);
+        let stale = stale_millis();
         self.read(move |s| {
             let row = s.opt(
                 &format!("SELECT heartbeat_at > {NOW_MS} - $2 FROM executors WHERE token = $1"),

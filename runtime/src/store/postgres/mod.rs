@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::time::Duration;
 
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
 use tokio::sync::oneshot;
@@ -74,6 +75,7 @@ CREATE INDEX IF NOT EXISTS runs_by_status_created ON runs(status, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_workflow_status ON runs(workflow, status, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_created_outcome ON runs(created_at, status, finished_at, workflow, parent);
 CREATE INDEX IF NOT EXISTS runs_by_parent ON runs(parent, parent_step) WHERE parent IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_runnable ON runs(priority DESC, created_at, id) WHERE status IN ('pending', 'running', 'waiting') AND parent IS NULL;
 CREATE TABLE IF NOT EXISTS events (
     run     BIGINT NOT NULL,
     seq     BIGINT NOT NULL,
@@ -131,6 +133,8 @@ pub(super) struct Postgres {
     writer: mpsc::Sender<writer::PgOp>,
     readers: mpsc::Sender<ReadJob>,
     owners: Owners,
+    /// Whether the `flow_runnable` listener thread was started.
+    listening: Mutex<bool>,
 }
 
 type ReadJob = Box<dyn FnOnce(&mut Reader) + Send>;
@@ -240,6 +244,7 @@ impl Postgres {
             writer,
             readers,
             owners,
+            listening: Mutex::new(false),
         })
     }
 
@@ -551,6 +556,62 @@ impl Postgres {
             Ok(usize::try_from(top).unwrap_or(0))
         })
         .await
+    }
+
+    /// Claims queued runs and runs of executors whose heartbeat is stale, with their
+    /// unfinished children, in one transaction.
+    pub(super) async fn claim_runnable(
+        &self,
+        to: &str,
+        limit: usize,
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let to = to.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let stale = lease::stale_millis();
+        self.write(move |t| {
+            let rows = t.query(
+                &format!(
+                    "UPDATE runs SET executor = $1 WHERE id IN (\
+                       SELECT id FROM runs WHERE status IN ('pending', 'running', 'waiting') AND parent IS NULL \
+                       AND (executor IS NULL OR NOT EXISTS (SELECT 1 FROM executors e WHERE e.token = runs.executor AND e.heartbeat_at > {NOW_MS} - $3)) \
+                       ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                     RETURNING {RUN_COLUMNS}"
+                ),
+                &[&to, &limit, &stale],
+            )?;
+            let mut runs = rows.iter().map(run_row).collect::<Result<Vec<_>, _>>()?;
+            if !runs.is_empty() {
+                let keys: Vec<RunKey> = runs.iter().map(|r| r.key).collect();
+                t.execute(
+                    "UPDATE runs SET executor = $1 WHERE parent = ANY($2) AND status IN ('pending', 'running', 'waiting')",
+                    &[&to, &keys],
+                )?;
+            }
+            runs.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.created_at, r.key));
+            Ok(runs)
+        })
+        .await
+    }
+
+    /// Starts (once) a thread that listens for `flow_runnable` notifications and
+    /// forwards each to `hint`; it reconnects when its connection breaks and ends when
+    /// the store is dropped.
+    pub(super) fn listen_for_work(&self, hint: &Arc<tokio::sync::Notify>) {
+        let mut started = self
+            .listening
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *started {
+            return;
+        }
+        *started = true;
+        let (url, at, weak) = (self.url.clone(), self.at.clone(), Arc::downgrade(hint));
+        let spawned = std::thread::Builder::new()
+            .name("flow-store-listen".into())
+            .spawn(move || listen(&url, &at, &weak));
+        if let Err(e) = spawned {
+            tracing::warn!(store = %self.at, error = %e, "cannot listen for queued runs; workers poll");
+        }
     }
 
     pub(super) async fn put_signal(
@@ -867,6 +928,50 @@ fn event_row(r: &Row) -> Option<Event> {
             .and_then(|a| u32::try_from(a).ok()),
         data: r.get(6),
     })
+}
+
+/// The listener of [`Postgres::listen_for_work`].
+fn listen(url: &str, at: &str, hint: &std::sync::Weak<tokio::sync::Notify>) {
+    let mut failures = 0u32;
+    let mut client: Option<Client> = None;
+    while hint.strong_count() > 0 {
+        if client.as_ref().is_none_or(Client::is_closed) {
+            match connect(url, Durability::Full).and_then(|mut c| {
+                c.batch_execute("LISTEN flow_runnable")?;
+                Ok(c)
+            }) {
+                Ok(c) => {
+                    client = Some(c);
+                    failures = 0;
+                    // Runs queued while not listening are found by this nudge.
+                    if let Some(h) = hint.upgrade() {
+                        h.notify_one();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(store = %at, error = %e, "cannot listen for queued runs; workers poll meanwhile");
+                    std::thread::sleep(backoff(failures));
+                    failures += 1;
+                    continue;
+                }
+            }
+        }
+        let Some(c) = client.as_mut() else { continue };
+        // Waits on the socket (no query); a second passes to notice a dropped store.
+        let heard = c
+            .notifications()
+            .timeout_iter(Duration::from_secs(1))
+            .next();
+        match heard {
+            Ok(Some(_)) => {
+                if let Some(h) = hint.upgrade() {
+                    h.notify_one();
+                }
+            }
+            Ok(None) => {}
+            Err(_) => client = None,
+        }
+    }
 }
 
 /// How long a retry waits after the `n`th failure in a row: 100 ms doubling to 5 s.

@@ -178,6 +178,7 @@ fn commit(
     let mut fenced: HashSet<usize> = HashSet::new();
     let result = (|| {
         let mut tx = c.client.transaction()?;
+        let mut queued = false;
         let mut i = 0;
         while i < batch.len() {
             match &batch[i] {
@@ -203,6 +204,11 @@ fn commit(
                 PgOp::Write(Write::CreateRun(run, _)) => {
                     let key = insert_run(&mut tx, &c.create_run, &c.existing_run, run)?;
                     created.push((i, key));
+                    if run.executor.is_none() && !queued {
+                        // Delivered at commit, to every worker listening.
+                        tx.batch_execute("NOTIFY flow_runnable")?;
+                        queued = true;
+                    }
                 }
                 PgOp::Write(Write::Status {
                     run,
