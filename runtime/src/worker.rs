@@ -81,7 +81,14 @@ pub async fn work(
                             (running.clone(), freed.clone(), finished.clone());
                         tokio::spawn(async move {
                             let outcome = handle.outcome().await;
-                            tracing::info!(run = %outcome.run_id, status = outcome.status.as_str(), "finished");
+                            match &outcome.error {
+                                Some(error) => {
+                                    tracing::warn!(run = %outcome.run_id, status = outcome.status.as_str(), error = %error.message, "finished")
+                                }
+                                None => {
+                                    tracing::info!(run = %outcome.run_id, status = outcome.status.as_str(), "finished")
+                                }
+                            }
                             running.fetch_sub(1, Ordering::AcqRel);
                             finished.fetch_add(1, Ordering::AcqRel);
                             freed.notify_one();

@@ -31,6 +31,11 @@ pub(super) use lease::Heartbeat;
 /// The schema version this build writes (the `flow_schema` table).
 pub(crate) const SCHEMA_VERSION: i64 = 1;
 
+/// How long a session of this process may sit inside a transaction waiting for the
+/// process before the server ends it (the process was paused or hung); far beyond any
+/// transaction Flow keeps open.
+const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
+
 /// Reader connections per process.
 const READERS: usize = 2;
 
@@ -180,15 +185,19 @@ fn error(at: &str, e: postgres::Error) -> StoreError {
 }
 
 /// Connects on the calling thread (which must not be a tokio worker) and sets the
-/// session's commit durability.
+/// session's commit durability and its limit on idling inside a transaction.
 fn connect(url: &str, durability: Durability) -> Result<Client, postgres::Error> {
     let mut client = Client::connect(url, NoTls)?;
     let sync = match durability {
         Durability::Full => "on",
         Durability::Process => "off",
     };
+    // A process paused inside a transaction (SIGSTOP, a long pause) must not hold row
+    // locks that keep other workers from its runs: the server ends such a session.
     client.batch_execute(&format!(
-        "SET synchronous_commit = {sync}; SET application_name = 'flow'"
+        "SET synchronous_commit = {sync}; SET application_name = 'flow'; \
+         SET idle_in_transaction_session_timeout = '{}ms'",
+        IDLE_IN_TRANSACTION.as_millis()
     ))?;
     Ok(client)
 }
