@@ -1,6 +1,8 @@
 //! Engine benchmarks, measured end to end on a real store file and a real local HTTP
 //! server. Run: `cargo bench -p flow-runtime --bench engine -- [transitions|latency|burst|sustained|parked|all]`.
-//! Prints one line per figure; docs/performance.md records them.
+//! Prints one line per figure; docs/performance.md records them. With
+//! `FLOW_BENCH_STORE=postgres://…/DB` the store is that PostgreSQL database instead of a
+//! fresh SQLite file (`scripts/bench-postgres.sh` makes one database per figure).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,8 +58,12 @@ fn engine(
     connector: Arc<dyn Connector>,
     max_runs: usize,
 ) -> Engine {
-    let store = Store::open(
-        &dir.join("flow.db"),
+    let location = match std::env::var("FLOW_BENCH_STORE") {
+        Ok(url) => flow_runtime::StoreLocation::parse(&url),
+        Err(_) => flow_runtime::StoreLocation::File(dir.join("flow.db")),
+    };
+    let store = Store::open_at(
+        &location,
         StoreOptions {
             durability,
             ..StoreOptions::default()

@@ -16,7 +16,6 @@ use base64::Engine as _;
 use flow_runtime::builtins::LinkSigner;
 use flow_runtime::signals::{SignalError, SignalRequest};
 use flow_runtime::{Store, StoreError};
-use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -60,22 +59,19 @@ impl Signer {
             path: store.path().to_path_buf(),
             message: format!("cannot draw random bytes for the link key: {e}"),
         })?;
+        store
+            .create_tables("CREATE TABLE IF NOT EXISTS server_keys (name TEXT PRIMARY KEY, key {blob} NOT NULL)")
+            .await?;
         let key: Vec<u8> = store
-            .write_with(move |conn| {
-                conn.execute_batch(
-                    "CREATE TABLE IF NOT EXISTS server_keys (name TEXT PRIMARY KEY, key BLOB NOT NULL)",
-                )?;
-                conn.execute(
+            .transact(move |tx| {
+                tx.execute(
                     "INSERT INTO server_keys (name, key) VALUES ('approval_links', ?1) ON CONFLICT (name) DO NOTHING",
-                    [fresh.to_vec()],
+                    &[fresh.to_vec().into()],
                 )?;
-                conn.query_row(
-                    "SELECT key FROM server_keys WHERE name = 'approval_links'",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map(Option::unwrap_or_default)
+                match tx.query_opt("SELECT key FROM server_keys WHERE name = 'approval_links'", &[])? {
+                    Some(r) => r.get(0),
+                    None => Ok(Vec::new()),
+                }
             })
             .await?;
         let mut k = [0u8; 32];

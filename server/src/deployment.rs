@@ -14,8 +14,8 @@ use flow_ir::artefact::Artefact;
 use flow_ir::program::{IntegrationId, TriggerKind, WorkflowId};
 use flow_ir::types::Type;
 use flow_runtime::prepared::Prepared;
+use flow_runtime::store::SqlValue;
 use flow_runtime::{Engine, EngineError, Store, StoreError};
-use rusqlite::params;
 use serde::Serialize;
 
 /// One workflow of a deployment.
@@ -282,7 +282,7 @@ fn trigger_args(entry: &Entry, args: &[Option<flow_ir::expr::ExprId>]) -> Vec<Op
 
 /// Creates the deployments table when missing.
 pub async fn prepare(store: &Store) -> Result<(), StoreError> {
-    store.write_with(|conn| conn.execute_batch(TABLE)).await
+    store.create_tables(TABLE).await
 }
 
 /// Loads `artefacts` into the engine and makes them the active deployment: the same
@@ -303,27 +303,35 @@ pub async fn activate(
     let now = crate::keys::now_ms();
     let (version, created_at) = engine
         .store()
-        .write_with(move |conn| {
-            let active: Option<(i64, i64, String)> = conn
-                .query_row(
+        .transact(move |tx| {
+            let active: Option<(i64, i64, String)> = tx
+                .query_opt(
                     "SELECT version, created_at, programs FROM deployments WHERE active = 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .ok();
+                    &[],
+                )?
+                .map(|r| Ok::<_, StoreError>((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .transpose()?;
             let text = serde_json::to_string(&hashes).unwrap_or_default();
             if let Some((version, created_at, programs)) = active {
                 if programs == text {
                     return Ok((version, created_at));
                 }
             }
-            conn.execute("UPDATE deployments SET active = 0 WHERE active = 1", [])?;
-            conn.execute(
+            tx.execute("UPDATE deployments SET active = 0 WHERE active = 1", &[])?;
+            let row = tx.query_opt(
                 "INSERT INTO deployments (version, created_at, actor, programs, workflows, active)
-                 VALUES ((SELECT coalesce(max(version), 0) + 1 FROM deployments), ?1, ?2, ?3, ?4, 1)",
-                params![now, actor, text, serde_json::to_string(&workflows).unwrap_or_default()],
+                 VALUES ((SELECT coalesce(max(version), 0) + 1 FROM deployments), ?1, ?2, ?3, ?4, 1) RETURNING version",
+                &[
+                    now.into(),
+                    actor.into(),
+                    text.into(),
+                    SqlValue::Text(serde_json::to_string(&workflows).unwrap_or_default()),
+                ],
             )?;
-            let version: i64 = conn.query_row("SELECT max(version) FROM deployments", [], |r| r.get(0))?;
+            let version: i64 = match row {
+                Some(r) => r.get(0)?,
+                None => 0,
+            };
             Ok((version, now))
         })
         .await?;
@@ -334,15 +342,14 @@ pub async fn activate(
 
 /// The programs of an earlier version, as artefacts, to deploy again.
 pub fn artefacts_of(store: &Store, version: i64) -> Result<Vec<Artefact>, DeployError> {
-    let programs: Option<String> = store.read(|conn| {
-        use rusqlite::OptionalExtension;
-        conn.query_row(
+    let programs: Option<String> = store
+        .query(
             "SELECT programs FROM deployments WHERE version = ?1",
-            [version],
-            |r| r.get(0),
-        )
-        .optional()
-    })?;
+            &[version.into()],
+        )?
+        .first()
+        .map(|r| r.get(0))
+        .transpose()?;
     let programs = programs.ok_or(DeployError::NoSuchVersion(version))?;
     let hashes: Vec<String> = serde_json::from_str(&programs).unwrap_or_default();
     let mut out = Vec::new();
@@ -360,11 +367,13 @@ pub fn list(store: &Store) -> Result<Vec<Version>, StoreError> {
     if !store.has_table("deployments")? {
         return Ok(Vec::new());
     }
-    store.read(|conn| {
-        let mut stmt = conn.prepare(
+    store
+        .query(
             "SELECT version, created_at, actor, programs, workflows, active FROM deployments ORDER BY version DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
+            &[],
+        )?
+        .iter()
+        .map(|r| {
             let programs: String = r.get(3)?;
             let workflows: String = r.get(4)?;
             Ok(Version {
@@ -373,9 +382,8 @@ pub fn list(store: &Store) -> Result<Vec<Version>, StoreError> {
                 actor: r.get(2)?,
                 programs: serde_json::from_str(&programs).unwrap_or_default(),
                 workflows: serde_json::from_str(&workflows).unwrap_or_default(),
-                active: r.get::<_, i64>(5)? == 1,
+                active: r.get::<i64>(5)? == 1,
             })
-        })?;
-        rows.collect()
-    })
+        })
+        .collect()
 }

@@ -21,7 +21,6 @@ use flow_connectors::events::{Delivery, EventError, Outcome, Subscription, deliv
 use flow_expr::Value;
 use flow_runtime::store::EventWait;
 use flow_runtime::{RunOrigin, Started, Store, StoreError};
-use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
@@ -32,7 +31,7 @@ use crate::error::ApiError;
 
 const TABLE: &str = "
 CREATE TABLE IF NOT EXISTS deliveries (
-    id          INTEGER PRIMARY KEY,
+    id          {serial},
     at          INTEGER NOT NULL,
     path        TEXT NOT NULL,
     status      INTEGER NOT NULL,
@@ -49,7 +48,7 @@ pub const KEPT: i64 = 100_000;
 const PRUNE_EVERY: i64 = 1_000;
 
 pub async fn prepare(store: &Store) -> Result<(), StoreError> {
-    store.write_with(|conn| conn.execute_batch(TABLE)).await
+    store.create_tables(TABLE).await
 }
 
 /// A delivery that started no run, as `flow deliveries list` shows it.
@@ -69,22 +68,23 @@ pub fn recorded(store: &Store, limit: u32) -> Result<Vec<Recorded>, StoreError> 
     if !store.has_table("deliveries")? {
         return Ok(Vec::new());
     }
-    store.read(|conn| {
-        let mut stmt = conn.prepare(
+    store
+        .query(
             "SELECT at, path, status, outcome, reason, delivery_id FROM deliveries ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit], |r| {
+            &[limit.into()],
+        )?
+        .iter()
+        .map(|r| {
             Ok(Recorded {
                 at: r.get(0)?,
                 path: r.get(1)?,
-                status: r.get(2)?,
+                status: u16::try_from(r.get::<i64>(2)?).unwrap_or_default(),
                 outcome: r.get(3)?,
                 reason: r.get(4)?,
                 delivery_id: r.get(5)?,
             })
-        })?;
-        rows.collect()
-    })
+        })
+        .collect()
 }
 
 async fn record(
@@ -106,14 +106,23 @@ async fn record(
     let written = state
         .engine
         .store()
-        .write_with(move |conn| {
-            conn.execute(
-                "INSERT INTO deliveries (at, path, status, outcome, reason, delivery_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![row.0, row.1, row.2, row.3, row.4, row.5],
-            )?;
-            let id = conn.last_insert_rowid();
+        .transact(move |tx| {
+            let id: i64 = match tx.query_opt(
+                "INSERT INTO deliveries (at, path, status, outcome, reason, delivery_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                &[
+                    row.0.into(),
+                    row.1.into(),
+                    row.2.into(),
+                    row.3.into(),
+                    row.4.into(),
+                    row.5.into(),
+                ],
+            )? {
+                Some(r) => r.get(0)?,
+                None => 0,
+            };
             if id % PRUNE_EVERY == 0 {
-                conn.execute("DELETE FROM deliveries WHERE id <= ?1", [id - KEPT])?;
+                tx.execute("DELETE FROM deliveries WHERE id <= ?1", &[(id - KEPT).into()])?;
             }
             Ok(())
         })

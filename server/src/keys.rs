@@ -7,8 +7,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use flow_runtime::store::{SqlRow, SqlValue};
 use flow_runtime::{Store, StoreError};
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -128,7 +128,7 @@ const TABLE: &str = "
 CREATE TABLE IF NOT EXISTS api_keys (
     id         TEXT PRIMARY KEY,
     name       TEXT NOT NULL UNIQUE,
-    hash       BLOB NOT NULL UNIQUE,
+    hash       {blob} NOT NULL UNIQUE,
     scopes     TEXT NOT NULL,
     workflows  TEXT,
     owner_as   TEXT,
@@ -140,7 +140,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 
 /// Creates the keys table when missing.
 pub async fn prepare(store: &Store) -> Result<(), StoreError> {
-    store.write_with(|conn| conn.execute_batch(TABLE)).await
+    store.create_tables(TABLE).await
 }
 
 /// Creates a key; returns it with its secret, the only time the secret exists.
@@ -166,19 +166,19 @@ pub async fn create(store: &Store, new: NewKey) -> Result<(Key, String), KeyErro
     let row = key.clone();
     let hash = digest(&text);
     let inserted = store
-        .write_with(move |conn| {
-            conn.execute(
+        .transact(move |tx| {
+            tx.execute(
                 "INSERT INTO api_keys (id, name, hash, scopes, workflows, owner_as, created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO NOTHING",
-                params![
-                    row.id,
-                    row.name,
-                    hash.to_vec(),
-                    scopes_text(&row.scopes),
-                    row.workflows,
-                    row.owner,
-                    row.created_at,
-                    row.expires_at
+                &[
+                    row.id.into(),
+                    row.name.into(),
+                    hash.to_vec().into(),
+                    scopes_text(&row.scopes).into(),
+                    row.workflows.into(),
+                    row.owner.into(),
+                    row.created_at.into(),
+                    row.expires_at.into(),
                 ],
             )
         })
@@ -194,13 +194,14 @@ pub fn list(store: &Store) -> Result<Vec<Key>, StoreError> {
     if !store.has_table("api_keys")? {
         return Ok(Vec::new());
     }
-    store.read(|conn| {
-        let mut stmt = conn.prepare(
+    store
+        .query(
             "SELECT id, name, scopes, workflows, owner_as, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at DESC, name",
-        )?;
-        let rows = stmt.query_map([], key_row)?;
-        rows.collect()
-    })
+            &[],
+        )?
+        .iter()
+        .map(key_row)
+        .collect()
 }
 
 /// Revokes the key named `name`; it is refused from then on.
@@ -208,10 +209,10 @@ pub async fn revoke(store: &Store, name: &str) -> Result<(), KeyError> {
     prepare(store).await?;
     let owned = name.to_owned();
     let n = store
-        .write_with(move |conn| {
-            conn.execute(
+        .transact(move |tx| {
+            tx.execute(
                 "UPDATE api_keys SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
-                params![owned, now_ms()],
+                &[owned.into(), now_ms().into()],
             )
         })
         .await?;
@@ -227,13 +228,14 @@ pub fn authenticate(store: &Store, presented: &str) -> Result<Result<Key, Refusa
         return Ok(Err(Refusal::Unknown));
     }
     let hash = digest(presented);
-    let found = store.read(|conn| {
-        conn.prepare_cached(
+    let found = store
+        .query(
             "SELECT id, name, scopes, workflows, owner_as, created_at, expires_at, revoked_at, hash FROM api_keys WHERE hash = ?1",
+            &[SqlValue::Bytes(hash.to_vec())],
         )?
-        .query_row([hash.to_vec()], |r| Ok((key_row(r)?, r.get::<_, Vec<u8>>(8)?)))
-        .optional()
-    })?;
+        .first()
+        .map(|r| Ok::<_, StoreError>((key_row(r)?, r.get::<Vec<u8>>(8)?)))
+        .transpose()?;
     let Some((key, stored)) = found else {
         return Ok(Err(Refusal::Unknown));
     };
@@ -248,13 +250,14 @@ pub fn authenticate(store: &Store, presented: &str) -> Result<Result<Key, Refusa
 /// The key with id `id` (a signed-in dashboard session names its key by id), or why it
 /// is refused now.
 pub fn by_id(store: &Store, id: &str) -> Result<Result<Key, Refusal>, StoreError> {
-    let found = store.read(|conn| {
-        conn.prepare_cached(
+    let found = store
+        .query(
             "SELECT id, name, scopes, workflows, owner_as, created_at, expires_at, revoked_at FROM api_keys WHERE id = ?1",
+            &[id.into()],
         )?
-        .query_row([id], key_row)
-        .optional()
-    })?;
+        .first()
+        .map(key_row)
+        .transpose()?;
     Ok(found.map_or(Err(Refusal::Unknown), live))
 }
 
@@ -269,7 +272,7 @@ fn live(key: Key) -> Result<Key, Refusal> {
     Ok(key)
 }
 
-fn key_row(r: &rusqlite::Row<'_>) -> Result<Key, rusqlite::Error> {
+fn key_row(r: &SqlRow) -> Result<Key, StoreError> {
     let scopes: String = r.get(2)?;
     Ok(Key {
         id: r.get(0)?,

@@ -25,7 +25,6 @@ use croner::parser::{CronParser, Seconds, Year};
 use flow_ir::program::Overlap;
 use flow_runtime::store::RunFilter;
 use flow_runtime::{RunOrigin, RunStatus, Started, Store, StoreError};
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::json;
 
@@ -148,7 +147,7 @@ CREATE TABLE IF NOT EXISTS schedules (
 ";
 
 pub async fn prepare(store: &Store) -> Result<(), StoreError> {
-    store.write_with(|conn| conn.execute_batch(TABLE)).await
+    store.create_tables(TABLE).await
 }
 
 /// A schedule's identity: the same across deployment versions while its workflow, cron
@@ -164,12 +163,16 @@ pub fn identity(s: &Scheduled) -> String {
 
 /// When a schedule last fired (its newest nominal instant recorded).
 fn last_fire_of(store: &Store, identity: &str) -> Result<Option<i64>, StoreError> {
-    store.read(|conn| {
-        conn.prepare_cached("SELECT last_fire FROM schedules WHERE identity = ?1")?
-            .query_row([identity], |r| r.get(0))
-            .optional()
-            .map(Option::flatten)
-    })
+    match store
+        .query(
+            "SELECT last_fire FROM schedules WHERE identity = ?1",
+            &[identity.into()],
+        )?
+        .first()
+    {
+        Some(row) => row.get(0),
+        None => Ok(None),
+    }
 }
 
 /// Which counter a tick adds to.
@@ -196,13 +199,13 @@ async fn record(
         Tally::Skipped => "skipped",
     };
     store
-        .write_with(move |conn| {
-            conn.execute(
+        .transact(move |tx| {
+            tx.execute(
                 &format!(
                     "INSERT INTO schedules (identity, workflow, last_fire, {column}) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (identity) DO UPDATE SET last_fire = max(coalesce(last_fire, 0), ?3), {column} = {column} + ?4"
+                     ON CONFLICT (identity) DO UPDATE SET last_fire = CASE WHEN coalesce(schedules.last_fire, 0) > ?3 THEN schedules.last_fire ELSE ?3 END, {column} = schedules.{column} + ?4"
                 ),
-                params![identity, workflow, at, count],
+                &[identity.into(), workflow.into(), at.into(), count.into()],
             )
             .map(|_| ())
         })
@@ -214,11 +217,11 @@ pub async fn set_paused(store: &Store, s: &Scheduled, paused: bool) -> Result<()
     let identity = identity(s);
     let workflow = s.name.clone();
     store
-        .write_with(move |conn| {
-            conn.execute(
+        .transact(move |tx| {
+            tx.execute(
                 "INSERT INTO schedules (identity, workflow, paused) VALUES (?1, ?2, ?3)
                  ON CONFLICT (identity) DO UPDATE SET paused = ?3",
-                params![identity, workflow, paused as i64],
+                &[identity.into(), workflow.into(), paused.into()],
             )
             .map(|_| ())
         })
@@ -234,13 +237,14 @@ pub fn states(
     let mut out = Vec::new();
     for s in schedules {
         let identity = identity(s);
-        let counts: Option<(i64, Option<i64>, i64, i64, i64)> = store.read(|conn| {
-            conn.prepare_cached(
+        let counts: Option<(i64, Option<i64>, i64, i64, i64)> = store
+            .query(
                 "SELECT paused, last_fire, fires, missed, skipped FROM schedules WHERE identity = ?1",
+                &[identity.as_str().into()],
             )?
-            .query_row([&identity], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-            .optional()
-        })?;
+            .first()
+            .map(|r| Ok::<_, StoreError>((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .transpose()?;
         let (paused, last, fires, missed, skipped) = counts.unwrap_or((0, None, 0, 0, 0));
         let next = Grid::new(&s.cron, s.time_zone.as_deref())
             .ok()
@@ -350,18 +354,14 @@ pub struct Gates {
 
 impl Gates {
     pub fn read(store: &Store) -> Result<Gates, StoreError> {
-        store.read(|conn| {
-            let paused = conn
-                .prepare_cached("SELECT identity FROM schedules WHERE paused = 1")?
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let running = conn
-                .prepare_cached(
-                    "SELECT DISTINCT workflow FROM runs WHERE status IN ('pending', 'running', 'waiting') AND trigger = 'schedule'",
-                )?
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            Ok(Gates { paused, running })
+        let column = |sql: &str| -> Result<HashSet<String>, StoreError> {
+            store.query(sql, &[])?.iter().map(|r| r.get(0)).collect()
+        };
+        Ok(Gates {
+            paused: column("SELECT identity FROM schedules WHERE paused = 1")?,
+            running: column(
+                "SELECT DISTINCT workflow FROM runs WHERE status IN ('pending', 'running', 'waiting') AND trigger = 'schedule'",
+            )?,
         })
     }
 

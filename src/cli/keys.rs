@@ -51,7 +51,6 @@ pub enum KeysCommand {
 }
 
 pub fn run(args: KeysArgs, _color: ColorChoice) -> miette::Result<ExitCode> {
-    args.store.require_sqlite("flow keys")?;
     let store = open_store(&args.store.store, DurabilityArg::Full)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

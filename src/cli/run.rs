@@ -64,17 +64,6 @@ impl StoreArgs {
             StoreLocation::Postgres(_) => PathBuf::from(".flow/postgres"),
         }
     }
-
-    /// Refuses a PostgreSQL store for a command that does not work on one yet.
-    pub fn require_sqlite(&self, command: &str) -> miette::Result<()> {
-        match &self.store {
-            StoreLocation::File(_) => Ok(()),
-            StoreLocation::Postgres(_) => Err(miette!(
-                "`{command}` does not run on a PostgreSQL store yet ({}); use an SQLite store (--store PATH). See docs/postgres.md for what runs on PostgreSQL today.",
-                self.store
-            )),
-        }
-    }
 }
 
 /// Options of the commands that execute runs.

@@ -158,7 +158,6 @@ pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
         eprintln!("not served: the programs have errors");
         return Ok(ExitCode::from(EXIT_FAILURE));
     };
-    args.store.require_sqlite("flow serve")?;
     let store = open_store(&args.store.store, args.exec.durability)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

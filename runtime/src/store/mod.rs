@@ -27,7 +27,9 @@ mod journal;
 mod lease;
 mod postgres;
 mod signals;
+mod sql;
 pub use signals::{EventWait, event_signal};
+pub use sql::{FromSqlValue, SqlRow, SqlTx, SqlValue};
 
 use journal::JournalWrites;
 pub use lease::Lease;
@@ -161,6 +163,12 @@ pub enum StoreError {
         "run {run} now belongs to another executor (this process's lease on it lapsed); its writes from here are refused"
     )]
     Fenced { run: RunKey },
+    #[error("a stored column {index} holds {found}, not {wanted}")]
+    Column {
+        index: usize,
+        found: String,
+        wanted: &'static str,
+    },
     #[error("{what} is not available on a PostgreSQL store yet (store {at}); use an SQLite store")]
     NotOnPostgres { what: &'static str, at: String },
 }
@@ -727,13 +735,24 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let path = self.inner.path.clone();
+        self.exec_sqlite(move |conn| f(conn).map_err(|e| classify(&path, e, Duration::ZERO)))
+            .await
+    }
+
+    /// Runs `f` on the SQLite writer inside its current transaction; its result is
+    /// handed back once the batch committed.
+    async fn exec_sqlite<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let Backend::Sqlite { tx: writer, .. } = &self.inner.backend else {
             return Err(self.not_on_postgres("this SQLite-only write"));
         };
         let (tx, rx) = oneshot::channel();
         let path = self.inner.path.clone();
         let op = Op::Exec(Box::new(move |conn: &Connection| -> AfterCommit {
-            let result = f(conn).map_err(|e| classify(&path, e, Duration::ZERO));
+            let result = f(conn);
             Box::new(move |commit_error: Option<String>| {
                 let result = match commit_error {
                     None => result,

@@ -76,15 +76,13 @@ fn summarise(
         buckets: vec![Bucket::default(); w.buckets],
         ..Summary::default()
     };
-    store.read(|conn| {
-        let mut stmt = conn.prepare_cached(
-            "SELECT created_at, status, finished_at, workflow FROM runs WHERE created_at >= ?1 AND parent IS NULL",
-        )?;
-        let mut rows = stmt.query([since])?;
-        while let Some(r) = rows.next()? {
+    store.query_each(
+        "SELECT created_at, status, finished_at, workflow FROM runs WHERE created_at >= ?1 AND parent IS NULL",
+        &[since.into()],
+        |r| {
             let workflow: String = r.get(3)?;
             if !covers(&workflow) {
-                continue;
+                return Ok(());
             }
             let created: i64 = r.get(0)?;
             let status: String = r.get(1)?;
@@ -104,9 +102,9 @@ fn summarise(
             let entry = s.workflows.entry(workflow).or_default();
             entry.0 += 1;
             entry.1 += u64::from(failed);
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     s.durations.sort_unstable();
     for b in &mut s.buckets {
         b.durations.sort_unstable();

@@ -4,8 +4,8 @@
 //! only the token's SHA-256, the key's id and the session's CSRF token; the key is checked
 //! again on every request, so revoking it ends its sessions at once.
 
+use flow_runtime::store::SqlValue;
 use flow_runtime::{Store, StoreError};
-use rusqlite::{OptionalExtension, params};
 
 use crate::error::ApiError;
 use crate::keys::{self, Key, Refusal, constant_time_eq, digest, now_ms};
@@ -18,7 +18,7 @@ pub const LIFETIME_MS: i64 = 12 * 3_600_000;
 
 const TABLE: &str = "
 CREATE TABLE IF NOT EXISTS ui_sessions (
-    token_hash BLOB PRIMARY KEY,
+    token_hash {blob} PRIMARY KEY,
     key_id     TEXT NOT NULL,
     csrf       TEXT NOT NULL,
     created_at INTEGER NOT NULL,
@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS ui_sessions (
 ";
 
 pub async fn prepare(store: &Store) -> Result<(), StoreError> {
-    store.write_with(|conn| conn.execute_batch(TABLE)).await
+    store.create_tables(TABLE).await
 }
 
 /// A session opened for `key`: the token for the cookie, the CSRF token for forms.
@@ -43,11 +43,17 @@ pub async fn open(store: &Store, key: &Key) -> Result<Opened, ApiError> {
     let (hash, key_id, row_csrf) = (digest(&token).to_vec(), key.id.clone(), csrf.clone());
     let now = now_ms();
     store
-        .write_with(move |conn| {
-            conn.execute("DELETE FROM ui_sessions WHERE expires_at <= ?1", [now])?;
-            conn.execute(
+        .transact(move |tx| {
+            tx.execute("DELETE FROM ui_sessions WHERE expires_at <= ?1", &[now.into()])?;
+            tx.execute(
                 "INSERT INTO ui_sessions (token_hash, key_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![hash, key_id, row_csrf, now, now + LIFETIME_MS],
+                &[
+                    hash.into(),
+                    key_id.into(),
+                    row_csrf.into(),
+                    now.into(),
+                    (now + LIFETIME_MS).into(),
+                ],
             )
         })
         .await?;
@@ -57,15 +63,14 @@ pub async fn open(store: &Store, key: &Key) -> Result<Opened, ApiError> {
 /// The key and CSRF token of the session `token` names, when it is live and its key is.
 pub fn find(store: &Store, token: &str) -> Result<Option<(Key, String)>, StoreError> {
     let hash = digest(token);
-    let row: Option<(String, String, Vec<u8>)> = store.read(|conn| {
-        conn.prepare_cached(
+    let row: Option<(String, String, Vec<u8>)> = store
+        .query(
             "SELECT key_id, csrf, token_hash FROM ui_sessions WHERE token_hash = ?1 AND expires_at > ?2",
+            &[SqlValue::Bytes(hash.to_vec()), now_ms().into()],
         )?
-        .query_row(params![hash.to_vec(), now_ms()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()
-    })?;
+        .first()
+        .map(|r| Ok::<_, StoreError>((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .transpose()?;
     let Some((key_id, csrf, stored)) = row else {
         return Ok(None);
     };
@@ -82,8 +87,11 @@ pub fn find(store: &Store, token: &str) -> Result<Option<(Key, String)>, StoreEr
 pub async fn close(store: &Store, token: &str) -> Result<(), StoreError> {
     let hash = digest(token).to_vec();
     store
-        .write_with(move |conn| {
-            conn.execute("DELETE FROM ui_sessions WHERE token_hash = ?1", [hash])
+        .transact(move |tx| {
+            tx.execute(
+                "DELETE FROM ui_sessions WHERE token_hash = ?1",
+                &[hash.into()],
+            )
         })
         .await?;
     Ok(())

@@ -18,6 +18,7 @@ use postgres::{Client, NoTls, Row, Statement, Transaction};
 use tokio::sync::oneshot;
 
 use super::signals::SignalStored;
+use super::sql::{PostgresTx, SqlRow, SqlTx, SqlValue};
 
 use super::{
     AfterCommit, Durability, Event, EventKind, EventWait, RUN_COLUMNS, RunFilter, RunKey,
@@ -173,7 +174,7 @@ pub(crate) fn redact(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
-fn error(at: &str, e: postgres::Error) -> StoreError {
+pub(in crate::store) fn error(at: &str, e: postgres::Error) -> StoreError {
     let message = match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => e.to_string(),
@@ -269,20 +270,31 @@ impl Postgres {
         &self,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let at = self.at.clone();
+        self.exec(move |t| f(t).map_err(|e| error(&at, e))).await
+    }
+
+    /// [`Postgres::write`] for a closure that reports its own errors.
+    async fn exec<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         let at = self.at.clone();
         let op = writer::PgOp::Exec(Box::new(move |t: &mut Transaction<'_>| -> AfterCommit {
             let result = match t.savepoint("flow_write") {
                 Ok(mut savepoint) => match f(&mut savepoint) {
-                    Ok(value) => savepoint.commit().map(|()| value),
+                    Ok(value) => savepoint
+                        .commit()
+                        .map(|()| value)
+                        .map_err(|e| error(&at, e)),
                     Err(e) => {
                         let _ = savepoint.rollback();
                         Err(e)
                     }
                 },
-                Err(e) => Err(e),
+                Err(e) => Err(error(&at, e)),
             };
-            let result = result.map_err(|e| error(&at, e));
             Box::new(move |commit_error: Option<String>| {
                 let result = match commit_error {
                     None => result,
@@ -312,6 +324,29 @@ impl Postgres {
             }))
             .map_err(|_| StoreError::WriterGone)?;
         rx.recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// A query in the shared SQL (already in PostgreSQL's numbering), on a reader.
+    pub(super) fn query(
+        &self,
+        sql: String,
+        params: Vec<SqlValue>,
+    ) -> Result<Vec<SqlRow>, StoreError> {
+        self.read(move |s| {
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+            s.all(&sql, &refs)?.iter().map(sql_row).collect()
+        })
+    }
+
+    /// [`super::Store::transact`] on PostgreSQL: inside a savepoint of the writer's
+    /// transaction.
+    pub(super) async fn transact<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn SqlTx) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let at = self.at.clone();
+        self.exec(move |t| f(&mut PostgresTx { tx: t, at: &at }))
+            .await
     }
 
     pub(super) fn has_table(&self, name: &str) -> Result<bool, StoreError> {
@@ -893,6 +928,69 @@ fn read_loop(url: String, durability: Durability, jobs: &Mutex<mpsc::Receiver<Re
         let Ok(job) = job else { return };
         job(&mut reader);
     }
+}
+
+/// A row of any query, as the shared SQL's values.
+pub(in crate::store) fn sql_row(r: &Row) -> Result<SqlRow, postgres::Error> {
+    use postgres::types::Type;
+    let mut values = Vec::with_capacity(r.len());
+    for (i, column) in r.columns().iter().enumerate() {
+        let t = column.type_();
+        let value = if *t == Type::INT8 {
+            r.try_get::<_, Option<i64>>(i)?.map(SqlValue::Int)
+        } else if *t == Type::INT4 {
+            r.try_get::<_, Option<i32>>(i)?
+                .map(|v| SqlValue::Int(v.into()))
+        } else if *t == Type::INT2 {
+            r.try_get::<_, Option<i16>>(i)?
+                .map(|v| SqlValue::Int(v.into()))
+        } else if *t == Type::BOOL {
+            r.try_get::<_, Option<bool>>(i)?
+                .map(|v| SqlValue::Int(v.into()))
+        } else if *t == Type::FLOAT8 {
+            r.try_get::<_, Option<f64>>(i)?.map(SqlValue::Float)
+        } else if *t == Type::FLOAT4 {
+            r.try_get::<_, Option<f32>>(i)?
+                .map(|v| SqlValue::Float(v.into()))
+        } else if *t == Type::BYTEA {
+            r.try_get::<_, Option<Vec<u8>>>(i)?.map(SqlValue::Bytes)
+        } else {
+            r.try_get::<_, Option<String>>(i)?.map(SqlValue::Text)
+        };
+        values.push(value.unwrap_or(SqlValue::Null));
+    }
+    Ok(SqlRow(values))
+}
+
+/// Binds a shared-SQL value to whatever type PostgreSQL inferred for the parameter.
+impl ToSql for SqlValue {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use postgres::types::Type;
+        match self {
+            SqlValue::Null => Ok(postgres::types::IsNull::Yes),
+            SqlValue::Int(i) => match *ty {
+                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                Type::BOOL => (*i != 0).to_sql(ty, out),
+                Type::FLOAT8 => (*i as f64).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR => i.to_string().to_sql(ty, out),
+                _ => i.to_sql(ty, out),
+            },
+            SqlValue::Float(f) => f.to_sql(ty, out),
+            SqlValue::Text(s) => s.to_sql(ty, out),
+            SqlValue::Bytes(b) => b.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
 }
 
 fn run_row(r: &Row) -> Result<RunRow, postgres::Error> {

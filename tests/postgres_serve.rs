@@ -1,0 +1,207 @@
+//! `flow serve` on a PostgreSQL store, as several processes sharing it: three servers
+//! with a schedule that ticks every second fire exactly one run per tick between them
+//! (a unique key per tick, no leader), for over a minute; a run started through one
+//! server's API is seen through another's; the same webhook delivery sent to two
+//! servers starts one run.
+//!
+//! Needs `FLOW_TEST_POSTGRES_URL` (`scripts/services/postgres.sh`); without it the test
+//! says it was skipped, unless `FLOW_TEST_REQUIRE_POSTGRES` is set.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flow_runtime::StoreOptions;
+use flow_runtime::store::{RunFilter, Store, StoreLocation};
+
+const FLOW: &str = env!("CARGO_BIN_EXE_flow");
+
+const WORKFLOWS: &str = r#"
+workflow tick -> int {
+  on schedule("* * * * * *", tz: "UTC")
+  return 1
+}
+
+workflow double(n: int) -> int {
+  return n * 2
+}
+"#;
+
+fn database(name: &str) -> Option<String> {
+    let Ok(admin) = std::env::var("FLOW_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("FLOW_TEST_REQUIRE_POSTGRES").is_none(),
+            "FLOW_TEST_REQUIRE_POSTGRES is set but the PostgreSQL server did not start"
+        );
+        eprintln!("skipped: FLOW_TEST_POSTGRES_URL is not set (scripts/test.sh starts a server)");
+        return None;
+    };
+    let db = format!("flow_{name}_{}", std::process::id());
+    let status = Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-q",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {db}"),
+        ])
+        .args(["-c", &format!("CREATE DATABASE {db}")])
+        .stdout(Stdio::null())
+        .status()
+        .expect("psql runs");
+    assert!(status.success(), "cannot create database {db}");
+    Some(format!("{}/{db}", admin.rsplit_once('/').unwrap().0))
+}
+
+/// A `flow serve` process with every role; killed when dropped.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    fn start(store: &str, dir: &std::path::Path) -> Server {
+        let mut child = Command::new(FLOW)
+            .args([
+                "serve",
+                "app.flow",
+                "--listen",
+                "127.0.0.1:0",
+                "--grace",
+                "1s",
+            ])
+            .env("FLOW_STORE", store)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("flow serve starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let start = Instant::now();
+        let address = loop {
+            let line = lines
+                .next()
+                .expect("flow serve says where it listens")
+                .unwrap();
+            if let Some(a) = line.strip_prefix("listening on ") {
+                break a.trim().to_owned();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "flow serve did not start"
+            );
+        };
+        // Keep reading its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, address }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn post(url: &str, key: &str, body: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let mut command = Command::new("curl");
+    command.args(["-s", "-w", "\n%{http_code}", "-X", "POST", url, "-d", body]);
+    command.args(["-H", &format!("Authorization: Bearer {key}")]);
+    for (name, value) in headers {
+        command.args(["-H", &format!("{name}: {value}")]);
+    }
+    let out = command.output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn three_servers_fire_one_run_per_tick_and_share_runs() {
+    let Some(url) = database("serve") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.flow"), WORKFLOWS).unwrap();
+    let key = Command::new(FLOW)
+        .args(["keys", "create", "--name", "test", "--scope", "admin"])
+        .env("FLOW_STORE", &url)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+
+    let servers: Vec<Server> = (0..3).map(|_| Server::start(&url, dir.path())).collect();
+    let started = Instant::now();
+
+    // A run through one server's API is another server's to show.
+    let (status, run) = post(
+        &format!(
+            "{}/api/v1/workflows/double/runs?wait=10s",
+            servers[0].address
+        ),
+        &key,
+        r#"{"n": 21}"#,
+        &[("Idempotency-Key", "double-1")],
+    );
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["output"], serde_json::json!(42));
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    let again = post(
+        &format!(
+            "{}/api/v1/workflows/double/runs?wait=10s",
+            servers[1].address
+        ),
+        &key,
+        r#"{"n": 21}"#,
+        &[("Idempotency-Key", "double-1")],
+    );
+    assert_eq!(
+        again.1["run_id"].as_str(),
+        Some(run_id.as_str()),
+        "one run per key across servers"
+    );
+
+    std::thread::sleep(Duration::from_secs(61).saturating_sub(started.elapsed()));
+    drop(servers);
+
+    let store = Store::open_at(&StoreLocation::Postgres(url), StoreOptions::default()).unwrap();
+    let ticks = store
+        .list_runs(&RunFilter {
+            workflow: Some("tick".into()),
+            ..RunFilter::default()
+        })
+        .unwrap();
+    let instants: Vec<String> = ticks
+        .iter()
+        .map(|r| {
+            r.origin.event.as_ref().unwrap()["scheduled_at"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let distinct: BTreeSet<&String> = instants.iter().collect();
+    assert_eq!(distinct.len(), instants.len(), "no tick fired twice");
+    assert!(
+        instants.len() >= 55,
+        "about one run per second for 61 s, got {}",
+        instants.len()
+    );
+    let doubles = store
+        .list_runs(&RunFilter {
+            workflow: Some("double".into()),
+            ..RunFilter::default()
+        })
+        .unwrap();
+    assert_eq!(doubles.len(), 1);
+}
