@@ -9,7 +9,11 @@
 #      (each step a GET to runtime/examples/http_ok.rs) claimed by 1, 2 and 4
 #      `flow serve --role worker` processes: runs/s and durable steps/s until all ended;
 #   3. idle: 4 idle workers for 30 s, their queries per second (transactions counted by
-#      pg_stat_database, which is one per statement for these autocommit queries).
+#      pg_stat_database, which is one per statement for these autocommit queries);
+#   4. DBOS Transact (PyPI `dbos`, installed under target/bench-dbos) on the same
+#      PostgreSQL with the same workflow and HTTP server (scripts/bench-postgres/
+#      dbos_bench.py): its p50 one run at a time and its runs/s from 50 threads, beside
+#      Flow's figures from 1. and 2.
 # PostgreSQL 15 (Debian's, installed when missing) runs with its data under
 # target/bench-postgres and is stopped at the end; everything shares the same 2 cores.
 #
@@ -47,9 +51,10 @@ FLOW_BENCH_STORE="$(newdb bench_engine)" cargo bench --quiet -p flow-runtime --b
 
 echo
 echo "== 2. worker processes: $runs queued runs of 10 sequential http steps"
-exec 3< <(target/release/examples/http_ok 3600)
-upstream_pid=$!
-read -r base <&3
+# The upstream stops when its standard input closes: a coprocess keeps it open.
+coproc UPSTREAM { exec target/release/examples/http_ok 3600; }
+upstream_pid=$UPSTREAM_PID
+read -r base <&"${UPSTREAM[0]}"
 work=$(mktemp -d)
 cat > "$work/ten.flow" <<FLOW
 workflow ten(base: string) -> int {
@@ -104,4 +109,13 @@ sleep 30
 after=$(count)
 pkill -f "flow serve --role worker" || true
 awk -v a="$before" -v b="$after" 'BEGIN { printf "4 idle workers: %.2f queries/s together (%d in 30 s)\n", (b - a) / 30, b - a }'
+
+echo
+echo "== 4. DBOS Transact, same PostgreSQL, workflow and HTTP server"
+venv="$PWD/target/bench-dbos/venv"
+if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import dbos" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "dbos==3.4.0"
+fi
+"$venv/bin/python" scripts/bench-postgres/dbos_bench.py "$(newdb bench_dbos)" "$base" "$runs" 50
 rm -rf "$work"

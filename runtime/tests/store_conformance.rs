@@ -113,6 +113,9 @@ conformance!(
     events_of_kinds_follow_the_runs_asked_for,
     a_run_that_cannot_resume_fails_and_recovery_goes_on,
     a_workflow_runs_to_completion_and_its_journal_shows_every_step,
+    queued_runs_are_claimed_once_highest_priority_first,
+    prune_goes_through_more_runs_than_one_batch,
+    the_shared_sql_reads_and_writes_alike,
 );
 
 fn new_run(id: &str, executor: &str) -> NewRun {
@@ -684,6 +687,143 @@ workflow chain(base: string) -> int {
         .collect();
     assert_eq!(succeeded, vec!["a", "b", "c"]);
     assert!(reopened.program(&run.program).unwrap().is_some());
+}
+
+async fn prune_goes_through_more_runs_than_one_batch(fixture: Fixture) {
+    let store = fixture.open();
+    let mut pending = Vec::new();
+    for i in 0..2500 {
+        let mut run = new_run(&format!("old{i}"), "x");
+        run.status = RunStatus::Completed;
+        pending.push(store.create_run_queued(run).unwrap());
+    }
+    for p in pending {
+        p.await.unwrap().unwrap();
+    }
+    let mut kept = new_run("kept", "x");
+    kept.created_at = 9000;
+    kept.status = RunStatus::Completed;
+    store.create_run(kept).await.unwrap();
+    assert_eq!(store.prune(5000).await.unwrap(), 2500);
+    let left = store.list_runs(&RunFilter::default()).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].run_id, "kept");
+}
+
+async fn queued_runs_are_claimed_once_highest_priority_first(fixture: Fixture) {
+    let store = fixture.open();
+    for i in 0..40i64 {
+        let mut run = new_run(&format!("q{i:02}"), "unused");
+        run.executor = None;
+        run.status = RunStatus::Pending;
+        run.priority = i % 3;
+        run.created_at = 1000 + i;
+        store.create_run(run).await.unwrap();
+    }
+    // Not queued: it has a live executor.
+    let owner = store.acquire_lease().unwrap();
+    store
+        .create_run(new_run("owned", &owner.token))
+        .await
+        .unwrap();
+    // Claimers are live executors (a claimer without a lease would count as gone, and
+    // on PostgreSQL its runs would be taken again).
+    let leases: Vec<_> = (0..4).map(|_| store.acquire_lease().unwrap()).collect();
+    let first = store.claim_runnable(&leases[0].token, 5).await.unwrap();
+    assert_eq!(
+        first.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        vec!["q02", "q05", "q08", "q11", "q14"],
+        "highest priority, then oldest"
+    );
+    assert!(
+        first
+            .iter()
+            .all(|r| r.executor.as_deref() == Some(leases[0].token.as_str()))
+    );
+    // Claimers at once never share a run.
+    let mut claims = Vec::new();
+    for lease in &leases[1..] {
+        let (store, token) = (store.clone(), lease.token.clone());
+        claims.push(tokio::spawn(async move {
+            store.claim_runnable(&token, 20).await.unwrap()
+        }));
+    }
+    let mut seen: Vec<String> = first.into_iter().map(|r| r.run_id).collect();
+    for c in claims {
+        seen.extend(c.await.unwrap().into_iter().map(|r| r.run_id));
+    }
+    let total = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "no run claimed twice");
+    assert_eq!(total, 40, "every queued run claimed, the owned one not");
+    assert!(
+        store
+            .claim_runnable(&leases[0].token, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for lease in leases {
+        lease.release(&store);
+    }
+    owner.release(&store);
+}
+
+async fn the_shared_sql_reads_and_writes_alike(fixture: Fixture) {
+    use flow_runtime::store::SqlValue;
+    let store = fixture.open();
+    store
+        .create_tables(
+            "CREATE TABLE IF NOT EXISTS notes (id {serial}, body TEXT NOT NULL, data {blob}, n INTEGER);
+             CREATE INDEX IF NOT EXISTS notes_by_n ON notes(n)",
+        )
+        .await
+        .unwrap();
+    let id: i64 = store
+        .transact(|tx| {
+            let row = tx.query_opt(
+                "INSERT INTO notes (body, data, n) VALUES (?1, ?2, ?3) RETURNING id",
+                &["it's".into(), vec![0u8, 255].into(), 7i64.into()],
+            )?;
+            row.unwrap().get(0)
+        })
+        .await
+        .unwrap();
+    store
+        .transact(|tx| {
+            tx.execute(
+                "INSERT INTO notes (body, n) VALUES (?1, ?2)",
+                &["second".into(), SqlValue::Null],
+            )
+        })
+        .await
+        .unwrap();
+    // A failing transaction changes nothing, even what it wrote before failing.
+    let failed = store
+        .transact(|tx| {
+            tx.execute("INSERT INTO notes (body, n) VALUES ('third', 1)", &[])?;
+            tx.execute("INSERT INTO notes (body) VALUES (NULL)", &[])
+        })
+        .await;
+    assert!(failed.is_err());
+    let rows = store
+        .query("SELECT id, body, data, n FROM notes ORDER BY id", &[])
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].get::<i64>(0).unwrap(), id);
+    assert_eq!(rows[0].get::<String>(1).unwrap(), "it's");
+    assert_eq!(rows[0].get::<Vec<u8>>(2).unwrap(), vec![0u8, 255]);
+    assert_eq!(rows[0].get::<Option<i64>>(3).unwrap(), Some(7));
+    assert_eq!(rows[1].get::<Option<Vec<u8>>>(2).unwrap(), None);
+    assert!(rows[1].get::<i64>(3).is_err(), "a null is not an integer");
+    let counted = store
+        .query(
+            "SELECT count(*) FROM notes WHERE n = ?1 OR body = ?2",
+            &[7i64.into(), "second".into()],
+        )
+        .unwrap();
+    assert_eq!(counted[0].get::<i64>(0).unwrap(), 2);
 }
 
 /// PostgreSQL only (an SQLite store is one machine's, where a live executor's lock file

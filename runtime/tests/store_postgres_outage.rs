@@ -10,8 +10,12 @@ use flow_runtime::StoreOptions;
 use flow_runtime::store::{Event, EventKind, NewRun, RunOrigin, RunStatus, Store, StoreLocation};
 
 fn restart_server(fast: bool) {
-    let bin = std::env::var("FLOW_TEST_POSTGRES_BIN").unwrap();
-    let data = std::env::var("FLOW_TEST_POSTGRES_DATA").unwrap();
+    let bin = std::env::var("FLOW_TEST_POSTGRES_BIN").expect(
+        "FLOW_TEST_POSTGRES_BIN (set by scripts/services/postgres.sh) names pg_ctl's directory",
+    );
+    let data = std::env::var("FLOW_TEST_POSTGRES_DATA").expect(
+        "FLOW_TEST_POSTGRES_DATA (set by scripts/services/postgres.sh) names the data directory",
+    );
     let pg_ctl = format!("{bin}/pg_ctl");
     let mode = if fast { "fast" } else { "immediate" };
     let args = ["-D", &data, "-w", "-t", "60", "-m", mode, "restart"];

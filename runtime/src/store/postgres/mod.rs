@@ -37,6 +37,9 @@ pub(crate) const SCHEMA_VERSION: i64 = 1;
 /// transaction Flow keeps open.
 const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
 
+/// Top-level runs `flow runs prune` deletes per transaction.
+const PRUNE_BATCH: i64 = 1000;
+
 /// Reader connections per process.
 const READERS: usize = 2;
 
@@ -575,31 +578,51 @@ impl Postgres {
     }
 
     /// Deletes finished runs created before `before` with their events and children;
-    /// returns how many top-level runs went.
+    /// returns how many top-level runs went. Works in transactions of at most
+    /// [`PRUNE_BATCH`] top-level runs, so no lock is held long and other writes go on
+    /// between them.
     pub(super) async fn prune(&self, before: i64) -> Result<usize, StoreError> {
-        self.write(move |t| {
-            let n = t.execute(
-                "CREATE TEMP TABLE flow_doomed ON COMMIT DROP AS WITH RECURSIVE doomed(id) AS (SELECT id FROM runs WHERE parent IS NULL AND created_at < $1 AND status IN ('completed', 'failed', 'cancelled') UNION SELECT r.id FROM runs r JOIN doomed d ON r.parent = d.id) SELECT id FROM doomed",
-                &[&before],
-            )?;
-            let top: i64 = t
-                .query_one(
-                    "SELECT count(*) FROM runs WHERE parent IS NULL AND id IN (SELECT id FROM flow_doomed)",
-                    &[],
-                )?
-                .get(0);
-            let _ = n;
-            t.batch_execute(
-                "DELETE FROM events WHERE run IN (SELECT id FROM flow_doomed);
-                 DELETE FROM signals WHERE run IN (SELECT id FROM flow_doomed);
-                 DELETE FROM event_waits WHERE run IN (SELECT id FROM flow_doomed);
-                 DELETE FROM runs WHERE id IN (SELECT id FROM flow_doomed);
-                 DELETE FROM programs p WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.program = p.hash);
-                 DROP TABLE flow_doomed;",
-            )?;
-            Ok(usize::try_from(top).unwrap_or(0))
+        let mut total = 0;
+        loop {
+            let pruned = self.write(move |t| {
+                t.execute(
+                    "CREATE TEMP TABLE flow_doomed ON COMMIT DROP AS WITH RECURSIVE doomed(id) AS (\
+                       SELECT id FROM (SELECT id FROM runs WHERE parent IS NULL AND created_at < $1 \
+                         AND status IN ('completed', 'failed', 'cancelled') ORDER BY id LIMIT $2) seed \
+                       UNION SELECT r.id FROM runs r JOIN doomed d ON r.parent = d.id) \
+                     SELECT id FROM doomed",
+                    &[&before, &PRUNE_BATCH],
+                )?;
+                let top: i64 = t
+                    .query_one(
+                        "SELECT count(*) FROM runs WHERE parent IS NULL AND id IN (SELECT id FROM flow_doomed)",
+                        &[],
+                    )?
+                    .get(0);
+                t.batch_execute(
+                    "DELETE FROM events WHERE run IN (SELECT id FROM flow_doomed);
+                     DELETE FROM signals WHERE run IN (SELECT id FROM flow_doomed);
+                     DELETE FROM event_waits WHERE run IN (SELECT id FROM flow_doomed);
+                     DELETE FROM runs WHERE id IN (SELECT id FROM flow_doomed);
+                     DROP TABLE flow_doomed;",
+                )?;
+                Ok(top)
+            })
+            .await?;
+            total += usize::try_from(pruned).unwrap_or(0);
+            if pruned < PRUNE_BATCH {
+                break;
+            }
+        }
+        self.write(|t| {
+            t.execute(
+                "DELETE FROM programs p WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.program = p.hash)",
+                &[],
+            )
+            .map(drop)
         })
-        .await
+        .await?;
+        Ok(total)
     }
 
     /// Claims queued runs and runs of executors whose heartbeat is stale, with their

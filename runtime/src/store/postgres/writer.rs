@@ -15,7 +15,7 @@
 //! transaction (`Exec`) is told the commit failed; one that had not run yet runs in the
 //! next attempt.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -48,17 +48,22 @@ impl PgOp {
 /// The writer's connection and its prepared statements.
 struct Connection {
     client: Client,
+    st: Statements,
+}
+
+/// The writer's statements, prepared once per connection.
+struct Statements {
     events: Statement,
-    create_run: Statement,
+    create_runs: Statement,
     existing_run: Statement,
-    status: Statement,
-    finish: Statement,
+    statuses: Statement,
+    finishes: Statement,
     owner: Statement,
 }
 
 impl Connection {
     fn new(mut client: Client) -> Result<Connection, postgres::Error> {
-        Ok(Connection {
+        let st = Statements {
             // Fenced: an event is written only while its run belongs to one of this
             // process's executors ($8; empty for a process that executes nothing).
             events: client.prepare(
@@ -68,24 +73,29 @@ impl Connection {
                  ON CONFLICT (run, seq) DO UPDATE SET at = EXCLUDED.at, kind = EXCLUDED.kind, step = EXCLUDED.step, attempt = EXCLUDED.attempt, data = EXCLUDED.data \
                  RETURNING run",
             )?,
-            create_run: client.prepare(
+            create_runs: client.prepare(
                 "INSERT INTO runs (run_id, workflow, program, parent, parent_step, owner_as, priority, status, input, created_at, executor, trigger, event, actor, dedupe) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING RETURNING id",
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[]) \
+                 ON CONFLICT DO NOTHING RETURNING id, run_id",
             )?,
             existing_run: client.prepare(
                 "SELECT id FROM runs WHERE dedupe = $1 UNION ALL SELECT id FROM runs WHERE run_id = $2 LIMIT 1",
             )?,
-            status: client.prepare(
-                "UPDATE runs SET status = $2, wake_at = $3 WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled') \
-                 AND (cardinality($4::text[]) = 0 OR executor = ANY($4::text[]))",
+            statuses: client.prepare(
+                "UPDATE runs r SET status = u.status, wake_at = u.wake_at \
+                 FROM unnest($1::int8[], $2::text[], $3::int8[]) AS u(id, status, wake_at) \
+                 WHERE r.id = u.id AND r.status NOT IN ('completed', 'failed', 'cancelled') \
+                 AND (cardinality($4::text[]) = 0 OR r.executor = ANY($4::text[]))",
             )?,
-            finish: client.prepare(
-                "UPDATE runs SET status = $2, output = $3, error = $4, finished_at = $5, wake_at = NULL WHERE id = $1 AND status != 'cancelled' \
-                 AND (cardinality($6::text[]) = 0 OR executor = ANY($6::text[]))",
+            finishes: client.prepare(
+                "UPDATE runs r SET status = u.status, output = u.output, error = u.error, finished_at = u.at, wake_at = NULL \
+                 FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[]) AS u(id, status, output, error, at) \
+                 WHERE r.id = u.id AND r.status != 'cancelled' \
+                 AND (cardinality($6::text[]) = 0 OR r.executor = ANY($6::text[])) RETURNING r.id",
             )?,
             owner: client.prepare("SELECT executor = ANY($2::text[]) FROM runs WHERE id = $1")?,
-            client,
-        })
+        };
+        Ok(Connection { client, st })
     }
 }
 
@@ -178,78 +188,35 @@ fn commit(
     let mut fenced: HashSet<usize> = HashSet::new();
     let result = (|| {
         let mut tx = c.client.transaction()?;
-        let mut queued = false;
         let mut i = 0;
         while i < batch.len() {
-            match &batch[i] {
-                PgOp::Write(Write::Events(..)) => {
-                    let end = (i..batch.len())
-                        .find(|&k| !matches!(batch[k], PgOp::Write(Write::Events(..))))
-                        .unwrap_or(batch.len());
-                    let events = batch[i..end].iter().flat_map(|op| match op {
-                        PgOp::Write(Write::Events(events, _)) => events.as_slice(),
-                        _ => &[],
-                    });
-                    let written = insert_events(&mut tx, &c.events, events, owners)?;
-                    for (k, op) in batch.iter().enumerate().take(end).skip(i) {
-                        if let PgOp::Write(Write::Events(events, _)) = op
-                            && events.iter().any(|e| !written.contains(&e.run))
-                        {
-                            fenced.insert(k);
-                        }
-                    }
-                    i = end;
-                    continue;
-                }
-                PgOp::Write(Write::CreateRun(run, _)) => {
-                    let key = insert_run(&mut tx, &c.create_run, &c.existing_run, run)?;
-                    created.push((i, key));
-                    if run.executor.is_none() && !queued {
-                        // Delivered at commit, to every worker listening.
-                        tx.batch_execute("NOTIFY flow_runnable")?;
-                        queued = true;
-                    }
-                }
-                PgOp::Write(Write::Status {
-                    run,
-                    status,
-                    wake_at,
-                    ..
-                }) => {
-                    tx.execute(&c.status, &[run, &status.as_str(), wake_at, &owners])?;
-                }
-                PgOp::Write(Write::Finish {
-                    run,
-                    status,
-                    output,
-                    error,
-                    at,
-                    ..
-                }) => {
-                    let n = tx.execute(
-                        &c.finish,
-                        &[run, &status.as_str(), output, error, at, &owners],
-                    )?;
-                    if n == 0
-                        && !owners.is_empty()
-                        && let Some(row) = tx.query_opt(&c.owner, &[run, &owners])?
-                        && row.get::<_, Option<bool>>(0) != Some(true)
-                    {
-                        fenced.insert(i);
-                    }
-                }
-                PgOp::Exec(_) => {
-                    let op = std::mem::replace(&mut batch[i], PgOp::Ran(Box::new(|_| {})));
-                    if let PgOp::Exec(f) = op {
-                        batch[i] = PgOp::Ran(f(&mut tx));
-                    }
-                }
-                PgOp::Ran(_) => {}
+            if let PgOp::Exec(_) | PgOp::Ran(_) = batch[i] {
+                let op = std::mem::replace(&mut batch[i], PgOp::Ran(Box::new(|_| {})));
+                batch[i] = match op {
+                    PgOp::Exec(f) => PgOp::Ran(f(&mut tx)),
+                    other => other,
+                };
+                i += 1;
+                continue;
             }
-            i += 1;
+            // Data records up to the next closure: written a statement per kind.
+            let end = (i..batch.len())
+                .find(|&k| matches!(batch[k], PgOp::Exec(_) | PgOp::Ran(_)))
+                .unwrap_or(batch.len());
+            write_records(
+                &mut tx,
+                &c.st,
+                &batch[i..end],
+                i,
+                owners,
+                &mut created,
+                &mut fenced,
+            )?;
+            i = end;
         }
         tx.commit()
     })();
+    created.sort_unstable_by_key(|(at, _)| *at);
     match result {
         Ok(()) => {
             let mut created = created.into_iter().peekable();
@@ -341,37 +308,188 @@ fn insert_events<'a>(
     Ok(written.iter().map(|r| r.get(0)).collect())
 }
 
-/// Inserts a run; when its id or dedupe key is taken (a retried batch, a second
-/// submission with the same key), inserts nothing and returns the run that holds it.
-fn insert_run(
+/// Writes a stretch of data records: the runs it creates (one statement), its events
+/// (one statement), then each run's last status or end (a statement each kind).
+/// `offset` is the stretch's place in the batch, for `created` and `fenced`.
+fn write_records(
     tx: &mut Transaction<'_>,
-    create: &Statement,
-    existing: &Statement,
-    run: &NewRun,
-) -> Result<RunKey, postgres::Error> {
-    let o = &run.origin;
-    let event = o.event.as_ref().map(|e| e.to_string());
-    if let Some(row) = tx.query_opt(
-        create,
-        &[
-            &run.run_id,
-            &run.workflow,
-            &run.program,
-            &run.parent,
-            &run.parent_step,
-            &run.owner_as,
-            &run.priority,
-            &run.status.as_str(),
-            &run.input,
-            &run.created_at,
-            &run.executor,
-            &o.trigger,
-            &event,
-            &o.actor,
-            &o.dedupe,
-        ],
-    )? {
-        return Ok(row.get(0));
+    c: &Statements,
+    records: &[PgOp],
+    offset: usize,
+    owners: &[String],
+    created: &mut Vec<(usize, RunKey)>,
+    fenced: &mut HashSet<usize>,
+) -> Result<(), postgres::Error> {
+    let mut runs: Vec<(usize, &NewRun)> = Vec::new();
+    let mut has_events = false;
+    // Per run, the record that decides its row: its last end, else its last status.
+    let mut last: HashMap<RunKey, usize> = HashMap::new();
+    for (k, op) in records.iter().enumerate() {
+        match op {
+            PgOp::Write(Write::CreateRun(run, _)) => runs.push((offset + k, run)),
+            PgOp::Write(Write::Events(..)) => has_events = true,
+            PgOp::Write(Write::Status { run, .. }) => {
+                let decided_by_end = last
+                    .get(run)
+                    .is_some_and(|&j| matches!(records[j], PgOp::Write(Write::Finish { .. })));
+                if !decided_by_end {
+                    last.insert(*run, k);
+                }
+            }
+            PgOp::Write(Write::Finish { run, .. }) => {
+                last.insert(*run, k);
+            }
+            PgOp::Exec(_) | PgOp::Ran(_) => {}
+        }
     }
-    Ok(tx.query_one(existing, &[&o.dedupe, &run.run_id])?.get(0))
+    if !runs.is_empty() {
+        created.extend(insert_runs(tx, c, &runs)?);
+        if runs.iter().any(|(_, r)| r.executor.is_none()) {
+            // Delivered at commit, to every worker listening.
+            tx.batch_execute("NOTIFY flow_runnable")?;
+        }
+    }
+    if has_events {
+        let events = records.iter().flat_map(|op| match op {
+            PgOp::Write(Write::Events(events, _)) => events.as_slice(),
+            _ => &[],
+        });
+        let written = insert_events(tx, &c.events, events, owners)?;
+        for (k, op) in records.iter().enumerate() {
+            if let PgOp::Write(Write::Events(events, _)) = op
+                && events.iter().any(|e| !written.contains(&e.run))
+            {
+                fenced.insert(offset + k);
+            }
+        }
+    }
+    if last.is_empty() {
+        return Ok(());
+    }
+    let mut order: Vec<usize> = last.into_values().collect();
+    order.sort_unstable();
+    let (mut ids, mut statuses, mut wakes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ends, mut end_statuses, mut outputs, mut errors, mut ats) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut end_records: HashMap<RunKey, usize> = HashMap::new();
+    for k in order {
+        match &records[k] {
+            PgOp::Write(Write::Status {
+                run,
+                status,
+                wake_at,
+                ..
+            }) => {
+                ids.push(*run);
+                statuses.push(status.as_str());
+                wakes.push(*wake_at);
+            }
+            PgOp::Write(Write::Finish {
+                run,
+                status,
+                output,
+                error,
+                at,
+                ..
+            }) => {
+                ends.push(*run);
+                end_statuses.push(status.as_str());
+                outputs.push(output.as_deref());
+                errors.push(error.as_deref());
+                ats.push(*at);
+                end_records.insert(*run, offset + k);
+            }
+            _ => {}
+        }
+    }
+    if !ids.is_empty() {
+        tx.execute(&c.statuses, &[&ids, &statuses, &wakes, &owners])?;
+    }
+    if !ends.is_empty() {
+        let done: HashSet<RunKey> = tx
+            .query(
+                &c.finishes,
+                &[&ends, &end_statuses, &outputs, &errors, &ats, &owners],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !owners.is_empty() {
+            for run in ends.iter().filter(|r| !done.contains(r)) {
+                // Not written: cancelled meanwhile (as it should be), or no longer ours.
+                if let Some(row) = tx.query_opt(&c.owner, &[run, &owners])?
+                    && row.get::<_, Option<bool>>(0) != Some(true)
+                {
+                    fenced.extend(end_records.get(run));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Inserts runs in one statement; a run whose id or dedupe key is taken (a retried
+/// batch, a second submission with the same key, or an earlier run of this batch) is
+/// not inserted and is answered with the run that holds the key.
+fn insert_runs(
+    tx: &mut Transaction<'_>,
+    c: &Statements,
+    runs: &[(usize, &NewRun)],
+) -> Result<Vec<(usize, RunKey)>, postgres::Error> {
+    let col = |f: fn(&NewRun) -> Option<&str>| -> Vec<Option<&str>> {
+        runs.iter().map(|(_, r)| f(r)).collect()
+    };
+    let run_ids = col(|r| Some(r.run_id.as_str()));
+    let workflows = col(|r| Some(r.workflow.as_str()));
+    let programs = col(|r| Some(r.program.as_str()));
+    let parents: Vec<Option<i64>> = runs.iter().map(|(_, r)| r.parent).collect();
+    let parent_steps = col(|r| r.parent_step.as_deref());
+    let owners = col(|r| r.owner_as.as_deref());
+    let priorities: Vec<i64> = runs.iter().map(|(_, r)| r.priority).collect();
+    let statuses = col(|r| Some(r.status.as_str()));
+    let inputs = col(|r| Some(r.input.as_str()));
+    let created_at: Vec<i64> = runs.iter().map(|(_, r)| r.created_at).collect();
+    let executors = col(|r| r.executor.as_deref());
+    let triggers = col(|r| r.origin.trigger.as_deref());
+    let events: Vec<Option<String>> = runs
+        .iter()
+        .map(|(_, r)| r.origin.event.as_ref().map(|e| e.to_string()))
+        .collect();
+    let actors = col(|r| r.origin.actor.as_deref());
+    let dedupes = col(|r| r.origin.dedupe.as_deref());
+    let inserted: HashMap<String, RunKey> = tx
+        .query(
+            &c.create_runs,
+            &[
+                &run_ids,
+                &workflows,
+                &programs,
+                &parents,
+                &parent_steps,
+                &owners,
+                &priorities,
+                &statuses,
+                &inputs,
+                &created_at,
+                &executors,
+                &triggers,
+                &events,
+                &actors,
+                &dedupes,
+            ],
+        )?
+        .iter()
+        .map(|r| (r.get(1), r.get(0)))
+        .collect();
+    let mut keys = Vec::with_capacity(runs.len());
+    for (at, run) in runs {
+        let key = match inserted.get(&run.run_id) {
+            Some(&key) => key,
+            None => tx
+                .query_one(&c.existing_run, &[&run.origin.dedupe, &run.run_id])?
+                .get(0),
+        };
+        keys.push((*at, key));
+    }
+    Ok(keys)
 }
