@@ -8,8 +8,8 @@
 #   2. worker processes: RUNS queued runs of the 10-step sequential `http` workflow
 #      (each step a GET to runtime/examples/http_ok.rs) claimed by 1, 2 and 4
 #      `flow serve --role worker` processes: runs/s and durable steps/s until all ended;
-#   3. idle: 4 idle workers for 30 s, their queries per second (transactions counted by
-#      pg_stat_database, which is one per statement for these autocommit queries);
+#   3. idle: 4 idle workers for 30 s, their queries per second (every statement they
+#      send, counted by pg_stat_statements);
 #   4. DBOS Transact (PyPI `dbos`, installed under target/bench-dbos) on the same
 #      PostgreSQL with the same workflow and HTTP server (scripts/bench-postgres/
 #      dbos_bench.py): its p50 one run at a time and its runs/s from 50 threads, beside
@@ -99,16 +99,23 @@ done
 echo
 echo "== 3. idle: 4 workers with nothing to do, for 30 s"
 store=$(newdb bench_idle)
+psql "$admin" -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 for _ in 1 2 3 4; do
   (cd "$work" && FLOW_STORE="$store" FLOW_LOG=warn "$flow" serve --role worker >/dev/null 2>&1 &)
 done
 sleep 5
-count() { psql "$admin" -Atc "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'bench_idle'"; }
+# Every statement the workers send to the database (utility statements such as BEGIN
+# included), from pg_stat_statements.
+count() {
+  psql "$admin" -Atc "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = 'bench_idle' AND s.query NOT LIKE '%pg_stat_statements%'"
+}
+psql "$admin" -q -c "SELECT pg_stat_statements_reset()" >/dev/null
 before=$(count)
 sleep 30
 after=$(count)
 pkill -f "flow serve --role worker" || true
-awk -v a="$before" -v b="$after" 'BEGIN { printf "4 idle workers: %.2f queries/s together (%d in 30 s)\n", (b - a) / 30, b - a }'
+awk -v a="$before" -v b="$after" 'BEGIN { printf "4 idle workers: %.2f queries/s together (%d statements in 30 s)\n", (b - a) / 30, b - a }'
+psql "$admin" -At -c "SELECT calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 70) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = 'bench_idle' AND s.query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC LIMIT 5" | sed 's/^/   /'
 
 echo
 echo "== 4. DBOS Transact, same PostgreSQL, workflow and HTTP server"

@@ -47,7 +47,7 @@ flow_start_postgres() {
     return 0
   fi
   if ! flow_pg_as "$bin/pg_ctl" -D "$data/db" -l "$data/server.log" -w -t 60 \
-      -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=400" start \
+      -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_preload_libraries=pg_stat_statements" start \
       >>"$FLOW_TEST_SERVICES_DIR/postgres.log" 2>&1; then
     echo "postgres: did not start (see $data/server.log); the PostgreSQL store tests will be skipped"
     return 0

@@ -626,7 +626,9 @@ impl Postgres {
     }
 
     /// Claims queued runs and runs of executors whose heartbeat is stale, with their
-    /// unfinished children, in one transaction.
+    /// unfinished children, in one statement (two data-modifying parts, one commit) on
+    /// a reader connection: an idle worker's poll is one query, with no transaction
+    /// around it.
     pub(super) async fn claim_runnable(
         &self,
         to: &str,
@@ -635,29 +637,33 @@ impl Postgres {
         let to = to.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let stale = lease::stale_millis();
-        self.write(move |t| {
-            let rows = t.query(
-                &format!(
-                    "UPDATE runs SET executor = $1 WHERE id IN (\
-                       SELECT id FROM runs WHERE status IN ('pending', 'running', 'waiting') AND parent IS NULL \
-                       AND (executor IS NULL OR NOT EXISTS (SELECT 1 FROM executors e WHERE e.token = runs.executor AND e.heartbeat_at > {NOW_MS} - $3)) \
-                       ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                     RETURNING {RUN_COLUMNS}"
-                ),
-                &[&to, &limit, &stale],
-            )?;
-            let mut runs = rows.iter().map(run_row).collect::<Result<Vec<_>, _>>()?;
-            if !runs.is_empty() {
-                let keys: Vec<RunKey> = runs.iter().map(|r| r.key).collect();
-                t.execute(
-                    "UPDATE runs SET executor = $1 WHERE parent = ANY($2) AND status IN ('pending', 'running', 'waiting')",
-                    &[&to, &keys],
-                )?;
-            }
-            runs.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.created_at, r.key));
-            Ok(runs)
-        })
-        .await
+        let sql = format!(
+            "WITH claimed AS (\
+               UPDATE runs SET executor = $1 WHERE id IN (\
+                 SELECT id FROM runs WHERE status IN ('pending', 'running', 'waiting') AND parent IS NULL \
+                 AND (executor IS NULL OR NOT EXISTS (SELECT 1 FROM executors e WHERE e.token = runs.executor AND e.heartbeat_at > {NOW_MS} - $3)) \
+                 ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+               RETURNING {RUN_COLUMNS}), \
+             children AS (\
+               UPDATE runs SET executor = $1 WHERE parent IN (SELECT id FROM claimed) \
+               AND status IN ('pending', 'running', 'waiting') RETURNING id) \
+             SELECT {RUN_COLUMNS} FROM claimed"
+        );
+        let (tx, rx) = oneshot::channel();
+        let at = self.at.clone();
+        self.readers
+            .send(Box::new(move |reader: &mut Reader| {
+                let result = reader
+                    .session()
+                    .and_then(|s| s.all(&sql, &[&to, &limit, &stale]))
+                    .and_then(|rows| rows.iter().map(run_row).collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| error(&at, e));
+                let _ = tx.send(result);
+            }))
+            .map_err(|_| StoreError::WriterGone)?;
+        let mut runs = rx.await.map_err(|_| StoreError::WriterGone)??;
+        runs.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.created_at, r.key));
+        Ok(runs)
     }
 
     /// Starts (once) a thread that listens for `flow_runnable` notifications and

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use postgres::{Client, Statement, Transaction};
+use postgres::{Client, GenericClient, Statement, Transaction};
 
 use super::super::{LINGER, MAX_BATCH};
 use super::{AfterCommit, Durability, Event, Owners, RunKey, StoreError, Write, backoff, connect};
@@ -186,6 +186,27 @@ fn commit(
     let mut created: Vec<(usize, RunKey)> = Vec::new();
     // Records refused because their run belongs to another executor now.
     let mut fenced: HashSet<usize> = HashSet::new();
+    // A batch of events only (a sequential run's usual batch: a step's start and its
+    // result) is one statement: written without BEGIN and COMMIT, one round trip.
+    if batch
+        .iter()
+        .all(|op| matches!(op, PgOp::Write(Write::Events(..))))
+    {
+        let events = batch.iter().flat_map(|op| match op {
+            PgOp::Write(Write::Events(events, _)) => events.as_slice(),
+            _ => &[],
+        });
+        let written = insert_events(&mut c.client, &c.st.events, events, owners)?;
+        for (k, op) in batch.iter().enumerate() {
+            if let PgOp::Write(Write::Events(events, _)) = op
+                && events.iter().any(|e| !written.contains(&e.run))
+            {
+                fenced.insert(k);
+            }
+        }
+        acknowledge(batch, Vec::new(), &fenced);
+        return Ok(());
+    }
     let result = (|| {
         let mut tx = c.client.transaction()?;
         let mut i = 0;
@@ -219,39 +240,7 @@ fn commit(
     created.sort_unstable_by_key(|(at, _)| *at);
     match result {
         Ok(()) => {
-            let mut created = created.into_iter().peekable();
-            for (i, op) in batch.drain(..).enumerate() {
-                if fenced.contains(&i)
-                    && let PgOp::Write(w) = op
-                {
-                    let run = match &w {
-                        Write::Events(events, _) => events.first().map_or(0, |e| e.run),
-                        Write::Finish { run, .. } | Write::Status { run, .. } => *run,
-                        Write::CreateRun(..) => 0,
-                    };
-                    w.fail(StoreError::Fenced { run });
-                    continue;
-                }
-                match op {
-                    PgOp::Write(Write::CreateRun(_, done)) => {
-                        let key = created.next_if(|(at, _)| *at == i).map(|(_, k)| k);
-                        let _ = done.send(key.ok_or(StoreError::WriterGone));
-                    }
-                    PgOp::Write(
-                        Write::Events(_, Some(done))
-                        | Write::Status {
-                            done: Some(done), ..
-                        }
-                        | Write::Finish {
-                            done: Some(done), ..
-                        },
-                    ) => {
-                        let _ = done.send(Ok(()));
-                    }
-                    PgOp::Write(_) | PgOp::Exec(_) => {}
-                    PgOp::Ran(after) => after(None),
-                }
-            }
+            acknowledge(batch, created, &fenced);
             Ok(())
         }
         Err(e) => {
@@ -269,11 +258,48 @@ fn commit(
     }
 }
 
+/// Tells every waiter of a committed batch how its records went, and empties the batch.
+fn acknowledge(batch: &mut Vec<PgOp>, created: Vec<(usize, RunKey)>, fenced: &HashSet<usize>) {
+    let mut created = created.into_iter().peekable();
+    for (i, op) in batch.drain(..).enumerate() {
+        if fenced.contains(&i)
+            && let PgOp::Write(w) = op
+        {
+            let run = match &w {
+                Write::Events(events, _) => events.first().map_or(0, |e| e.run),
+                Write::Finish { run, .. } | Write::Status { run, .. } => *run,
+                Write::CreateRun(..) => 0,
+            };
+            w.fail(StoreError::Fenced { run });
+            continue;
+        }
+        match op {
+            PgOp::Write(Write::CreateRun(_, done)) => {
+                let key = created.next_if(|(at, _)| *at == i).map(|(_, k)| k);
+                let _ = done.send(key.ok_or(StoreError::WriterGone));
+            }
+            PgOp::Write(
+                Write::Events(_, Some(done))
+                | Write::Status {
+                    done: Some(done), ..
+                }
+                | Write::Finish {
+                    done: Some(done), ..
+                },
+            ) => {
+                let _ = done.send(Ok(()));
+            }
+            PgOp::Write(_) | PgOp::Exec(_) => {}
+            PgOp::Ran(after) => after(None),
+        }
+    }
+}
+
 /// All of a batch's events in one statement; returns the runs whose events were
 /// written (the others belong to another executor now). An event written twice in the
 /// batch (a step replayed) keeps its last version, as one after the other would.
 fn insert_events<'a>(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl GenericClient,
     statement: &Statement,
     events: impl Iterator<Item = &'a Event>,
     owners: &[String],
