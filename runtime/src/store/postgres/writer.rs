@@ -54,10 +54,9 @@ struct Connection {
 /// The writer's statements, prepared once per connection.
 struct Statements {
     events: Statement,
+    combined: Statement,
     create_runs: Statement,
     existing_run: Statement,
-    statuses: Statement,
-    finishes: Statement,
     owner: Statement,
 }
 
@@ -73,6 +72,29 @@ impl Connection {
                  ON CONFLICT (run, seq) DO UPDATE SET at = EXCLUDED.at, kind = EXCLUDED.kind, step = EXCLUDED.step, attempt = EXCLUDED.attempt, data = EXCLUDED.data \
                  RETURNING run",
             )?,
+            // A stretch's events, statuses and ends in one statement (the same fence). Fenced: each part
+            // writes only while the run belongs to one of this process's executors ($8;
+            // empty for a process that executes nothing). A run has at most one status
+            // or end in it (`Plan`), so no row is updated twice.
+            combined: client.prepare(
+                "WITH ev AS (\
+                   INSERT INTO events (run, seq, at, kind, step, attempt, data) \
+                   SELECT u.* FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::int8[], $7::text[]) AS u(run, seq, at, kind, step, attempt, data) \
+                   WHERE cardinality($8::text[]) = 0 OR EXISTS (SELECT 1 FROM runs r WHERE r.id = u.run AND r.executor = ANY($8::text[])) \
+                   ON CONFLICT (run, seq) DO UPDATE SET at = EXCLUDED.at, kind = EXCLUDED.kind, step = EXCLUDED.step, attempt = EXCLUDED.attempt, data = EXCLUDED.data \
+                   RETURNING run), \
+                 st AS (\
+                   UPDATE runs r SET status = u.status, wake_at = u.wake_at \
+                   FROM unnest($9::int8[], $10::text[], $11::int8[]) AS u(id, status, wake_at) \
+                   WHERE r.id = u.id AND r.status NOT IN ('completed', 'failed', 'cancelled') \
+                   AND (cardinality($8::text[]) = 0 OR r.executor = ANY($8::text[])) RETURNING r.id), \
+                 fin AS (\
+                   UPDATE runs r SET status = u.status, output = u.output, error = u.error, finished_at = u.at, wake_at = NULL \
+                   FROM unnest($12::int8[], $13::text[], $14::text[], $15::text[], $16::int8[]) AS u(id, status, output, error, at) \
+                   WHERE r.id = u.id AND r.status != 'cancelled' \
+                   AND (cardinality($8::text[]) = 0 OR r.executor = ANY($8::text[])) RETURNING r.id) \
+                 SELECT 0::int8, run FROM ev UNION ALL SELECT 1::int8, id FROM fin",
+            )?,
             create_runs: client.prepare(
                 "INSERT INTO runs (run_id, workflow, program, parent, parent_step, owner_as, priority, status, input, created_at, executor, trigger, event, actor, dedupe) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[]) \
@@ -80,18 +102,6 @@ impl Connection {
             )?,
             existing_run: client.prepare(
                 "SELECT id FROM runs WHERE dedupe = $1 UNION ALL SELECT id FROM runs WHERE run_id = $2 LIMIT 1",
-            )?,
-            statuses: client.prepare(
-                "UPDATE runs r SET status = u.status, wake_at = u.wake_at \
-                 FROM unnest($1::int8[], $2::text[], $3::int8[]) AS u(id, status, wake_at) \
-                 WHERE r.id = u.id AND r.status NOT IN ('completed', 'failed', 'cancelled') \
-                 AND (cardinality($4::text[]) = 0 OR r.executor = ANY($4::text[]))",
-            )?,
-            finishes: client.prepare(
-                "UPDATE runs r SET status = u.status, output = u.output, error = u.error, finished_at = u.at, wake_at = NULL \
-                 FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[]) AS u(id, status, output, error, at) \
-                 WHERE r.id = u.id AND r.status != 'cancelled' \
-                 AND (cardinality($6::text[]) = 0 OR r.executor = ANY($6::text[])) RETURNING r.id",
             )?,
             owner: client.prepare("SELECT executor = ANY($2::text[]) FROM runs WHERE id = $1")?,
         };
@@ -186,24 +196,17 @@ fn commit(
     let mut created: Vec<(usize, RunKey)> = Vec::new();
     // Records refused because their run belongs to another executor now.
     let mut fenced: HashSet<usize> = HashSet::new();
-    // A batch of events only (a sequential run's usual batch: a step's start and its
-    // result) is one statement: written without BEGIN and COMMIT, one round trip.
-    if batch
-        .iter()
-        .all(|op| matches!(op, PgOp::Write(Write::Events(..))))
-    {
-        let events = batch.iter().flat_map(|op| match op {
-            PgOp::Write(Write::Events(events, _)) => events.as_slice(),
-            _ => &[],
-        });
-        let written = insert_events(&mut c.client, &c.st.events, events, owners)?;
-        for (k, op) in batch.iter().enumerate() {
-            if let PgOp::Write(Write::Events(events, _)) = op
-                && events.iter().any(|e| !written.contains(&e.run))
-            {
-                fenced.insert(k);
-            }
-        }
+    // A batch that creates no run and runs no closure (a sequential run's usual batch:
+    // a step's start and its result; or its status with them, or its end) is one
+    // statement: written without BEGIN and COMMIT, one round trip.
+    if batch.iter().all(|op| {
+        matches!(
+            op,
+            PgOp::Write(Write::Events(..) | Write::Status { .. } | Write::Finish { .. })
+        )
+    }) {
+        let plan = Plan::new(batch, 0);
+        write_combined(&mut c.client, &c.st, &plan, owners, &mut fenced)?;
         acknowledge(batch, Vec::new(), &fenced);
         return Ok(());
     }
@@ -295,163 +298,255 @@ fn acknowledge(batch: &mut Vec<PgOp>, created: Vec<(usize, RunKey)>, fenced: &Ha
     }
 }
 
-/// All of a batch's events in one statement; returns the runs whose events were
-/// written (the others belong to another executor now). An event written twice in the
-/// batch (a step replayed) keeps its last version, as one after the other would.
-fn insert_events<'a>(
-    tx: &mut impl GenericClient,
-    statement: &Statement,
-    events: impl Iterator<Item = &'a Event>,
-    owners: &[String],
-) -> Result<HashSet<RunKey>, postgres::Error> {
-    let mut last: std::collections::HashMap<(RunKey, u32), usize> = Default::default();
-    let mut rows: Vec<&Event> = Vec::new();
-    for e in events {
-        match last.get(&(e.run, e.seq)) {
-            Some(&at) => rows[at] = e,
-            None => {
-                last.insert((e.run, e.seq), rows.len());
-                rows.push(e);
+/// A stretch of data records, as the columns its statements bind: the runs it creates,
+/// its events (an event written twice keeps its last version, as one after the other
+/// would), and per run the record that decides its row (its last end, else its last
+/// status). `offset` is the stretch's place in the batch.
+struct Plan<'a> {
+    offset: usize,
+    records: &'a [PgOp],
+    runs: Vec<(usize, &'a NewRun)>,
+    event_rows: Vec<&'a Event>,
+    status_ids: Vec<RunKey>,
+    statuses: Vec<&'static str>,
+    wakes: Vec<Option<i64>>,
+    end_ids: Vec<RunKey>,
+    end_statuses: Vec<&'static str>,
+    outputs: Vec<Option<&'a str>>,
+    errors: Vec<Option<&'a str>>,
+    ats: Vec<i64>,
+    /// The batch index of each run's end record.
+    end_records: HashMap<RunKey, usize>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(records: &'a [PgOp], offset: usize) -> Plan<'a> {
+        let mut plan = Plan {
+            offset,
+            records,
+            runs: Vec::new(),
+            event_rows: Vec::new(),
+            status_ids: Vec::new(),
+            statuses: Vec::new(),
+            wakes: Vec::new(),
+            end_ids: Vec::new(),
+            end_statuses: Vec::new(),
+            outputs: Vec::new(),
+            errors: Vec::new(),
+            ats: Vec::new(),
+            end_records: HashMap::new(),
+        };
+        let mut event_at: HashMap<(RunKey, u32), usize> = HashMap::new();
+        let mut last: HashMap<RunKey, usize> = HashMap::new();
+        for (k, op) in records.iter().enumerate() {
+            match op {
+                PgOp::Write(Write::CreateRun(run, _)) => plan.runs.push((offset + k, run)),
+                PgOp::Write(Write::Events(events, _)) => {
+                    for e in events {
+                        match event_at.get(&(e.run, e.seq)) {
+                            Some(&at) => plan.event_rows[at] = e,
+                            None => {
+                                event_at.insert((e.run, e.seq), plan.event_rows.len());
+                                plan.event_rows.push(e);
+                            }
+                        }
+                    }
+                }
+                PgOp::Write(Write::Status { run, .. }) => {
+                    let decided_by_end = last
+                        .get(run)
+                        .is_some_and(|&j| matches!(records[j], PgOp::Write(Write::Finish { .. })));
+                    if !decided_by_end {
+                        last.insert(*run, k);
+                    }
+                }
+                PgOp::Write(Write::Finish { run, .. }) => {
+                    last.insert(*run, k);
+                }
+                PgOp::Exec(_) | PgOp::Ran(_) => {}
+            }
+        }
+        let mut order: Vec<usize> = last.into_values().collect();
+        order.sort_unstable();
+        for k in order {
+            match &records[k] {
+                PgOp::Write(Write::Status {
+                    run,
+                    status,
+                    wake_at,
+                    ..
+                }) => {
+                    plan.status_ids.push(*run);
+                    plan.statuses.push(status.as_str());
+                    plan.wakes.push(*wake_at);
+                }
+                PgOp::Write(Write::Finish {
+                    run,
+                    status,
+                    output,
+                    error,
+                    at,
+                    ..
+                }) => {
+                    plan.end_ids.push(*run);
+                    plan.end_statuses.push(status.as_str());
+                    plan.outputs.push(output.as_deref());
+                    plan.errors.push(error.as_deref());
+                    plan.ats.push(*at);
+                    plan.end_records.insert(*run, offset + k);
+                }
+                _ => {}
+            }
+        }
+        plan
+    }
+
+    fn event_columns(&self) -> EventColumns<'a> {
+        let rows = &self.event_rows;
+        EventColumns {
+            runs: rows.iter().map(|e| e.run).collect(),
+            seqs: rows.iter().map(|e| i64::from(e.seq)).collect(),
+            ats: rows.iter().map(|e| e.at).collect(),
+            kinds: rows.iter().map(|e| e.kind.as_str()).collect(),
+            steps: rows.iter().map(|e| e.step.as_deref()).collect(),
+            attempts: rows.iter().map(|e| e.attempt.map(i64::from)).collect(),
+            data: rows.iter().map(|e| e.data.as_deref()).collect(),
+        }
+    }
+
+    /// Marks the event records whose run's events were not written (fenced).
+    fn fence_events(&self, written: &HashSet<RunKey>, fenced: &mut HashSet<usize>) {
+        for (k, op) in self.records.iter().enumerate() {
+            if let PgOp::Write(Write::Events(events, _)) = op
+                && events.iter().any(|e| !written.contains(&e.run))
+            {
+                fenced.insert(self.offset + k);
             }
         }
     }
-    if rows.is_empty() {
-        return Ok(HashSet::new());
+
+    /// Marks the end records not written because their run is no longer this
+    /// process's (one not written because it was cancelled meanwhile is as it should be).
+    fn fence_ends(
+        &self,
+        db: &mut impl GenericClient,
+        st: &Statements,
+        done: &HashSet<RunKey>,
+        owners: &[String],
+        fenced: &mut HashSet<usize>,
+    ) -> Result<(), postgres::Error> {
+        if owners.is_empty() {
+            return Ok(());
+        }
+        for run in self.end_ids.iter().filter(|r| !done.contains(r)) {
+            if let Some(row) = db.query_opt(&st.owner, &[run, &owners])?
+                && row.get::<_, Option<bool>>(0) != Some(true)
+            {
+                fenced.extend(self.end_records.get(run));
+            }
+        }
+        Ok(())
     }
-    let runs: Vec<i64> = rows.iter().map(|e| e.run).collect();
-    let seqs: Vec<i64> = rows.iter().map(|e| i64::from(e.seq)).collect();
-    let ats: Vec<i64> = rows.iter().map(|e| e.at).collect();
-    let kinds: Vec<&str> = rows.iter().map(|e| e.kind.as_str()).collect();
-    let steps: Vec<Option<&str>> = rows.iter().map(|e| e.step.as_deref()).collect();
-    let attempts: Vec<Option<i64>> = rows.iter().map(|e| e.attempt.map(i64::from)).collect();
-    let data: Vec<Option<&str>> = rows.iter().map(|e| e.data.as_deref()).collect();
-    let written = tx.query(
-        statement,
-        &[
-            &runs, &seqs, &ats, &kinds, &steps, &attempts, &data, &owners,
-        ],
-    )?;
-    Ok(written.iter().map(|r| r.get(0)).collect())
 }
 
-/// Writes a stretch of data records: the runs it creates (one statement), its events
-/// (one statement), then each run's last status or end (a statement each kind).
-/// `offset` is the stretch's place in the batch, for `created` and `fenced`.
+/// A batch's events as the arrays its `unnest` binds.
+struct EventColumns<'a> {
+    runs: Vec<i64>,
+    seqs: Vec<i64>,
+    ats: Vec<i64>,
+    kinds: Vec<&'static str>,
+    steps: Vec<Option<&'a str>>,
+    attempts: Vec<Option<i64>>,
+    data: Vec<Option<&'a str>>,
+}
+
+/// Writes a stretch with no runs to create as one statement (its parts in data-modifying
+/// `WITH` clauses: one round trip and one commit when run outside a transaction).
+fn write_combined(
+    db: &mut impl GenericClient,
+    st: &Statements,
+    plan: &Plan<'_>,
+    owners: &[String],
+    fenced: &mut HashSet<usize>,
+) -> Result<(), postgres::Error> {
+    let e = plan.event_columns();
+    if plan.status_ids.is_empty() && plan.end_ids.is_empty() {
+        // Events alone (most batches): the plain insert plans and runs faster.
+        let written = db
+            .query(
+                &st.events,
+                &[
+                    &e.runs,
+                    &e.seqs,
+                    &e.ats,
+                    &e.kinds,
+                    &e.steps,
+                    &e.attempts,
+                    &e.data,
+                    &owners,
+                ],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        plan.fence_events(&written, fenced);
+        return Ok(());
+    }
+    let rows = db.query(
+        &st.combined,
+        &[
+            &e.runs,
+            &e.seqs,
+            &e.ats,
+            &e.kinds,
+            &e.steps,
+            &e.attempts,
+            &e.data,
+            &owners,
+            &plan.status_ids,
+            &plan.statuses,
+            &plan.wakes,
+            &plan.end_ids,
+            &plan.end_statuses,
+            &plan.outputs,
+            &plan.errors,
+            &plan.ats,
+        ],
+    )?;
+    let (mut written, mut done) = (HashSet::new(), HashSet::new());
+    for r in &rows {
+        match r.get::<_, i64>(0) {
+            0 => written.insert(r.get::<_, i64>(1)),
+            _ => done.insert(r.get::<_, i64>(1)),
+        };
+    }
+    plan.fence_events(&written, fenced);
+    plan.fence_ends(db, st, &done, owners, fenced)
+}
+
+/// Writes a stretch of data records inside the batch's transaction: the runs it creates
+/// first (one statement), then the rest as one statement.
 fn write_records(
     tx: &mut Transaction<'_>,
-    c: &Statements,
+    st: &Statements,
     records: &[PgOp],
     offset: usize,
     owners: &[String],
     created: &mut Vec<(usize, RunKey)>,
     fenced: &mut HashSet<usize>,
 ) -> Result<(), postgres::Error> {
-    let mut runs: Vec<(usize, &NewRun)> = Vec::new();
-    let mut has_events = false;
-    // Per run, the record that decides its row: its last end, else its last status.
-    let mut last: HashMap<RunKey, usize> = HashMap::new();
-    for (k, op) in records.iter().enumerate() {
-        match op {
-            PgOp::Write(Write::CreateRun(run, _)) => runs.push((offset + k, run)),
-            PgOp::Write(Write::Events(..)) => has_events = true,
-            PgOp::Write(Write::Status { run, .. }) => {
-                let decided_by_end = last
-                    .get(run)
-                    .is_some_and(|&j| matches!(records[j], PgOp::Write(Write::Finish { .. })));
-                if !decided_by_end {
-                    last.insert(*run, k);
-                }
-            }
-            PgOp::Write(Write::Finish { run, .. }) => {
-                last.insert(*run, k);
-            }
-            PgOp::Exec(_) | PgOp::Ran(_) => {}
-        }
-    }
-    if !runs.is_empty() {
-        created.extend(insert_runs(tx, c, &runs)?);
-        if runs.iter().any(|(_, r)| r.executor.is_none()) {
+    let plan = Plan::new(records, offset);
+    if !plan.runs.is_empty() {
+        created.extend(insert_runs(tx, st, &plan.runs)?);
+        if plan.runs.iter().any(|(_, r)| r.executor.is_none()) {
             // Delivered at commit, to every worker listening.
             tx.batch_execute("NOTIFY flow_runnable")?;
         }
     }
-    if has_events {
-        let events = records.iter().flat_map(|op| match op {
-            PgOp::Write(Write::Events(events, _)) => events.as_slice(),
-            _ => &[],
-        });
-        let written = insert_events(tx, &c.events, events, owners)?;
-        for (k, op) in records.iter().enumerate() {
-            if let PgOp::Write(Write::Events(events, _)) = op
-                && events.iter().any(|e| !written.contains(&e.run))
-            {
-                fenced.insert(offset + k);
-            }
-        }
-    }
-    if last.is_empty() {
+    if plan.event_rows.is_empty() && plan.status_ids.is_empty() && plan.end_ids.is_empty() {
         return Ok(());
     }
-    let mut order: Vec<usize> = last.into_values().collect();
-    order.sort_unstable();
-    let (mut ids, mut statuses, mut wakes) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut ends, mut end_statuses, mut outputs, mut errors, mut ats) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut end_records: HashMap<RunKey, usize> = HashMap::new();
-    for k in order {
-        match &records[k] {
-            PgOp::Write(Write::Status {
-                run,
-                status,
-                wake_at,
-                ..
-            }) => {
-                ids.push(*run);
-                statuses.push(status.as_str());
-                wakes.push(*wake_at);
-            }
-            PgOp::Write(Write::Finish {
-                run,
-                status,
-                output,
-                error,
-                at,
-                ..
-            }) => {
-                ends.push(*run);
-                end_statuses.push(status.as_str());
-                outputs.push(output.as_deref());
-                errors.push(error.as_deref());
-                ats.push(*at);
-                end_records.insert(*run, offset + k);
-            }
-            _ => {}
-        }
-    }
-    if !ids.is_empty() {
-        tx.execute(&c.statuses, &[&ids, &statuses, &wakes, &owners])?;
-    }
-    if !ends.is_empty() {
-        let done: HashSet<RunKey> = tx
-            .query(
-                &c.finishes,
-                &[&ends, &end_statuses, &outputs, &errors, &ats, &owners],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        if !owners.is_empty() {
-            for run in ends.iter().filter(|r| !done.contains(r)) {
-                // Not written: cancelled meanwhile (as it should be), or no longer ours.
-                if let Some(row) = tx.query_opt(&c.owner, &[run, &owners])?
-                    && row.get::<_, Option<bool>>(0) != Some(true)
-                {
-                    fenced.extend(end_records.get(run));
-                }
-            }
-        }
-    }
-    Ok(())
+    write_combined(tx, st, &plan, owners, fenced)
 }
 
 /// Inserts runs in one statement; a run whose id or dedupe key is taken (a retried
