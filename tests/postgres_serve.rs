@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use flow_runtime::StoreOptions;
 use flow_runtime::store::{RunFilter, Store, StoreLocation};
 
+mod postgres_support;
+use postgres_support::database;
+
 const FLOW: &str = env!("CARGO_BIN_EXE_flow");
 
 const WORKFLOWS: &str = r#"
@@ -27,31 +30,6 @@ workflow double(n: int) -> int {
   return n * 2
 }
 "#;
-
-fn database(name: &str) -> Option<String> {
-    let Ok(admin) = std::env::var("FLOW_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("FLOW_TEST_REQUIRE_POSTGRES").is_none(),
-            "FLOW_TEST_REQUIRE_POSTGRES is set but the PostgreSQL server did not start"
-        );
-        eprintln!("skipped: FLOW_TEST_POSTGRES_URL is not set (scripts/test.sh starts a server)");
-        return None;
-    };
-    let db = format!("flow_{name}_{}", std::process::id());
-    let status = Command::new("psql")
-        .args([
-            admin.as_str(),
-            "-q",
-            "-c",
-            &format!("DROP DATABASE IF EXISTS {db}"),
-        ])
-        .args(["-c", &format!("CREATE DATABASE {db}")])
-        .stdout(Stdio::null())
-        .status()
-        .expect("psql runs");
-    assert!(status.success(), "cannot create database {db}");
-    Some(format!("{}/{db}", admin.rsplit_once('/').unwrap().0))
-}
 
 /// A `flow serve` process with every role; killed when dropped.
 struct Server {

@@ -18,6 +18,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use flow_runtime::store::{EventKind, RunFilter, Store, StoreLocation};
 use flow_runtime::{Engine, EngineConfig, Router, RunOrigin, RunStatus, Silent, StoreOptions};
 
+mod postgres_support;
+use postgres_support::database;
+
 const FLOW: &str = env!("CARGO_BIN_EXE_flow");
 
 /// Three steps in a row, each a call that takes the server `delay` ms to answer.
@@ -119,32 +122,6 @@ impl Server {
     fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
-}
-
-/// A fresh database on the test server, or `None` when there is no server.
-fn database(name: &str) -> Option<String> {
-    let Ok(admin) = std::env::var("FLOW_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("FLOW_TEST_REQUIRE_POSTGRES").is_none(),
-            "FLOW_TEST_REQUIRE_POSTGRES is set but the PostgreSQL server did not start"
-        );
-        eprintln!("skipped: FLOW_TEST_POSTGRES_URL is not set (scripts/test.sh starts a server)");
-        return None;
-    };
-    let db = format!("flow_{name}_{}", std::process::id());
-    let status = Command::new("psql")
-        .args([
-            admin.as_str(),
-            "-q",
-            "-c",
-            &format!("DROP DATABASE IF EXISTS {db}"),
-        ])
-        .args(["-c", &format!("CREATE DATABASE {db}")])
-        .stdout(Stdio::null())
-        .status()
-        .expect("psql runs");
-    assert!(status.success(), "cannot create database {db}");
-    Some(format!("{}/{db}", admin.rsplit_once('/').unwrap().0))
 }
 
 /// A worker process; killed when dropped.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use flow_ir::artefact::{Artefact, ArtefactError};
-use flow_ir::program::Program;
+use flow_ir::program::{Program, WorkflowId};
 use serde_json::Value as Json;
 use tokio::sync::Semaphore;
 
@@ -39,6 +39,23 @@ pub enum EngineError {
     Finished(String),
     #[error("run {run_id} is being executed by another live process ({executor})")]
     Busy { run_id: String, executor: String },
+}
+
+/// The workflow named `name` in `program`, or the error that lists the ones it has.
+fn workflow_id(program: &Prepared, name: &str) -> Result<WorkflowId, EngineError> {
+    program
+        .program
+        .workflow_by_name(name)
+        .map(|(wf, _)| wf)
+        .ok_or_else(|| EngineError::NoSuchWorkflow {
+            name: name.to_owned(),
+            candidates: program
+                .program
+                .workflows
+                .iter()
+                .map(|w| w.name.clone())
+                .collect(),
+        })
 }
 
 fn did_you_mean(candidates: &[String]) -> String {
@@ -215,17 +232,7 @@ impl Engine {
         origin: RunOrigin,
         owner: Option<&str>,
     ) -> Result<Started, EngineError> {
-        let (wf, _) = program.program.workflow_by_name(workflow).ok_or_else(|| {
-            EngineError::NoSuchWorkflow {
-                name: workflow.to_owned(),
-                candidates: program
-                    .program
-                    .workflows
-                    .iter()
-                    .map(|w| w.name.clone())
-                    .collect(),
-            }
-        })?;
+        let wf = workflow_id(program, workflow)?;
         let owner = owner
             .or(self.inner.services.config.owner.as_deref())
             .map(Arc::from);
@@ -445,17 +452,7 @@ impl Engine {
         input: Json,
         origin: RunOrigin,
     ) -> Result<String, EngineError> {
-        let (wf, _) = program.program.workflow_by_name(workflow).ok_or_else(|| {
-            EngineError::NoSuchWorkflow {
-                name: workflow.to_owned(),
-                candidates: program
-                    .program
-                    .workflows
-                    .iter()
-                    .map(|w| w.name.clone())
-                    .collect(),
-            }
-        })?;
+        let wf = workflow_id(program, workflow)?;
         let services = &self.inner.services;
         let owner = services.config.owner.as_deref();
         let run = services.new_run(program, wf, &input, owner, None, origin);

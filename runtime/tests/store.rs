@@ -9,39 +9,10 @@ use std::time::Duration;
 
 use flow_ir::artefact::Artefact;
 use flow_runtime::builtins::Builtins;
-use flow_runtime::store::{
-    Event, EventKind, NewRun, RunOrigin, RunStatus, Store, StoreError, StoreOptions,
-};
+use flow_runtime::store::{EventKind, RunOrigin, RunStatus, Store, StoreError, StoreOptions};
 use flow_runtime::{Engine, EngineConfig, Router, Silent};
 
-fn new_run(id: &str, executor: &str) -> NewRun {
-    NewRun {
-        run_id: id.into(),
-        workflow: "wf".into(),
-        program: "hash".into(),
-        parent: None,
-        parent_step: None,
-        owner_as: None,
-        priority: 1,
-        input: "{\"a\":1}".into(),
-        created_at: 1000,
-        executor: Some(executor.into()),
-        status: RunStatus::Running,
-        origin: RunOrigin::default(),
-    }
-}
-
-fn event(run: i64, seq: u32, kind: EventKind, step: &str) -> Event {
-    Event {
-        run,
-        seq,
-        at: 1000 + i64::from(seq),
-        kind,
-        step: Some(step.into()),
-        attempt: Some(1),
-        data: Some("42".into()),
-    }
-}
+use common::{event, new_run};
 
 #[tokio::test]
 async fn a_file_that_is_not_a_database_is_reported_as_corrupt() {

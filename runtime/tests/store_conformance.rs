@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use flow_runtime::builtins::Builtins;
 use flow_runtime::store::{
-    Event, EventKind, EventWait, NewRun, RunFilter, RunOrigin, RunStatus, Store, StoreLocation,
+    EventKind, EventWait, NewRun, RunFilter, RunOrigin, RunStatus, Store, StoreLocation,
     StoreOptions,
 };
 use flow_runtime::{Engine, EngineConfig, Router, Silent};
@@ -118,34 +118,7 @@ conformance!(
     the_shared_sql_reads_and_writes_alike,
 );
 
-fn new_run(id: &str, executor: &str) -> NewRun {
-    NewRun {
-        run_id: id.into(),
-        workflow: "wf".into(),
-        program: "hash".into(),
-        parent: None,
-        parent_step: None,
-        owner_as: None,
-        priority: 1,
-        input: "{\"a\":1}".into(),
-        created_at: 1000,
-        executor: Some(executor.into()),
-        status: RunStatus::Running,
-        origin: RunOrigin::default(),
-    }
-}
-
-fn event(run: i64, seq: u32, kind: EventKind, step: &str) -> Event {
-    Event {
-        run,
-        seq,
-        at: 1000 + i64::from(seq),
-        kind,
-        step: Some(step.into()),
-        attempt: Some(1),
-        data: Some("42".into()),
-    }
-}
+use common::{event, new_run};
 
 async fn runs_and_events_survive_reopening(fixture: Fixture) {
     {

@@ -864,66 +864,14 @@ impl Store {
 
     /// Runs, newest first.
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+        let (sql, args) = filter.to_sql();
         if let Some(pg) = self.pg() {
-            return pg.list_runs(filter);
+            return pg.list_runs(sql::to_postgres(&sql), args);
         }
         self.read(|conn| {
-            let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE created_at >= ?1");
-            let mut args: Vec<Box<dyn rusqlite::ToSql>> =
-                vec![Box::new(filter.since.unwrap_or(i64::MIN))];
-            if let Some(w) = &filter.workflow {
-                sql.push_str(" AND workflow = ?2");
-                args.push(Box::new(w.clone()));
-            }
-            let statuses: Vec<RunStatus> = filter
-                .status
-                .into_iter()
-                .chain(filter.statuses.iter().copied())
-                .collect();
-            if !statuses.is_empty() {
-                let marks: Vec<String> = statuses
-                    .iter()
-                    .map(|s| {
-                        args.push(Box::new(s.as_str()));
-                        format!("?{}", args.len())
-                    })
-                    .collect();
-                sql.push_str(&format!(" AND status IN ({})", marks.join(", ")));
-            }
-            match filter.trigger.as_deref() {
-                // `flow run` records no trigger: the CLI is what started a run without one.
-                Some("cli") => sql.push_str(" AND trigger IS NULL"),
-                Some(t) => {
-                    args.push(Box::new(t.to_owned()));
-                    sql.push_str(&format!(" AND trigger = ?{}", args.len()));
-                }
-                None => {}
-            }
-            if let Some(u) = filter.until {
-                args.push(Box::new(u));
-                sql.push_str(&format!(" AND created_at < ?{}", args.len()));
-            }
-            if let Some((at, key)) = filter.after {
-                args.push(Box::new(at));
-                args.push(Box::new(key));
-                sql.push_str(&format!(
-                    " AND (created_at < ?{a} OR (created_at = ?{a} AND id < ?{k}))",
-                    a = args.len() - 1,
-                    k = args.len()
-                ));
-            }
-            if !filter.include_children {
-                sql.push_str(" AND parent IS NULL");
-            }
-            sql.push_str(&format!(
-                " ORDER BY created_at DESC, id DESC LIMIT {}",
-                filter.limit.unwrap_or(i64::MAX as u64).min(i64::MAX as u64)
-            ));
             let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(
-                rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())),
-                run_row,
-            )?;
+            let params = sql::sqlite_params(&args);
+            let rows = stmt.query_map(rusqlite::params_from_iter(params), run_row)?;
             rows.collect()
         })
     }
@@ -1209,6 +1157,63 @@ pub struct RunFilter {
     pub after: Option<(i64, RunKey)>,
     pub limit: Option<u64>,
     pub include_children: bool,
+}
+
+impl RunFilter {
+    /// The query this filter asks for, in the SQL both backends accept (`?N`
+    /// parameters, turned into `$N` for PostgreSQL), with its arguments.
+    fn to_sql(&self) -> (String, Vec<SqlValue>) {
+        let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE created_at >= ?1");
+        let mut args = vec![SqlValue::Int(self.since.unwrap_or(i64::MIN))];
+        let arg = |args: &mut Vec<SqlValue>, v: SqlValue| {
+            args.push(v);
+            format!("?{}", args.len())
+        };
+        if let Some(w) = &self.workflow {
+            let p = arg(&mut args, SqlValue::Text(w.clone()));
+            sql.push_str(&format!(" AND workflow = {p}"));
+        }
+        let statuses: Vec<RunStatus> = self
+            .status
+            .into_iter()
+            .chain(self.statuses.iter().copied())
+            .collect();
+        if !statuses.is_empty() {
+            let marks: Vec<String> = statuses
+                .iter()
+                .map(|s| arg(&mut args, SqlValue::Text(s.as_str().to_owned())))
+                .collect();
+            sql.push_str(&format!(" AND status IN ({})", marks.join(", ")));
+        }
+        match self.trigger.as_deref() {
+            // `flow run` records no trigger: the CLI is what started a run without one.
+            Some("cli") => sql.push_str(" AND trigger IS NULL"),
+            Some(t) => {
+                let p = arg(&mut args, SqlValue::Text(t.to_owned()));
+                sql.push_str(&format!(" AND trigger = {p}"));
+            }
+            None => {}
+        }
+        if let Some(u) = self.until {
+            let p = arg(&mut args, SqlValue::Int(u));
+            sql.push_str(&format!(" AND created_at < {p}"));
+        }
+        if let Some((at, key)) = self.after {
+            let a = arg(&mut args, SqlValue::Int(at));
+            let k = arg(&mut args, SqlValue::Int(key));
+            sql.push_str(&format!(
+                " AND (created_at < {a} OR (created_at = {a} AND id < {k}))"
+            ));
+        }
+        if !self.include_children {
+            sql.push_str(" AND parent IS NULL");
+        }
+        sql.push_str(" ORDER BY created_at DESC, id DESC");
+        if let Some(limit) = self.limit {
+            sql.push_str(&format!(" LIMIT {}", limit.min(i64::MAX as u64)));
+        }
+        (sql, args)
+    }
 }
 
 const RUN_COLUMNS: &str = "id, run_id, workflow, program, parent, parent_step, owner_as, priority, status, input, output, error, created_at, finished_at, executor, wake_at, trigger, event, actor, dedupe";

@@ -198,7 +198,7 @@ impl SqliteTx<'_> {
     }
 }
 
-fn sqlite_params(params: &[SqlValue]) -> Vec<rusqlite::types::Value> {
+pub(super) fn sqlite_params(params: &[SqlValue]) -> Vec<rusqlite::types::Value> {
     params
         .iter()
         .map(|p| match p {

@@ -103,3 +103,39 @@ impl Harness {
         self.recorder.0.lock().unwrap().clone()
     }
 }
+
+/// A run for the store's tests: workflow `wf`, created at 1000, running on `executor`.
+pub fn new_run(id: &str, executor: &str) -> flow_runtime::store::NewRun {
+    flow_runtime::store::NewRun {
+        run_id: id.into(),
+        workflow: "wf".into(),
+        program: "hash".into(),
+        parent: None,
+        parent_step: None,
+        owner_as: None,
+        priority: 1,
+        input: "{\"a\":1}".into(),
+        created_at: 1000,
+        executor: Some(executor.into()),
+        status: flow_runtime::RunStatus::Running,
+        origin: flow_runtime::RunOrigin::default(),
+    }
+}
+
+/// An event of run `run` at `seq` for step `step`, with data `42`.
+pub fn event(
+    run: i64,
+    seq: u32,
+    kind: flow_runtime::store::EventKind,
+    step: &str,
+) -> flow_runtime::store::Event {
+    flow_runtime::store::Event {
+        run,
+        seq,
+        at: 1000 + i64::from(seq),
+        kind,
+        step: Some(step.into()),
+        attempt: Some(1),
+        data: Some("42".into()),
+    }
+}

@@ -21,8 +21,8 @@ use super::signals::SignalStored;
 use super::sql::{PostgresTx, SqlRow, SqlTx, SqlValue};
 
 use super::{
-    AfterCommit, Durability, Event, EventKind, EventWait, RUN_COLUMNS, RunFilter, RunKey,
-    RunOrigin, RunRow, RunStatus, StoreError, StoreOptions, Write, event_signal, json_column,
+    AfterCommit, Durability, Event, EventKind, EventWait, RUN_COLUMNS, RunKey, RunOrigin, RunRow,
+    RunStatus, StoreError, StoreOptions, Write, event_signal, json_column,
 };
 
 mod lease;
@@ -421,55 +421,14 @@ impl Postgres {
         )
     }
 
-    pub(super) fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
-        let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE created_at >= $1");
-        let mut args: Vec<Box<dyn ToSql + Sync + Send>> =
-            vec![Box::new(filter.since.unwrap_or(i64::MIN))];
-        if let Some(w) = &filter.workflow {
-            args.push(Box::new(w.clone()));
-            sql.push_str(&format!(" AND workflow = ${}", args.len()));
-        }
-        let statuses: Vec<String> = filter
-            .status
-            .into_iter()
-            .chain(filter.statuses.iter().copied())
-            .map(|s| s.as_str().to_owned())
-            .collect();
-        if !statuses.is_empty() {
-            args.push(Box::new(statuses));
-            sql.push_str(&format!(" AND status = ANY(${})", args.len()));
-        }
-        match filter.trigger.as_deref() {
-            // `flow run` records no trigger: the CLI is what started a run without one.
-            Some("cli") => sql.push_str(" AND trigger IS NULL"),
-            Some(t) => {
-                args.push(Box::new(t.to_owned()));
-                sql.push_str(&format!(" AND trigger = ${}", args.len()));
-            }
-            None => {}
-        }
-        if let Some(u) = filter.until {
-            args.push(Box::new(u));
-            sql.push_str(&format!(" AND created_at < ${}", args.len()));
-        }
-        if let Some((at, key)) = filter.after {
-            args.push(Box::new(at));
-            args.push(Box::new(key));
-            sql.push_str(&format!(
-                " AND (created_at < ${a} OR (created_at = ${a} AND id < ${k}))",
-                a = args.len() - 1,
-                k = args.len()
-            ));
-        }
-        if !filter.include_children {
-            sql.push_str(" AND parent IS NULL");
-        }
-        sql.push_str(" ORDER BY created_at DESC, id DESC");
-        if let Some(limit) = filter.limit {
-            sql.push_str(&format!(" LIMIT {}", limit.min(i64::MAX as u64)));
-        }
+    /// The runs a filter's query (`RunFilter::to_sql`, renumbered) selects.
+    pub(super) fn list_runs(
+        &self,
+        sql: String,
+        args: Vec<SqlValue>,
+    ) -> Result<Vec<RunRow>, StoreError> {
         self.read(move |s| {
-            let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as _).collect();
+            let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as _).collect();
             s.all(&sql, &params)?.iter().map(run_row).collect()
         })
     }
