@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
 use std::time::Instant;
 
+use postgres::types::ToSql;
 use postgres::{Client, GenericClient, Statement, Transaction};
 
 use super::super::{LINGER, MAX_BATCH};
@@ -470,49 +471,37 @@ fn write_combined(
     fenced: &mut HashSet<usize>,
 ) -> Result<(), postgres::Error> {
     let e = plan.event_columns();
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &e.runs,
+        &e.seqs,
+        &e.ats,
+        &e.kinds,
+        &e.steps,
+        &e.attempts,
+        &e.data,
+        &owners,
+    ];
     if plan.status_ids.is_empty() && plan.end_ids.is_empty() {
         // Events alone (most batches): the plain insert plans and runs faster.
         let written = db
-            .query(
-                &st.events,
-                &[
-                    &e.runs,
-                    &e.seqs,
-                    &e.ats,
-                    &e.kinds,
-                    &e.steps,
-                    &e.attempts,
-                    &e.data,
-                    &owners,
-                ],
-            )?
+            .query(&st.events, &params)?
             .iter()
             .map(|r| r.get(0))
             .collect();
         plan.fence_events(&written, fenced);
         return Ok(());
     }
-    let rows = db.query(
-        &st.combined,
-        &[
-            &e.runs,
-            &e.seqs,
-            &e.ats,
-            &e.kinds,
-            &e.steps,
-            &e.attempts,
-            &e.data,
-            &owners,
-            &plan.status_ids,
-            &plan.statuses,
-            &plan.wakes,
-            &plan.end_ids,
-            &plan.end_statuses,
-            &plan.outputs,
-            &plan.errors,
-            &plan.ats,
-        ],
-    )?;
+    params.extend([
+        &plan.status_ids as &(dyn ToSql + Sync),
+        &plan.statuses,
+        &plan.wakes,
+        &plan.end_ids,
+        &plan.end_statuses,
+        &plan.outputs,
+        &plan.errors,
+        &plan.ats,
+    ]);
+    let rows = db.query(&st.combined, &params)?;
     let (mut written, mut done) = (HashSet::new(), HashSet::new());
     for r in &rows {
         match r.get::<_, i64>(0) {
