@@ -31,23 +31,22 @@ workflow double(n: int) -> int {
 }
 "#;
 
-/// A `flow serve` process with every role; killed when dropped.
+/// A `flow serve` process; killed when dropped.
 struct Server {
     child: Child,
+    /// The API's base URL (empty without the `api` role).
     address: String,
 }
 
 impl Server {
     fn start(store: &str, dir: &std::path::Path) -> Server {
+        Server::with_roles(store, dir, "api,scheduler,worker")
+    }
+
+    fn with_roles(store: &str, dir: &std::path::Path, roles: &str) -> Server {
         let mut child = Command::new(FLOW)
-            .args([
-                "serve",
-                "app.flow",
-                "--listen",
-                "127.0.0.1:0",
-                "--grace",
-                "1s",
-            ])
+            .args(["serve", "app.flow", "--listen", "127.0.0.1:0"])
+            .args(["--grace", "1s", "--role", roles])
             .env("FLOW_STORE", store)
             .current_dir(dir)
             .stdout(Stdio::null())
@@ -63,6 +62,9 @@ impl Server {
                 .unwrap();
             if let Some(a) = line.strip_prefix("listening on ") {
                 break a.trim().to_owned();
+            }
+            if line.starts_with("serving no API") || line.starts_with("worker ") {
+                break String::new();
             }
             assert!(
                 start.elapsed() < Duration::from_secs(60),
@@ -182,4 +184,55 @@ fn three_servers_fire_one_run_per_tick_and_share_runs() {
         })
         .unwrap();
     assert_eq!(doubles.len(), 1);
+}
+
+#[test]
+fn api_and_scheduler_processes_without_workers_queue_their_runs_for_a_worker() {
+    let Some(url) = database("roles") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.flow"), WORKFLOWS).unwrap();
+    let key = Command::new(FLOW)
+        .args(["keys", "create", "--name", "test", "--scope", "admin"])
+        .env("FLOW_STORE", &url)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    let api = Server::with_roles(&url, dir.path(), "api");
+    let _scheduler = Server::with_roles(&url, dir.path(), "scheduler");
+    let worker = Server::with_roles(&url, dir.path(), "worker");
+    assert!(!api.address.is_empty());
+
+    // The API process queues the run; the worker executes it; the API answers with its end.
+    let (status, run) = post(
+        &format!("{}/api/v1/workflows/double/runs?wait=20s", api.address),
+        &key,
+        r#"{"n": 4}"#,
+        &[],
+    );
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["status"], serde_json::json!("completed"), "{run}");
+    assert_eq!(run["output"], serde_json::json!(8));
+
+    // The scheduler's ticks are queued and executed by the worker too.
+    std::thread::sleep(Duration::from_secs(4));
+    let store = Store::open_at(&StoreLocation::Postgres(url), StoreOptions::default()).unwrap();
+    let ticks = store
+        .list_runs(&RunFilter {
+            workflow: Some("tick".into()),
+            status: Some(flow_runtime::RunStatus::Completed),
+            ..RunFilter::default()
+        })
+        .unwrap();
+    assert!(
+        ticks.len() >= 2,
+        "ticks executed by the worker: {}",
+        ticks.len()
+    );
+    drop(worker);
 }

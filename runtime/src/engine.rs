@@ -41,6 +41,41 @@ pub enum EngineError {
     Busy { run_id: String, executor: String },
 }
 
+/// Waits for a run another process executes to end, reading it from the store (every
+/// 20 ms at first, then less often, up to every second), and gives its outcome.
+async fn follow(store: Store, key: RunKey, run_id: String) -> RunOutcome {
+    let mut pause = Duration::from_millis(20);
+    loop {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 3 / 2).min(Duration::from_secs(1));
+        let s = store.clone();
+        let row = match tokio::task::spawn_blocking(move || s.run_by_key(key)).await {
+            Ok(Ok(Some(row))) => row,
+            Ok(Ok(None)) => {
+                return RunOutcome::failed(
+                    run_id,
+                    StepError::runtime("the run is gone from the store"),
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(run = %run_id, error = %e, "cannot read a queued run's state; retrying");
+                continue;
+            }
+            Err(e) => return RunOutcome::failed(run_id, StepError::runtime(e.to_string())),
+        };
+        if row.status.is_final() {
+            return RunOutcome {
+                run_id,
+                status: row.status,
+                output: row.output.unwrap_or(Json::Null),
+                error: row
+                    .error
+                    .and_then(|e| serde_json::from_value::<StepError>(e).ok()),
+            };
+        }
+    }
+}
+
 /// The workflow named `name` in `program`, or the error that lists the ones it has.
 fn workflow_id(program: &Prepared, name: &str) -> Result<WorkflowId, EngineError> {
     program
@@ -236,6 +271,9 @@ impl Engine {
         let owner = owner
             .or(self.inner.services.config.owner.as_deref())
             .map(Arc::from);
+        if !self.inner.services.config.executes {
+            return self.queue(program, wf, input, origin, owner).await;
+        }
         // Committing a run and starting it happen in a task of their own: a caller that
         // goes away in between (a client that disconnects) cannot leave a committed run
         // that nothing executes.
@@ -459,6 +497,37 @@ impl Engine {
         let run_id = run.run_id.clone();
         services.store.create_run(run).await?;
         Ok(run_id)
+    }
+
+    /// [`Engine::start`] in a process that does not execute runs: queues the run for the
+    /// workers; its handle follows the run in the store until it ends.
+    async fn queue(
+        &self,
+        program: &Arc<Prepared>,
+        wf: WorkflowId,
+        input: Json,
+        origin: RunOrigin,
+        owner: Option<Arc<str>>,
+    ) -> Result<Started, EngineError> {
+        let services = &self.inner.services;
+        let deduped = origin.dedupe.is_some();
+        let run = services.new_run(program, wf, &input, owner.as_deref(), None, origin);
+        let (run_id, workflow) = (run.run_id.clone(), run.workflow.clone());
+        let key = services.store.create_run(run).await?;
+        if deduped
+            && let Some(row) = services.store.run_by_key(key)?
+            && row.run_id != run_id
+        {
+            return Ok(Started::Existing(row));
+        }
+        let store = services.store.clone();
+        let id = run_id.clone();
+        Ok(Started::New(RunHandle {
+            run_id,
+            key,
+            workflow,
+            join: tokio::spawn(follow(store, key, id)),
+        }))
     }
 
     /// This process's executor token (who runs a claimed run, in the store).

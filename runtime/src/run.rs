@@ -33,6 +33,10 @@ pub struct EngineConfig {
     /// Where `wait signal(...)` steps take their signals from instead of the store (the
     /// mocks of `flow test`).
     pub mocked_signals: Option<crate::signals::MockedSignals>,
+    /// `false` for a process that starts runs but does not execute them (`flow serve
+    /// --role api` or `scheduler` without `worker`): `Engine::start` queues each run for
+    /// the workers and its handle follows the run's end in the store.
+    pub executes: bool,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +47,7 @@ impl Default for EngineConfig {
             owner: None,
             skip_delays: false,
             mocked_signals: None,
+            executes: true,
         }
     }
 }

@@ -48,8 +48,32 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// What a server process does (`flow serve --role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Roles {
+    /// The HTTP API, webhooks, integration events and the dashboard.
+    pub api: bool,
+    /// Fires schedules.
+    pub scheduler: bool,
+    /// Executes runs: those this process starts, queued ones it claims, and those of
+    /// processes that died. Without it, the engine queues what it starts
+    /// (`EngineConfig::executes`) for the workers.
+    pub worker: bool,
+}
+
+impl Default for Roles {
+    fn default() -> Roles {
+        Roles {
+            api: true,
+            scheduler: true,
+            worker: true,
+        }
+    }
+}
+
 /// How `flow serve` runs.
 pub struct Config {
+    pub roles: Roles,
     pub listen: SocketAddr,
     /// A second address serving `/metrics` without a key.
     pub metrics_listen: Option<SocketAddr>,
@@ -65,7 +89,8 @@ pub struct Config {
 /// Where a started server listens.
 #[derive(Clone, Copy, Debug)]
 pub struct Bound {
-    pub addr: SocketAddr,
+    /// Where the API listens (`None` without the `api` role).
+    pub addr: Option<SocketAddr>,
     pub metrics_addr: Option<SocketAddr>,
     pub version: i64,
 }
@@ -85,18 +110,31 @@ pub async fn serve(
     schedule::prepare(&store).await?;
     hooks::prepare(&store).await?;
     ui::session::prepare(&store).await?;
+    let roles = config.roles;
     // Bound before runs resume, so a resumed run's `approval.link` knows the address.
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr()?;
-    config.links.set_base(&format!("http://{addr}"));
-    let recovered = engine.recover().await?;
-    if !recovered.is_empty() {
-        tracing::info!(runs = recovered.len(), "resumed runs of a stopped process");
+    let listener = if roles.api {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        config
+            .links
+            .set_base(&format!("http://{}", listener.local_addr()?));
+        Some(listener)
+    } else {
+        None
+    };
+    let addr = match &listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    if roles.worker {
+        let recovered = engine.recover().await?;
+        if !recovered.is_empty() {
+            tracing::info!(runs = recovered.len(), "resumed runs of a stopped process");
+        }
     }
     let deployed = deployment::activate(&engine, artefacts, "start").await?;
     let connections = Arc::new(VaultConnections::new(Vault::path_for_store(store.path())));
@@ -127,8 +165,31 @@ pub async fn serve(
         None => None,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let scheduler = tokio::spawn(schedule::run(Arc::clone(&state), stop_rx.clone()));
-    let rescuer = tokio::spawn(rescue(Arc::clone(&state), stop_rx.clone()));
+    let scheduler = roles
+        .scheduler
+        .then(|| tokio::spawn(schedule::run(Arc::clone(&state), stop_rx.clone())));
+    let rescuer = roles
+        .worker
+        .then(|| tokio::spawn(rescue(Arc::clone(&state), stop_rx.clone())));
+    // Runs queued by other processes (an `api` or `scheduler` process without workers
+    // of its own, `flow run --enqueue`) are claimed here too.
+    let claimer = roles.worker.then(|| {
+        let (engine, mut stop) = (state.engine.clone(), stop_rx.clone());
+        let capacity = state.options.worker_capacity;
+        tokio::spawn(async move {
+            let options = flow_runtime::worker::WorkerOptions {
+                capacity,
+                grace: Duration::ZERO,
+                ..flow_runtime::worker::WorkerOptions::default()
+            };
+            let stopped = async move {
+                let _ = stop.changed().await;
+            };
+            if let Err(e) = flow_runtime::worker::work(&engine, options, stopped).await {
+                tracing::error!(error = %e, "the worker stopped claiming runs");
+            }
+        })
+    });
     tokio::spawn(metrics_upkeep(Arc::clone(&state), stop_rx.clone()));
     let signals = tokio::spawn(signals(Arc::clone(&state), stop_tx));
     if let Some(l) = metrics_listener {
@@ -147,16 +208,25 @@ pub async fn serve(
         metrics_addr,
         version: state.deployment().version,
     });
-    listen::serve(
-        listener,
-        app::router(Arc::clone(&state)),
-        stop_rx.clone(),
-        state.options.header_timeout,
-        config.grace,
-    )
-    .await?;
-    let _ = scheduler.await;
-    let _ = rescuer.await;
+    match listener {
+        Some(listener) => {
+            listen::serve(
+                listener,
+                app::router(Arc::clone(&state)),
+                stop_rx.clone(),
+                state.options.header_timeout,
+                config.grace,
+            )
+            .await?
+        }
+        None => {
+            let mut stop = stop_rx.clone();
+            let _ = stop.changed().await;
+        }
+    }
+    for task in [scheduler, rescuer, claimer].into_iter().flatten() {
+        let _ = task.await;
+    }
     signals.abort();
     let deadline = Instant::now() + config.grace;
     while in_flight() > 0 && Instant::now() < deadline {

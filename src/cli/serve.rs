@@ -45,10 +45,12 @@ pub struct ServeArgs {
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
-    /// What this process does: any comma-separated subset of `api`, `scheduler` and
-    /// `worker` (default: all three). Today a process runs all three (SQLite), or is a
-    /// worker alone (SQLite or PostgreSQL): workers on many machines share a PostgreSQL
-    /// store, each claiming queued runs and taking over those of workers that died.
+    /// What this process does: any comma-separated subset of `api` (HTTP API, webhooks,
+    /// dashboard), `scheduler` (fires schedules) and `worker` (executes runs; default:
+    /// all three). Without `worker`, the runs it starts are queued for worker processes
+    /// on the same store; `--role worker` alone needs no PATHs (programs come from the
+    /// store). Workers on many machines share a PostgreSQL store, claim queued runs and
+    /// take over those of workers that died.
     #[arg(
         long,
         value_enum,
@@ -131,26 +133,30 @@ pub fn load_all(paths: &[PathBuf], color: ColorChoice) -> miette::Result<Option<
 }
 
 pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
-    let mut roles = args.role.clone();
-    roles.sort_by_key(|r| *r as u8);
-    roles.dedup();
-    if roles == [Role::Worker] {
+    let roles = flow_server::Roles {
+        api: args.role.contains(&Role::Api),
+        scheduler: args.role.contains(&Role::Scheduler),
+        worker: args.role.contains(&Role::Worker),
+    };
+    if roles
+        == (flow_server::Roles {
+            api: false,
+            scheduler: false,
+            worker: true,
+        })
+    {
         return super::worker::run(args);
-    }
-    if roles.len() != 3 {
-        return Err(miette!(
-            "`--role {}` is not available yet: a process runs every role (the default) or `--role worker` alone (see docs/postgres.md)",
-            roles
-                .iter()
-                .map(|r| format!("{r:?}").to_lowercase())
-                .collect::<Vec<_>>()
-                .join(",")
-        ));
     }
     if args.paths.is_empty() {
         return Err(miette!(
             "which programs? pass .flow files, directories or .flowc artefacts to serve"
         ));
+    }
+    if !roles.worker {
+        eprintln!(
+            "note: without the worker role, runs are queued in {} for `flow serve --role worker` processes on the same store",
+            args.store.store
+        );
     }
     let grace = std::time::Duration::from_millis(parse_age(&args.grace)? as u64);
     let header_timeout = std::time::Duration::from_millis(parse_age(&args.header_timeout)? as u64);
@@ -178,6 +184,7 @@ pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
         ))
         .map_err(|e| miette!("{e}"))?;
     let config = flow_server::Config {
+        roles,
         listen: args.listen,
         metrics_listen: args.metrics_listen,
         options: flow_server::Options {
@@ -186,6 +193,7 @@ pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
             header_timeout,
             rate_per_second: args.rate_limit,
             metrics_on_main: args.metrics_listen.is_none(),
+            worker_capacity: args.exec.max_concurrent_runs,
             ..flow_server::Options::default()
         },
         reload: Some(reload),
@@ -206,6 +214,7 @@ pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
                 max_concurrent_runs: exec.max_concurrent_runs,
                 max_parallel_steps: exec.max_parallel_steps,
                 owner,
+                executes: roles.worker,
                 ..EngineConfig::default()
             },
             Arc::new(flow_server::metrics::Metrics),
@@ -216,10 +225,26 @@ pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
             if let Some(m) = bound.metrics_addr {
                 eprintln!("metrics on http://{m}/metrics");
             }
-            eprintln!("listening on http://{}", bound.addr);
+            match bound.addr {
+                Some(addr) => eprintln!("listening on http://{addr}"),
+                None => eprintln!("serving no API (roles: {})", roles_text(roles)),
+            }
         })
         .await
         .map_err(|e| miette!("{e}"))
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn roles_text(roles: flow_server::Roles) -> String {
+    [
+        (roles.api, "api"),
+        (roles.scheduler, "scheduler"),
+        (roles.worker, "worker"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| *name)
+    .collect::<Vec<_>>()
+    .join(",")
 }
