@@ -33,9 +33,10 @@ trap stop_all EXIT
 source scripts/services/postgres.sh
 [[ -n "${FLOW_TEST_POSTGRES_URL:-}" ]] || { echo "PostgreSQL did not start" >&2; exit 1; }
 admin="$FLOW_TEST_POSTGRES_URL"
+# Loopback without TLS, for Flow and DBOS alike (the test server also takes TLS).
 newdb() {
   psql "$admin" -q -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
-  echo "${admin%/postgres}/$1"
+  echo "${admin%/postgres}/$1?sslmode=disable"
 }
 
 echo "building (release)..." >&2

@@ -855,3 +855,58 @@ async fn postgres_writes_of_an_executor_whose_run_was_taken_are_refused() {
     a.release(&first);
     b.release(&second);
 }
+
+/// PostgreSQL only: with `sslmode=verify-full` the store talks TLS, verifying the
+/// server's certificate against `sslrootcert` (the CA `scripts/services/postgres.sh`
+/// made); against the public roots instead, the same server is refused with the reason;
+/// `require` encrypts without checking, as libpq does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_use_tls_verified_against_the_given_ca() {
+    let Some(Fixture::Postgres(url)) = Fixture::postgres() else {
+        return;
+    };
+    let Ok(ca) = std::env::var("FLOW_TEST_POSTGRES_CA") else {
+        eprintln!("skipped: the test server has no TLS certificate (openssl was missing)");
+        return;
+    };
+    let secure = format!("{url}?sslmode=verify-full&sslrootcert={ca}");
+    let store = Store::open_at(&StoreLocation::Postgres(secure), StoreOptions::default()).unwrap();
+    let rows = store
+        .query(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        rows[0].get::<bool>(0).unwrap(),
+        true,
+        "the reader's connection is TLS"
+    );
+    let key = store.create_run(new_run("over-tls", "x")).await.unwrap();
+    assert_eq!(store.run_by_key(key).unwrap().unwrap().run_id, "over-tls");
+
+    let encrypted = format!("{url}?sslmode=require");
+    let store =
+        Store::open_at(&StoreLocation::Postgres(encrypted), StoreOptions::default()).unwrap();
+    let rows = store
+        .query(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows[0].get::<bool>(0).unwrap(), true);
+
+    let public_roots = format!("{url}?sslmode=verify-full");
+    let refused = Store::open_at(
+        &StoreLocation::Postgres(public_roots),
+        StoreOptions::default(),
+    )
+    .err()
+    .expect("a certificate from an unknown CA is refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains("certificate") || message.contains("tls") || message.contains("TLS"),
+        "{message}"
+    );
+    assert!(!message.contains("sslrootcert="), "{message}");
+}

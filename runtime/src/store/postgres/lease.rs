@@ -87,7 +87,7 @@ impl Postgres {
 }
 
 fn beat(
-    url: &str,
+    url: &super::Target,
     at: &str,
     token: &str,
     ready: &mpsc::SyncSender<Result<(), StoreError>>,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row, Statement, Transaction};
+use postgres::{Client, Row, Statement, Transaction};
 use tokio::sync::oneshot;
 
 use super::signals::SignalStored;
@@ -136,7 +136,7 @@ const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /// An open PostgreSQL store.
 pub(super) struct Postgres {
-    url: String,
+    url: Target,
     /// The URL without its password, for messages.
     at: String,
     writer: mpsc::Sender<writer::PgOp>,
@@ -150,6 +150,146 @@ type ReadJob = Box<dyn FnOnce(&mut Reader) + Send>;
 
 /// The executor tokens this process holds leases under: the writer's fence.
 pub(super) type Owners = Arc<RwLock<Vec<String>>>;
+
+/// Where to connect: the URL as the driver takes it, and the TLS it uses.
+///
+/// As libpq: `sslmode=prefer` (the default) tries TLS and falls back to plain, and
+/// `require` insists on TLS; neither checks the server's certificate unless
+/// `sslrootcert=PATH` names the CA certificates (PEM) to check it against.
+/// `verify-ca` and `verify-full` insist on TLS and check the certificate and its host
+/// name (both as `verify-full`) against `sslrootcert`, or the public roots without it.
+/// The driver reads neither `sslrootcert` nor the two `verify-` modes, so they are taken
+/// out of the URL here.
+#[derive(Clone)]
+pub(super) struct Target {
+    url: String,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, String> {
+        let (url, root_cert) = take_option(url, "sslrootcert");
+        let (mut url, mode) = take_option(&url, "sslmode");
+        let verify_mode = matches!(mode.as_deref(), Some("verify-ca" | "verify-full"));
+        if let Some(mode) = &mode {
+            let driver_mode = if verify_mode {
+                "require"
+            } else {
+                mode.as_str()
+            };
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("sslmode=");
+            url.push_str(driver_mode);
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot set up TLS: {e}"))?;
+        let config = if verify_mode || root_cert.is_some() {
+            let mut roots = rustls::RootCertStore::empty();
+            match &root_cert {
+                Some(path) => {
+                    use rustls_pki_types::pem::PemObject;
+                    let read = |e: &dyn std::fmt::Display| {
+                        format!("cannot read the CA certificates in {path}: {e}")
+                    };
+                    for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)
+                        .map_err(|e| read(&e))?
+                    {
+                        roots.add(cert.map_err(|e| read(&e))?).map_err(|e| {
+                            format!("a CA certificate in {path} is not usable: {e}")
+                        })?;
+                    }
+                }
+                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(std::sync::Arc::new(Unverified(provider)))
+                .with_no_client_auth()
+        };
+        Ok(Target {
+            url,
+            tls: tokio_postgres_rustls::MakeRustlsConnect::new(config),
+        })
+    }
+}
+
+/// Accepts any server certificate (while still checking the handshake's signatures):
+/// libpq's `prefer` and `require`, which encrypt without knowing whom to trust.
+#[derive(Debug)]
+struct Unverified(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The URL without its query option `name`, and that option's value.
+fn take_option(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut value = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some((key, v)) if key == name => {
+                value = Some(v.to_owned());
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, value)
+}
 
 /// The URL with its password replaced by `***`.
 pub(crate) fn redact(url: &str) -> String {
@@ -190,8 +330,8 @@ pub(in crate::store) fn error(at: &str, e: postgres::Error) -> StoreError {
 
 /// Connects on the calling thread (which must not be a tokio worker) and sets the
 /// session's commit durability and its limit on idling inside a transaction.
-fn connect(url: &str, durability: Durability) -> Result<Client, postgres::Error> {
-    let mut client = Client::connect(url, NoTls)?;
+fn connect(target: &Target, durability: Durability) -> Result<Client, postgres::Error> {
+    let mut client = Client::connect(&target.url, target.tls.clone())?;
     let sync = match durability {
         Durability::Full => "on",
         Durability::Process => "off",
@@ -222,12 +362,17 @@ fn on_own_thread<T: Send + 'static>(
 impl Postgres {
     pub(super) fn open(url: &str, options: &StoreOptions) -> Result<Postgres, StoreError> {
         let at = redact(url);
+        let url = Target::parse(url).map_err(|message| StoreError::Postgres {
+            at: at.clone(),
+            message,
+        })?;
+        let url = &url;
         let io = |e: std::io::Error| StoreError::Postgres {
             at: at.clone(),
             message: e.to_string(),
         };
         let durability = options.durability;
-        let (u, a) = (url.to_owned(), at.clone());
+        let (u, a) = (url.clone(), at.clone());
         let client = on_own_thread("flow-store-open", move || -> Result<Client, StoreError> {
             let mut client = connect(&u, durability).map_err(|e| error(&a, e))?;
             migrate(&mut client, &a)?;
@@ -235,7 +380,7 @@ impl Postgres {
         })
         .map_err(io)??;
         let (writer, rx) = mpsc::channel();
-        let (u, a) = (url.to_owned(), at.clone());
+        let (u, a) = (url.clone(), at.clone());
         let owners = Owners::default();
         let fence = owners.clone();
         std::thread::Builder::new()
@@ -245,14 +390,14 @@ impl Postgres {
         let (readers, jobs) = mpsc::channel::<ReadJob>();
         let jobs = Arc::new(Mutex::new(jobs));
         for _ in 0..READERS {
-            let (jobs, url) = (jobs.clone(), url.to_owned());
+            let (jobs, url) = (jobs.clone(), url.clone());
             std::thread::Builder::new()
                 .name("flow-store-reader".into())
                 .spawn(move || read_loop(url, durability, &jobs))
                 .map_err(io)?;
         }
         Ok(Postgres {
-            url: url.to_owned(),
+            url: url.clone(),
             at,
             writer,
             readers,
@@ -840,7 +985,7 @@ fn migrate(client: &mut Client, at: &str) -> Result<(), StoreError> {
 
 /// A reader thread's connection, made when first needed and again after it broke.
 struct Reader {
-    url: String,
+    url: Target,
     durability: Durability,
     session: Option<Session>,
 }
@@ -900,7 +1045,7 @@ impl Session {
     }
 }
 
-fn read_loop(url: String, durability: Durability, jobs: &Mutex<mpsc::Receiver<ReadJob>>) {
+fn read_loop(url: Target, durability: Durability, jobs: &Mutex<mpsc::Receiver<ReadJob>>) {
     let mut reader = Reader {
         url,
         durability,
@@ -1026,7 +1171,7 @@ fn event_row(r: &Row) -> Option<Event> {
 }
 
 /// The listener of [`Postgres::listen_for_work`].
-fn listen(url: &str, at: &str, hint: &std::sync::Weak<tokio::sync::Notify>) {
+fn listen(url: &Target, at: &str, hint: &std::sync::Weak<tokio::sync::Notify>) {
     let mut failures = 0u32;
     let mut client: Option<Client> = None;
     while hint.strong_count() > 0 {

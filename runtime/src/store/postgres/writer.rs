@@ -23,6 +23,7 @@ use postgres::types::ToSql;
 use postgres::{Client, GenericClient, Statement, Transaction};
 
 use super::super::{LINGER, MAX_BATCH};
+use super::Target;
 use super::{AfterCommit, Durability, Event, Owners, RunKey, StoreError, Write, backoff, connect};
 use crate::group_commit::{Linger, gather};
 use crate::store::NewRun;
@@ -111,7 +112,7 @@ impl Connection {
 }
 
 pub(super) fn run(
-    url: String,
+    url: Target,
     at: String,
     durability: Durability,
     client: Client,
