@@ -320,7 +320,18 @@ pub(crate) fn redact(url: &str) -> String {
 pub(in crate::store) fn error(at: &str, e: postgres::Error) -> StoreError {
     let message = match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+        // The driver's own words name the stage ("error connecting to server"); the
+        // cause (refused, timed out, a certificate) is in its sources.
+        None => {
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            message
+        }
     };
     StoreError::Postgres {
         at: at.to_owned(),
