@@ -4,6 +4,8 @@
 //! Needs `FLOW_TEST_POSTGRES_URL`, `FLOW_TEST_POSTGRES_BIN` and `FLOW_TEST_POSTGRES_DATA`
 //! (`scripts/services/postgres.sh`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use flow_runtime::StoreOptions;
@@ -70,9 +72,13 @@ async fn every_acknowledged_write_survives_a_server_restart_under_load() {
 
     const RUNS: usize = 100;
     const STEPS: u32 = 20;
+    // Each run writes steps until the restarts are over (and at least STEPS), so the
+    // server goes away while every run is writing.
+    let restarted = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for i in 0..RUNS {
         let store = store.clone();
+        let restarted = restarted.clone();
         tasks.push(tokio::spawn(async move {
             let key = store
                 .create_run(NewRun {
@@ -90,7 +96,8 @@ async fn every_acknowledged_write_survives_a_server_restart_under_load() {
                     origin: RunOrigin::default(),
                 })
                 .await?;
-            for seq in 0..STEPS {
+            let mut seq = 0;
+            while seq < STEPS || !restarted.load(Ordering::Acquire) {
                 store
                     .append_durable(vec![Event {
                         run: key,
@@ -102,12 +109,13 @@ async fn every_acknowledged_write_survives_a_server_restart_under_load() {
                         data: Some("1".into()),
                     }])
                     .await?;
+                seq += 1;
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(5..30))).await;
             }
             store
                 .finish_run(key, RunStatus::Completed, Some("1".into()), None, 1)
                 .await?;
-            Ok::<_, flow_runtime::StoreError>(key)
+            Ok::<_, flow_runtime::StoreError>((key, seq))
         }));
     }
     // Twice mid-load: a clean restart and a crash of the server.
@@ -119,14 +127,20 @@ async fn every_acknowledged_write_survives_a_server_restart_under_load() {
     tokio::task::spawn_blocking(|| restart_server(false))
         .await
         .unwrap();
-    let mut keys = Vec::new();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    restarted.store(true, Ordering::Release);
+    let mut written = Vec::new();
     for t in tasks {
-        keys.push(
+        written.push(
             t.await
                 .unwrap()
                 .expect("every write is acknowledged after the restarts"),
         );
     }
+    let mut keys: Vec<i64> = written.iter().map(|(k, _)| *k).collect();
+    let (up, outages) = store.health();
+    assert!(up, "the store is reachable again");
+    assert!(outages >= 1, "the writer noticed the server going away");
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), RUNS, "one run per creation");
@@ -135,8 +149,12 @@ async fn every_acknowledged_write_survives_a_server_restart_under_load() {
         .unwrap();
     assert_eq!(runs.len(), RUNS);
     assert!(runs.iter().all(|r| r.status == RunStatus::Completed));
-    for key in keys {
+    for (key, seq) in written {
         let events = store.events(key).unwrap();
-        assert_eq!(events.len() as u32, STEPS, "run {key}");
+        assert_eq!(
+            events.len() as u32,
+            seq,
+            "run {key}: every acknowledged event, once"
+        );
     }
 }

@@ -11,6 +11,8 @@
 //! - `flow_webhook_requests_total{result}`, `flow_http_requests_total{route,status}`,
 //!   `flow_http_request_duration_seconds{route}`
 //! - `flow_deployment_version`, `flow_uptime_seconds`
+//! - `flow_store_up` (0 while the store's writer cannot reach it: a PostgreSQL outage),
+//!   `flow_store_outages_total`
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
@@ -47,6 +49,9 @@ pub fn install() -> PrometheusHandle {
 pub fn refresh(state: &Shared) {
     metrics::gauge!("flow_deployment_version").set(state.deployment().version as f64);
     metrics::gauge!("flow_uptime_seconds").set(state.started.elapsed().as_secs_f64());
+    let (up, outages) = state.engine.store().health();
+    metrics::gauge!("flow_store_up").set(if up { 1.0 } else { 0.0 });
+    metrics::counter!("flow_store_outages_total").absolute(outages);
 }
 
 /// Counts requests by route template and status, and times them.

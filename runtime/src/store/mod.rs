@@ -554,6 +554,16 @@ impl Store {
         matches!(self.inner.backend, Backend::Postgres(_))
     }
 
+    /// Whether the store is reachable now (its writer committed last time it tried),
+    /// and how many outages it went through since it was opened. An SQLite file is
+    /// always reachable.
+    pub fn health(&self) -> (bool, u64) {
+        match self.pg() {
+            Some(pg) => pg.health(),
+            None => (true, 0),
+        }
+    }
+
     pub fn durability(&self) -> Durability {
         self.inner.options.durability
     }

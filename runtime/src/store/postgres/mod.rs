@@ -142,6 +142,7 @@ pub(super) struct Postgres {
     writer: mpsc::Sender<writer::PgOp>,
     readers: mpsc::Sender<ReadJob>,
     owners: Owners,
+    health: Arc<Health>,
     /// Whether the `flow_runnable` listener thread was started.
     listening: Mutex<bool>,
 }
@@ -150,6 +151,13 @@ type ReadJob = Box<dyn FnOnce(&mut Reader) + Send>;
 
 /// The executor tokens this process holds leases under: the writer's fence.
 pub(super) type Owners = Arc<RwLock<Vec<String>>>;
+
+/// Whether the writer reaches the server, and how many outages it went through.
+#[derive(Default)]
+pub(super) struct Health {
+    pub down: std::sync::atomic::AtomicBool,
+    pub outages: std::sync::atomic::AtomicU64,
+}
 
 /// Where to connect: the URL as the driver takes it, and the TLS it uses.
 ///
@@ -394,9 +402,11 @@ impl Postgres {
         let (u, a) = (url.clone(), at.clone());
         let owners = Owners::default();
         let fence = owners.clone();
+        let health = Arc::new(Health::default());
+        let watched = health.clone();
         std::thread::Builder::new()
             .name("flow-store-writer".into())
-            .spawn(move || writer::run(u, a, durability, client, rx, fence))
+            .spawn(move || writer::run(u, a, durability, client, rx, fence, &watched))
             .map_err(io)?;
         let (readers, jobs) = mpsc::channel::<ReadJob>();
         let jobs = Arc::new(Mutex::new(jobs));
@@ -413,8 +423,18 @@ impl Postgres {
             writer,
             readers,
             owners,
+            health,
             listening: Mutex::new(false),
         })
+    }
+
+    /// Whether the writer reaches the server now, and the outages it went through.
+    pub(super) fn health(&self) -> (bool, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            !self.health.down.load(Ordering::Relaxed),
+            self.health.outages.load(Ordering::Relaxed),
+        )
     }
 
     pub(super) fn send(&self, write: Write) -> Result<(), StoreError> {

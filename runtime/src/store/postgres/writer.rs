@@ -23,10 +23,37 @@ use postgres::types::ToSql;
 use postgres::{Client, GenericClient, Statement, Transaction};
 
 use super::super::{LINGER, MAX_BATCH};
-use super::Target;
 use super::{AfterCommit, Durability, Event, Owners, RunKey, StoreError, Write, backoff, connect};
+use super::{Health, Target};
 use crate::group_commit::{Linger, gather};
 use crate::store::NewRun;
+
+/// Whether an error means the connection (or the server) went away, so the batch is
+/// written again after reconnecting, rather than a failure of the records themselves. A
+/// server shutting down answers with an error before closing the connection.
+fn connection_lost(e: &postgres::Error, client: &Client) -> bool {
+    if client.is_closed() || e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || code.starts_with("57P")
+        }
+        // No SQLSTATE: the driver's own failure (I/O on the socket).
+        None => e.as_db_error().is_none(),
+    }
+}
+
+impl Health {
+    /// Counts an outage beginning now and returns when it began.
+    fn went_down(&self) -> Instant {
+        use std::sync::atomic::Ordering;
+        self.down.store(true, Ordering::Relaxed);
+        self.outages.fetch_add(1, Ordering::Relaxed);
+        Instant::now()
+    }
+}
 
 /// What the writer takes.
 pub(super) enum PgOp {
@@ -118,6 +145,7 @@ pub(super) fn run(
     client: Client,
     rx: mpsc::Receiver<PgOp>,
     owners: Owners,
+    health: &Health,
 ) {
     let mut conn = match Connection::new(client) {
         Ok(c) => Some(c),
@@ -146,7 +174,7 @@ pub(super) fn run(
                     match connect(&url, durability).and_then(Connection::new) {
                         Ok(c) => conn = Some(c),
                         Err(e) => {
-                            outage.get_or_insert_with(Instant::now);
+                            outage.get_or_insert_with(|| health.went_down());
                             tracing::warn!(store = %at, error = %e, waiting = batch.len(), "PostgreSQL is unreachable; the journal's writes wait and are retried");
                             std::thread::sleep(backoff(failures));
                             failures += 1;
@@ -161,8 +189,8 @@ pub(super) fn run(
                 .clone();
             match commit(c, &mut batch, &owners) {
                 Ok(()) => {}
-                Err(e) if c.client.is_closed() => {
-                    outage.get_or_insert_with(Instant::now);
+                Err(e) if connection_lost(&e, &c.client) => {
+                    outage.get_or_insert_with(|| health.went_down());
                     tracing::warn!(store = %at, error = %e, "the connection to PostgreSQL broke while committing; the batch is written again");
                 }
                 Err(e) => {
@@ -182,6 +210,9 @@ pub(super) fn run(
             }
         }
         if let Some(since) = outage {
+            health
+                .down
+                .store(false, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(store = %at, after = ?since.elapsed(), "PostgreSQL is back; the journal's writes continue");
         }
     }
