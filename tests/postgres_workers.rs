@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -46,6 +47,9 @@ struct Call {
 #[derive(Clone, Default)]
 struct Server {
     calls: Arc<Mutex<Vec<Call>>>,
+    /// Requests being answered now, and the most at once.
+    in_flight: Arc<AtomicUsize>,
+    most_in_flight: Arc<AtomicUsize>,
 }
 
 fn now_ms() -> i64 {
@@ -106,7 +110,10 @@ impl Server {
                 .find_map(|p| p.strip_prefix("delay="))
                 .and_then(|d| d.parse().ok())
                 .unwrap_or(0);
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(delay));
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
             let body = r#"{"ok":true}"#;
             let response = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
@@ -176,6 +183,11 @@ impl Drop for Worker {
 
 /// Queues `runs` runs of the workflow through the library, as `flow run --enqueue` does.
 fn enqueue(store: &str, base: &str, runs: u32, delay: u32) {
+    enqueue_runs(store, WORKFLOW, "job", base, runs, delay);
+}
+
+/// Queues `runs` runs of `workflow` in `source`, each with `base`, `n` and `delay`.
+fn enqueue_runs(store: &str, source: &str, workflow: &str, base: &str, runs: u32, delay: u32) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let store = Store::open_at(
@@ -192,14 +204,14 @@ fn enqueue(store: &str, base: &str, runs: u32, delay: u32) {
             Arc::new(Silent),
         )
         .unwrap();
-        let (_, compilation) = flow_compiler::compile_source("job.flow", WORKFLOW);
+        let (_, compilation) = flow_compiler::compile_source("job.flow", source);
         assert!(compilation.diagnostics.iter().all(|d| !d.is_error()));
         let loaded = engine.load(compilation.program).await.unwrap();
         for n in 0..runs {
             engine
                 .enqueue(
                     &loaded,
-                    "job",
+                    workflow,
                     serde_json::json!({ "base": base, "n": n, "delay": delay }),
                     RunOrigin::default(),
                 )
@@ -409,6 +421,40 @@ fn a_rolling_restart_of_every_worker_strands_nothing() {
     let refs: Vec<&Worker> = workers.iter().collect();
     wait_for_completion(&store, RUNS as usize, Duration::from_secs(90), &refs);
     check_journal_against_calls(&store, &server, RUNS);
+    for w in workers {
+        w.stop();
+    }
+}
+
+/// A workflow allowing two runs at once, each one slow call.
+const LIMITED: &str = r#"
+workflow limited(base: string, n: int, delay: int) -> int {
+  settings {
+    concurrency = 2
+  }
+  step a = http.get(url: "${base}/limited/${n}?delay=${delay}")
+  return n
+}
+"#;
+
+#[test]
+fn a_workflow_s_concurrency_holds_across_all_workers() {
+    let Some(url) = database("limit") else { return };
+    let (server, base) = Server::start();
+    const RUNS: u32 = 12;
+    enqueue_runs(&url, LIMITED, "limited", &base, RUNS, 300);
+    let workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::start(&url, &format!("limit-{i}"), 10, "1s"))
+        .collect();
+    let store = open(&url);
+    let refs: Vec<&Worker> = workers.iter().collect();
+    wait_for_completion(&store, RUNS as usize, Duration::from_secs(90), &refs);
+    let most = server.most_in_flight.load(Ordering::SeqCst);
+    assert!(
+        most <= 2,
+        "{most} runs of a workflow with concurrency 2 called at once"
+    );
+    assert_eq!(most, 2, "two at once were allowed");
     for w in workers {
         w.stop();
     }

@@ -265,6 +265,12 @@ impl Services {
             created_at: self.clock.now_millis(),
             executor: None,
             status: RunStatus::Pending,
+            concurrency: parent
+                .is_none()
+                .then(|| program.program.workflow(workflow))
+                .flatten()
+                .and_then(|w| w.settings.concurrency)
+                .map(i64::from),
             origin,
         }
     }

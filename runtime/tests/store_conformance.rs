@@ -910,3 +910,46 @@ async fn postgres_connections_use_tls_verified_against_the_given_ca() {
     );
     assert!(!message.contains("sslrootcert="), "{message}");
 }
+
+/// PostgreSQL only: a store of schema 1 is upgraded when opened (its runs gain their
+/// workflow's `concurrency`); a store written by a newer Flow is refused, unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_schemas_are_upgraded_and_newer_ones_refused() {
+    use flow_runtime::store::SqlValue;
+    let Some(fixture) = Fixture::postgres() else {
+        return;
+    };
+    let store = fixture.open();
+    store.create_run(new_run("before", "x")).await.unwrap();
+    // Back to what schema 1 was.
+    store
+        .transact(|tx| {
+            tx.execute("DROP INDEX runs_limited", &[])?;
+            tx.execute("ALTER TABLE runs DROP COLUMN concurrency", &[])?;
+            tx.execute("UPDATE flow_schema SET version = 1", &[])
+        })
+        .await
+        .unwrap();
+    drop(store);
+    let store = fixture.open();
+    let version = store.query("SELECT version FROM flow_schema", &[]).unwrap();
+    assert_eq!(version[0].get::<i64>(0).unwrap(), 2);
+    let mut limited = new_run("after", "x");
+    limited.concurrency = Some(3);
+    store.create_run(limited).await.unwrap();
+    let rows = store
+        .query("SELECT run_id, concurrency FROM runs ORDER BY id", &[])
+        .unwrap();
+    assert_eq!(rows[0].get::<Option<i64>>(1).unwrap(), None);
+    assert_eq!(rows[1].get::<Option<i64>>(1).unwrap(), Some(3));
+
+    store
+        .transact(|tx| tx.execute("UPDATE flow_schema SET version = ?1", &[SqlValue::Int(99)]))
+        .await
+        .unwrap();
+    drop(store);
+    let refused = Store::open_at(&fixture.location(), StoreOptions::default())
+        .err()
+        .expect("a newer schema is refused");
+    assert!(refused.to_string().contains("newer Flow"), "{refused}");
+}

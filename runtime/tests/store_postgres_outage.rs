@@ -93,6 +93,7 @@ async fn every_acknowledged_write_survives_a_server_restart_under_load() {
                     created_at: i as i64,
                     executor: Some("x".into()),
                     status: RunStatus::Running,
+                    concurrency: None,
                     origin: RunOrigin::default(),
                 })
                 .await?;

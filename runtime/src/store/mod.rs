@@ -325,6 +325,9 @@ pub struct NewRun {
     /// ([`Store::claim_runnable`]).
     pub executor: Option<String>,
     pub status: RunStatus,
+    /// The workflow's `concurrency` (a top-level run's), which claims by workers honour
+    /// across processes on PostgreSQL.
+    pub concurrency: Option<i64>,
     /// How the run came to be: [`RunOrigin`].
     pub origin: RunOrigin,
 }

@@ -118,6 +118,7 @@ pub fn new_run(id: &str, executor: &str) -> flow_runtime::store::NewRun {
         created_at: 1000,
         executor: Some(executor.into()),
         status: flow_runtime::RunStatus::Running,
+        concurrency: None,
         origin: flow_runtime::RunOrigin::default(),
     }
 }

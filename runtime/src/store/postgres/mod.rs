@@ -30,7 +30,7 @@ mod writer;
 pub(super) use lease::Heartbeat;
 
 /// The schema version this build writes (the `flow_schema` table).
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// How long a session of this process may sit inside a transaction waiting for the
 /// process before the server ends it (the process was paused or hung); far beyond any
@@ -47,7 +47,10 @@ const READERS: usize = 2;
 const MIGRATION_LOCK: i64 = 0x666c_6f77_0001;
 
 /// The whole schema at [`SCHEMA_VERSION`]: the SQLite store's tables with PostgreSQL's
-/// types, the indexes the run API's filters read, and the executors' heartbeats.
+/// types, the indexes the run API's filters read, and the executors' heartbeats. A run
+/// keeps its workflow's `concurrency`, which claims honour across workers.
+///
+/// Versions: 1 → 2 adds `runs.concurrency` and its index ([`UPGRADES`]).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS programs (
     hash       TEXT PRIMARY KEY,
@@ -74,7 +77,8 @@ CREATE TABLE IF NOT EXISTS runs (
     dedupe      TEXT,
     trigger     TEXT,
     event       TEXT,
-    actor       TEXT
+    actor       TEXT,
+    concurrency BIGINT
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status, executor);
 CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs(workflow, created_at);
@@ -85,6 +89,7 @@ CREATE INDEX IF NOT EXISTS runs_by_workflow_status ON runs(workflow, status, cre
 CREATE INDEX IF NOT EXISTS runs_by_created_outcome ON runs(created_at, status, finished_at, workflow, parent);
 CREATE INDEX IF NOT EXISTS runs_by_parent ON runs(parent, parent_step) WHERE parent IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_runnable ON runs(priority DESC, created_at, id) WHERE status IN ('pending', 'running', 'waiting') AND parent IS NULL;
+CREATE INDEX IF NOT EXISTS runs_limited ON runs(workflow) WHERE concurrency IS NOT NULL AND status IN ('pending', 'running', 'waiting') AND parent IS NULL;
 CREATE TABLE IF NOT EXISTS events (
     run     BIGINT NOT NULL,
     seq     BIGINT NOT NULL,
@@ -129,6 +134,17 @@ CREATE TABLE IF NOT EXISTS executors (
     heartbeat_at BIGINT NOT NULL
 );
 ";
+
+/// What brings a store from version N-1 to N, for N = 2, 3, …; a new store is made by
+/// [`SCHEMA`] at once.
+const UPGRADES: &[&str] = &["
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS concurrency BIGINT;
+CREATE INDEX IF NOT EXISTS runs_limited ON runs(workflow) WHERE concurrency IS NOT NULL AND status IN ('pending', 'running', 'waiting') AND parent IS NULL;
+"];
+
+/// The advisory lock claims of runs with a `concurrency` limit take, so that counting a
+/// workflow's runs and claiming more of them is one step across all workers.
+const LIMITED_CLAIMS_LOCK: i64 = 0x666c_6f77_0002;
 
 /// The server's clock in Unix milliseconds: heartbeats are written and judged by one
 /// clock, whatever the machines' clocks say.
@@ -772,27 +788,70 @@ impl Postgres {
         let to = to.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let stale = lease::stale_millis();
-        let sql = format!(
+        let free = format!(
+            "(executor IS NULL OR NOT EXISTS (SELECT 1 FROM executors e WHERE e.token = runs.executor AND e.heartbeat_at > {NOW_MS} - $3))"
+        );
+        // Runs without a `concurrency` limit, and whether limited ones wait: one
+        // statement, so an idle worker's poll is one query.
+        let unlimited = format!(
             "WITH claimed AS (\
                UPDATE runs SET executor = $1 WHERE id IN (\
                  SELECT id FROM runs WHERE status IN ('pending', 'running', 'waiting') AND parent IS NULL \
-                 AND (executor IS NULL OR NOT EXISTS (SELECT 1 FROM executors e WHERE e.token = runs.executor AND e.heartbeat_at > {NOW_MS} - $3)) \
+                 AND concurrency IS NULL AND {free} \
                  ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
                RETURNING {RUN_COLUMNS}), \
              children AS (\
                UPDATE runs SET executor = $1 WHERE parent IN (SELECT id FROM claimed) \
+               AND status IN ('pending', 'running', 'waiting') RETURNING id), \
+             waiting AS (SELECT EXISTS (SELECT 1 FROM runs WHERE concurrency IS NOT NULL \
+               AND status IN ('pending', 'running', 'waiting') AND parent IS NULL AND {free}) AS limited) \
+             SELECT claimed.*, waiting.limited FROM waiting LEFT JOIN claimed ON true"
+        );
+        // Runs with a limit, under a lock all such claims take: a workflow's unfinished
+        // runs held by live executors are counted and only as many more are claimed as
+        // its limit allows, highest priority and oldest first.
+        let limited = format!(
+            "WITH busy AS (SELECT workflow, count(*) AS n FROM runs \
+               WHERE concurrency IS NOT NULL AND status IN ('pending', 'running', 'waiting') AND parent IS NULL \
+               AND NOT {free} GROUP BY workflow), \
+             candidates AS (SELECT id, workflow, concurrency, priority, created_at, \
+               row_number() OVER (PARTITION BY workflow ORDER BY priority DESC, created_at, id) AS place \
+               FROM runs WHERE concurrency IS NOT NULL AND status IN ('pending', 'running', 'waiting') \
+               AND parent IS NULL AND {free}), \
+             picked AS (SELECT c.id FROM candidates c LEFT JOIN busy b ON b.workflow = c.workflow \
+               WHERE coalesce(b.n, 0) + c.place <= c.concurrency \
+               ORDER BY c.priority DESC, c.created_at, c.id LIMIT $2), \
+             claimed AS (UPDATE runs SET executor = $1 WHERE id IN (SELECT id FROM picked) RETURNING {RUN_COLUMNS}), \
+             children AS (UPDATE runs SET executor = $1 WHERE parent IN (SELECT id FROM claimed) \
                AND status IN ('pending', 'running', 'waiting') RETURNING id) \
-             SELECT {RUN_COLUMNS} FROM claimed"
+             SELECT * FROM claimed"
         );
         let (tx, rx) = oneshot::channel();
         let at = self.at.clone();
         self.readers
             .send(Box::new(move |reader: &mut Reader| {
-                let result = reader
-                    .session()
-                    .and_then(|s| s.all(&sql, &[&to, &limit, &stale]))
-                    .and_then(|rows| rows.iter().map(run_row).collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| error(&at, e));
+                let result = (|| {
+                    let session = reader.session()?;
+                    let mut runs = Vec::new();
+                    let mut limited_waiting = false;
+                    for row in session.all(&unlimited, &[&to, &limit, &stale])? {
+                        limited_waiting |= row.get::<_, Option<bool>>(20).unwrap_or(false);
+                        if row.get::<_, Option<i64>>(0).is_some() {
+                            runs.push(run_row(&row)?);
+                        }
+                    }
+                    let room = limit - runs.len() as i64;
+                    if limited_waiting && room > 0 {
+                        let mut t = session.client.transaction()?;
+                        t.execute("SELECT pg_advisory_xact_lock($1)", &[&LIMITED_CLAIMS_LOCK])?;
+                        for row in t.query(limited.as_str(), &[&to, &room, &stale])? {
+                            runs.push(run_row(&row)?);
+                        }
+                        t.commit()?;
+                    }
+                    Ok(runs)
+                })()
+                .map_err(|e| error(&at, e));
                 let _ = tx.send(result);
             }))
             .map_err(|_| StoreError::WriterGone)?;
@@ -1003,6 +1062,11 @@ fn migrate(client: &mut Client, at: &str) -> Result<(), StoreError> {
         });
     }
     if found < SCHEMA_VERSION {
+        if found > 0 {
+            for upgrade in &UPGRADES[(found as usize - 1)..] {
+                tx.batch_execute(upgrade).map_err(err)?;
+            }
+        }
         tx.batch_execute(SCHEMA).map_err(err)?;
         tx.execute("DELETE FROM flow_schema", &[]).map_err(err)?;
         tx.execute(

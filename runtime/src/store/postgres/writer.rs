@@ -125,8 +125,8 @@ impl Connection {
                  SELECT 0::int8, run FROM ev UNION ALL SELECT 1::int8, id FROM fin",
             )?,
             create_runs: client.prepare(
-                "INSERT INTO runs (run_id, workflow, program, parent, parent_step, owner_as, priority, status, input, created_at, executor, trigger, event, actor, dedupe) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[]) \
+                "INSERT INTO runs (run_id, workflow, program, parent, parent_step, owner_as, priority, status, input, created_at, executor, trigger, event, actor, dedupe, concurrency) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::int8[]) \
                  ON CONFLICT DO NOTHING RETURNING id, run_id",
             )?,
             existing_run: client.prepare(
@@ -599,6 +599,7 @@ fn insert_runs(
         .collect();
     let actors = col(|r| r.origin.actor.as_deref());
     let dedupes = col(|r| r.origin.dedupe.as_deref());
+    let limits: Vec<Option<i64>> = runs.iter().map(|(_, r)| r.concurrency).collect();
     let inserted: HashMap<String, RunKey> = tx
         .query(
             &c.create_runs,
@@ -618,6 +619,7 @@ fn insert_runs(
                 &events,
                 &actors,
                 &dedupes,
+                &limits,
             ],
         )?
         .iter()
