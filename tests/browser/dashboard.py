@@ -581,7 +581,10 @@ def contract(driver, base, api, slow, broken):
     desktop(driver)
     driver.find_element(By.CSS_SELECTOR, f"{row} .resume").click()
     wait_for(driver, "the schedule to show running again", lambda d: d.find_elements(By.CSS_SELECTOR, f"{row} .pause.action"))
-    driver.find_element(By.CSS_SELECTOR, f"{row} .trigger").click()
+    trigger = driver.find_element(By.CSS_SELECTOR, f"{row} .trigger")
+    trigger.click()
+    # The form's answer replaces the page; going elsewhere before it does races with it.
+    wait_for(driver, "the trigger's answer", EC.staleness_of(trigger))
     deadline = time.time() + 20
     while True:
         driver.get(f"{base}/ui/runs")
