@@ -86,6 +86,25 @@ impl Drop for Server {
     }
 }
 
+/// A directory with the workflows, and an admin API key made on the store.
+fn sources_and_key(url: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.flow"), WORKFLOWS).unwrap();
+    let key = Command::new(FLOW)
+        .args(["keys", "create", "--name", "test", "--scope", "admin"])
+        .env("FLOW_STORE", url)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    (dir, key)
+}
+
 fn post(url: &str, key: &str, body: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let mut command = Command::new("curl");
     command.args(["-s", "-w", "\n%{http_code}", "-X", "POST", url, "-d", body]);
@@ -105,20 +124,7 @@ fn post(url: &str, key: &str, body: &str, headers: &[(&str, &str)]) -> (u16, ser
 #[test]
 fn three_servers_fire_one_run_per_tick_and_share_runs() {
     let Some(url) = database("serve") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("app.flow"), WORKFLOWS).unwrap();
-    let key = Command::new(FLOW)
-        .args(["keys", "create", "--name", "test", "--scope", "admin"])
-        .env("FLOW_STORE", &url)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        key.status.success(),
-        "{}",
-        String::from_utf8_lossy(&key.stderr)
-    );
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    let (dir, key) = sources_and_key(&url);
 
     let servers: Vec<Server> = (0..3).map(|_| Server::start(&url, dir.path())).collect();
     let started = Instant::now();
@@ -189,20 +195,7 @@ fn three_servers_fire_one_run_per_tick_and_share_runs() {
 #[test]
 fn api_and_scheduler_processes_without_workers_queue_their_runs_for_a_worker() {
     let Some(url) = database("roles") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("app.flow"), WORKFLOWS).unwrap();
-    let key = Command::new(FLOW)
-        .args(["keys", "create", "--name", "test", "--scope", "admin"])
-        .env("FLOW_STORE", &url)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        key.status.success(),
-        "{}",
-        String::from_utf8_lossy(&key.stderr)
-    );
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    let (dir, key) = sources_and_key(&url);
     let api = Server::with_roles(&url, dir.path(), "api");
     let _scheduler = Server::with_roles(&url, dir.path(), "scheduler");
     let worker = Server::with_roles(&url, dir.path(), "worker");

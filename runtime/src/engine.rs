@@ -530,6 +530,12 @@ impl Engine {
         }))
     }
 
+    /// Most runs executing at once here (`--max-concurrent-runs`): how many a worker
+    /// claims at most.
+    pub fn capacity(&self) -> usize {
+        self.inner.services.config.max_concurrent_runs
+    }
+
     /// This process's executor token (who runs a claimed run, in the store).
     pub fn executor(&self) -> &str {
         &self.inner.services.executor

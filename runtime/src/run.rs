@@ -195,11 +195,10 @@ impl Services {
         parent: Option<(RunKey, &str)>,
         origin: RunOrigin,
     ) -> Result<Created, StoreError> {
-        let priority = self.priority_of(program, workflow);
         let deduped = origin.dedupe.is_some();
         let event = origin.event.clone();
         let run = self.new_run(program, workflow, &input, owner.as_deref(), parent, origin);
-        let run_id = run.run_id.clone();
+        let (run_id, priority) = (run.run_id.clone(), run.priority);
         let key = self
             .store
             .create_run(NewRun {
@@ -230,15 +229,6 @@ impl Services {
 }
 
 impl Services {
-    fn priority_of(&self, program: &Prepared, workflow: WorkflowId) -> i64 {
-        program
-            .program
-            .workflow(workflow)
-            .map_or(priority_value(Priority::Normal), |w| {
-                priority_value(w.settings.priority)
-            })
-    }
-
     /// A new run of `workflow` as the store takes it, executed by nobody yet.
     pub fn new_run(
         &self,
@@ -249,26 +239,22 @@ impl Services {
         parent: Option<(RunKey, &str)>,
         origin: RunOrigin,
     ) -> NewRun {
+        let wf = program.program.workflow(workflow);
         NewRun {
             run_id: new_run_id(&self.clock),
-            workflow: program
-                .program
-                .workflow(workflow)
-                .map(|w| w.name.clone())
-                .unwrap_or_default(),
+            workflow: wf.map(|w| w.name.clone()).unwrap_or_default(),
             program: program.hash.clone(),
             parent: parent.map(|(k, _)| k),
             parent_step: parent.map(|(_, s)| s.to_owned()),
             owner_as: owner.map(str::to_owned),
-            priority: self.priority_of(program, workflow),
+            priority: priority_value(wf.map_or(Priority::Normal, |w| w.settings.priority)),
             input: input.to_string(),
             created_at: self.clock.now_millis(),
             executor: None,
             status: RunStatus::Pending,
-            concurrency: parent
-                .is_none()
-                .then(|| program.program.workflow(workflow))
-                .flatten()
+            // A child run runs inside its parent's admission; only top-level runs count.
+            concurrency: wf
+                .filter(|_| parent.is_none())
                 .and_then(|w| w.settings.concurrency)
                 .map(i64::from),
             origin,

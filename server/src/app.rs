@@ -46,8 +46,6 @@ pub struct Options {
     /// Whether `/metrics` is served on the main address (with the `metrics:read` scope);
     /// off when it has its own `--metrics-listen` address.
     pub metrics_on_main: bool,
-    /// Most queued runs this process claims to execute at once (with the `worker` role).
-    pub worker_capacity: usize,
 }
 
 impl Default for Options {
@@ -60,7 +58,6 @@ impl Default for Options {
             rate_per_second: 1000,
             max_wait: Duration::from_secs(60),
             metrics_on_main: true,
-            worker_capacity: 50,
         }
     }
 }

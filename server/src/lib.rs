@@ -130,7 +130,7 @@ pub async fn serve(
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
-    if roles.worker {
+    if roles.worker && !store.is_postgres() {
         let recovered = engine.recover().await?;
         if !recovered.is_empty() {
             tracing::info!(runs = recovered.len(), "resumed runs of a stopped process");
@@ -168,17 +168,17 @@ pub async fn serve(
     let scheduler = roles
         .scheduler
         .then(|| tokio::spawn(schedule::run(Arc::clone(&state), stop_rx.clone())));
-    let rescuer = roles
-        .worker
+    // On SQLite, runs of stopped servers are found by their lock files; on PostgreSQL
+    // the claimer below takes them once their heartbeat is stale.
+    let rescuer = (roles.worker && !store.is_postgres())
         .then(|| tokio::spawn(rescue(Arc::clone(&state), stop_rx.clone())));
     // Runs queued by other processes (an `api` or `scheduler` process without workers
     // of its own, `flow run --enqueue`) are claimed here too.
     let claimer = roles.worker.then(|| {
         let (engine, mut stop) = (state.engine.clone(), stop_rx.clone());
-        let capacity = state.options.worker_capacity;
         tokio::spawn(async move {
             let options = flow_runtime::worker::WorkerOptions {
-                capacity,
+                capacity: engine.capacity(),
                 grace: Duration::ZERO,
                 ..flow_runtime::worker::WorkerOptions::default()
             };

@@ -131,7 +131,7 @@ pub struct IntegrationsArgs {
 const DRIVER_SETTINGS: &[&str] = &["token_url", "breaker_failures", "breaker_open_for"];
 
 fn open_vault(store: &StoreArgs) -> miette::Result<Vault> {
-    Vault::open(&Vault::path_for_store(&store.local_anchor())).map_err(|e| miette!("{e}"))
+    Vault::open(&Vault::path_for_store(&store.store.local_anchor())).map_err(|e| miette!("{e}"))
 }
 
 fn usage(message: String) -> miette::Result<ExitCode> {
@@ -410,7 +410,7 @@ pub fn disconnect(args: DisconnectArgs, _color: ColorChoice) -> miette::Result<E
 }
 
 pub fn health(args: HealthArgs, color: ColorChoice) -> miette::Result<ExitCode> {
-    let path = Vault::path_for_store(&args.store.local_anchor());
+    let path = Vault::path_for_store(&args.store.store.local_anchor());
     let source = Arc::new(VaultConnections::new(path));
     let vault = source.vault().map_err(|e| miette!("{e}"))?;
     let connected: std::collections::BTreeSet<String> = vault

@@ -55,17 +55,6 @@ fn parse_store(text: &str) -> Result<StoreLocation, String> {
     Ok(StoreLocation::parse(text))
 }
 
-impl StoreArgs {
-    /// The path local companions of the store (the vault) are kept next to: the SQLite
-    /// file, or `.flow/postgres` for a PostgreSQL store.
-    pub fn local_anchor(&self) -> PathBuf {
-        match &self.store {
-            StoreLocation::File(path) => path.clone(),
-            StoreLocation::Postgres(_) => PathBuf::from(".flow/postgres"),
-        }
-    }
-}
-
 /// Options of the commands that execute runs.
 #[derive(Args, Clone)]
 pub struct ExecArgs {
@@ -243,7 +232,19 @@ fn parse_input(input: Option<&str>) -> miette::Result<serde_json::Value> {
     Ok(value)
 }
 
-fn engine(
+impl ExecArgs {
+    /// The engine's settings these flags give, running as `owner`.
+    pub fn engine_config(&self, owner: Option<String>) -> EngineConfig {
+        EngineConfig {
+            max_concurrent_runs: self.max_concurrent_runs,
+            max_parallel_steps: self.max_parallel_steps,
+            owner,
+            ..EngineConfig::default()
+        }
+    }
+}
+
+pub(super) fn engine(
     store: Store,
     exec: &ExecArgs,
     owner: Option<String>,
@@ -252,12 +253,7 @@ fn engine(
 ) -> miette::Result<Engine> {
     let builtins = Builtins::new().map_err(|e| miette!("{e}"))?;
     phases.mark("builtins");
-    let config = EngineConfig {
-        max_concurrent_runs: exec.max_concurrent_runs,
-        max_parallel_steps: exec.max_parallel_steps,
-        owner,
-        ..EngineConfig::default()
-    };
+    let config = exec.engine_config(owner);
     let router = flow_connectors::install(Router::new(builtins), store.path());
     phases.mark("connectors");
     let engine = Engine::new(store, Arc::new(router), config, observer).map_err(|e| miette!("{e}"));
@@ -380,13 +376,13 @@ pub fn run(args: RunArgs, color: ColorChoice) -> miette::Result<ExitCode> {
 
 /// With `FLOW_TIMINGS` set, `flow run` writes how long each phase of its start and end
 /// took to stderr (how docs/performance.md's start-up breakdown is measured).
-struct Phases {
+pub(super) struct Phases {
     last: Option<std::time::Instant>,
     marks: Vec<(&'static str, Duration)>,
 }
 
 impl Phases {
-    fn from_env() -> Phases {
+    pub(super) fn from_env() -> Phases {
         Phases {
             last: std::env::var_os("FLOW_TIMINGS").map(|_| std::time::Instant::now()),
             marks: Vec::new(),

@@ -193,7 +193,6 @@ pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
             header_timeout,
             rate_per_second: args.rate_limit,
             metrics_on_main: args.metrics_listen.is_none(),
-            worker_capacity: args.exec.max_concurrent_runs,
             ..flow_server::Options::default()
         },
         reload: Some(reload),
@@ -211,11 +210,8 @@ pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
             store,
             Arc::new(router),
             EngineConfig {
-                max_concurrent_runs: exec.max_concurrent_runs,
-                max_parallel_steps: exec.max_parallel_steps,
-                owner,
                 executes: roles.worker,
-                ..EngineConfig::default()
+                ..exec.engine_config(owner)
             },
             Arc::new(flow_server::metrics::Metrics),
         )

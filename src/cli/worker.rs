@@ -6,9 +6,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use flow_runtime::builtins::Builtins;
+use flow_runtime::Silent;
 use flow_runtime::worker::{WorkerOptions, work};
-use flow_runtime::{Engine, EngineConfig, Router, Silent};
 use miette::{IntoDiagnostic, WrapErr, miette};
 
 use super::run::open_store;
@@ -23,29 +22,19 @@ pub fn run(args: ServeArgs) -> miette::Result<ExitCode> {
         );
     }
     let store = open_store(&args.store.store, args.exec.durability)?;
-    let anchor = args.store.local_anchor();
+    let engine = super::run::engine(
+        store,
+        &args.exec,
+        args.owner.clone(),
+        Arc::new(Silent),
+        &mut super::run::Phases::from_env(),
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .into_diagnostic()
         .wrap_err("cannot start the runtime")?;
-    let exec = args.exec.clone();
-    let owner = args.owner.clone();
     rt.block_on(async move {
-        let builtins = Builtins::new().map_err(|e| miette!("{e}"))?;
-        let router = flow_connectors::install(Router::new(builtins), &anchor);
-        let engine = Engine::new(
-            store,
-            Arc::new(router),
-            EngineConfig {
-                max_concurrent_runs: exec.max_concurrent_runs,
-                max_parallel_steps: exec.max_parallel_steps,
-                owner,
-                ..EngineConfig::default()
-            },
-            Arc::new(Silent),
-        )
-        .map_err(|e| miette!("{e}"))?;
         // On SQLite, runs of stopped processes on this machine are found by their lock
         // files; on PostgreSQL the claims below take them once their heartbeat is stale.
         if !engine.store().is_postgres() {
@@ -58,12 +47,12 @@ pub fn run(args: ServeArgs) -> miette::Result<ExitCode> {
             "worker {} on {}: claiming runs (at most {} at once)",
             engine.executor(),
             engine.store().location(),
-            exec.max_concurrent_runs
+            engine.capacity()
         );
         let report = work(
             &engine,
             WorkerOptions {
-                capacity: exec.max_concurrent_runs,
+                capacity: engine.capacity(),
                 grace,
                 ..WorkerOptions::default()
             },

@@ -124,6 +124,15 @@ impl StoreLocation {
         }
     }
 
+    /// The path the store's local companions (the vault) are kept next to: the SQLite
+    /// file, or `.flow/postgres` for a PostgreSQL store.
+    pub fn local_anchor(&self) -> PathBuf {
+        match self {
+            StoreLocation::File(path) => path.clone(),
+            StoreLocation::Postgres(_) => PathBuf::from(".flow/postgres"),
+        }
+    }
+
     /// How messages name the store: the path, or the URL without its password.
     pub fn describe(&self) -> String {
         match self {
@@ -475,7 +484,7 @@ impl Store {
                 let backend = postgres::Postgres::open(url, &options)?;
                 Ok(Store {
                     inner: Arc::new(Inner {
-                        path: PathBuf::from(".flow/postgres"),
+                        path: location.local_anchor(),
                         location: location.clone(),
                         options,
                         backend: Backend::Postgres(backend),
@@ -1162,6 +1171,39 @@ impl RunFilter {
 }
 
 const RUN_COLUMNS: &str = "id, run_id, workflow, program, parent, parent_step, owner_as, priority, status, input, output, error, created_at, finished_at, executor, wake_at, trigger, event, actor, dedupe";
+
+/// A row of [`RUN_COLUMNS`] as either backend's driver reads it: `int(i)` and `text(i)`
+/// give column `i`, `None` for NULL (which the NOT NULL columns never hold).
+fn run_from_columns<E>(
+    int: impl Fn(usize) -> Result<Option<i64>, E>,
+    text: impl Fn(usize) -> Result<Option<String>, E>,
+) -> Result<RunRow, E> {
+    let status = text(8)?.unwrap_or_default();
+    Ok(RunRow {
+        key: int(0)?.unwrap_or_default(),
+        run_id: text(1)?.unwrap_or_default(),
+        workflow: text(2)?.unwrap_or_default(),
+        program: text(3)?.unwrap_or_default(),
+        parent: int(4)?,
+        parent_step: text(5)?,
+        owner_as: text(6)?,
+        priority: int(7)?.unwrap_or_default(),
+        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+        input: json_column(text(9)?).unwrap_or(serde_json::Value::Null),
+        output: json_column(text(10)?),
+        error: json_column(text(11)?),
+        created_at: int(12)?.unwrap_or_default(),
+        finished_at: int(13)?,
+        executor: text(14)?,
+        wake_at: int(15)?,
+        origin: RunOrigin {
+            trigger: text(16)?,
+            event: json_column(text(17)?),
+            actor: text(18)?,
+            dedupe: text(19)?,
+        },
+    })
+}
 
 fn json_column(text: Option<String>) -> Option<serde_json::Value> {
     text.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)))

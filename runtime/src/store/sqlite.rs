@@ -75,31 +75,7 @@ CREATE INDEX IF NOT EXISTS event_waits_by_event ON event_waits(integration, even
 ";
 
 pub(super) fn run_row(r: &rusqlite::Row<'_>) -> Result<RunRow, rusqlite::Error> {
-    let status: String = r.get(8)?;
-    Ok(RunRow {
-        key: r.get(0)?,
-        run_id: r.get(1)?,
-        workflow: r.get(2)?,
-        program: r.get(3)?,
-        parent: r.get(4)?,
-        parent_step: r.get(5)?,
-        owner_as: r.get(6)?,
-        priority: r.get(7)?,
-        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
-        input: json_column(r.get(9)?).unwrap_or(serde_json::Value::Null),
-        output: json_column(r.get(10)?),
-        error: json_column(r.get(11)?),
-        created_at: r.get(12)?,
-        finished_at: r.get(13)?,
-        executor: r.get(14)?,
-        wake_at: r.get(15)?,
-        origin: RunOrigin {
-            trigger: r.get(16)?,
-            event: json_column(r.get(17)?),
-            actor: r.get(18)?,
-            dedupe: r.get(19)?,
-        },
-    })
+    run_from_columns(|i| r.get(i), |i| r.get(i))
 }
 
 /// Reads an event row; rows of kinds this build does not know are skipped.

@@ -99,18 +99,15 @@ fn beat(
     );
     let host = std::env::var("HOSTNAME").ok();
     let pid = i64::from(std::process::id());
-    let mut client = None;
+    let mut client: Option<postgres::Client> = None;
     let mut failures = 0u32;
     let mut first = Some(ready);
     loop {
         let result = (|| {
-            if client
-                .as_ref()
-                .is_none_or(|c: &postgres::Client| c.is_closed())
-            {
-                client = Some(connect(url, Durability::Full)?);
-            }
-            let c = client.as_mut().expect("just connected");
+            let c = match client.take() {
+                Some(c) if !c.is_closed() => client.insert(c),
+                _ => client.insert(connect(url, Durability::Full)?),
+            };
             c.execute(&upsert, &[&token, &host, &pid]).map(drop)
         })();
         match (&result, first.take()) {

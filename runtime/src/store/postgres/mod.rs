@@ -19,10 +19,9 @@ use tokio::sync::oneshot;
 
 use super::signals::SignalStored;
 use super::sql::{PostgresTx, SqlRow, SqlTx, SqlValue};
-
 use super::{
-    AfterCommit, Durability, Event, EventKind, EventWait, RUN_COLUMNS, RunKey, RunOrigin, RunRow,
-    RunStatus, StoreError, StoreOptions, Write, event_signal, json_column,
+    AfterCommit, Durability, Event, EventKind, EventWait, RUN_COLUMNS, RunKey, RunRow, RunStatus,
+    StoreError, StoreOptions, Write, event_signal,
 };
 
 mod lease;
@@ -160,7 +159,7 @@ pub(super) struct Postgres {
     owners: Owners,
     health: Arc<Health>,
     /// Whether the `flow_runnable` listener thread was started.
-    listening: Mutex<bool>,
+    listening: std::sync::Once,
 }
 
 type ReadJob = Box<dyn FnOnce(&mut Reader) + Send>;
@@ -192,18 +191,13 @@ pub(super) struct Target {
 
 impl Target {
     fn parse(url: &str) -> Result<Target, String> {
-        let (url, root_cert) = take_option(url, "sslrootcert");
-        let (mut url, mode) = take_option(&url, "sslmode");
+        let (mut url, root_cert) = take_option(url, "sslrootcert");
+        let (without_mode, mode) = take_option(&url, "sslmode");
         let verify_mode = matches!(mode.as_deref(), Some("verify-ca" | "verify-full"));
-        if let Some(mode) = &mode {
-            let driver_mode = if verify_mode {
-                "require"
-            } else {
-                mode.as_str()
-            };
-            url.push(if url.contains('?') { '&' } else { '?' });
-            url.push_str("sslmode=");
-            url.push_str(driver_mode);
+        if verify_mode {
+            // The driver insists on TLS with `require`; the checking is the config's.
+            let separator = if without_mode.contains('?') { '&' } else { '?' };
+            url = format!("{without_mode}{separator}sslmode=require");
         }
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -440,7 +434,7 @@ impl Postgres {
             readers,
             owners,
             health,
-            listening: Mutex::new(false),
+            listening: std::sync::Once::new(),
         })
     }
 
@@ -864,21 +858,15 @@ impl Postgres {
     /// forwards each to `hint`; it reconnects when its connection breaks and ends when
     /// the store is dropped.
     pub(super) fn listen_for_work(&self, hint: &Arc<tokio::sync::Notify>) {
-        let mut started = self
-            .listening
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *started {
-            return;
-        }
-        *started = true;
-        let (url, at, weak) = (self.url.clone(), self.at.clone(), Arc::downgrade(hint));
-        let spawned = std::thread::Builder::new()
-            .name("flow-store-listen".into())
-            .spawn(move || listen(&url, &at, &weak));
-        if let Err(e) = spawned {
-            tracing::warn!(store = %self.at, error = %e, "cannot listen for queued runs; workers poll");
-        }
+        self.listening.call_once(|| {
+            let (url, at, weak) = (self.url.clone(), self.at.clone(), Arc::downgrade(hint));
+            let spawned = std::thread::Builder::new()
+                .name("flow-store-listen".into())
+                .spawn(move || listen(&url, &at, &weak));
+            if let Err(e) = spawned {
+                tracing::warn!(store = %self.at, error = %e, "cannot listen for queued runs; workers poll");
+            }
+        });
     }
 
     pub(super) async fn put_signal(
@@ -1087,16 +1075,14 @@ struct Reader {
 
 impl Reader {
     fn session(&mut self) -> Result<&mut Session, postgres::Error> {
-        if self.session.as_ref().is_some_and(|s| s.client.is_closed()) {
-            self.session = None;
-        }
-        if self.session.is_none() {
-            self.session = Some(Session {
+        let session = match self.session.take() {
+            Some(s) if !s.client.is_closed() => s,
+            _ => Session {
                 client: connect(&self.url, self.durability)?,
                 statements: HashMap::new(),
-            });
-        }
-        Ok(self.session.as_mut().expect("just made"))
+            },
+        };
+        Ok(self.session.insert(session))
     }
 }
 
@@ -1222,31 +1208,7 @@ impl ToSql for SqlValue {
 }
 
 fn run_row(r: &Row) -> Result<RunRow, postgres::Error> {
-    let status: String = r.try_get(8)?;
-    Ok(RunRow {
-        key: r.try_get(0)?,
-        run_id: r.try_get(1)?,
-        workflow: r.try_get(2)?,
-        program: r.try_get(3)?,
-        parent: r.try_get(4)?,
-        parent_step: r.try_get(5)?,
-        owner_as: r.try_get(6)?,
-        priority: r.try_get(7)?,
-        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
-        input: json_column(r.try_get(9)?).unwrap_or(serde_json::Value::Null),
-        output: json_column(r.try_get(10)?),
-        error: json_column(r.try_get(11)?),
-        created_at: r.try_get(12)?,
-        finished_at: r.try_get(13)?,
-        executor: r.try_get(14)?,
-        wake_at: r.try_get(15)?,
-        origin: RunOrigin {
-            trigger: r.try_get(16)?,
-            event: json_column(r.try_get(17)?),
-            actor: r.try_get(18)?,
-            dedupe: r.try_get(19)?,
-        },
-    })
+    super::run_from_columns(|i| r.try_get(i), |i| r.try_get(i))
 }
 
 /// An event row; rows of kinds this build does not know are skipped.
