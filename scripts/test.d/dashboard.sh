@@ -18,9 +18,9 @@ if ! "$venv/bin/python" -c "import selenium, sys; sys.exit(selenium.__version__ 
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "selenium==$version"
 fi
-cargo build --quiet
+source scripts/flow-bin.sh
 rm -rf target/screenshots
-export FLOW="$PWD/target/debug/flow" SCREENSHOTS="$PWD/target/screenshots"
+export FLOW="$FLOW_BIN_DIR/flow" SCREENSHOTS="$PWD/target/screenshots"
 export CHROMIUM="$(command -v chromium)" CHROMEDRIVER="$(command -v chromedriver)"
 # Selenium must not look for drivers on the network: the paths are given.
 export SE_OFFLINE=true

@@ -9,10 +9,10 @@ if ! command -v nvim >/dev/null 2>&1; then
   echo "installing neovim (Debian package)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq neovim >/dev/null
 fi
-cargo build --quiet
+source scripts/flow-bin.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export FLOW="$PWD/target/debug/flow" WORK="$work"
+export FLOW="$FLOW_BIN_DIR/flow" WORK="$work"
 # Neovim 0.7 has no `-l`; `luafile` sources the test, which quits with its own status.
 timeout 120 nvim --headless --clean -u NONE -c "luafile editors/neovim/half_typed_test.lua" 2>&1 | tee "$work/out.txt"
 if grep -q '^FAIL' "$work/out.txt" || ! grep -q '^ok finishing the line clears the error' "$work/out.txt"; then

@@ -34,8 +34,8 @@ if ! "$venv/bin/st" --version 2>/dev/null | grep -qF "$version"; then
 fi
 st="$root/$venv/bin/st"
 
-cargo build --quiet
-flow="$root/target/debug/flow"
+source scripts/flow-bin.sh
+flow="$FLOW_BIN_DIR/flow"
 
 # The server runs in the scratch directory, so what the examples' runs write (the sales
 # report's dashboard under target/) stays there; the examples are linked in, so their

@@ -8,8 +8,8 @@ cd "$(dirname "$0")/../.."
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
-cargo build --quiet
-flow=target/debug/flow
+source scripts/flow-bin.sh
+flow="$FLOW_BIN_DIR/flow"
 
 $flow run examples/sales_report.flow --quiet --store "$scratch/flow.db" \
   --input "{\"output\": \"$scratch/sales_dashboard.json\"}" > "$scratch/out.txt"
