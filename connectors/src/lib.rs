@@ -23,16 +23,18 @@ pub mod sigv4;
 pub mod source;
 pub mod vault;
 
-use std::path::Path;
 use std::sync::Arc;
 
 pub use driver::{Driver, DriverConfig};
 pub use source::{Connections, MemoryConnections, VaultConnections};
-pub use vault::{Connection, Vault, VaultError};
+pub use vault::{Connection, Vault, VaultError, VaultLocation};
 
 /// The router with the declarative driver installed, reading connections from the vault
-/// next to the run store at `store` (opened on first use).
-pub fn install(router: flow_runtime::Router, store: &Path) -> flow_runtime::Router {
-    let source = Arc::new(VaultConnections::new(Vault::path_for_store(store)));
+/// that goes with `store` (opened on first use).
+pub fn install(
+    router: flow_runtime::Router,
+    store: &flow_runtime::store::Store,
+) -> flow_runtime::Router {
+    let source = Arc::new(VaultConnections::new(VaultLocation::of_store(store)));
     router.with_declarative(Arc::new(Driver::new(source, DriverConfig::default())))
 }

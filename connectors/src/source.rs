@@ -1,12 +1,11 @@
-//! Where the driver finds connections: the vault next to the run store (opened on first
-//! use, so runs that call no connected integration never create it), or connections
-//! held in memory (tests, benchmarks).
+//! Where the driver finds connections: the vault that goes with the run store (opened on
+//! first use, so runs that call no connected integration never create it), or
+//! connections held in memory (tests, benchmarks).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::vault::{AuditEntry, BreakerRecord, Connection, Vault, VaultError};
+use crate::vault::{AuditEntry, BreakerRecord, Connection, Vault, VaultError, VaultLocation};
 
 /// A source of connections and the sink of their audit log.
 pub trait Connections: Send + Sync {
@@ -25,10 +24,10 @@ pub trait Connections: Send + Sync {
     fn record_breaker(&self, integration: &str, owner: &str, record: BreakerRecord);
 }
 
-/// The vault file of a store, opened on first use; loaded connections are kept for the
-/// life of the process (a rotation updates both).
+/// The vault of a store, opened on first use; loaded connections are kept for the life
+/// of the process (a rotation updates both).
 pub struct VaultConnections {
-    path: PathBuf,
+    location: VaultLocation,
     vault: OnceLock<Result<Vault, String>>,
     /// By integration, then by the owner asked for; looked up on every call without
     /// building a key.
@@ -39,9 +38,9 @@ pub struct VaultConnections {
 type ByOwner = Vec<(Option<String>, Arc<Connection>)>;
 
 impl VaultConnections {
-    pub fn new(path: PathBuf) -> VaultConnections {
+    pub fn new(location: VaultLocation) -> VaultConnections {
         VaultConnections {
-            path,
+            location,
             vault: OnceLock::new(),
             loaded: Mutex::new(HashMap::new()),
         }
@@ -49,11 +48,11 @@ impl VaultConnections {
 
     /// An already opened vault.
     pub fn with_vault(vault: Vault) -> VaultConnections {
-        let path = vault.path().to_owned();
+        let location = vault.location().clone();
         let cell = OnceLock::new();
         let _ = cell.set(Ok(vault));
         VaultConnections {
-            path,
+            location,
             vault: cell,
             loaded: Mutex::new(HashMap::new()),
         }
@@ -62,12 +61,12 @@ impl VaultConnections {
     pub fn vault(&self) -> Result<&Vault, VaultError> {
         match self
             .vault
-            .get_or_init(|| Vault::open(&self.path).map_err(|e| e.to_string()))
+            .get_or_init(|| Vault::open_at(&self.location).map_err(|e| e.to_string()))
         {
             Ok(v) => Ok(v),
-            Err(message) => Err(VaultError::Io {
-                path: self.path.clone(),
-                source: std::io::Error::other(message.clone()),
+            Err(message) => Err(VaultError::Unavailable {
+                vault: self.location.describe(),
+                message: message.clone(),
             }),
         }
     }

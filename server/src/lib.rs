@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use flow_connectors::{Vault, VaultConnections};
+use flow_connectors::{VaultConnections, VaultLocation};
 use flow_ir::artefact::Artefact;
 use flow_runtime::Engine;
 
@@ -137,7 +137,7 @@ pub async fn serve(
         }
     }
     let deployed = deployment::activate(&engine, artefacts, "start").await?;
-    let connections = Arc::new(VaultConnections::new(Vault::path_for_store(store.path())));
+    let connections = Arc::new(VaultConnections::new(VaultLocation::of_store(&store)));
     let state = Arc::new(app::Shared {
         engine,
         deployment: RwLock::new(Arc::new(deployed)),

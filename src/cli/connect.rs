@@ -10,13 +10,14 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use flow_connectors::catalog;
 use flow_connectors::vault::Vault;
-use flow_connectors::{Driver, DriverConfig, VaultConnections};
+use flow_connectors::{Driver, DriverConfig, VaultConnections, VaultLocation};
+use flow_runtime::store::StoreLocation;
 use miette::{IntoDiagnostic, miette};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use super::output::{ColorChoice, Format};
-use super::run::StoreArgs;
+use super::run::{DurabilityArg, StoreArgs, open_store};
 use super::{EXIT_FAILURE, EXIT_USAGE};
 
 #[derive(Args)]
@@ -130,8 +131,20 @@ pub struct IntegrationsArgs {
 /// Connection settings the driver reads itself, accepted for every integration.
 const DRIVER_SETTINGS: &[&str] = &["token_url", "breaker_failures", "breaker_open_for"];
 
+/// The vault that goes with `--store`: the file beside an SQLite store, the tables of a
+/// PostgreSQL one (the store is opened for them).
+fn vault_location(store: &StoreArgs) -> miette::Result<VaultLocation> {
+    match &store.store {
+        StoreLocation::File(path) => Ok(VaultLocation::File(Vault::path_for_store(path))),
+        postgres @ StoreLocation::Postgres(_) => Ok(VaultLocation::of_store(&open_store(
+            postgres,
+            DurabilityArg::Full,
+        )?)),
+    }
+}
+
 fn open_vault(store: &StoreArgs) -> miette::Result<Vault> {
-    Vault::open(&Vault::path_for_store(&store.store.local_anchor())).map_err(|e| miette!("{e}"))
+    Vault::open_at(&vault_location(store)?).map_err(|e| miette!("{e}"))
 }
 
 fn usage(message: String) -> miette::Result<ExitCode> {
@@ -410,8 +423,7 @@ pub fn disconnect(args: DisconnectArgs, _color: ColorChoice) -> miette::Result<E
 }
 
 pub fn health(args: HealthArgs, color: ColorChoice) -> miette::Result<ExitCode> {
-    let path = Vault::path_for_store(&args.store.store.local_anchor());
-    let source = Arc::new(VaultConnections::new(path));
+    let source = Arc::new(VaultConnections::new(vault_location(&args.store)?));
     let vault = source.vault().map_err(|e| miette!("{e}"))?;
     let connected: std::collections::BTreeSet<String> = vault
         .list(args.integration.as_deref())

@@ -254,7 +254,7 @@ pub(super) fn engine(
     let builtins = Builtins::new().map_err(|e| miette!("{e}"))?;
     phases.mark("builtins");
     let config = exec.engine_config(owner);
-    let router = flow_connectors::install(Router::new(builtins), store.path());
+    let router = flow_connectors::install(Router::new(builtins), &store);
     phases.mark("connectors");
     let engine = Engine::new(store, Arc::new(router), config, observer).map_err(|e| miette!("{e}"));
     phases.mark("lease");

@@ -205,7 +205,7 @@ pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
         let builtins = Builtins::new()
             .map_err(|e| miette!("{e}"))?
             .with_links(links);
-        let router = flow_connectors::install(Router::new(builtins), store.path());
+        let router = flow_connectors::install(Router::new(builtins), &store);
         let engine = Engine::new(
             store,
             Arc::new(router),

@@ -1,7 +1,8 @@
 //! The credential vault: connections (an integration bound to an owner, with settings,
 //! an optional `base_url` and encrypted credentials), the audit log of every use, and the
-//! circuit-breaker states the driver records, in an SQLite file next to the run store
-//! (`.flow/vault.db` beside `.flow/flow.db`).
+//! circuit-breaker states the driver records. It goes with the run store: an SQLite file
+//! next to an SQLite store (`.flow/vault.db` beside `.flow/flow.db`), the `vault_*`
+//! tables of a PostgreSQL store's database (shared by every process on it).
 //!
 //! Credentials are encrypted at rest with envelope encryption: each connection's secrets
 //! are sealed with XChaCha20-Poly1305 under a random data key of its own, and the data
@@ -22,16 +23,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, OsRng, Payload, rand_core::RngCore};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use rusqlite::{Connection as Db, OptionalExtension, params};
+use flow_runtime::store::{SqlRow, SqlValue, StoreError};
+#[cfg(test)]
+use rusqlite::Connection as Db;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde::Serialize;
 use zeroize::{Zeroize, Zeroizing};
 
 use flow_runtime::group_commit::{self, Journal, Linger, WriterOptions};
 
+mod tables;
 mod writer;
 
-use writer::spawn_writer;
+pub use tables::VaultLocation;
+use tables::{Tables, first_audit_row_since};
 
 /// The environment variable holding the master key (or a passphrase).
 pub const MASTER_KEY_ENV: &str = "FLOW_MASTER_KEY";
@@ -39,53 +44,6 @@ pub const MASTER_KEY_ENV: &str = "FLOW_MASTER_KEY";
 pub const KEY_FILE: &str = "master.key";
 /// The vault's file name, next to the run store.
 pub const VAULT_FILE: &str = "vault.db";
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (
-    name  TEXT PRIMARY KEY,
-    value BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS connections (
-    id          INTEGER PRIMARY KEY,
-    integration TEXT NOT NULL,
-    owner       TEXT NOT NULL,
-    settings    TEXT NOT NULL,
-    base_url    TEXT,
-    secret_names TEXT NOT NULL,
-    sealed      BLOB NOT NULL,
-    nonce       BLOB NOT NULL,
-    wrapped_key BLOB NOT NULL,
-    key_nonce   BLOB NOT NULL,
-    active      INTEGER NOT NULL,
-    created_at  INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL,
-    UNIQUE (integration, owner)
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id          INTEGER PRIMARY KEY,
-    at          INTEGER NOT NULL,
-    integration TEXT NOT NULL,
-    owner       TEXT NOT NULL,
-    run_id      TEXT,
-    workflow    TEXT,
-    step        TEXT,
-    purpose     TEXT NOT NULL,
-    outcome     TEXT NOT NULL,
-    actor       TEXT
-);
--- No index on audit beyond its row id: every call appends a row, and an index entry
--- would cost each one as much again. Rows are appended in time order, so a time range
--- is found by a binary search over row ids (`first_audit_row_since`).
-DROP INDEX IF EXISTS audit_by_connection;
-CREATE TABLE IF NOT EXISTS breakers (
-    integration TEXT NOT NULL,
-    owner       TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    since       INTEGER NOT NULL,
-    failures    INTEGER NOT NULL,
-    PRIMARY KEY (integration, owner)
-);
-";
 
 /// Errors of the vault. None carries a secret.
 #[derive(Debug, thiserror::Error)]
@@ -100,10 +58,15 @@ pub enum VaultError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("vault: {0}")]
+    Store(StoreError),
+    /// The vault could not be opened earlier in this process (the first error, again).
+    #[error("the vault {vault} cannot be opened: {message}")]
+    Unavailable { vault: String, message: String },
     #[error(
-        "the master key does not open the vault {path}: set {MASTER_KEY_ENV} to the key (or passphrase) it was created with, or restore its {KEY_FILE}"
+        "the master key does not open the vault {vault}: set {MASTER_KEY_ENV} to the key (or passphrase) it was created with, or restore its {KEY_FILE}"
     )]
-    WrongKey { path: PathBuf },
+    WrongKey { vault: String },
     #[error(
         "the credentials of the {integration} connection of `{owner}` are damaged and cannot be decrypted; connect again"
     )]
@@ -123,6 +86,16 @@ pub enum VaultError {
     Kdf(String),
     #[error("cannot encrypt credentials")]
     Seal,
+}
+
+impl From<StoreError> for VaultError {
+    fn from(e: StoreError) -> VaultError {
+        match e {
+            // The vault's own file: its errors name it as the vault.
+            StoreError::Sqlite { path, source } => VaultError::Sqlite { path, source },
+            other => VaultError::Store(other),
+        }
+    }
 }
 
 /// A connection with its decrypted credentials, as the driver uses it.
@@ -306,10 +279,10 @@ enum Write {
     Flush(mpsc::Sender<()>),
 }
 
-/// The vault file.
+/// An open vault.
 pub struct Vault {
-    path: PathBuf,
-    db: Mutex<Db>,
+    location: VaultLocation,
+    tables: Tables,
     master: SecretBox<[u8; 32]>,
     /// To the background writer (`Sender` is `Sync`: callers send without a lock).
     writer: mpsc::Sender<Write>,
@@ -344,54 +317,41 @@ impl Vault {
             .unwrap_or_else(|| PathBuf::from(VAULT_FILE))
     }
 
-    /// Opens (creating when missing) the vault at `path`, with the master key from the
-    /// environment or the key file next to it.
+    /// Opens (creating when missing) the vault file at `path`, with the master key from
+    /// the environment or the key file next to it.
     pub fn open(path: &Path) -> Result<Vault, VaultError> {
-        let io = |source| VaultError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let sql = |source| VaultError::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
-        let db = open_db(path)?;
-        db.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .map_err(sql)?;
-        db.execute_batch(SCHEMA).map_err(sql)?;
-        add_actor_column(&db).map_err(sql)?;
-        let master = master_key(path, &db)?;
-        check_key(path, &db, &master)?;
+        Vault::open_at(&VaultLocation::File(path.to_owned()))
+    }
+
+    /// Opens (creating when missing) the vault at `location`, with the master key from
+    /// the environment or the key file ([`VaultLocation`] says where).
+    pub fn open_at(location: &VaultLocation) -> Result<Vault, VaultError> {
+        let tables = Tables::open(location)?;
+        let master = master_key(location, &tables)?;
+        check_key(location, &tables, &master)?;
         let write_failures = Arc::new(AtomicU64::new(0));
-        let writer = spawn_writer(path, Arc::clone(&write_failures))?;
-        restrict_mode(path);
+        let writer = writer::spawn(location, Arc::clone(&write_failures))?;
+        if let VaultLocation::File(path) = location {
+            restrict_mode(path);
+        }
         Ok(Vault {
-            path: path.to_owned(),
-            db: Mutex::new(db),
+            location: location.clone(),
+            tables,
             master,
             writer,
             write_failures,
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where this vault lives.
+    pub fn location(&self) -> &VaultLocation {
+        &self.location
     }
 
+    /// The vault file's connection (tests read and damage the file directly).
+    #[cfg(test)]
     fn db(&self) -> std::sync::MutexGuard<'_, Db> {
-        self.db
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn sql(&self, source: rusqlite::Error) -> VaultError {
-        VaultError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        self.tables.file().expect("a vault file").1
     }
 
     /// Creates or replaces the connection of `owner` to `integration`. Credentials not
@@ -414,15 +374,24 @@ impl Vault {
         let now = now_ms();
         let settings_json = serde_json::to_string(settings).unwrap_or_else(|_| "{}".into());
         let names_json = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
-        self.db()
-            .execute(
-                "INSERT INTO connections (integration, owner, settings, base_url, secret_names, sealed, nonce, wrapped_key, key_nonce, active, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?10)
-                 ON CONFLICT (integration, owner) DO UPDATE SET settings = ?3, base_url = ?4, secret_names = ?5,
-                   sealed = ?6, nonce = ?7, wrapped_key = ?8, key_nonce = ?9, active = 1, updated_at = ?10",
-                params![integration, owner, settings_json, base_url, names_json, sealed.data, sealed.nonce, sealed.key, sealed.key_nonce, now],
-            )
-            .map_err(|e| self.sql(e))?;
+        self.tables.execute(
+            "INSERT INTO vault_connections (integration, owner, settings, base_url, secret_names, sealed, nonce, wrapped_key, key_nonce, active, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?10)
+             ON CONFLICT (integration, owner) DO UPDATE SET settings = ?3, base_url = ?4, secret_names = ?5,
+               sealed = ?6, nonce = ?7, wrapped_key = ?8, key_nonce = ?9, active = 1, updated_at = ?10",
+            &[
+                integration.into(),
+                owner.into(),
+                settings_json.into(),
+                base_url.into(),
+                names_json.into(),
+                sealed.data.into(),
+                sealed.nonce.into(),
+                sealed.key.into(),
+                sealed.key_nonce.into(),
+                now.into(),
+            ],
+        )?;
         self.info(integration, owner)?
             .ok_or_else(|| VaultError::NoConnection {
                 integration: integration.to_owned(),
@@ -445,25 +414,29 @@ impl Vault {
         let names: Vec<String> = current.secrets.keys().cloned().collect();
         let sealed = self.seal(integration, owner, &current.secrets)?;
         let names_json = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
-        self.db()
-            .execute(
-                "UPDATE connections SET secret_names = ?3, sealed = ?4, nonce = ?5, wrapped_key = ?6, key_nonce = ?7, updated_at = ?8
-                 WHERE integration = ?1 AND owner = ?2",
-                params![integration, owner, names_json, sealed.data, sealed.nonce, sealed.key, sealed.key_nonce, now_ms()],
-            )
-            .map_err(|e| self.sql(e))?;
+        self.tables.execute(
+            "UPDATE vault_connections SET secret_names = ?3, sealed = ?4, nonce = ?5, wrapped_key = ?6, key_nonce = ?7, updated_at = ?8
+             WHERE integration = ?1 AND owner = ?2",
+            &[
+                integration.into(),
+                owner.into(),
+                names_json.into(),
+                sealed.data.into(),
+                sealed.nonce.into(),
+                sealed.key.into(),
+                sealed.key_nonce.into(),
+                now_ms().into(),
+            ],
+        )?;
         Ok(())
     }
 
     /// Removes a connection; `false` when there was none.
     pub fn disconnect(&self, integration: &str, owner: &str) -> Result<bool, VaultError> {
-        let n = self
-            .db()
-            .execute(
-                "DELETE FROM connections WHERE integration = ?1 AND owner = ?2",
-                params![integration, owner],
-            )
-            .map_err(|e| self.sql(e))?;
+        let n = self.tables.execute(
+            "DELETE FROM vault_connections WHERE integration = ?1 AND owner = ?2",
+            &[integration.into(), owner.into()],
+        )?;
         Ok(n > 0)
     }
 
@@ -474,41 +447,36 @@ impl Vault {
         owner: &str,
         active: bool,
     ) -> Result<bool, VaultError> {
-        let n = self
-            .db()
-            .execute(
-                "UPDATE connections SET active = ?3, updated_at = ?4 WHERE integration = ?1 AND owner = ?2",
-                params![integration, owner, active, now_ms()],
-            )
-            .map_err(|e| self.sql(e))?;
+        let n = self.tables.execute(
+            "UPDATE vault_connections SET active = ?3, updated_at = ?4 WHERE integration = ?1 AND owner = ?2",
+            &[integration.into(), owner.into(), active.into(), now_ms().into()],
+        )?;
         Ok(n > 0)
     }
 
     /// Every connection (optionally of one integration), without credentials.
     pub fn list(&self, integration: Option<&str>) -> Result<Vec<ConnectionInfo>, VaultError> {
-        let db = self.db();
-        let mut stmt = db
-            .prepare(
+        self.tables
+            .query(
                 "SELECT integration, owner, settings, base_url, secret_names, active, created_at, updated_at
-                 FROM connections WHERE ?1 IS NULL OR integration = ?1 ORDER BY integration, owner",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map(params![integration], info_row)
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+                 FROM vault_connections WHERE integration = coalesce(?1, integration) ORDER BY integration, owner",
+                &[integration.into()],
+            )?
+            .iter()
+            .map(info_row)
+            .collect()
     }
 
     fn info(&self, integration: &str, owner: &str) -> Result<Option<ConnectionInfo>, VaultError> {
-        self.db()
-            .query_row(
+        self.tables
+            .query_opt(
                 "SELECT integration, owner, settings, base_url, secret_names, active, created_at, updated_at
-                 FROM connections WHERE integration = ?1 AND owner = ?2",
-                params![integration, owner],
-                info_row,
-            )
-            .optional()
-            .map_err(|e| self.sql(e))
+                 FROM vault_connections WHERE integration = ?1 AND owner = ?2",
+                &[integration.into(), owner.into()],
+            )?
+            .as_ref()
+            .map(info_row)
+            .transpose()
     }
 
     /// The connection a call uses: `owner`'s when given; otherwise the owner `default`'s,
@@ -554,43 +522,20 @@ impl Vault {
     }
 
     fn load_exact(&self, integration: &str, owner: &str) -> Result<Connection, VaultError> {
-        type Row = (
-            i64,
-            String,
-            Option<String>,
-            Vec<u8>,
-            Vec<u8>,
-            Vec<u8>,
-            Vec<u8>,
-            bool,
-        );
-        let row: Option<Row> = self
-            .db()
-            .query_row(
-                "SELECT id, settings, base_url, sealed, nonce, wrapped_key, key_nonce, active
-                 FROM connections WHERE integration = ?1 AND owner = ?2",
-                params![integration, owner],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(|e| self.sql(e))?;
-        let Some((id, settings, base_url, data, nonce, key, key_nonce, active)) = row else {
+        let row = self.tables.query_opt(
+            "SELECT id, settings, base_url, sealed, nonce, wrapped_key, key_nonce, active
+             FROM vault_connections WHERE integration = ?1 AND owner = ?2",
+            &[integration.into(), owner.into()],
+        )?;
+        let Some(row) = row else {
             return Err(VaultError::NoConnection {
                 integration: integration.to_owned(),
                 owner: Some(owner.to_owned()),
             });
         };
+        let (id, settings, base_url, active): (i64, String, Option<String>, bool) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(7)?);
+        let (data, nonce, key, key_nonce) = (row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?);
         let damaged = || VaultError::Damaged {
             integration: integration.to_owned(),
             owner: owner.to_owned(),
@@ -750,20 +695,18 @@ impl Vault {
         integration: &str,
         owner: &str,
     ) -> Result<Option<BreakerRecord>, VaultError> {
-        self.db()
-            .query_row(
-                "SELECT state, since, failures FROM breakers WHERE integration = ?1 AND owner = ?2",
-                params![integration, owner],
-                |r| {
-                    Ok(BreakerRecord {
-                        state: r.get(0)?,
-                        since: r.get(1)?,
-                        failures: r.get(2)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|e| self.sql(e))
+        let row = self.tables.query_opt(
+            "SELECT state, since, failures FROM vault_breakers WHERE integration = ?1 AND owner = ?2",
+            &[integration.into(), owner.into()],
+        )?;
+        row.map(|r| {
+            Ok(BreakerRecord {
+                state: r.get(0)?,
+                since: r.get(1)?,
+                failures: u32::try_from(r.get::<i64>(2)?).unwrap_or(u32::MAX),
+            })
+        })
+        .transpose()
     }
 
     /// Calls and failed calls of a connection since `since_ms`: only the rows from the
@@ -774,15 +717,20 @@ impl Vault {
         owner: &str,
         since_ms: i64,
     ) -> Result<(u64, u64), VaultError> {
-        let db = self.db();
-        let first = first_audit_row_since(&db, since_ms).map_err(|e| self.sql(e))?;
-        db.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(outcome <> 'ok'), 0) FROM audit
+        let first = first_audit_row_since(&self.tables, since_ms)?;
+        let row = self.tables.query_opt(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN outcome <> 'ok' THEN 1 ELSE 0 END), 0) FROM vault_audit
              WHERE id >= ?4 AND integration = ?1 AND owner = ?2 AND at >= ?3 AND purpose <> 'health'",
-            params![integration, owner, since_ms, first],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-        )
-        .map_err(|e| self.sql(e))
+            &[integration.into(), owner.into(), since_ms.into(), first.into()],
+        )?;
+        let count = |i| -> Result<u64, VaultError> {
+            Ok(row
+                .as_ref()
+                .map(|r| r.get::<i64>(i))
+                .transpose()?
+                .unwrap_or(0) as u64)
+        };
+        Ok((count(0)?, count(1)?))
     }
 
     /// The most recent audit entries, newest first.
@@ -791,15 +739,14 @@ impl Vault {
         integration: Option<&str>,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, VaultError> {
-        let db = self.db();
-        let mut stmt = db
-            .prepare(
-                "SELECT at, integration, owner, run_id, workflow, step, purpose, outcome, actor FROM audit
-                 WHERE ?1 IS NULL OR integration = ?1 ORDER BY id DESC LIMIT ?2",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map(params![integration, limit as i64], |r| {
+        self.tables
+            .query(
+                "SELECT at, integration, owner, run_id, workflow, step, purpose, outcome, actor FROM vault_audit
+                 WHERE integration = coalesce(?1, integration) ORDER BY id DESC LIMIT ?2",
+                &[integration.into(), (limit.min(i64::MAX as usize) as i64).into()],
+            )?
+            .iter()
+            .map(|r| {
                 Ok(AuditRecord {
                     at: r.get(0)?,
                     integration: r.get(1)?,
@@ -812,8 +759,7 @@ impl Vault {
                     actor: r.get(8)?,
                 })
             })
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+            .collect()
     }
 }
 
@@ -830,7 +776,7 @@ struct Sealed {
     key_nonce: Vec<u8>,
 }
 
-fn info_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConnectionInfo> {
+fn info_row(r: &SqlRow) -> Result<ConnectionInfo, VaultError> {
     let settings: String = r.get(2)?;
     let names: String = r.get(4)?;
     Ok(ConnectionInfo {
@@ -878,45 +824,33 @@ fn decode_key(text: &str) -> Option<[u8; 32]> {
     <[u8; 32]>::try_from(bytes.as_slice()).ok()
 }
 
-fn master_key(path: &Path, db: &Db) -> Result<SecretBox<[u8; 32]>, VaultError> {
-    let sql = |source| VaultError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
+fn master_key(
+    location: &VaultLocation,
+    tables: &Tables,
+) -> Result<SecretBox<[u8; 32]>, VaultError> {
     if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
         let text = Zeroizing::new(text);
         if let Some(key) = decode_key(&text) {
             return Ok(SecretBox::new(Box::new(key)));
         }
-        // A passphrase: stretch it with Argon2id and the vault's own salt.
-        let salt: Option<Vec<u8>> = db
-            .query_row("SELECT value FROM meta WHERE name = 'kdf_salt'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(sql)?;
-        let salt = match salt {
-            Some(s) => s,
-            None => {
-                let s = random::<16>().to_vec();
-                db.execute(
-                    "INSERT INTO meta (name, value) VALUES ('kdf_salt', ?1)",
-                    params![s],
-                )
-                .map_err(sql)?;
-                s
-            }
-        };
+        // A passphrase: stretch it with Argon2id and the vault's own salt (the first
+        // process to open the vault chooses it; every other reads that one).
+        tables.execute(
+            "INSERT INTO vault_meta (name, value) VALUES ('kdf_salt', ?1) ON CONFLICT (name) DO NOTHING",
+            &[random::<16>().to_vec().into()],
+        )?;
+        let salt: Vec<u8> = tables
+            .query_opt("SELECT value FROM vault_meta WHERE name = 'kdf_salt'", &[])?
+            .map(|r| r.get(0))
+            .transpose()?
+            .unwrap_or_default();
         let mut key = Box::new([0u8; 32]);
         argon2::Argon2::default()
             .hash_password_into(text.as_bytes(), &salt, key.as_mut())
             .map_err(|e| VaultError::Kdf(e.to_string()))?;
         return Ok(SecretBox::new(key));
     }
-    let file = path
-        .parent()
-        .map(|d| d.join(KEY_FILE))
-        .unwrap_or_else(|| PathBuf::from(KEY_FILE));
+    let file = location.key_file();
     let io = |source| VaultError::Io {
         path: file.clone(),
         source,
@@ -927,22 +861,45 @@ fn master_key(path: &Path, db: &Db) -> Result<SecretBox<[u8; 32]>, VaultError> {
             decode_key(&text)
                 .map(|k| SecretBox::new(Box::new(k)))
                 .ok_or_else(|| VaultError::WrongKey {
-                    path: path.to_owned(),
+                    vault: location.describe(),
                 })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
             let key = Zeroizing::new(random::<32>());
             let text =
                 Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.as_ref()));
-            write_key_file(&file, text.as_bytes()).map_err(io)?;
+            if !write_key_file(&file, text.as_bytes()).map_err(io)? {
+                // Another process created the key first: that one is the vault's.
+                return master_key(location, tables);
+            }
+            if matches!(location, VaultLocation::Store { .. }) {
+                tracing::warn!(
+                    key_file = %file.display(),
+                    "created a master key for the vault shared on {}; every other process on this store needs the same key: set {MASTER_KEY_ENV} or copy the file",
+                    location.describe()
+                );
+            }
             Ok(SecretBox::new(Box::new(*key)))
         }
         Err(e) => Err(io(e)),
     }
 }
 
-fn write_key_file(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Creates the key file with `bytes`, whole or not at all: written to a file of its own
+/// first and linked into place, so a process starting at the same moment never reads it
+/// half-written. `false` when the key file exists already.
+fn write_key_file(file: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     use std::io::Write as _;
+    let mut draft = file.as_os_str().to_owned();
+    draft.push(format!(
+        ".{}.{:x}",
+        std::process::id(),
+        u64::from_le_bytes(random::<8>())
+    ));
+    let draft = PathBuf::from(draft);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -950,40 +907,38 @@ fn write_key_file(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut f = options.open(file)?;
-    f.write_all(bytes)?;
-    f.write_all(b"\n")?;
-    f.sync_all()
+    let written = options.open(&draft).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.write_all(b"\n")?;
+        f.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&draft, file));
+    let _ = std::fs::remove_file(&draft);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Seals a known text under the master key the first time, and checks it opens after,
 /// so a wrong key is reported at once rather than as damaged connections.
-fn check_key(path: &Path, db: &Db, master: &SecretBox<[u8; 32]>) -> Result<(), VaultError> {
-    let sql = |source| VaultError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
+fn check_key(
+    location: &VaultLocation,
+    tables: &Tables,
+    master: &SecretBox<[u8; 32]>,
+) -> Result<(), VaultError> {
     const CHECK: &[u8] = b"flow vault key check";
     let cipher = XChaCha20Poly1305::new(master.expose_secret().into());
-    let found: Option<Vec<u8>> = db
-        .query_row("SELECT value FROM meta WHERE name = 'key_check'", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(sql)?;
-    match found {
-        Some(blob) if blob.len() > 24 => {
-            let (nonce, data) = blob.split_at(24);
-            match cipher.decrypt(XNonce::from_slice(nonce), data) {
-                Ok(plain) if plain == CHECK => Ok(()),
-                _ => Err(VaultError::WrongKey {
-                    path: path.to_owned(),
-                }),
-            }
-        }
-        Some(_) => Err(VaultError::WrongKey {
-            path: path.to_owned(),
-        }),
+    let read = || -> Result<Option<Vec<u8>>, VaultError> {
+        tables
+            .query_opt("SELECT value FROM vault_meta WHERE name = 'key_check'", &[])?
+            .map(|r| r.get(0))
+            .transpose()
+            .map_err(VaultError::from)
+    };
+    let found = match read()? {
+        Some(blob) => blob,
         None => {
             let nonce = random::<24>();
             let data = cipher
@@ -991,55 +946,27 @@ fn check_key(path: &Path, db: &Db, master: &SecretBox<[u8; 32]>) -> Result<(), V
                 .map_err(|_| VaultError::Seal)?;
             let mut blob = nonce.to_vec();
             blob.extend(data);
-            db.execute(
-                "INSERT OR IGNORE INTO meta (name, value) VALUES ('key_check', ?1)",
-                params![blob],
-            )
-            .map_err(sql)?;
-            Ok(())
+            // Another process may have written its check first: the stored one decides.
+            tables.execute(
+                "INSERT INTO vault_meta (name, value) VALUES ('key_check', ?1) ON CONFLICT (name) DO NOTHING",
+                &[blob.into()],
+            )?;
+            read()?.unwrap_or_default()
         }
-    }
-}
-
-/// Vaults created before the audit log recorded its actor get the column.
-/// The row id from which the audit entries are recorded at or after `since_ms` (one
-/// past the last row when none is). Entries are appended in time order, so this is a
-/// binary search over row ids, each probe one lookup of the row at or after an id (ids
-/// may have gaps). Should clocks step back, a few rows near the boundary may be missed;
-/// the callers filter by time as well.
-fn first_audit_row_since(db: &Db, since_ms: i64) -> Result<i64, rusqlite::Error> {
-    let (min, max): (Option<i64>, Option<i64>) =
-        db.query_row("SELECT MIN(id), MAX(id) FROM audit", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-    let (Some(mut lo), Some(max)) = (min, max) else {
-        return Ok(0);
     };
-    let mut hi = max + 1;
-    let mut probe =
-        db.prepare_cached("SELECT id, at FROM audit WHERE id >= ?1 ORDER BY id LIMIT 1")?;
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        let row: Option<(i64, i64)> = probe
-            .query_row([mid], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        match row {
-            // Every row up to `id` is older; there are none between `mid` and `id`.
-            Some((id, at)) if at < since_ms => lo = id + 1,
-            _ => hi = mid,
-        }
+    let opens = found.len() > 24 && {
+        let (nonce, data) = found.split_at(24);
+        cipher
+            .decrypt(XNonce::from_slice(nonce), data)
+            .is_ok_and(|plain| plain == CHECK)
+    };
+    if opens {
+        Ok(())
+    } else {
+        Err(VaultError::WrongKey {
+            vault: location.describe(),
+        })
     }
-    Ok(lo)
-}
-
-fn add_actor_column(db: &Db) -> Result<(), rusqlite::Error> {
-    let has_actor = db
-        .prepare("SELECT 1 FROM pragma_table_info('audit') WHERE name = 'actor'")?
-        .exists([])?;
-    if !has_actor {
-        db.execute_batch("ALTER TABLE audit ADD COLUMN actor TEXT")?;
-    }
-    Ok(())
 }
 
 /// The operating-system user running this process (`USER`, else `LOGNAME`, else the
@@ -1063,10 +990,10 @@ fn current_actor() -> String {
 }
 
 const INSERT_AUDIT: &str =
-    "INSERT INTO audit (at, integration, owner, run_id, workflow, step, purpose, outcome, actor)
+    "INSERT INTO vault_audit (at, integration, owner, run_id, workflow, step, purpose, outcome, actor)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 const UPSERT_BREAKER: &str =
-    "INSERT INTO breakers (integration, owner, state, since, failures) VALUES (?1, ?2, ?3, ?4, ?5)
+    "INSERT INTO vault_breakers (integration, owner, state, since, failures) VALUES (?1, ?2, ?3, ?4, ?5)
      ON CONFLICT (integration, owner) DO UPDATE SET state = ?3, since = ?4, failures = ?5";
 
 /// How long the background writer waits after the first of a batch of entries before it
@@ -1114,18 +1041,6 @@ fn insert_audit_row(
 
 /// The most entries one transaction of the background writer takes.
 const MAX_BATCH: usize = 4096;
-
-/// A connection to the vault's file that waits up to 5 s for a busy database.
-fn open_db(path: &Path) -> Result<Db, VaultError> {
-    let sql = |source| VaultError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
-    let db = Db::open(path).map_err(sql)?;
-    db.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(sql)?;
-    Ok(db)
-}
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! its writer, the master key.
 
 use super::*;
+use rusqlite::params;
 
 fn secrets(pairs: &[(&str, &str)]) -> BTreeMap<String, SecretString> {
     pairs
@@ -30,7 +31,7 @@ fn an_audit_row_that_cannot_be_written_is_counted_not_lost_silently() {
     // The audit table goes away under the writer (a damaged or foreign file).
     Db::open(&path)
         .unwrap()
-        .execute_batch("DROP TABLE audit")
+        .execute_batch("DROP TABLE vault_audit")
         .unwrap();
     vault.audit(entry());
     vault.audit(entry());
@@ -136,7 +137,7 @@ fn recent_calls_count_what_a_full_scan_counts() {
         let db = vault.db();
         let mut insert = db
             .prepare(
-                "INSERT INTO audit (at, integration, owner, purpose, outcome)
+                "INSERT INTO vault_audit (at, integration, owner, purpose, outcome)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .unwrap();
@@ -153,7 +154,7 @@ fn recent_calls_count_what_a_full_scan_counts() {
         }
         // Gaps in the row ids.
         db.execute(
-            "DELETE FROM audit WHERE id % 11 = 0 OR id BETWEEN 200 AND 260",
+            "DELETE FROM vault_audit WHERE id % 11 = 0 OR id BETWEEN 200 AND 260",
             [],
         )
         .unwrap();
@@ -162,7 +163,7 @@ fn recent_calls_count_what_a_full_scan_counts() {
         vault
             .db()
             .query_row(
-                "SELECT COUNT(*), COALESCE(SUM(outcome <> 'ok'), 0) FROM audit
+                "SELECT COUNT(*), COALESCE(SUM(outcome <> 'ok'), 0) FROM vault_audit
                  WHERE integration = 'acme' AND owner = ?1 AND at >= ?2 AND purpose <> 'health'",
                 params![owner, since],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
@@ -224,7 +225,7 @@ fn credentials_round_trip_and_are_not_stored_in_clear() {
 }
 
 #[test]
-fn an_audit_log_from_before_actors_gains_the_column() {
+fn a_vault_from_before_actors_and_table_prefixes_is_upgraded() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vault.db");
     {

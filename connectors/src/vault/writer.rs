@@ -1,7 +1,11 @@
-//! The vault's writer: audit rows and breaker states written in the background through
-//! the runtime's group-commit writer, every failure logged and counted.
+//! The vault's writer: audit rows and breaker states written in the background, every
+//! failure logged and counted. A vault file has the runtime's group-commit writer on a
+//! connection of its own; a vault in a PostgreSQL store sends its batches through the
+//! store's writer, which commits them with the journal's.
 
 use super::*;
+use flow_runtime::store::Store;
+use rusqlite::params;
 
 /// The vault's side of the group-commit writer (`flow_runtime::group_commit`): audit rows
 /// and breaker states nobody waits for, each statement prepared once per batch, and
@@ -126,12 +130,23 @@ impl Journal for VaultWrites {
 /// The vault's write-ahead log size past which its writer folds and empties it.
 const WAL_LIMIT: u64 = 16 << 20;
 
-/// Starts the vault's writer on its own connection.
-pub(super) fn spawn_writer(
+/// Starts the writer of the vault at `location`.
+pub(super) fn spawn(
+    location: &VaultLocation,
+    failures: Arc<AtomicU64>,
+) -> Result<mpsc::Sender<Write>, VaultError> {
+    match location {
+        VaultLocation::File(path) => spawn_file_writer(path, failures),
+        VaultLocation::Store { store, .. } => spawn_store_writer(store.clone(), failures),
+    }
+}
+
+/// The file's writer, on its own connection.
+fn spawn_file_writer(
     path: &Path,
     failures: Arc<AtomicU64>,
 ) -> Result<mpsc::Sender<Write>, VaultError> {
-    let db = open_db(path)?;
+    let db = tables::open_file(path)?;
     let journal = VaultWrites {
         actor: current_actor(),
         failures,
@@ -152,5 +167,101 @@ pub(super) fn spawn_writer(
     group_commit::spawn(db, journal, options).map_err(|source| VaultError::Io {
         path: path.to_owned(),
         source,
+    })
+}
+
+/// The writer of a vault in a PostgreSQL store: a thread that gathers what arrives within
+/// [`WRITER_LINGER`] of the first entry (at most [`MAX_BATCH`]) and hands the batch to
+/// the store's writer as one transaction. A batch that fails is counted and logged whole
+/// (its rows were all or nothing); flushes are answered once their batch is settled.
+fn spawn_store_writer(
+    store: Store,
+    failures: Arc<AtomicU64>,
+) -> Result<mpsc::Sender<Write>, VaultError> {
+    let (tx, rx) = mpsc::channel::<Write>();
+    let actor = current_actor();
+    std::thread::Builder::new()
+        .name("flow-vault-audit".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                if !matches!(batch[0], Write::Flush(_)) {
+                    std::thread::sleep(WRITER_LINGER);
+                }
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(w) => batch.push(w),
+                        Err(_) => break,
+                    }
+                }
+                let mut rows = Vec::new();
+                let mut flushes = Vec::new();
+                for w in batch {
+                    match w {
+                        Write::Flush(done) => flushes.push(done),
+                        other => rows.extend(row_of(other, &actor)),
+                    }
+                }
+                let count = rows.len() as u64;
+                if count > 0 {
+                    let written = store.transact_blocking(move |t| {
+                        for (sql, params) in &rows {
+                            t.execute(sql, params)?;
+                        }
+                        Ok(())
+                    });
+                    if let Err(error) = written {
+                        failures.fetch_add(count, Ordering::Relaxed);
+                        tracing::warn!(
+                            rows = count,
+                            %error,
+                            "the vault could not write a batch of audit rows and breaker states"
+                        );
+                    }
+                }
+                for done in flushes {
+                    let _ = done.send(());
+                }
+            }
+        })
+        .map_err(|source| VaultError::Io {
+            path: PathBuf::from("flow-vault-audit thread"),
+            source,
+        })?;
+    Ok(tx)
+}
+
+/// An audit row or a breaker state as a statement of the shared SQL (a flush is none).
+fn row_of(w: Write, actor: &str) -> Option<(&'static str, Vec<SqlValue>)> {
+    Some(match w {
+        Write::Audit(e, at) => (
+            INSERT_AUDIT,
+            vec![
+                at.into(),
+                (&*e.integration).into(),
+                e.owner.into(),
+                e.run_id.as_deref().into(),
+                e.workflow.as_deref().into(),
+                e.step.into(),
+                (&*e.purpose).into(),
+                e.outcome.into(),
+                actor.into(),
+            ],
+        ),
+        Write::Breaker {
+            integration,
+            owner,
+            record,
+        } => (
+            UPSERT_BREAKER,
+            vec![
+                integration.into(),
+                owner.into(),
+                record.state.into(),
+                record.since.into(),
+                record.failures.into(),
+            ],
+        ),
+        Write::Flush(_) => return None,
     })
 }

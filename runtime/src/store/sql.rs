@@ -173,8 +173,9 @@ pub(super) fn to_postgres(sql: &str) -> String {
     out
 }
 
-/// A table definition for this backend: `{serial}` and `{blob}` filled in.
-pub(super) fn ddl(text: &str, postgres: bool) -> String {
+/// A table definition for this backend: `{serial}` and `{blob}` filled in (for tables
+/// kept outside a store, such as the vault's own file).
+pub fn table_definition(text: &str, postgres: bool) -> String {
     if postgres {
         text.replace("{serial}", "BIGSERIAL PRIMARY KEY")
             .replace("{blob}", "BYTEA")
@@ -198,7 +199,8 @@ impl SqliteTx<'_> {
     }
 }
 
-pub(super) fn sqlite_params(params: &[SqlValue]) -> Vec<rusqlite::types::Value> {
+/// Parameters as rusqlite binds them.
+pub fn sqlite_params(params: &[SqlValue]) -> Vec<rusqlite::types::Value> {
     params
         .iter()
         .map(|p| match p {
@@ -211,10 +213,8 @@ pub(super) fn sqlite_params(params: &[SqlValue]) -> Vec<rusqlite::types::Value> 
         .collect()
 }
 
-pub(super) fn sqlite_row(
-    row: &rusqlite::Row<'_>,
-    columns: usize,
-) -> Result<SqlRow, rusqlite::Error> {
+/// A row read with rusqlite, as an [`SqlRow`] of `columns` values.
+pub fn sqlite_row(row: &rusqlite::Row<'_>, columns: usize) -> Result<SqlRow, rusqlite::Error> {
     let mut values = Vec::with_capacity(columns);
     for i in 0..columns {
         values.push(match row.get_ref(i)? {
@@ -272,7 +272,7 @@ impl Store {
     /// `{blob}`), when missing.
     pub async fn create_tables(&self, definition: &'static str) -> Result<(), StoreError> {
         let postgres = self.is_postgres();
-        let text = ddl(definition, postgres);
+        let text = table_definition(definition, postgres);
         self.transact(move |tx| {
             for statement in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
                 tx.execute(statement, &[])?;
@@ -319,6 +319,17 @@ impl Store {
         }
     }
 
+    /// [`Store::transact`] for blocking code (a command, a credential lookup): waits on
+    /// the calling thread. The store's futures wait only on its own threads, never on a
+    /// Tokio reactor, so this works inside and outside a runtime alike (inside one, it
+    /// holds its worker thread as the store's reads do).
+    pub fn transact_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn SqlTx) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        wait_here(self.transact(f))
+    }
+
     /// Runs `f` inside the writer's transaction, all or nothing (a savepoint of its
     /// own), and returns its result once the transaction committed.
     pub async fn transact<T: Send + 'static>(
@@ -346,6 +357,30 @@ impl Store {
                 .await
             }
             Backend::Postgres(p) => p.transact(f).await,
+        }
+    }
+}
+
+/// Polls `future` to its end on this thread, parking between wake-ups.
+fn wait_here<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut context) {
+            Poll::Ready(value) => return value,
+            Poll::Pending => std::thread::park(),
         }
     }
 }
@@ -394,11 +429,11 @@ mod tests {
     fn definitions_take_each_backend_s_types() {
         let text = "CREATE TABLE t (id {serial}, b {blob}, n INTEGER)";
         assert_eq!(
-            ddl(text, false),
+            table_definition(text, false),
             "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB, n INTEGER)"
         );
         assert_eq!(
-            ddl(text, true),
+            table_definition(text, true),
             "CREATE TABLE t (id BIGSERIAL PRIMARY KEY, b BYTEA, n BIGINT)"
         );
     }
