@@ -1,6 +1,7 @@
 //! `flow connect`, `flow connections`, `flow disconnect`, `flow health` and `flow
 //! integrations`: connections to integrations (settings and encrypted credentials in the
-//! vault next to the store), their health, and the catalogue of the standard library.
+//! vault that goes with the store), their health, and the catalogue of the standard
+//! library.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal};

@@ -123,7 +123,8 @@ pub enum Command {
 
     /// Connect an integration for an owner: settings with `--set k=v`, credentials with
     /// `--secret k` (asked for without echo, or read from standard input), stored
-    /// encrypted in the vault next to the store.
+    /// encrypted in the vault that goes with the store (a file beside an SQLite store,
+    /// the database of a PostgreSQL one).
     Connect(connect::ConnectArgs),
 
     /// List connections (`--format json`), activate or deactivate one, or read the
