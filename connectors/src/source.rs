@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::vault::{AuditEntry, BreakerRecord, Connection, Vault, VaultError, VaultLocation};
 
@@ -24,23 +25,31 @@ pub trait Connections: Send + Sync {
     fn record_breaker(&self, integration: &str, owner: &str, record: BreakerRecord);
 }
 
-/// The vault of a store, opened on first use; loaded connections are kept for the life
-/// of the process (a rotation updates both).
+/// How long a loaded connection is used before it is read from the vault again, so a
+/// long-running process sees what `flow connect`, `flow connections deactivate` or a
+/// rotation by another process (another machine, on a shared PostgreSQL vault) changed.
+pub const CONNECTION_REFRESH: Duration = Duration::from_secs(30);
+
+/// The vault of a store, opened on first use; loaded connections are kept for
+/// [`CONNECTION_REFRESH`] (a rotation by this process updates both at once).
 pub struct VaultConnections {
     location: VaultLocation,
+    refresh: Duration,
     vault: OnceLock<Result<Vault, String>>,
     /// By integration, then by the owner asked for; looked up on every call without
     /// building a key.
     loaded: Mutex<HashMap<String, ByOwner>>,
 }
 
-/// Loaded connections of one integration, by the owner asked for (`None`: the default).
-type ByOwner = Vec<(Option<String>, Arc<Connection>)>;
+/// Loaded connections of one integration, by the owner asked for (`None`: the default),
+/// with when each was read.
+type ByOwner = Vec<(Option<String>, Arc<Connection>, Instant)>;
 
 impl VaultConnections {
     pub fn new(location: VaultLocation) -> VaultConnections {
         VaultConnections {
             location,
+            refresh: CONNECTION_REFRESH,
             vault: OnceLock::new(),
             loaded: Mutex::new(HashMap::new()),
         }
@@ -53,9 +62,16 @@ impl VaultConnections {
         let _ = cell.set(Ok(vault));
         VaultConnections {
             location,
+            refresh: CONNECTION_REFRESH,
             vault: cell,
             loaded: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reads loaded connections again after `every` instead of [`CONNECTION_REFRESH`].
+    pub fn with_refresh(mut self, every: Duration) -> VaultConnections {
+        self.refresh = every;
+        self
     }
 
     pub fn vault(&self) -> Result<&Vault, VaultError> {
@@ -82,20 +98,21 @@ impl Connections for VaultConnections {
             .and_then(|owners| {
                 owners
                     .iter()
-                    .find(|(o, _)| o.as_deref() == owner)
-                    .map(|(_, c)| Arc::clone(c))
+                    .find(|(o, _, at)| o.as_deref() == owner && at.elapsed() < self.refresh)
+                    .map(|(_, c, _)| Arc::clone(c))
             });
         if let Some(c) = cached {
             return Ok(c);
         }
-        let c = Arc::new(self.vault()?.load(integration, owner)?);
+        let read = self.vault()?.load(integration, owner);
         let mut loaded = self
             .loaded
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let owners = loaded.entry(integration.to_owned()).or_default();
-        owners.retain(|(o, _)| o.as_deref() != owner);
-        owners.push((owner.map(str::to_owned), Arc::clone(&c)));
+        owners.retain(|(o, _, _)| o.as_deref() != owner);
+        let c = Arc::new(read?);
+        owners.push((owner.map(str::to_owned), Arc::clone(&c), Instant::now()));
         Ok(c)
     }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use flow_connectors::vault::{AuditEntry, BreakerRecord, KEY_FILE, VaultLocation};
-use flow_connectors::{Vault, VaultError};
+use flow_connectors::{Connections, Vault, VaultConnections, VaultError};
 use flow_runtime::store::{Store, StoreLocation, StoreOptions};
 use secrecy::SecretString;
 
@@ -65,6 +65,7 @@ on_both_backends!(
     audit_rows_and_breaker_states_are_written_and_read_back,
     processes_opening_a_new_vault_together_agree_on_its_key,
     a_wrong_master_key_is_refused,
+    a_running_process_sees_another_process_s_changes_after_its_refresh,
 );
 
 fn connections_are_kept_rotated_turned_off_and_removed(backend: &str) {
@@ -267,4 +268,41 @@ fn a_wrong_master_key_is_refused(backend: &str) {
         Err(other) => panic!("wrong error: {other}"),
         Ok(_) => panic!("a wrong key opened the vault"),
     }
+}
+
+fn a_running_process_sees_another_process_s_changes_after_its_refresh(backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(at) = location(backend, dir.path(), "vault_refresh") else {
+        return;
+    };
+    let admin = Vault::open_at(&at).unwrap();
+    admin
+        .connect("acme", "ops", &BTreeMap::new(), None, secrets(&[("token", "t1")]))
+        .unwrap();
+    let refresh = std::time::Duration::from_millis(200);
+    let worker = VaultConnections::new(at.clone()).with_refresh(refresh);
+    assert_eq!(
+        worker.load("acme", None).unwrap().secret_text("token").as_deref(),
+        Some("t1")
+    );
+    // Another process rotates the credential, then turns the connection off.
+    admin
+        .connect("acme", "ops", &BTreeMap::new(), None, secrets(&[("token", "t2")]))
+        .unwrap();
+    assert_eq!(
+        worker.load("acme", None).unwrap().secret_text("token").as_deref(),
+        Some("t1"),
+        "within the refresh the loaded connection is used"
+    );
+    std::thread::sleep(refresh + std::time::Duration::from_millis(50));
+    assert_eq!(
+        worker.load("acme", None).unwrap().secret_text("token").as_deref(),
+        Some("t2")
+    );
+    assert!(admin.set_active("acme", "ops", false).unwrap());
+    std::thread::sleep(refresh + std::time::Duration::from_millis(50));
+    assert!(matches!(
+        worker.load("acme", None),
+        Err(VaultError::Inactive { .. })
+    ));
 }
