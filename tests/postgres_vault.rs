@@ -226,12 +226,22 @@ fn a_connection_made_on_one_machine_is_used_by_runs_on_another() {
     let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(listed[0]["active"], false, "{listed}");
 
-    // A machine without the key is told which key opens the shared vault.
+    // A machine without the key is told which key opens the shared vault, and makes
+    // none of its own; one with another key is refused.
     let o = flow(&stranger, &list, None, None);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(
-        text(&o).contains("master key does not open the vault")
+        text(&o).contains("sealed with a master key this process does not have")
             && text(&o).contains("FLOW_MASTER_KEY"),
+        "{}",
+        text(&o)
+    );
+    assert!(!stranger.join(".flow/master.key").exists());
+    let other_key = "0".repeat(64);
+    let o = flow(&stranger, &list, None, Some(&other_key));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("master key does not open the vault"),
         "{}",
         text(&o)
     );

@@ -251,6 +251,17 @@ fn a_wrong_master_key_is_refused(backend: &str) {
     };
     drop(Vault::open_at(&at).unwrap());
     std::fs::remove_file(dir.path().join(KEY_FILE)).unwrap();
+    // Without its key the vault says which key it needs, and makes no other.
+    match Vault::open_at(&at) {
+        Err(e @ VaultError::NoKey { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains("FLOW_MASTER_KEY"), "{message}");
+            assert!(message.contains(KEY_FILE), "{message}");
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a vault opened without its key"),
+    }
+    assert!(!dir.path().join(KEY_FILE).exists());
     std::fs::write(
         dir.path().join(KEY_FILE),
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
@@ -277,26 +288,50 @@ fn a_running_process_sees_another_process_s_changes_after_its_refresh(backend: &
     };
     let admin = Vault::open_at(&at).unwrap();
     admin
-        .connect("acme", "ops", &BTreeMap::new(), None, secrets(&[("token", "t1")]))
+        .connect(
+            "acme",
+            "ops",
+            &BTreeMap::new(),
+            None,
+            secrets(&[("token", "t1")]),
+        )
         .unwrap();
     let refresh = std::time::Duration::from_millis(200);
     let worker = VaultConnections::new(at.clone()).with_refresh(refresh);
     assert_eq!(
-        worker.load("acme", None).unwrap().secret_text("token").as_deref(),
+        worker
+            .load("acme", None)
+            .unwrap()
+            .secret_text("token")
+            .as_deref(),
         Some("t1")
     );
     // Another process rotates the credential, then turns the connection off.
     admin
-        .connect("acme", "ops", &BTreeMap::new(), None, secrets(&[("token", "t2")]))
+        .connect(
+            "acme",
+            "ops",
+            &BTreeMap::new(),
+            None,
+            secrets(&[("token", "t2")]),
+        )
         .unwrap();
     assert_eq!(
-        worker.load("acme", None).unwrap().secret_text("token").as_deref(),
+        worker
+            .load("acme", None)
+            .unwrap()
+            .secret_text("token")
+            .as_deref(),
         Some("t1"),
         "within the refresh the loaded connection is used"
     );
     std::thread::sleep(refresh + std::time::Duration::from_millis(50));
     assert_eq!(
-        worker.load("acme", None).unwrap().secret_text("token").as_deref(),
+        worker
+            .load("acme", None)
+            .unwrap()
+            .secret_text("token")
+            .as_deref(),
         Some("t2")
     );
     assert!(admin.set_active("acme", "ops", false).unwrap());

@@ -68,6 +68,11 @@ pub enum VaultError {
     )]
     WrongKey { vault: String },
     #[error(
+        "the vault {vault} is sealed with a master key this process does not have: set {MASTER_KEY_ENV} to that key (or passphrase), or put its key file at {}",
+        key_file.display()
+    )]
+    NoKey { vault: String, key_file: PathBuf },
+    #[error(
         "the credentials of the {integration} connection of `{owner}` are damaged and cannot be decrypted; connect again"
     )]
     Damaged { integration: String, owner: String },
@@ -865,6 +870,17 @@ fn master_key(
                 })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A vault sealed already needs its own key: a new one would not open it, and
+            // its file would stand in the way of the right one.
+            let sealed = tables
+                .query_opt("SELECT 1 FROM vault_meta WHERE name = 'key_check'", &[])?
+                .is_some();
+            if sealed {
+                return Err(VaultError::NoKey {
+                    vault: location.describe(),
+                    key_file: file,
+                });
+            }
             if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(io)?;
             }
