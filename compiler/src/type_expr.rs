@@ -15,10 +15,10 @@ pub fn type_from_ast(
     use TypeExprKind;
     match &ty.kind {
         TypeExprKind::Named(path) => {
-            if path.segments.len() == 1 {
-                if let Some(t) = builtin_type(&path.segments[0].name) {
-                    return t;
-                }
+            if path.segments.len() == 1
+                && let Some(t) = builtin_type(&path.segments[0].name)
+            {
+                return t;
             }
             match named(path) {
                 Some(t) => t,

@@ -304,10 +304,10 @@ pub fn deliver(
             verified = true;
         }
         let payload = decode_body(delivery)?;
-        if payload.get_field("type").and_then(Value::as_str) == Some("url_verification") {
-            if let Some(c) = payload.get_field("challenge").and_then(Value::as_str) {
-                return Ok(Outcome::Challenge(c.to_owned()));
-            }
+        if payload.get_field("type").and_then(Value::as_str) == Some("url_verification")
+            && let Some(c) = payload.get_field("challenge").and_then(Value::as_str)
+        {
+            return Ok(Outcome::Challenge(c.to_owned()));
         }
         if let Some(value) = match_event(
             event,

@@ -278,15 +278,14 @@ pub fn link_next(header: &str) -> Option<String> {
         let params = params_all.get(..next_link)?;
         for p in params.split(';') {
             let p = p.trim().trim_end_matches(',').trim();
-            if let Some((k, v)) = p.split_once('=') {
-                if k.trim().eq_ignore_ascii_case("rel")
-                    && v.trim()
-                        .trim_matches('"')
-                        .split_whitespace()
-                        .any(|r| r.eq_ignore_ascii_case("next"))
-                {
-                    return Some(target.to_owned());
-                }
+            if let Some((k, v)) = p.split_once('=')
+                && k.trim().eq_ignore_ascii_case("rel")
+                && v.trim()
+                    .trim_matches('"')
+                    .split_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case("next"))
+            {
+                return Some(target.to_owned());
             }
         }
         rest = params_all.get(next_link..)?;

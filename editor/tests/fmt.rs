@@ -75,7 +75,7 @@ fn load_corpus() -> Vec<(PathBuf, String)> {
 #[test]
 fn the_whole_corpus_formats_idempotently() {
     for (path, text) in corpus() {
-        let once = match format_source(&text) {
+        let once = match format_source(text) {
             Ok(once) => once,
             Err(e) => panic!("{}: {e}", path.display()),
         };

@@ -159,10 +159,10 @@ impl Strings {
     fn value(&mut self, s: &str) -> Arc<str> {
         // A direct-mapped cache of recent values answers most lookups without hashing.
         let slot = recent_slot(s);
-        if let Some(Some(k)) = self.recent.get(slot) {
-            if same_text(k, s) {
-                return k.clone();
-            }
+        if let Some(Some(k)) = self.recent.get(slot)
+            && same_text(k, s)
+        {
+            return k.clone();
         }
         if let Some(k) = self.map.get(s) {
             let k = k.clone();
@@ -180,10 +180,10 @@ impl Strings {
     }
 
     fn key(&mut self, position: usize, s: &str) -> Arc<str> {
-        if let Some(Some(k)) = self.by_position.get(position) {
-            if same_text(k, s) {
-                return k.clone();
-            }
+        if let Some(Some(k)) = self.by_position.get(position)
+            && same_text(k, s)
+        {
+            return k.clone();
         }
         let k = self.get(s);
         if position < 64 {

@@ -410,10 +410,7 @@ fn to_int(v: &Value) -> R {
             .map_err(|_| EvalError::range(format!("int({u}u): out of range"))),
         V::Double(d) => {
             // Both ends exclusive: 2^63 - 1 is not representable as a double.
-            if d.is_finite()
-                && *d > -9.223_372_036_854_775_808e18
-                && *d < 9.223_372_036_854_775_808e18
-            {
+            if d.is_finite() && *d > -9.223_372_036_854_776e18 && *d < 9.223_372_036_854_776e18 {
                 Ok(V::Int(d.trunc() as i64))
             } else {
                 Err(EvalError::range(format!("int({d}): out of range")))

@@ -327,10 +327,10 @@ impl Interpreter<'_> {
         locals: &mut [Value],
     ) -> Result<bool, EvalError> {
         let left = self.eval_bool(a, locals);
-        if let Ok(l) = left {
-            if l == absorb {
-                return Ok(absorb);
-            }
+        if let Ok(l) = left
+            && l == absorb
+        {
+            return Ok(absorb);
         }
         let right = self.eval_bool(b, locals);
         match (left, right) {
@@ -365,50 +365,47 @@ impl Interpreter<'_> {
         locals: &mut [Value],
     ) -> Result<Value, EvalError> {
         // `or` and `orValue` do not evaluate their argument when the optional has a value.
-        if matches!(overload, Overload::Or | Overload::OrValue) {
-            if let [recv, alt] = args {
-                let r = self.eval(*recv, locals)?;
-                return match r {
-                    Value::Optional(Some(v)) => Ok(if overload == Overload::Or {
-                        Value::Optional(Some(v))
+        if matches!(overload, Overload::Or | Overload::OrValue)
+            && let [recv, alt] = args
+        {
+            let r = self.eval(*recv, locals)?;
+            return match r {
+                Value::Optional(Some(v)) => Ok(if overload == Overload::Or {
+                    Value::Optional(Some(v))
+                } else {
+                    (*v).clone()
+                }),
+                Value::Optional(None) => {
+                    let a = self.eval(*alt, locals)?;
+                    functions::call(overload, &[Value::Optional(None), a])
+                }
+                other => Err(EvalError::no_overload(
+                    if overload == Overload::Or {
+                        "or"
                     } else {
-                        (*v).clone()
-                    }),
-                    Value::Optional(None) => {
-                        let a = self.eval(*alt, locals)?;
-                        functions::call(overload, &[Value::Optional(None), a])
-                    }
-                    other => Err(EvalError::no_overload(
-                        if overload == Overload::Or {
-                            "or"
-                        } else {
-                            "orValue"
-                        },
-                        &[&other],
-                    )),
-                };
-            }
+                        "orValue"
+                    },
+                    &[&other],
+                )),
+            };
         }
         // `s.startsWith(a + b)` without building `a + b`.
-        if overload == Overload::StartsWith {
-            if let [s, concat] = args {
-                if let Some((a, b)) = self.string_concat(*concat) {
-                    let s = self.operand(*s, locals)?;
-                    let a = self.operand(a, locals)?;
-                    let b = self.operand(b, locals)?;
-                    let (s, a, b) = (
-                        s.get(self, locals),
-                        a.get(self, locals),
-                        b.get(self, locals),
-                    );
-                    if let (Some(s), Some(a), Some(b)) = (s.as_str(), a.as_str(), b.as_str()) {
-                        return Ok(Value::Bool(
-                            s.len() >= a.len() + b.len()
-                                && s.starts_with(a)
-                                && s[a.len()..].starts_with(b),
-                        ));
-                    }
-                }
+        if overload == Overload::StartsWith
+            && let [s, concat] = args
+            && let Some((a, b)) = self.string_concat(*concat)
+        {
+            let s = self.operand(*s, locals)?;
+            let a = self.operand(a, locals)?;
+            let b = self.operand(b, locals)?;
+            let (s, a, b) = (
+                s.get(self, locals),
+                a.get(self, locals),
+                b.get(self, locals),
+            );
+            if let (Some(s), Some(a), Some(b)) = (s.as_str(), a.as_str(), b.as_str()) {
+                return Ok(Value::Bool(
+                    s.len() >= a.len() + b.len() && s.starts_with(a) && s[a.len()..].starts_with(b),
+                ));
             }
         }
         // One or two arguments: read locals and constants in place instead of cloning them.
@@ -560,10 +557,10 @@ impl Interpreter<'_> {
         locals: &mut [Value],
     ) -> Result<bool, EvalError> {
         use ComprehensionKind as K;
-        if let Some(f) = c.filter {
-            if !self.eval_bool(f, locals)? {
-                return Ok(true);
-            }
+        if let Some(f) = c.filter
+            && !self.eval_bool(f, locals)?
+        {
+            return Ok(true);
         }
         match c.kind {
             K::All | K::Exists => {

@@ -192,8 +192,7 @@ fn from_json_at(json: &Json, ty: &Type, path: Path<'_>) -> Result<Value, Convers
             None => match n.as_f64() {
                 Some(f)
                     if f.fract() == 0.0
-                        && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18)
-                            .contains(&f) =>
+                        && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
                 {
                     Ok(Value::Int(f as i64))
                 }
@@ -439,7 +438,7 @@ fn convert_at(
         ),
         (Type::Int, Value::Double(d))
             if d.fract() == 0.0
-                && (-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(d) =>
+                && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(d) =>
         {
             Value::Int(*d as i64)
         }

@@ -160,7 +160,7 @@ impl Gen {
             7 => self.nested(|g| format!("!({})", g.boolean())),
             8 => self.nested(|g| format!("{}.startsWith({})", g.string(), g.string())),
             9 => self.nested(|g| format!("({} == {})", g.string(), g.string())),
-            10 | 11 | 12 => self.nested(|g| {
+            10..=12 => self.nested(|g| {
                 let m = ["all", "exists", "exists_one"][(choice - 10) as usize];
                 let v = g.bind("int");
                 let body = g.boolean();

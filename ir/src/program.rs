@@ -243,10 +243,10 @@ impl Workflow {
     pub fn signals(&self) -> Vec<&str> {
         let mut names: Vec<&str> = Vec::new();
         for s in &self.steps {
-            if let StepCall::Signal { name } = &s.call {
-                if !names.contains(&name.as_str()) {
-                    names.push(name);
-                }
+            if let StepCall::Signal { name } = &s.call
+                && !names.contains(&name.as_str())
+            {
+                names.push(name);
             }
         }
         names

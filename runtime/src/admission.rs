@@ -62,10 +62,10 @@ struct Wait {
 
 impl Drop for Wait {
     fn drop(&mut self) {
-        if let Some(mut rx) = self.rx.take() {
-            if rx.try_recv().is_ok() {
-                self.admission.release();
-            }
+        if let Some(mut rx) = self.rx.take()
+            && rx.try_recv().is_ok()
+        {
+            self.admission.release();
         }
     }
 }

@@ -551,13 +551,14 @@ impl Engine {
         if row.status.is_final() {
             return Err(EngineError::Finished(run_id.to_owned()));
         }
-        if let Some(executor) = &row.executor {
-            if executor != &services.executor && services.store.executor_alive(executor) {
-                return Err(EngineError::Busy {
-                    run_id: run_id.to_owned(),
-                    executor: executor.clone(),
-                });
-            }
+        if let Some(executor) = &row.executor
+            && executor != &services.executor
+            && services.store.executor_alive(executor)
+        {
+            return Err(EngineError::Busy {
+                run_id: run_id.to_owned(),
+                executor: executor.clone(),
+            });
         }
         services
             .store

@@ -93,10 +93,10 @@ impl Graph<'_> {
                 if skip == Some((id, *d)) {
                     continue;
                 }
-                if let Some(f) = finish.get(d) {
-                    if f.0 > best.0 || (f.0 == best.0 && f.1.len() > best.1.len()) {
-                        best = f.clone();
-                    }
+                if let Some(f) = finish.get(d)
+                    && (f.0 > best.0 || (f.0 == best.0 && f.1.len() > best.1.len()))
+                {
+                    best = f.clone();
                 }
             }
             let mut path = best.1;

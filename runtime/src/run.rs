@@ -206,12 +206,11 @@ impl Services {
                 ..run
             })
             .await?;
-        if deduped {
-            if let Some(row) = self.store.run_by_key(key)? {
-                if row.run_id != run_id {
-                    return Ok(Created::Existing(row));
-                }
-            }
+        if deduped
+            && let Some(row) = self.store.run_by_key(key)?
+            && row.run_id != run_id
+        {
+            return Ok(Created::Existing(row));
         }
         Ok(Created::New(RunStart {
             program: Arc::clone(program),

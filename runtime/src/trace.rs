@@ -47,10 +47,10 @@ pub fn traceparent(span: &Span) -> Option<String> {
 /// Makes the remote parent in a `traceparent` header `span`'s parent (before the span is
 /// first entered). A malformed value is ignored: the span stays a root.
 pub fn adopt(span: &Span, traceparent: &str) {
-    if let Some(p) = PROPAGATION.get() {
-        if !span.is_disabled() {
-            (p.adopt)(span, traceparent);
-        }
+    if let Some(p) = PROPAGATION.get()
+        && !span.is_disabled()
+    {
+        (p.adopt)(span, traceparent);
     }
 }
 

@@ -180,8 +180,8 @@ async fn max_in_flight(src: &str, workflow: &str, runs: usize, config: EngineCon
     for h in handles {
         assert_eq!(h.outcome().await.status, RunStatus::Completed);
     }
-    let max = gauge.lock().unwrap().1;
-    max
+
+    gauge.lock().unwrap().1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

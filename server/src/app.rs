@@ -317,13 +317,13 @@ pub fn authorize(
             scope.as_str()
         )));
     }
-    if let Some(w) = workflow {
-        if !key.covers(w) {
-            return Err(ApiError::forbidden(format!(
-                "the key `{}` may not touch workflow `{w}`",
-                key.name
-            )));
-        }
+    if let Some(w) = workflow
+        && !key.covers(w)
+    {
+        return Err(ApiError::forbidden(format!(
+            "the key `{}` may not touch workflow `{w}`",
+            key.name
+        )));
     }
     state.limits.check(&format!("key:{}", key.id))?;
     Ok(key)

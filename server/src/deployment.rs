@@ -312,11 +312,10 @@ pub async fn activate(
                 .map(|r| Ok::<_, StoreError>((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .transpose()?;
             let text = serde_json::to_string(&hashes).unwrap_or_default();
-            if let Some((version, created_at, programs)) = active {
-                if programs == text {
+            if let Some((version, created_at, programs)) = active
+                && programs == text {
                     return Ok((version, created_at));
                 }
-            }
             tx.execute("UPDATE deployments SET active = 0 WHERE active = 1", &[])?;
             let row = tx.query_opt(
                 "INSERT INTO deployments (version, created_at, actor, programs, workflows, active)

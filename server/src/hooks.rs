@@ -530,10 +530,10 @@ fn trigger_holds(entry: &Entry, event: &Value) -> Result<bool, ApiError> {
     let mut locals = exprs.new_locals();
     let ctx = flow_expr::SystemContext;
     for c in &wf.consts {
-        if let Ok(v) = exprs.eval(c.value, &mut locals, &ctx) {
-            if let Some(slot) = locals.get_mut(c.local.0 as usize) {
-                *slot = v;
-            }
+        if let Ok(v) = exprs.eval(c.value, &mut locals, &ctx)
+            && let Some(slot) = locals.get_mut(c.local.0 as usize)
+        {
+            *slot = v;
         }
     }
     if let Some(slot) = wf.event.and_then(|l| locals.get_mut(l.0 as usize)) {
@@ -610,17 +610,17 @@ async fn answer(
 /// The provider's id for a delivery, which makes repeats of it start nothing.
 pub fn delivery_id(headers: &HeaderMap, payload: Option<&Json>) -> Option<String> {
     for name in ["x-github-delivery", "webhook-id", "idempotency-key"] {
-        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            if !v.is_empty() {
-                return Some(format!("{name}:{v}"));
-            }
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok())
+            && !v.is_empty()
+        {
+            return Some(format!("{name}:{v}"));
         }
     }
     let payload = payload?;
-    if headers.contains_key("stripe-signature") {
-        if let Some(id) = payload.get("id").and_then(Json::as_str) {
-            return Some(format!("stripe:{id}"));
-        }
+    if headers.contains_key("stripe-signature")
+        && let Some(id) = payload.get("id").and_then(Json::as_str)
+    {
+        return Some(format!("stripe:{id}"));
     }
     if let Some(id) = payload.get("event_id").and_then(Json::as_str) {
         return Some(format!("slack:{id}"));

@@ -236,7 +236,7 @@ fn protobuf_reason(test: &Json) -> Option<String> {
             let word = &expr[start..=i];
             if word
                 .split('.')
-                .last()
+                .next_back()
                 .is_some_and(|w| w.starts_with(|c: char| c.is_ascii_uppercase()))
             {
                 return Some("builds a protobuf message".into());
@@ -392,13 +392,13 @@ fn run_case(test: &Json) -> Outcome {
                 .join("; ")
         ));
     }
-    if let Some(typed) = test.get("typed_result") {
-        if let Some(want) = typed.get("deduced_type") {
-            let got = arena.ty(root).cloned().unwrap_or(Type::Error);
-            match cel_type(want) {
-                Some(w) if same_type(&w, &got) => {}
-                _ => return Outcome::Fail(format!("deduced type `{got}`, expected {want}")),
-            }
+    if let Some(typed) = test.get("typed_result")
+        && let Some(want) = typed.get("deduced_type")
+    {
+        let got = arena.ty(root).cloned().unwrap_or(Type::Error);
+        match cel_type(want) {
+            Some(w) if same_type(&w, &got) => {}
+            _ => return Outcome::Fail(format!("deduced type `{got}`, expected {want}")),
         }
     }
     if check_only {

@@ -162,26 +162,26 @@ pub fn connect(args: ConnectArgs, _color: ColorChoice) -> miette::Result<ExitCod
         settings.insert(k.trim().to_owned(), v.to_owned());
     }
     let known = stdlib_integration(&args.integration);
-    if let Some(c) = &known {
-        if let Some(integ) = c.integration() {
-            let (need_settings, need_secrets) = catalog::needs(integ);
-            for k in settings.keys() {
-                if !need_settings.contains(k) && !DRIVER_SETTINGS.contains(&k.as_str()) {
-                    return usage(format!(
-                        "`{}` reads no setting `{k}`; its settings: {}",
-                        args.integration,
-                        list(&need_settings)
-                    ));
-                }
+    if let Some(c) = &known
+        && let Some(integ) = c.integration()
+    {
+        let (need_settings, need_secrets) = catalog::needs(integ);
+        for k in settings.keys() {
+            if !need_settings.contains(k) && !DRIVER_SETTINGS.contains(&k.as_str()) {
+                return usage(format!(
+                    "`{}` reads no setting `{k}`; its settings: {}",
+                    args.integration,
+                    list(&need_settings)
+                ));
             }
-            for k in &args.secrets {
-                if !need_secrets.contains(k) && k != "access_token" && k != "session_token" {
-                    return usage(format!(
-                        "`{}` reads no secret `{k}`; its secrets: {}",
-                        args.integration,
-                        list(&need_secrets)
-                    ));
-                }
+        }
+        for k in &args.secrets {
+            if !need_secrets.contains(k) && k != "access_token" && k != "session_token" {
+                return usage(format!(
+                    "`{}` reads no secret `{k}`; its secrets: {}",
+                    args.integration,
+                    list(&need_secrets)
+                ));
             }
         }
     }
@@ -261,8 +261,8 @@ fn read_secrets(
                     "standard input ended before the value of secret `{name}` (give one line per --secret, in order)"
                 ));
             }
-            let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
-            trimmed
+
+            Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
         };
         if value.is_empty() {
             return Err(miette!("the value of secret `{name}` is empty"));
@@ -432,12 +432,12 @@ pub fn health(args: HealthArgs, color: ColorChoice) -> miette::Result<ExitCode> 
         .into_iter()
         .map(|c| c.integration)
         .collect();
-    if let Some(name) = &args.integration {
-        if stdlib_integration(name).is_none() {
-            return usage(format!(
-                "no integration `{name}` in the standard library (see `flow integrations`)"
-            ));
-        }
+    if let Some(name) = &args.integration
+        && stdlib_integration(name).is_none()
+    {
+        return usage(format!(
+            "no integration `{name}` in the standard library (see `flow integrations`)"
+        ));
     }
     let compiled: Vec<catalog::Compiled> = connected
         .iter()

@@ -25,12 +25,11 @@ impl Checker<'_> {
         for &t in &tests {
             if let Some(test) = &self.tests[t].ir {
                 for s in &test.stmts {
-                    if let TestStmt::Run { workflow, .. } = s {
-                        if workflow.index() < self.workflows.len()
-                            && !wanted.contains(&workflow.index())
-                        {
-                            wanted.push(workflow.index());
-                        }
+                    if let TestStmt::Run { workflow, .. } = s
+                        && workflow.index() < self.workflows.len()
+                        && !wanted.contains(&workflow.index())
+                    {
+                        wanted.push(workflow.index());
                     }
                 }
             }
@@ -39,12 +38,11 @@ impl Checker<'_> {
         while k < wanted.len() {
             if let Some(w) = &self.workflows[wanted[k]].ir {
                 for step in &w.steps {
-                    if let StepCall::Workflow { workflow, .. } = step.call {
-                        if workflow.index() < self.workflows.len()
-                            && !wanted.contains(&workflow.index())
-                        {
-                            wanted.push(workflow.index());
-                        }
+                    if let StepCall::Workflow { workflow, .. } = step.call
+                        && workflow.index() < self.workflows.len()
+                        && !wanted.contains(&workflow.index())
+                    {
+                        wanted.push(workflow.index());
                     }
                 }
             }

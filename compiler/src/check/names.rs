@@ -314,10 +314,10 @@ impl Checker<'_> {
     /// Looks a single name up in a module's namespace, marking the import it came through as used.
     pub(crate) fn lookup(&self, m: ModIdx, name: &str) -> Option<Entry> {
         let entry = self.modules.get(m)?.names.get(name)?.clone();
-        if let Some(i) = entry.via_import {
-            if let Some(rec) = self.modules[m].imports.get(i) {
-                rec.used.set(true);
-            }
+        if let Some(i) = entry.via_import
+            && let Some(rec) = self.modules[m].imports.get(i)
+        {
+            rec.used.set(true);
         }
         Some(entry)
     }
@@ -371,10 +371,10 @@ impl Checker<'_> {
             });
         };
         let mut current = None;
-        if let Some(i) = integration {
-            if let Some(&t) = self.integrations[i].types.get(&first.name) {
-                current = Some((Symbol::Type(t), self.types[t].span));
-            }
+        if let Some(i) = integration
+            && let Some(&t) = self.integrations[i].types.get(&first.name)
+        {
+            current = Some((Symbol::Type(t), self.types[t].span));
         }
         if current.is_none() {
             current = self.lookup(m, &first.name).map(|e| (e.sym, e.span));
@@ -531,10 +531,11 @@ impl Checker<'_> {
                         self.types[t].doc.clone(),
                     );
                     let ty = self.resolve_typedef(t);
-                    if let Some(a) = self.analysis.references.last_mut() {
-                        if a.span == path.span && a.hover.is_empty() {
-                            a.hover = format!("type {key} = {}", definition_text(&ty));
-                        }
+                    if let Some(a) = self.analysis.references.last_mut()
+                        && a.span == path.span
+                        && a.hover.is_empty()
+                    {
+                        a.hover = format!("type {key} = {}", definition_text(&ty));
                     }
                     ty
                 }

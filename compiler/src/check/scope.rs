@@ -113,18 +113,18 @@ fn index_names(expr: &ast::Expr, bindings: &Bindings, analysis: &mut Analysis) {
             } => {
                 if let ExprKind::Ident { name, root: false } = &target.kind {
                     let dotted = format!("{name}.{}", field.name);
-                    if bindings.find(name).is_none() {
-                        if let Some(b) = bindings.find(&dotted) {
-                            analysis.reference_with(
-                                e.span,
-                                b.def,
-                                b.kind,
-                                &dotted,
-                                format!("{dotted}: {}", b.ty),
-                                b.doc.clone(),
-                            );
-                            continue;
-                        }
+                    if bindings.find(name).is_none()
+                        && let Some(b) = bindings.find(&dotted)
+                    {
+                        analysis.reference_with(
+                            e.span,
+                            b.def,
+                            b.kind,
+                            &dotted,
+                            format!("{dotted}: {}", b.ty),
+                            b.doc.clone(),
+                        );
+                        continue;
                     }
                 }
                 stack.push(target);

@@ -400,15 +400,14 @@ fn rewrite_calls(expr: &mut ast::Expr, found: &mut Vec<(String, ast::Path)>) {
         args,
         ..
     } = &expr.kind
+        && function.name == "calls"
+        && args.len() == 1
+        && let Some(path) = dotted_path(&args[0].value)
     {
-        if function.name == "calls" && args.len() == 1 {
-            if let Some(path) = dotted_path(&args[0].value) {
-                let name = format!("calls({})", path.dotted());
-                found.push((name.clone(), path));
-                expr.kind = ExprKind::Ident { name, root: false };
-                return;
-            }
-        }
+        let name = format!("calls({})", path.dotted());
+        found.push((name.clone(), path));
+        expr.kind = ExprKind::Ident { name, root: false };
+        return;
     }
     match &mut expr.kind {
         ExprKind::Interpolated(parts) => {

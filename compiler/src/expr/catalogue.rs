@@ -90,13 +90,12 @@ pub fn function_names() -> Vec<&'static str> {
             let mut names: Vec<&'static str> = Vec::new();
             for f in FUNCTIONS {
                 for s in f.signatures {
-                    if let Some(name) = signature_name(s) {
-                        if !name.starts_with('_')
-                            && !name.starts_with('@')
-                            && !names.contains(&name)
-                        {
-                            names.push(name);
-                        }
+                    if let Some(name) = signature_name(s)
+                        && !name.starts_with('_')
+                        && !name.starts_with('@')
+                        && !names.contains(&name)
+                    {
+                        names.push(name);
                     }
                 }
             }

@@ -146,10 +146,10 @@ pub fn coerce(
             d = d.with_note(
                 "a secret can only be passed where a credential is expected (auth, headers)",
             );
-        } else if let (Type::Optional(inner), false) = (&from, to.is_optional()) {
-            if is_assignable(inner, to) {
-                d = d.with_help("this value may be null: give a default with `??`");
-            }
+        } else if let (Type::Optional(inner), false) = (&from, to.is_optional())
+            && is_assignable(inner, to)
+        {
+            d = d.with_help("this value may be null: give a default with `??`");
         }
         diagnostics.push(d);
         return id;
@@ -593,10 +593,8 @@ impl Checker<'_> {
                 .with_help(format!("write `{name}`")),
             );
         }
-        if !root {
-            if let Some((id, ty)) = self.lookup_bound(name) {
-                return self.push(NodeKind::Local(id), ty, span);
-            }
+        if !root && let Some((id, ty)) = self.lookup_bound(name) {
+            return self.push(NodeKind::Local(id), ty, span);
         }
         if let Some((id, ty)) = self.scope.lookup(name) {
             return self.push(NodeKind::Local(id), ty, span);
@@ -630,28 +628,27 @@ impl Checker<'_> {
         let span = whole.span;
         // A dotted name may be one variable (`a.b.c` declared as such): the longest
         // declared prefix wins, unless the head is a comprehension variable.
-        if access == Access::Plain {
-            if let Some(path) = dotted(whole) {
-                if path.len() > 1 && self.lookup_bound(path[0]).is_none() {
-                    for k in (2..=path.len()).rev() {
-                        let name = path[..k].join(".");
-                        let found = self
-                            .scope
-                            .lookup(&name)
-                            .map(|(id, ty)| (NodeKind::Local(id), ty));
-                        let found = found.or_else(|| {
-                            type_value(&name).map(|t| {
-                                (NodeKind::TypeValue(t.clone()), Type::TypeOf(Box::new(t)))
-                            })
-                        });
-                        if let Some((kind, ty)) = found {
-                            let mut id = self.push(kind, ty, span);
-                            for seg in &path[k..] {
-                                id = self.field(id, seg, false, span, span);
-                            }
-                            return id;
-                        }
+        if access == Access::Plain
+            && let Some(path) = dotted(whole)
+            && path.len() > 1
+            && self.lookup_bound(path[0]).is_none()
+        {
+            for k in (2..=path.len()).rev() {
+                let name = path[..k].join(".");
+                let found = self
+                    .scope
+                    .lookup(&name)
+                    .map(|(id, ty)| (NodeKind::Local(id), ty));
+                let found = found.or_else(|| {
+                    type_value(&name)
+                        .map(|t| (NodeKind::TypeValue(t.clone()), Type::TypeOf(Box::new(t))))
+                });
+                if let Some((kind, ty)) = found {
+                    let mut id = self.push(kind, ty, span);
+                    for seg in &path[k..] {
+                        id = self.field(id, seg, false, span, span);
                     }
+                    return id;
                 }
             }
         }

@@ -360,20 +360,18 @@ impl Driver {
             .map_err(|e| fail("url", e.message))?
             .unwrap_or_default();
         // With a base URL override (a test server, a proxy), sign in on the same host.
-        if let (Some(over), Some(base)) = (&conn.base_url, integ.base_url) {
-            if let Ok(Value::String(declared)) = p.eval(base, &mut locals, &cctx) {
-                if let (Ok(d), Ok(o), Ok(s)) = (
-                    url::Url::parse(&declared),
-                    url::Url::parse(over),
-                    url::Url::parse(&sign_in_url),
-                ) {
-                    if s.origin() == d.origin() {
-                        let mut moved = o.clone();
-                        moved.set_path(s.path());
-                        sign_in_url = moved.to_string();
-                    }
-                }
-            }
+        if let (Some(over), Some(base)) = (&conn.base_url, integ.base_url)
+            && let Ok(Value::String(declared)) = p.eval(base, &mut locals, &cctx)
+            && let (Ok(d), Ok(o), Ok(s)) = (
+                url::Url::parse(&declared),
+                url::Url::parse(over),
+                url::Url::parse(&sign_in_url),
+            )
+            && s.origin() == d.origin()
+        {
+            let mut moved = o.clone();
+            moved.set_path(s.path());
+            sign_in_url = moved.to_string();
         }
         let body = match named(args, "body") {
             Some(e) => p

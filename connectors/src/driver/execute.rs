@@ -74,16 +74,14 @@ impl Driver {
             request::query_pairs(&v, &mut query);
         }
         let mut headers: Vec<(String, Header)> = Vec::new();
-        if same_origin {
-            if let Some(h) = integ.headers {
-                let mut ilocals = prepared.integration.new_locals();
-                let v = prepared
-                    .integration
-                    .eval_in(Mode::Request, h, &mut ilocals, &cctx)
-                    .map_err(|e| fail_expr("headers", e))?;
-                for (k, v) in eval::fields(&v).unwrap_or_default() {
-                    set_header(&mut headers, &k, Header::of(&v));
-                }
+        if same_origin && let Some(h) = integ.headers {
+            let mut ilocals = prepared.integration.new_locals();
+            let v = prepared
+                .integration
+                .eval_in(Mode::Request, h, &mut ilocals, &cctx)
+                .map_err(|e| fail_expr("headers", e))?;
+            for (k, v) in eval::fields(&v).unwrap_or_default() {
+                set_header(&mut headers, &k, Header::of(&v));
             }
         }
         if let Some(h) = action.headers {
@@ -110,14 +108,14 @@ impl Driver {
             )),
             None => None,
         };
-        if request.method == Method::Post {
-            if let Some(h) = self.integration_setting(prepared, integ, "idempotency_header", conn) {
-                let key = ctx
-                    .idempotency_key
-                    .clone()
-                    .unwrap_or_else(|| format!("flow-{}-{}", ctx.run_id, ctx.step));
-                set_header(&mut headers, &h, Header::Plain(key));
-            }
+        if request.method == Method::Post
+            && let Some(h) = self.integration_setting(prepared, integ, "idempotency_header", conn)
+        {
+            let key = ctx
+                .idempotency_key
+                .clone()
+                .unwrap_or_else(|| format!("flow-{}-{}", ctx.run_id, ctx.step));
+            set_header(&mut headers, &h, Header::Plain(key));
         }
         let timeout = match &action.timeout {
             Some(ConstOr::Const(n)) => nanos(*n),
@@ -270,13 +268,14 @@ impl Driver {
                 .await?;
             let format =
                 response::format_of(answer.header("content-type").as_deref(), &answer.body);
-            if answer.status < 400 && format == Format::Json {
-                if let Some(Some(shape)) = prepared.body_shapes.get(action_index) {
-                    // The answer as the declared type in one pass; anything the direct
-                    // decoding does not take goes the general way below.
-                    if let Some(v) = shape::decode(shape, &answer.body) {
-                        return Ok(v);
-                    }
+            if answer.status < 400
+                && format == Format::Json
+                && let Some(Some(shape)) = prepared.body_shapes.get(action_index)
+            {
+                // The answer as the declared type in one pass; anything the direct
+                // decoding does not take goes the general way below.
+                if let Some(v) = shape::decode(shape, &answer.body) {
+                    return Ok(v);
                 }
             }
             let (body, format) = response::decode(format, &answer.body);
@@ -527,20 +526,19 @@ impl Driver {
                 reauthenticated = true;
                 continue;
             }
-            if matches!(answer.status, 429 | 503) {
-                if let Some(wait) = answer
+            if matches!(answer.status, 429 | 503)
+                && let Some(wait) = answer
                     .header("retry-after")
                     .and_then(|r| response::retry_after(&r))
+            {
+                let within_deadline = deadline.is_none_or(|d| Instant::now() + wait < d);
+                if waits < self.config.max_retry_after_waits
+                    && wait <= self.config.max_retry_after
+                    && within_deadline
                 {
-                    let within_deadline = deadline.is_none_or(|d| Instant::now() + wait < d);
-                    if waits < self.config.max_retry_after_waits
-                        && wait <= self.config.max_retry_after
-                        && within_deadline
-                    {
-                        waits += 1;
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
+                    waits += 1;
+                    tokio::time::sleep(wait).await;
+                    continue;
                 }
             }
             return Ok(answer);
@@ -559,21 +557,21 @@ impl Driver {
         let mut url = Cow::Borrowed(out.url.as_str());
         let mut headers = out.headers.clone();
         let body = out.body.clone().unwrap_or_default();
-        if out.same_origin {
-            if let Some(auth) = &integ.auth {
-                self.authenticate(
-                    prepared,
-                    integ,
-                    conn,
-                    auth.kind,
-                    &auth.args,
-                    out.method,
-                    &mut url,
-                    &mut headers,
-                    &body,
-                )
-                .await?;
-            }
+        if out.same_origin
+            && let Some(auth) = &integ.auth
+        {
+            self.authenticate(
+                prepared,
+                integ,
+                conn,
+                auth.kind,
+                &auth.args,
+                out.method,
+                &mut url,
+                &mut headers,
+                &body,
+            )
+            .await?;
         }
         let method = reqwest::Method::from_bytes(out.method.as_str().as_bytes())
             .unwrap_or(reqwest::Method::GET);

@@ -348,10 +348,10 @@ impl Driver {
             }
             h.finish()
         });
-        if let Some(k) = cache_key {
-            if let Some(v) = self.cache.get(k) {
-                return Ok(v);
-            }
+        if let Some(k) = cache_key
+            && let Some(v) = self.cache.get(k)
+        {
+            return Ok(v);
         }
         let breaker = || self.breaker_config(&conn);
         // While no connection has a breaker, every call is admitted.
@@ -376,7 +376,7 @@ impl Driver {
         let action_index = call.action_ref.action as usize;
         let result = self
             .execute(
-                &prepared,
+                prepared,
                 integ,
                 action_index,
                 call.action,
@@ -609,13 +609,12 @@ fn http_error(
             "body": serde_json::from_str::<serde_json::Value>(&masked).unwrap_or(serde_json::Value::String(masked)),
         }));
     }
-    if matches!(answer.status, 429 | 503) {
-        if let Some(wait) = answer
+    if matches!(answer.status, 429 | 503)
+        && let Some(wait) = answer
             .header("retry-after")
             .and_then(|r| response::retry_after(&r))
-        {
-            e = e.with_retry_after(wait);
-        }
+    {
+        e = e.with_retry_after(wait);
     }
     e
 }

@@ -989,10 +989,10 @@ fn check_key(
 /// numeric uid), recorded as the actor of every audit entry it writes.
 fn current_actor() -> String {
     for var in ["USER", "LOGNAME"] {
-        if let Ok(name) = std::env::var(var) {
-            if !name.trim().is_empty() {
-                return name;
-            }
+        if let Ok(name) = std::env::var(var)
+            && !name.trim().is_empty()
+        {
+            return name;
         }
     }
     #[cfg(unix)]

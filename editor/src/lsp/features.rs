@@ -81,10 +81,10 @@ fn declaration_at(snapshot: &Snapshot, position: Position) -> Option<&analysis::
         if s.name_span == found.name_span {
             Some(s)
         } else {
-            fn inner<'s>(
-                s: &'s analysis::DocumentSymbol,
+            fn inner(
+                s: &analysis::DocumentSymbol,
                 span: flow_grammar::Span,
-            ) -> Option<&'s analysis::DocumentSymbol> {
+            ) -> Option<&analysis::DocumentSymbol> {
                 s.children.iter().find_map(|c| {
                     if c.name_span == span {
                         Some(c)

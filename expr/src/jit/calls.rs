@@ -83,17 +83,16 @@ impl Translator<'_> {
         if *overload == O::StartsWith
             && args.len() == 2
             && self.arena.ty(args[0]) == Some(&Type::String)
+            && let Some((a, b)) = string_concat(self.arena, args[1])
         {
-            if let Some((a, b)) = string_concat(self.arena, args[1]) {
-                let (s, st) = self.expr(args[0])?;
-                let s = self.boxed(s, st)?;
-                let (a, at) = self.expr(a)?;
-                let a = self.boxed(a, at)?;
-                let (b, bt) = self.expr(b)?;
-                let b = self.boxed(b, bt)?;
-                let v = self.call1("jit_starts_with_concat", &[s, a, b])?;
-                return self.coerce_kind(v, JTy::Bool, want);
-            }
+            let (s, st) = self.expr(args[0])?;
+            let s = self.boxed(s, st)?;
+            let (a, at) = self.expr(a)?;
+            let a = self.boxed(a, at)?;
+            let (b, bt) = self.expr(b)?;
+            let b = self.boxed(b, bt)?;
+            let v = self.call1("jit_starts_with_concat", &[s, a, b])?;
+            return self.coerce_kind(v, JTy::Bool, want);
         }
         // One argument, or two with a bool result: borrowed arguments, no array.
         if args.len() == 1 || (args.len() == 2 && want == JTy::Bool) {

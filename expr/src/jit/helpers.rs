@@ -281,10 +281,10 @@ pub extern "C" fn jit_field(
 
 /// `target[i]` for an int index: a pointer into the list when in range.
 pub extern "C" fn jit_index_int(ctx: *mut JitCtx, target: *const Value, i: i64) -> *const Value {
-    if let Value::List(items) = val!(target) {
-        if let Some(v) = usize::try_from(i).ok().and_then(|k| items.get(k)) {
-            return v;
-        }
+    if let Value::List(items) = val!(target)
+        && let Some(v) = usize::try_from(i).ok().and_then(|k| items.get(k))
+    {
+        return v;
     }
     let r = interp::index_value(val!(target), &Value::Int(i), false);
     ctx!(ctx).result(r)

@@ -79,10 +79,10 @@ impl Exec {
             tasks: Vec::new(),
             loops: HashMap::new(),
         }));
-        if let Some(p) = parent {
-            if let Some(Some(pf)) = self.frames.get_mut(p) {
-                pf.children.push(id);
-            }
+        if let Some(p) = parent
+            && let Some(Some(pf)) = self.frames.get_mut(p)
+        {
+            pf.children.push(id);
         }
         id
     }
@@ -102,10 +102,10 @@ impl Exec {
             indices.push(i);
         }
         let id = self.new_frame(Some(parent), block, kind, indices, locals);
-        if let Some(Some(f)) = self.frames.get(id) {
-            if f.remaining == 0 {
-                // An empty block completes at once; handled by the next pump.
-            }
+        if let Some(Some(f)) = self.frames.get(id)
+            && f.remaining == 0
+        {
+            // An empty block completes at once; handled by the next pump.
         }
         id
     }
@@ -161,13 +161,12 @@ impl Exec {
     }
 
     pub(super) fn complete(&mut self, frame: usize, pos: usize) {
-        if let Some(Some(f)) = self.frames.get_mut(frame) {
-            if let Some(s) = f.states.get_mut(pos) {
-                if *s != St::Done {
-                    *s = St::Done;
-                    f.remaining = f.remaining.saturating_sub(1);
-                }
-            }
+        if let Some(Some(f)) = self.frames.get_mut(frame)
+            && let Some(s) = f.states.get_mut(pos)
+            && *s != St::Done
+        {
+            *s = St::Done;
+            f.remaining = f.remaining.saturating_sub(1);
         }
     }
 
@@ -300,10 +299,10 @@ impl Exec {
             _ => None,
         };
         self.kill(fi);
-        if let Some(p) = parent {
-            if let Some(Some(pf)) = self.frames.get_mut(p) {
-                pf.children.retain(|c| *c != fi);
-            }
+        if let Some(p) = parent
+            && let Some(Some(pf)) = self.frames.get_mut(p)
+        {
+            pf.children.retain(|c| *c != fi);
         }
     }
 
@@ -311,13 +310,13 @@ impl Exec {
     pub(super) fn kill(&mut self, fi: usize) {
         let mut stack = vec![fi];
         while let Some(f) = stack.pop() {
-            if let Some(slot) = self.frames.get_mut(f) {
-                if let Some(frame) = slot.take() {
-                    for t in &frame.tasks {
-                        t.abort();
-                    }
-                    stack.extend(frame.children);
+            if let Some(slot) = self.frames.get_mut(f)
+                && let Some(frame) = slot.take()
+            {
+                for t in &frame.tasks {
+                    t.abort();
                 }
+                stack.extend(frame.children);
             }
         }
     }

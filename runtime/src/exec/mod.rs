@@ -557,10 +557,10 @@ impl Exec {
                 let Some(sid) = self.stmt_at(done.frame, done.pos) else {
                     return;
                 };
-                if let Some(StmtKind::Step(step)) = wf.stmt(sid).map(|s| &s.kind) {
-                    if let Some(step) = wf.step(*step) {
-                        self.set_local(done.frame, step.local, v);
-                    }
+                if let Some(StmtKind::Step(step)) = wf.stmt(sid).map(|s| &s.kind)
+                    && let Some(step) = wf.step(*step)
+                {
+                    self.set_local(done.frame, step.local, v);
                 }
                 self.complete(done.frame, done.pos);
             }
@@ -599,10 +599,10 @@ impl Exec {
                         break;
                     }
                     if self.deps_done(fi, &stmt.deps) {
-                        if let Some(Some(f)) = self.frames.get_mut(fi) {
-                            if let Some(s) = f.states.get_mut(p) {
-                                *s = St::Running;
-                            }
+                        if let Some(Some(f)) = self.frames.get_mut(fi)
+                            && let Some(s) = f.states.get_mut(p)
+                        {
+                            *s = St::Running;
                         }
                         self.start(wf, fi, p, sid);
                         progressed = true;

@@ -53,13 +53,12 @@ impl Replay {
                     let attempt = e.attempt.unwrap_or(1);
                     let n = r.failed_attempts.entry(step.clone()).or_insert(0);
                     *n = (*n).max(attempt);
-                    if data.get("final").and_then(Json::as_bool) == Some(true) {
-                        if let Some(err) = data
+                    if data.get("final").and_then(Json::as_bool) == Some(true)
+                        && let Some(err) = data
                             .get("error")
                             .and_then(|v| serde_json::from_value::<StepError>(v.clone()).ok())
-                        {
-                            r.failed.insert(step, err);
-                        }
+                    {
+                        r.failed.insert(step, err);
                     }
                 }
                 EventKind::TimerSet => {

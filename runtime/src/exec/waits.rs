@@ -22,16 +22,17 @@ impl Exec {
     /// While the run only waits on timers it gives its admission slot back, so parked
     /// runs do not hold up others.
     pub(super) async fn park_if_only_timers(&mut self) {
-        if self.steps_in_flight == 0 && self.timers_in_flight > 0 {
-            if let Some((permit @ Some(_), _)) = self.admission.as_mut() {
-                *permit = None;
-                let wake = self.wakes.values().min().copied();
-                let _ = self.shared.services.store.set_status(
-                    self.shared.key,
-                    RunStatus::Waiting,
-                    wake,
-                );
-            }
+        if self.steps_in_flight == 0
+            && self.timers_in_flight > 0
+            && let Some((permit @ Some(_), _)) = self.admission.as_mut()
+        {
+            *permit = None;
+            let wake = self.wakes.values().min().copied();
+            let _ =
+                self.shared
+                    .services
+                    .store
+                    .set_status(self.shared.key, RunStatus::Waiting, wake);
         }
     }
 

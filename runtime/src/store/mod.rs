@@ -877,11 +877,10 @@ impl Store {
             )?;
             for run in runs {
                 for row in stmt.query_map([run], event_row)? {
-                    if let Some(e) = row? {
-                        if kinds.contains(&e.kind.as_str()) {
+                    if let Some(e) = row?
+                        && kinds.contains(&e.kind.as_str()) {
                             out.push(e);
                         }
-                    }
                 }
             }
             Ok(out)

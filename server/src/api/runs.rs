@@ -156,15 +156,14 @@ pub(crate) async fn answer_run(
     wait: Option<Duration>,
     duplicate: bool,
 ) -> Response {
-    if let Some(wait) = wait {
-        if wait_for_end(state, run_id, handle, wait).await {
-            if let Ok(detail) = run_detail(state.engine.store(), run_id) {
-                let mut body = serde_json::to_value(&detail).unwrap_or_default();
-                body["run"] = json!(run_id);
-                body["duplicate"] = json!(duplicate);
-                return (StatusCode::OK, axum::Json(body)).into_response();
-            }
-        }
+    if let Some(wait) = wait
+        && wait_for_end(state, run_id, handle, wait).await
+        && let Ok(detail) = run_detail(state.engine.store(), run_id)
+    {
+        let mut body = serde_json::to_value(&detail).unwrap_or_default();
+        body["run"] = json!(run_id);
+        body["duplicate"] = json!(duplicate);
+        return (StatusCode::OK, axum::Json(body)).into_response();
     }
     let status = state
         .engine

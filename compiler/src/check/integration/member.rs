@@ -338,17 +338,17 @@ impl Checker<'_> {
                 EventClauseKind::Error => {}
                 EventClauseKind::Webhook(p) => {
                     out.webhook = Some(self.check_string(p, &bindings, &mut arena));
-                    if let Some(ConstVal::String(s)) = self.fold(self.integrations[i].module, p) {
-                        if !s.starts_with('/') {
-                            self.report(
-                                Diagnostic::new(
-                                    codes::INVALID_WEBHOOK_PATH,
-                                    p.span,
-                                    format!("webhook path `{s}` must start with `/`"),
-                                )
-                                .with_label("not an absolute path"),
-                            );
-                        }
+                    if let Some(ConstVal::String(s)) = self.fold(self.integrations[i].module, p)
+                        && !s.starts_with('/')
+                    {
+                        self.report(
+                            Diagnostic::new(
+                                codes::INVALID_WEBHOOK_PATH,
+                                p.span,
+                                format!("webhook path `{s}` must start with `/`"),
+                            )
+                            .with_label("not an absolute path"),
+                        );
                     }
                 }
                 EventClauseKind::Verify { scheme, args } => {

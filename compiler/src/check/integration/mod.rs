@@ -237,10 +237,11 @@ impl Checker<'_> {
                 .all(|d| !d.is_error())
             {
                 let mut d = mismatch(&from, to);
-                if let Type::Optional(inner) = &from {
-                    if !to.is_optional() && is_assignable(inner, to) {
-                        d = d.with_help("this value may be null: give a default with `??`");
-                    }
+                if let Type::Optional(inner) = &from
+                    && !to.is_optional()
+                    && is_assignable(inner, to)
+                {
+                    d = d.with_help("this value may be null: give a default with `??`");
                 }
                 if from.contains_secret() && !to.contains_secret() {
                     d = d.with_note("a secret can only go where a credential is expected");
@@ -487,10 +488,11 @@ impl Checker<'_> {
             problem = Some(format!("`{form}` takes {expected}"));
         }
         for a in args {
-            if let Some(n) = &a.name {
-                if !required.contains(&n.name.as_str()) && !optional.contains(&n.name.as_str()) {
-                    problem = Some(format!("`{form}` has no argument `{}`", n.name));
-                }
+            if let Some(n) = &a.name
+                && !required.contains(&n.name.as_str())
+                && !optional.contains(&n.name.as_str())
+            {
+                problem = Some(format!("`{form}` has no argument `{}`", n.name));
             }
         }
         for r in required {
@@ -765,10 +767,9 @@ impl Checker<'_> {
                 if let Some(meant) = flow_grammar::suggest::did_you_mean(
                     &name.name,
                     params.iter().map(|p| p.name.as_str()),
-                ) {
-                    if let Some(k) = params.iter().position(|p| p.name == meant) {
-                        misspelt.push(k);
-                    }
+                ) && let Some(k) = params.iter().position(|p| p.name == meant)
+                {
+                    misspelt.push(k);
                 }
                 let d = if d.help.is_none() && !params.is_empty() {
                     d.with_note(format!(

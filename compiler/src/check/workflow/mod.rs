@@ -483,10 +483,11 @@ impl Checker<'_> {
 
         // Dependencies: statement deps, cycles, redundant `after`s.
         for edge in &wf.edges {
-            if let Some(stmt) = wf.stmts.get_mut(edge.from.index()) {
-                if edge.to != edge.from && !stmt.deps.contains(&edge.to) {
-                    stmt.deps.push(edge.to);
-                }
+            if let Some(stmt) = wf.stmts.get_mut(edge.from.index())
+                && edge.to != edge.from
+                && !stmt.deps.contains(&edge.to)
+            {
+                stmt.deps.push(edge.to);
             }
         }
         for stmt in &mut wf.stmts {
@@ -495,21 +496,22 @@ impl Checker<'_> {
         let diagnostics = check_dependencies(&wf.shapes, &wf.edges, &wf.labels);
         self.diagnostics.extend(diagnostics);
         self.unused(&wf);
-        if let Some(result) = &wf.result {
-            if !ast.result.is_none() && !terminates(&ast.body) {
-                self.report(
-                    Diagnostic::new(
-                        codes::MISSING_RETURN,
-                        ast.name.span,
-                        format!(
-                            "workflow `{}` can finish without returning its `{result}`",
-                            ast.name.name
-                        ),
-                    )
-                    .with_label("declares a result")
-                    .with_help("end every path with `return ...` (or `fail ...`)"),
-                );
-            }
+        if let Some(result) = &wf.result
+            && ast.result.is_some()
+            && !terminates(&ast.body)
+        {
+            self.report(
+                Diagnostic::new(
+                    codes::MISSING_RETURN,
+                    ast.name.span,
+                    format!(
+                        "workflow `{}` can finish without returning its `{result}`",
+                        ast.name.name
+                    ),
+                )
+                .with_label("declares a result")
+                .with_help("end every path with `return ...` (or `fail ...`)"),
+            );
         }
         let result = wf.result.clone().or_else(|| {
             let mut it = wf.returned.iter();
@@ -520,10 +522,10 @@ impl Checker<'_> {
         // Constants the workflow reads, in dependency order.
         let mut used_locals: Vec<bool> = vec![false; wf.arena.locals.len()];
         for node in &wf.arena.nodes {
-            if let crate::expr::NodeKind::Local(l) = node.kind {
-                if let Some(u) = used_locals.get_mut(l.0 as usize) {
-                    *u = true;
-                }
+            if let crate::expr::NodeKind::Local(l) = node.kind
+                && let Some(u) = used_locals.get_mut(l.0 as usize)
+            {
+                *u = true;
             }
         }
         let mut inits: Vec<(usize, ir::ConstInit)> = Vec::new();

@@ -35,15 +35,15 @@ impl Checker<'_> {
             }
             let sid = StmtId::from_index(wf.next_stmt);
             wf.next_stmt += 1;
-            if let Some(end) = ended {
-                if !warned_unreachable {
-                    warned_unreachable = true;
-                    self.report(
-                        Diagnostic::new(codes::UNREACHABLE, s.span, "this statement can never run")
-                            .with_label("unreachable")
-                            .with_secondary(end, "the run ends here"),
-                    );
-                }
+            if let Some(end) = ended
+                && !warned_unreachable
+            {
+                warned_unreachable = true;
+                self.report(
+                    Diagnostic::new(codes::UNREACHABLE, s.span, "this statement can never run")
+                        .with_label("unreachable")
+                        .with_secondary(end, "the run ends here"),
+                );
             }
             wf.current = sid;
             if let Some(wait) = last_wait {
@@ -151,10 +151,10 @@ impl Checker<'_> {
                 Owner::None => {}
                 Owner::StepView { step, depth } => {
                     wf.steps[step].used = true;
-                    if let Some(current) = current_step(wf) {
-                        if !wf.steps[current].reads.contains(&step) {
-                            wf.steps[current].reads.push(step);
-                        }
+                    if let Some(current) = current_step(wf)
+                        && !wf.steps[current].reads.contains(&step)
+                    {
+                        wf.steps[current].reads.push(step);
                     }
                     let info = &wf.steps[step];
                     let target = if depth < info.ancestors.len() {

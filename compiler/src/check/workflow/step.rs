@@ -533,19 +533,20 @@ impl Checker<'_> {
             }
         }
         let idempotent = action_idempotent || key.is_some();
-        if let (Some((_, span)), Target::Action(i, a)) = (&retry, &target) {
-            if !action_idempotent && key.is_none() {
-                let name = format!(
-                    "{}.{}",
-                    self.integrations[*i].name, self.integrations[*i].actions[*a].name
-                );
-                self.report(
+        if let (Some((_, span)), Target::Action(i, a)) = (&retry, &target)
+            && !action_idempotent
+            && key.is_none()
+        {
+            let name = format!(
+                "{}.{}",
+                self.integrations[*i].name, self.integrations[*i].actions[*a].name
+            );
+            self.report(
                     Diagnostic::new(codes::RETRY_NOT_IDEMPOTENT, *span, format!("`retry` on `{name}`, which is not idempotent"))
                         .with_label("a retry may repeat the side effect")
                         .with_note("if a call fails after the service acted, the retry acts again")
                         .with_help("add `idempotency_key EXPR` (a key the service deduplicates on), or remove `retry`"),
                 );
-            }
         }
         let effective = match retry {
             Some((r, _)) => Some(r),

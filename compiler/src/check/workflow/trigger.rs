@@ -318,15 +318,15 @@ impl Checker<'_> {
                 },
                 _ => None,
             });
-            if let Some(path) = path {
-                if let Some(span) = seen.get(&path) {
-                    let name = format!(
-                        "{}.{}",
-                        self.integrations[event.integration.index()].name,
-                        sig.name
-                    );
-                    clashes.push((path, *span, *trigger, name));
-                }
+            if let Some(path) = path
+                && let Some(span) = seen.get(&path)
+            {
+                let name = format!(
+                    "{}.{}",
+                    self.integrations[event.integration.index()].name,
+                    sig.name
+                );
+                clashes.push((path, *span, *trigger, name));
             }
         }
         for (path, span, trigger, name) in clashes {

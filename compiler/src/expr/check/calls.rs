@@ -240,11 +240,11 @@ impl Checker<'_> {
                 d = d.with_suggestion(name, names.iter().copied());
             }
             // In relaxed mode the other style still runs (`size(x)` vs `x.size()`).
-            if self.relaxed {
-                if let Some(sig) = other_style.first() {
-                    let overload = sig.overload;
-                    return self.push(NodeKind::Call { overload, args }, Type::Dyn, span);
-                }
+            if self.relaxed
+                && let Some(sig) = other_style.first()
+            {
+                let overload = sig.overload;
+                return self.push(NodeKind::Call { overload, args }, Type::Dyn, span);
             }
             return self.fail("unbound function".into(), d, span);
         }
@@ -298,33 +298,30 @@ impl Checker<'_> {
             return self.push(NodeKind::Call { overload, args }, ty, span);
         }
         // A constant regular expression is checked now rather than at run time.
-        if let (Some(first), [_, pattern]) = (sigs.first(), args.as_slice()) {
-            if first.overload == Overload::Matches {
-                if let Some(NodeKind::Const(Const::String(p))) =
-                    self.arena.node(*pattern).map(|n| &n.kind)
-                {
-                    if let Err(e) = regex::Regex::new(p) {
-                        let pspan = self.arena.span(*pattern);
-                        let message = e.to_string();
-                        let detail = message
-                            .lines()
-                            .last()
-                            .unwrap_or("invalid")
-                            .trim()
-                            .trim_start_matches("error: ")
-                            .to_string();
-                        self.error(
-                            Diagnostic::new(
-                                codes::INVALID_REGEX,
-                                pspan,
-                                format!("invalid regular expression: {detail}"),
-                            )
-                            .with_label("this pattern does not compile")
-                            .with_note("patterns use RE2 syntax"),
-                        );
-                    }
-                }
-            }
+        if let (Some(first), [_, pattern]) = (sigs.first(), args.as_slice())
+            && first.overload == Overload::Matches
+            && let Some(NodeKind::Const(Const::String(p))) =
+                self.arena.node(*pattern).map(|n| &n.kind)
+            && let Err(e) = regex::Regex::new(p)
+        {
+            let pspan = self.arena.span(*pattern);
+            let message = e.to_string();
+            let detail = message
+                .lines()
+                .last()
+                .unwrap_or("invalid")
+                .trim()
+                .trim_start_matches("error: ")
+                .to_string();
+            self.error(
+                Diagnostic::new(
+                    codes::INVALID_REGEX,
+                    pspan,
+                    format!("invalid regular expression: {detail}"),
+                )
+                .with_label("this pattern does not compile")
+                .with_note("patterns use RE2 syntax"),
+            );
         }
         let Some((first, _)) = matched.first() else {
             let shown: Vec<String> = types.iter().map(|t| format!("`{t}`")).collect();
@@ -361,7 +358,7 @@ impl Checker<'_> {
                     "`O` stands for an orderable type: a number, a string, bytes, a bool, a timestamp or a duration",
                 );
             }
-            if name == "_+_" && types.iter().any(|t| *t == Type::String) {
+            if name == "_+_" && types.contains(&Type::String) {
                 d = d.with_help(
                     "convert the other operand with `string(..)`, or use interpolation: \"${x}\"",
                 );

@@ -339,19 +339,16 @@ impl<'t> Context<'t> {
             self.before
                 .get(i)
                 .is_some_and(|t| t.kind == TokenKind::LBrace)
-                && self
-                    .before
-                    .get(i.checked_sub(1).unwrap_or(0))
-                    .is_some_and(|t| {
-                        matches!(
-                            t.kind,
-                            TokenKind::Ident
-                                | TokenKind::RParen
-                                | TokenKind::Gt
-                                | TokenKind::RBrace
-                                | TokenKind::Question
-                        )
-                    })
+                && self.before.get(i.saturating_sub(1)).is_some_and(|t| {
+                    matches!(
+                        t.kind,
+                        TokenKind::Ident
+                            | TokenKind::RParen
+                            | TokenKind::Gt
+                            | TokenKind::RBrace
+                            | TokenKind::Question
+                    )
+                })
                 && self.paren_depth(start, i) == 0
         })?;
         let (from, to) = (self.before.get(start)?.start, self.before.get(open)?.end);
