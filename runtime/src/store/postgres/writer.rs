@@ -1,5 +1,7 @@
 //! The PostgreSQL store's group-commit writer: one thread, one connection, one
-//! transaction per batch (batched as the SQLite writer batches, `group_commit::gather`).
+//! transaction per batch (batched as the SQLite writer batches, `group_commit::gather`);
+//! a batch of data records of one sort (events, statuses and ends; or creations alone)
+//! is one autocommitted statement instead, one round trip.
 //!
 //! A batch's events go in with one statement (`unnest` over arrays), whatever their
 //! number. When the connection breaks, the writer keeps the batch, reconnects with
@@ -241,6 +243,22 @@ fn commit(
         let plan = Plan::new(batch, 0);
         write_combined(&mut c.client, &c.st, &plan, owners, &mut fenced)?;
         acknowledge(batch, Vec::new(), &fenced);
+        return Ok(());
+    }
+    // A batch of creations alone (a run started on its own) is one statement too, and
+    // the wake-up of workers another: each creation is idempotent by its id or dedupe
+    // key, so a batch written again after a broken connection creates nothing twice.
+    if batch
+        .iter()
+        .all(|op| matches!(op, PgOp::Write(Write::CreateRun(..))))
+    {
+        let plan = Plan::new(batch, 0);
+        let mut created = insert_runs(&mut c.client, &c.st, &plan.runs)?;
+        if plan.runs.iter().any(|(_, r)| r.executor.is_none()) {
+            c.client.batch_execute("NOTIFY flow_runnable")?;
+        }
+        created.sort_unstable_by_key(|(at, _)| *at);
+        acknowledge(batch, created, &fenced);
         return Ok(());
     }
     let result = (|| {
@@ -578,7 +596,7 @@ fn write_records(
 /// batch, a second submission with the same key, or an earlier run of this batch) is
 /// not inserted and is answered with the run that holds the key.
 fn insert_runs(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl GenericClient,
     c: &Statements,
     runs: &[(usize, &NewRun)],
 ) -> Result<Vec<(usize, RunKey)>, postgres::Error> {
