@@ -8,6 +8,19 @@ use serde::{Deserialize, Serialize};
 
 pub use flow_ir::program::ErrorKind;
 
+/// An error's message followed by each of its causes (`stage: cause: root cause`), for
+/// errors whose own words name only the stage that failed.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 /// Whether trying again can help. Timeouts and communication failures are transient;
 /// bad credentials, bad data and failing expressions fail the same way every time, so
 /// retrying them only delays the error.

@@ -313,9 +313,10 @@ pub async fn activate(
                 .transpose()?;
             let text = serde_json::to_string(&hashes).unwrap_or_default();
             if let Some((version, created_at, programs)) = active
-                && programs == text {
-                    return Ok((version, created_at));
-                }
+                && programs == text
+            {
+                return Ok((version, created_at));
+            }
             tx.execute("UPDATE deployments SET active = 0 WHERE active = 1", &[])?;
             let row = tx.query_opt(
                 "INSERT INTO deployments (version, created_at, actor, programs, workflows, active)

@@ -627,14 +627,7 @@ fn transport_error(
     let timed_out = e.is_timeout();
     // Without the URL: a query-string API key must not reach a message.
     let e = e.without_url();
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    let message = conn.mask(&message);
+    let message = conn.mask(&flow_runtime::error::with_causes(&e));
     if timed_out {
         StepError::timeout(format!("{name}: no answer in time: {message}"))
     } else {

@@ -878,9 +878,10 @@ impl Store {
             for run in runs {
                 for row in stmt.query_map([run], event_row)? {
                     if let Some(e) = row?
-                        && kinds.contains(&e.kind.as_str()) {
-                            out.push(e);
-                        }
+                        && kinds.contains(&e.kind.as_str())
+                    {
+                        out.push(e);
+                    }
                 }
             }
             Ok(out)

@@ -340,16 +340,7 @@ pub(in crate::store) fn error(at: &str, e: postgres::Error) -> StoreError {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         // The driver's own words name the stage ("error connecting to server"); the
         // cause (refused, timed out, a certificate) is in its sources.
-        None => {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                message.push_str(": ");
-                message.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            message
-        }
+        None => crate::error::with_causes(&e),
     };
     StoreError::Postgres {
         at: at.to_owned(),
