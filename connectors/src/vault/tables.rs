@@ -6,9 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use flow_runtime::store::{
-    SqlRow, SqlTx, SqlValue, Store, StoreError, sqlite_params, sqlite_row, table_definition,
-};
+use flow_runtime::store::{SqlRow, SqlTx, SqlValue, SqliteTx, Store, table_definition};
 use rusqlite::Connection as Db;
 
 use super::VaultError;
@@ -193,7 +191,7 @@ impl Tables {
         match self {
             Tables::File { path, db } => {
                 let db = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                Ok(FileSql { db: &db, path }.query(sql, params)?)
+                Ok(SqliteTx::plain(&db, path).query(sql, params)?)
             }
             Tables::Store(store) => Ok(store.query(sql, params)?),
         }
@@ -213,52 +211,13 @@ impl Tables {
         match self {
             Tables::File { path, db } => {
                 let db = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                Ok(FileSql { db: &db, path }.execute(sql, params)?)
+                Ok(SqliteTx::plain(&db, path).execute(sql, params)?)
             }
             Tables::Store(store) => {
                 let (sql, params) = (sql.to_owned(), params.to_vec());
                 Ok(store.transact_blocking(move |tx| tx.execute(&sql, &params))?)
             }
         }
-    }
-}
-
-/// The vault file's connection in the shared SQL's terms. Errors stay rusqlite's (as
-/// [`StoreError::Sqlite`], which the vault reports as its own).
-pub(super) struct FileSql<'a> {
-    pub db: &'a Db,
-    pub path: &'a Path,
-}
-
-impl FileSql<'_> {
-    fn fail(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.to_owned(),
-            source,
-        }
-    }
-}
-
-impl SqlTx for FileSql<'_> {
-    fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
-        let mut statement = self.db.prepare_cached(sql).map_err(|e| self.fail(e))?;
-        let n = statement
-            .execute(rusqlite::params_from_iter(sqlite_params(params)))
-            .map_err(|e| self.fail(e))?;
-        Ok(n as u64)
-    }
-
-    fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<SqlRow>, StoreError> {
-        let mut statement = self.db.prepare_cached(sql).map_err(|e| self.fail(e))?;
-        let columns = statement.column_count();
-        let mut rows = statement
-            .query(rusqlite::params_from_iter(sqlite_params(params)))
-            .map_err(|e| self.fail(e))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
-            out.push(sqlite_row(row, columns).map_err(|e| self.fail(e))?);
-        }
-        Ok(out)
     }
 }
 

@@ -30,7 +30,7 @@ mod signals;
 mod sql;
 mod sqlite;
 pub use signals::{EventWait, event_signal};
-pub use sql::{FromSqlValue, SqlRow, SqlTx, SqlValue, sqlite_params, sqlite_row, table_definition};
+pub use sql::{FromSqlValue, SqlRow, SqlTx, SqlValue, SqliteTx, table_definition};
 
 use journal::JournalWrites;
 pub use lease::Lease;

@@ -187,20 +187,46 @@ pub fn table_definition(text: &str, postgres: bool) -> String {
 }
 
 /// The SQLite side: a connection of the store (the writer's, inside its transaction, or
-/// the reader).
-pub(super) struct SqliteTx<'a> {
-    pub conn: &'a rusqlite::Connection,
-    pub path: &'a Path,
+/// the reader), whose errors are told as the store's (corrupt, locked); or, made with
+/// [`SqliteTx::plain`], a connection to another SQLite file that keeps tables in the
+/// shared SQL (the vault's), whose errors stay rusqlite's ([`StoreError::Sqlite`]).
+pub struct SqliteTx<'a> {
+    conn: &'a rusqlite::Connection,
+    path: &'a Path,
+    store: bool,
 }
 
-impl SqliteTx<'_> {
+impl<'a> SqliteTx<'a> {
+    pub(super) fn store(conn: &'a rusqlite::Connection, path: &'a Path) -> SqliteTx<'a> {
+        SqliteTx {
+            conn,
+            path,
+            store: true,
+        }
+    }
+
+    /// A connection to the SQLite file at `path` that is not a store.
+    pub fn plain(conn: &'a rusqlite::Connection, path: &'a Path) -> SqliteTx<'a> {
+        SqliteTx {
+            conn,
+            path,
+            store: false,
+        }
+    }
+
     fn fail(&self, e: rusqlite::Error) -> StoreError {
-        classify(self.path, e, Duration::ZERO)
+        if self.store {
+            classify(self.path, e, Duration::ZERO)
+        } else {
+            StoreError::Sqlite {
+                path: self.path.to_owned(),
+                source: e,
+            }
+        }
     }
 }
 
-/// Parameters as rusqlite binds them.
-pub fn sqlite_params(params: &[SqlValue]) -> Vec<rusqlite::types::Value> {
+pub(super) fn sqlite_params(params: &[SqlValue]) -> Vec<rusqlite::types::Value> {
     params
         .iter()
         .map(|p| match p {
@@ -213,8 +239,10 @@ pub fn sqlite_params(params: &[SqlValue]) -> Vec<rusqlite::types::Value> {
         .collect()
 }
 
-/// A row read with rusqlite, as an [`SqlRow`] of `columns` values.
-pub fn sqlite_row(row: &rusqlite::Row<'_>, columns: usize) -> Result<SqlRow, rusqlite::Error> {
+pub(super) fn sqlite_row(
+    row: &rusqlite::Row<'_>,
+    columns: usize,
+) -> Result<SqlRow, rusqlite::Error> {
     let mut values = Vec::with_capacity(columns);
     for i in 0..columns {
         values.push(match row.get_ref(i)? {
@@ -304,11 +332,7 @@ impl Store {
                 let conn = read
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                SqliteTx {
-                    conn: &conn,
-                    path: &self.inner.path,
-                }
-                .each(sql, params, &mut each)
+                SqliteTx::store(&conn, &self.inner.path).each(sql, params, &mut each)
             }
             Backend::Postgres(p) => {
                 for row in p.query(to_postgres(sql), params.to_vec())? {
@@ -340,7 +364,7 @@ impl Store {
             Backend::Sqlite { .. } => {
                 let path = self.inner.path.clone();
                 self.exec_sqlite(move |conn| {
-                    let mut tx = SqliteTx { conn, path: &path };
+                    let mut tx = SqliteTx::store(conn, &path);
                     tx.execute("SAVEPOINT flow_transact", &[])?;
                     match f(&mut tx) {
                         Ok(value) => {
