@@ -113,23 +113,21 @@ pub async fn serve(
     let roles = config.roles;
     // Bound before runs resume, so a resumed run's `approval.link` knows the address.
     let listener = if roles.api {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServeError::Listen {
-                addr: config.listen,
-                source,
-            })?;
-        config
-            .links
-            .set_base(&format!("http://{}", listener.local_addr()?));
-        Some(listener)
+        Some(
+            tokio::net::TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Listen {
+                    addr: config.listen,
+                    source,
+                })?,
+        )
     } else {
         None
     };
-    let addr = match &listener {
-        Some(l) => Some(l.local_addr()?),
-        None => None,
-    };
+    let addr = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    if let Some(addr) = addr {
+        config.links.set_base(&format!("http://{addr}"));
+    }
     if roles.worker && !store.is_postgres() {
         let recovered = engine.recover().await?;
         if !recovered.is_empty() {
