@@ -138,13 +138,7 @@ pub fn run(args: ServeArgs, color: ColorChoice) -> miette::Result<ExitCode> {
         scheduler: args.role.contains(&Role::Scheduler),
         worker: args.role.contains(&Role::Worker),
     };
-    if roles
-        == (flow_server::Roles {
-            api: false,
-            scheduler: false,
-            worker: true,
-        })
-    {
+    if roles.worker && !roles.api && !roles.scheduler {
         return super::worker::run(args);
     }
     if args.paths.is_empty() {
