@@ -107,9 +107,9 @@ fn run<J: Journal>(
 }
 
 /// Takes the batch that starts with `first` from `rx` into `batch`, waiting as `linger`
-/// says (shared by every group-commit writer: this SQLite one and the PostgreSQL
-/// store's).
-pub(crate) fn gather<R>(
+/// says (shared by every group-commit writer: this SQLite one, the PostgreSQL store's
+/// and the vault's on a PostgreSQL store).
+pub fn gather<R>(
     rx: &mpsc::Receiver<R>,
     first: R,
     batch: &mut Vec<R>,

@@ -183,20 +183,19 @@ fn spawn_store_writer(
     std::thread::Builder::new()
         .name("flow-vault-audit".into())
         .spawn(move || {
+            let mut batch = Vec::new();
             while let Ok(first) = rx.recv() {
-                let mut batch = vec![first];
-                if !matches!(batch[0], Write::Flush(_)) {
-                    std::thread::sleep(WRITER_LINGER);
-                }
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(w) => batch.push(w),
-                        Err(_) => break,
-                    }
-                }
+                group_commit::gather(
+                    &rx,
+                    first,
+                    &mut batch,
+                    MAX_BATCH,
+                    Linger::SleepFirst(WRITER_LINGER),
+                    VaultWrites::awaited,
+                );
                 let mut rows = Vec::new();
                 let mut flushes = Vec::new();
-                for w in batch {
+                for w in batch.drain(..) {
                     match w {
                         Write::Flush(done) => flushes.push(done),
                         other => rows.extend(row_of(other, &actor)),
