@@ -147,7 +147,6 @@ impl Tables {
                 upgrade_file(&db).map_err(sql)?;
                 db.execute_batch(&table_definition(SCHEMA, false))
                     .map_err(sql)?;
-                add_actor_column(&db).map_err(sql)?;
                 Ok(Tables::File {
                     path: path.to_owned(),
                     db: Mutex::new(db),
@@ -233,27 +232,27 @@ pub(super) fn open_file(path: &Path) -> Result<Db, VaultError> {
     Ok(db)
 }
 
-/// Vault files from before the `vault_` names get them (and lose an index the audit
-/// log no longer keeps).
+/// Vault files from before the `vault_` names get them, lose an index the audit log no
+/// longer keeps, and gain the audit log's actor column if they predate it. A file with
+/// `vault_meta` is current: one query at each open.
 fn upgrade_file(db: &Db) -> Result<(), rusqlite::Error> {
     let exists = |name: &str| -> Result<bool, rusqlite::Error> {
-        db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+        db.prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
             .exists([name])
     };
+    if exists("vault_meta")? {
+        return Ok(());
+    }
     for (old, new) in OLD_NAMES {
         if exists(old)? && !exists(new)? {
             db.execute_batch(&format!("ALTER TABLE {old} RENAME TO {new}"))?;
         }
     }
-    db.execute_batch("DROP INDEX IF EXISTS audit_by_connection")
-}
-
-/// Vaults created before the audit log recorded its actor get the column.
-fn add_actor_column(db: &Db) -> Result<(), rusqlite::Error> {
+    db.execute_batch("DROP INDEX IF EXISTS audit_by_connection")?;
     let has_actor = db
         .prepare("SELECT 1 FROM pragma_table_info('vault_audit') WHERE name = 'actor'")?
         .exists([])?;
-    if !has_actor {
+    if exists("vault_audit")? && !has_actor {
         db.execute_batch("ALTER TABLE vault_audit ADD COLUMN actor TEXT")?;
     }
     Ok(())
