@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use flow_runtime::store::{SqlRow, SqlTx, SqlValue, SqliteTx, Store, table_definition};
+use flow_runtime::store::{
+    SqlRow, SqlTx, SqlValue, SqliteTx, Store, table_definition, use_write_ahead_log,
+};
 use rusqlite::Connection as Db;
 
 use super::VaultError;
@@ -142,7 +144,8 @@ impl Tables {
                     source,
                 };
                 let db = open_file(path)?;
-                db.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+                use_write_ahead_log(&db, BUSY_TIMEOUT).map_err(sql)?;
+                db.execute_batch("PRAGMA synchronous=NORMAL;")
                     .map_err(sql)?;
                 upgrade_file(&db).map_err(sql)?;
                 db.execute_batch(&table_definition(SCHEMA, false))
@@ -220,15 +223,17 @@ impl Tables {
     }
 }
 
-/// A connection to the vault's file that waits up to 5 s for a busy database.
+/// How long the vault's file connections wait for another process's lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A connection to the vault's file that waits up to [`BUSY_TIMEOUT`] for a busy database.
 pub(super) fn open_file(path: &Path) -> Result<Db, VaultError> {
     let sql = |source| VaultError::Sqlite {
         path: path.to_owned(),
         source,
     };
     let db = Db::open(path).map_err(sql)?;
-    db.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(sql)?;
+    db.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
     Ok(db)
 }
 

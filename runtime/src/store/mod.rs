@@ -34,6 +34,7 @@ pub use sql::{FromSqlValue, SqlRow, SqlTx, SqlValue, SqliteTx, table_definition}
 
 use journal::JournalWrites;
 pub use lease::Lease;
+pub use sqlite::use_write_ahead_log;
 use sqlite::{checkpoint_loop, classify, event_row, init_schema, open_connection, run_row};
 
 /// The schema version this build writes (`PRAGMA user_version`); older stores are

@@ -95,6 +95,25 @@ pub(super) fn event_row(r: &rusqlite::Row<'_>) -> Result<Option<Event>, rusqlite
     }))
 }
 
+/// Puts `conn`'s database in WAL mode; `false` when it stays in another mode. SQLite
+/// answers "busy" at once, without its busy handler, while other connections open the
+/// same new file, so this asks again for up to `wait`.
+pub fn use_write_ahead_log(conn: &Connection, wait: Duration) -> Result<bool, rusqlite::Error> {
+    let until = std::time::Instant::now() + wait;
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(mode) => return Ok(mode.eq_ignore_ascii_case("wal")),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                    && std::time::Instant::now() < until =>
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 pub(super) fn open_connection(
     path: &Path,
     options: &StoreOptions,
@@ -106,12 +125,11 @@ pub(super) fn open_connection(
         Durability::Full => "FULL",
         Durability::Process => "NORMAL",
     };
-    // journal_mode answers with a row; reading it is also the first access to the file,
-    // which is where a file that is not a database is noticed.
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+    // Setting the journal mode is also the first access to the file, which is where a
+    // file that is not a database is noticed.
+    let wal = use_write_ahead_log(&conn, options.busy_timeout)
         .map_err(|e| classify(path, e, options.busy_timeout))?;
-    if !mode.eq_ignore_ascii_case("wal") {
+    if !wal {
         return Err(StoreError::Locked {
             path: path.to_path_buf(),
             waited: options.busy_timeout,
