@@ -3,23 +3,15 @@
 //! another machine uses it, its audit entries land in the same database, and no vault
 //! file is made anywhere. A process without the vault's master key is refused clearly.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 mod postgres_support;
 mod vault_support;
-use vault_support::{flow, flow_with_key, slack_server, text};
+use vault_support::{flow, flow_with_key, slack_server, temp_dir, text};
 
 const TOKEN: &str = "xoxb-SHARED-5e1d0c";
 /// 32 bytes as 64 hex digits: the master key every "machine" of the test is given.
 const MASTER_KEY: &str = "5f1c0e3a9b7d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e";
-
-fn machine(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("flow-pg-vault-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// What a query prints, one row per line (`psql`'s unaligned output).
 fn psql(url: &str, sql: &str) -> String {
@@ -50,7 +42,7 @@ fn a_connection_made_on_one_machine_is_used_by_runs_on_another() {
         return;
     };
     let (slack, seen) = slack_server();
-    let (first, second, stranger) = (machine("a"), machine("b"), machine("c"));
+    let (first, second, stranger) = (temp_dir("pg-a"), temp_dir("pg-b"), temp_dir("pg-c"));
     let store = ["--store", url.as_str()];
 
     // Machine A connects Slack.

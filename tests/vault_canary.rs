@@ -7,18 +7,10 @@
 use std::path::Path;
 
 mod vault_support;
-use vault_support::{flow, flow_with_key, slack_server, text};
+use vault_support::{flow, flow_with_key, slack_server, temp_dir, text};
 
 const CANARY: &str = "xoxb-CANARY-7f3a9c2e51";
 const SIGNING: &str = "SIGNING-CANARY-0b9d";
-
-/// A fresh directory under the system's temporary directory.
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("flow-vault-canary-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
